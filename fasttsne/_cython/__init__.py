@@ -1,0 +1,1 @@
+"""Cython kernels of fasttsne: quad tree, interpolation, perplexity calibration."""

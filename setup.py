@@ -1,0 +1,76 @@
+"""Build the Cython extensions of fasttsne (metadata lives in pyproject.toml)."""
+
+import os
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+_OPENMP_PROBE = """
+#include <omp.h>
+int main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }
+"""
+
+
+def _openmp_flag():
+    """Return ``-fopenmp`` when the C compiler accepts it, else ``None``."""
+    compiler = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    compiler = compiler.split()[0]
+    if shutil.which(compiler) is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "probe.c"
+        source.write_text(_OPENMP_PROBE)
+        result = subprocess.run(
+            [compiler, "-fopenmp", str(source), "-o", str(Path(tmp) / "probe")],
+            capture_output=True,
+            check=False,
+        )
+    return "-fopenmp" if result.returncode == 0 else None
+
+
+def _extensions():
+    """One extension per ``fasttsne/_cython/*.pyx``, OpenMP when available."""
+    flag = _openmp_flag()
+    if flag is None:
+        warnings.warn(
+            "The C compiler does not support OpenMP: fasttsne is built serially "
+            "(n_jobs has no effect).",
+            stacklevel=1,
+        )
+    compile_args = ["-O3"] + ([flag] if flag else [])
+    link_args = [flag] if flag else []
+    extensions = []
+    for pyx in sorted(Path("fasttsne/_cython").glob("*.pyx")):
+        extensions.append(
+            Extension(
+                f"fasttsne._cython.{pyx.stem}",
+                [str(pyx)],
+                include_dirs=[np.get_include()],
+                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                extra_compile_args=compile_args,
+                extra_link_args=link_args,
+            )
+        )
+    return extensions
+
+
+def _directives():
+    """Cython directives for every module; FASTTSNE_CYTHON_DEBUG=1 turns checks on."""
+    debug = os.environ.get("FASTTSNE_CYTHON_DEBUG", "0") == "1"
+    return {
+        "language_level": 3,
+        "boundscheck": debug,
+        "wraparound": False,
+        "initializedcheck": debug,
+        "cdivision": not debug,
+    }
+
+
+setup(ext_modules=cythonize(_extensions(), compiler_directives=_directives()))
