@@ -84,4 +84,7 @@ def get_backend(name, *, preference=(), params=None, embedding="tsne",
                 f"Gradient backend {candidate!r} cannot run with "
                 f"n_components={n_components} on device={device!r}."
             )
-    raise ValueError(f"No usable gradient backend among {list(candidates)}.")
+    raise ValueError(
+        f"No gradient backend among {list(candidates)} can run with "
+        f"n_components={n_components} on device={device!r}."
+    )
