@@ -121,9 +121,7 @@ def run_sklearn(X, args):
     from sklearn.manifold import TSNE
 
     start = time.perf_counter()
-    tsne = TSNE(
-        max_iter=args.n_iter, n_jobs=args.threads, random_state=0, init="pca"
-    )
+    tsne = TSNE(max_iter=args.n_iter, n_jobs=args.threads, random_state=0, init="pca")
     Y = tsne.fit_transform(X)
     return Y, time.perf_counter() - start, {}
 
@@ -167,7 +165,9 @@ def quality(X, Y, y, n_eval, seed=0):
         from sklearn.model_selection import cross_val_score
         from sklearn.neighbors import KNeighborsClassifier
 
-        knn_acc = cross_val_score(KNeighborsClassifier(10), Y[queries], y[queries], cv=3).mean()
+        knn_acc = cross_val_score(
+            KNeighborsClassifier(10), Y[queries], y[queries], cv=3
+        ).mean()
     return recall, trust, knn_acc
 
 
@@ -179,7 +179,9 @@ def kl_of(X, Y, threads):
     P = _affinity.joint_probabilities(X, 30.0, neighbors="exact", n_threads=threads)
     backend = get_backend("bh", params={"bh": {"angle": 0.2}})
     Y = np.ascontiguousarray(Y, dtype=np.float64)
-    kl, _ = backend(Y, P, dof=1.0, exaggeration=1.0, compute_error=True, n_threads=threads)
+    kl, _ = backend(
+        Y, P, dof=1.0, exaggeration=1.0, compute_error=True, n_threads=threads
+    )
     return kl
 
 
@@ -189,9 +191,15 @@ def main():
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--n-iter", type=int, default=750)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--neighbors", choices=["auto", "exact", "approx"], default="auto")
-    parser.add_argument("--methods", nargs="+", choices=METHODS,
-                        default=["fasttsne-bh", "opentsne-bh", "sklearn"])
+    parser.add_argument(
+        "--neighbors", choices=["auto", "exact", "approx"], default="auto"
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=["fasttsne-bh", "opentsne-bh", "sklearn"],
+    )
     parser.add_argument("--n-eval", type=int, default=5000)
     parser.add_argument("--no-kl", action="store_true", help="skip the common KL")
     parser.add_argument("--method", help=argparse.SUPPRESS)
@@ -203,18 +211,33 @@ def main():
         return
 
     X, y = make_data(args.data, args.n)
-    print(f"data={args.data} N={len(X)} D={X.shape[1]} iterations={args.n_iter} "
-          f"threads={args.threads} neighbors={args.neighbors}", flush=True)
+    print(
+        f"data={args.data} N={len(X)} D={X.shape[1]} iterations={args.n_iter} "
+        f"threads={args.threads} neighbors={args.neighbors}",
+        flush=True,
+    )
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         data_file = Path(tmp) / "X.npy"
         np.save(data_file, X)
         for method in args.methods:
             out_file = Path(tmp) / f"{method}.npy"
-            command = [sys.executable, __file__, "--method", method, "--data-file",
-                       str(data_file), "--out-file", str(out_file), "--n-iter",
-                       str(args.n_iter), "--threads", str(args.threads), "--neighbors",
-                       args.neighbors]
+            command = [
+                sys.executable,
+                __file__,
+                "--method",
+                method,
+                "--data-file",
+                str(data_file),
+                "--out-file",
+                str(out_file),
+                "--n-iter",
+                str(args.n_iter),
+                "--threads",
+                str(args.threads),
+                "--neighbors",
+                args.neighbors,
+            ]
             subprocess.run(command, check=True)
             result = json.loads(out_file.with_suffix(".json").read_text())
             Y = np.load(out_file)
@@ -224,18 +247,23 @@ def main():
             result["kl"] = None if args.no_kl else kl_of(X, Y, args.threads)
             rows[method] = result
             phases = " ".join(f"{k}={v:.1f}s" for k, v in result["phases"].items())
-            print(f"  {method:13s} total {result['total']:8.1f}s  [{phases}]  "
-                  f"peak {result['peak_mb']:7.0f} MB  KL {result['kl'] or float('nan'):.4f}  "
-                  f"recall@10 {result['recall']:.3f}  trust {result['trust']:.4f}  "
-                  f"kNN-acc {result['knn_acc']:.3f}", flush=True)
+            print(
+                f"  {method:13s} total {result['total']:8.1f}s  [{phases}]  "
+                f"peak {result['peak_mb']:7.0f} MB  KL {result['kl'] or float('nan'):.4f}  "
+                f"recall@10 {result['recall']:.3f}  trust {result['trust']:.4f}  "
+                f"kNN-acc {result['knn_acc']:.3f}",
+                flush=True,
+            )
     ours = [m for m in rows if m.startswith("fasttsne")]
     anchors = [m for m in rows if not m.startswith("fasttsne")]
     for mine in ours:
         for anchor in anchors:
             a, b = rows[mine], rows[anchor]
             kl_ratio = (a["kl"] / b["kl"]) if a["kl"] and b["kl"] else float("nan")
-            print(f"  {mine} / {anchor}: time x{a['total'] / b['total']:.2f}  "
-                  f"memory x{a['peak_mb'] / b['peak_mb']:.2f}  KL x{kl_ratio:.4f}")
+            print(
+                f"  {mine} / {anchor}: time x{a['total'] / b['total']:.2f}  "
+                f"memory x{a['peak_mb'] / b['peak_mb']:.2f}  KL x{kl_ratio:.4f}"
+            )
 
 
 if __name__ == "__main__":

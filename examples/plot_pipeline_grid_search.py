@@ -18,7 +18,9 @@ from sklearn.pipeline import Pipeline
 from fasttsne import BarnesHutTSNE
 
 X, y = load_digits(return_X_y=True)
-X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, test_size=0.25, random_state=0
+)
 
 pipe = Pipeline(
     [

@@ -10,7 +10,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.utils import check_random_state
 
 from fasttsne import _affinity
@@ -165,7 +169,9 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             return "cuda" if gpu.is_available() else "cpu"
         gpu.require()
         if not gpu.is_available():
-            raise ValueError('device="cuda" was requested but no CUDA device is visible.')
+            raise ValueError(
+                'device="cuda" was requested but no CUDA device is visible.'
+            )
         return "cuda"
 
     def _resolve_perplexity(self, n_samples):
@@ -216,7 +222,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_transform(self, X, y=None):
+    def fit_transform(self, X, y=None):  # pylint: disable=arguments-differ
         """Fit the embedding of ``X`` and return it.
 
         Parameters
@@ -420,13 +426,23 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         )
         for it in range(_TRANSFORM_N_ITER):
             _forces.attractive_forces(
-                indptr, indices, data, Y, dof, 1.0, attraction, n_threads, Y_ref=reference
+                indptr,
+                indices,
+                data,
+                Y,
+                dof,
+                1.0,
+                attraction,
+                n_threads,
+                Y_ref=reference,
             )
             _quadtree.bh_repulsion_reference(
                 reference, Y, angle, dof, repulsion, sum_w, n_threads
             )
             grad = 4.0 * (attraction - repulsion / sum_w[:, None].astype(Y.dtype))
-            momentum = _MOMENTUM_EARLY if it < _TRANSFORM_N_ITER // 4 else _MOMENTUM_MAIN
+            momentum = (
+                _MOMENTUM_EARLY if it < _TRANSFORM_N_ITER // 4 else _MOMENTUM_MAIN
+            )
             optimizer.step(Y, grad.astype(Y.dtype, copy=False), momentum)
         return Y
 

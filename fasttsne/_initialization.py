@@ -77,7 +77,9 @@ def spectral_init(P, n_components, rng):
         vectors = vectors[:, ::-1][:, 1:]
     vectors = inv_sqrt @ vectors
     # Deterministic sign: the largest-magnitude entry of each axis is positive.
-    signs = np.sign(vectors[np.argmax(np.abs(vectors), axis=0), range(vectors.shape[1])])
+    signs = np.sign(
+        vectors[np.argmax(np.abs(vectors), axis=0), range(vectors.shape[1])]
+    )
     signs[signs == 0] = 1
     return _pad_with_noise(vectors * signs, n_components, rng)
 

@@ -39,8 +39,17 @@ class GradientDescent:
         Receives progress lines when verbose.
     """
 
-    def __init__(self, learning_rate, *, min_gain=0.01, max_step_norm=5.0,
-                 center=True, n_iter_check=50, callbacks=None, printer=None):
+    def __init__(
+        self,
+        learning_rate,
+        *,
+        min_gain=0.01,
+        max_step_norm=5.0,
+        center=True,
+        n_iter_check=50,
+        callbacks=None,
+        printer=None,
+    ):
         self.learning_rate = learning_rate
         self.min_gain = min_gain
         self.max_step_norm = max_step_norm
@@ -72,8 +81,17 @@ class GradientDescent:
         if self.center:
             Y -= Y.mean(axis=0)
 
-    def run(self, Y, objective, *, n_iter, momentum, start_iter=0,
-            n_iter_without_progress=None, min_grad_norm=0.0):
+    def run(
+        self,
+        Y,
+        objective,
+        *,
+        n_iter,
+        momentum,
+        start_iter=0,
+        n_iter_without_progress=None,
+        min_grad_norm=0.0,
+    ):
         """Run ``n_iter`` iterations of one phase on ``Y`` (updated in place).
 
         Parameters
@@ -120,8 +138,10 @@ class GradientDescent:
                 return kl, offset + 1
             if kl < best_kl:
                 best_kl, best_iter = kl, it
-            elif (n_iter_without_progress is not None
-                  and it - best_iter > n_iter_without_progress):
+            elif (
+                n_iter_without_progress is not None
+                and it - best_iter > n_iter_without_progress
+            ):
                 return kl, offset + 1
             if grad_norm <= min_grad_norm:
                 return kl, offset + 1

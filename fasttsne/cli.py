@@ -36,7 +36,9 @@ def _read_table(path, label_column):
     with open(path, encoding="utf-8") as handle:
         first = handle.readline().rstrip("\n").split(delimiter)
     try:
-        [float(value) for value in first if value.strip()]
+        for value in first:
+            if value.strip():
+                float(value)
         header = None
     except ValueError:
         header = [name.strip() for name in first]
@@ -113,7 +115,9 @@ def _read_labels(path):
     import numpy as np
 
     if not path.is_file():
-        raise CLIError(f"labels file {path} does not exist (or is not a key of the .npz).")
+        raise CLIError(
+            f"labels file {path} does not exist (or is not a key of the .npz)."
+        )
     try:
         if path.suffix.lower() == ".npy":
             return np.load(path, allow_pickle=False).ravel()
@@ -122,18 +126,22 @@ def _read_labels(path):
         raise CLIError(f"cannot read labels from {path.name}: {exc}") from exc
 
 
+def _check_output(path):
+    """Fail before the fit, not after it, when the output cannot be written."""
+    if Path(path).suffix.lower() not in _WRITABLE:
+        raise CLIError(
+            f"cannot write {Path(path).name}: the output must be one of "
+            f"{', '.join(_WRITABLE)}."
+        )
+
+
 def _write_output(path, Y):
     """Write the embedding to ``.npy`` or a delimited text file."""
     import numpy as np
 
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in _WRITABLE:
-        raise CLIError(
-            f"cannot write {path.name}: the output must be one of {', '.join(_WRITABLE)}."
-        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".npy":
+    if path.suffix.lower() == ".npy":
         np.save(path, Y)
     else:
         header = _delimiter(path).join(f"tsne{i}" for i in range(Y.shape[1]))
@@ -164,12 +172,17 @@ def _plot(path, Y, labels, title):
         for code, name in enumerate(classes):
             mask = codes == code
             ax.scatter(
-                Y[mask, 0], y_axis[mask], s=size, color=cmap(code % cmap.N),
-                linewidths=0, label=name,
+                Y[mask, 0],
+                y_axis[mask],
+                s=size,
+                color=cmap(code % cmap.N),
+                linewidths=0,
+                label=name,
             )
         if len(classes) <= 20:
-            ax.legend(markerscale=max(1.0, 6.0 / size), fontsize=8, frameon=False,
-                      loc="best")
+            ax.legend(
+                markerscale=max(1.0, 6.0 / size), fontsize=8, frameon=False, loc="best"
+            )
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -187,8 +200,12 @@ def _build_parser():
 
     def add_common(sub):
         sub.add_argument("--plot", metavar="PNG", help="also write a scatter plot")
-        sub.add_argument("--method", choices=["bh", "fft"], default="bh",
-                         help="repulsion: Barnes-Hut (default) or FFT interpolation")
+        sub.add_argument(
+            "--method",
+            choices=["bh", "fft"],
+            default="bh",
+            help="repulsion: Barnes-Hut (default) or FFT interpolation",
+        )
         sub.add_argument("--n-components", type=int, default=2)
         sub.add_argument("--perplexity", type=float, default=30.0)
         sub.add_argument("--max-iter", type=int, default=750)
@@ -197,21 +214,29 @@ def _build_parser():
         sub.add_argument("--metric", default="euclidean")
         sub.add_argument("--init", choices=["pca", "spectral", "random"], default="pca")
         sub.add_argument("--dof", type=float, default=1.0)
-        sub.add_argument("--neighbors", choices=["auto", "exact", "approx"], default="auto")
+        sub.add_argument(
+            "--neighbors", choices=["auto", "exact", "approx"], default="auto"
+        )
         sub.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
         sub.add_argument("--random-state", type=int, default=None)
-        sub.add_argument("--n-jobs", type=int, default=-1,
-                         help="threads (default -1: all cores)")
+        sub.add_argument(
+            "--n-jobs", type=int, default=-1, help="threads (default -1: all cores)"
+        )
         sub.add_argument("-v", "--verbose", action="store_true")
 
     embed = commands.add_parser("embed", help="embed the rows of a data file")
     embed.add_argument("input", help="data file: .npy, .npz, .csv, .tsv")
-    embed.add_argument("-o", "--output", required=True,
-                       help="embedding file: .npy, .csv or .tsv")
-    embed.add_argument("--labels",
-                       help="labels for the plot: a .npy/.txt/.csv file, or a key of the .npz input")
-    embed.add_argument("--label-column",
-                       help="for CSV/TSV input: the column (name or index) holding labels")
+    embed.add_argument(
+        "-o", "--output", required=True, help="embedding file: .npy, .csv or .tsv"
+    )
+    embed.add_argument(
+        "--labels",
+        help="labels for the plot: a .npy/.txt/.csv file, or a key of the .npz input",
+    )
+    embed.add_argument(
+        "--label-column",
+        help="for CSV/TSV input: the column (name or index) holding labels",
+    )
     add_common(embed)
 
     demo = commands.add_parser("demo", help="embed scikit-learn's digits")
@@ -262,11 +287,7 @@ def _run(args):
     else:
         X, labels = _read_input(args.input, args.labels, args.label_column)
         title = f"fasttsne {args.method}: {Path(args.input).name}"
-    if args.output and Path(args.output).suffix.lower() not in _WRITABLE:
-        raise CLIError(
-            f"cannot write {Path(args.output).name}: the output must be one of "
-            f"{', '.join(_WRITABLE)}."
-        )
+    _check_output(args.output)
     if labels is not None and len(labels) != len(X):
         raise CLIError(f"{len(labels)} labels for {len(X)} rows of data.")
     if np.asarray(X).ndim != 2:
@@ -275,8 +296,10 @@ def _run(args):
     _write_output(args.output, Y)
     if args.plot:
         _plot(args.plot, Y, labels, title)
-    print(f"fasttsne: wrote {args.output}" + (f" and {args.plot}" if args.plot else ""),
-          file=sys.stderr)
+    print(
+        f"fasttsne: wrote {args.output}" + (f" and {args.plot}" if args.plot else ""),
+        file=sys.stderr,
+    )
 
 
 def main(argv=None):

@@ -22,8 +22,17 @@ def test_embed_npy_to_npy_with_plot(tmp_path, data):
     np.save(tmp_path / "y.npy", labels)
     out, png = tmp_path / "Y.npy", tmp_path / "plot.png"
     status = main(
-        ["embed", str(tmp_path / "X.npy"), "-o", str(out), "--plot", str(png),
-         "--labels", str(tmp_path / "y.npy"), *FAST]
+        [
+            "embed",
+            str(tmp_path / "X.npy"),
+            "-o",
+            str(out),
+            "--plot",
+            str(png),
+            "--labels",
+            str(tmp_path / "y.npy"),
+            *FAST,
+        ]
     )
     assert status == 0
     Y = np.load(out)
@@ -38,8 +47,17 @@ def test_embed_csv_with_header_and_label_column_to_csv(tmp_path, data):
     header = ",".join([f"f{i}" for i in range(5)] + ["kind"])
     np.savetxt(tmp_path / "X.csv", table, delimiter=",", header=header, comments="")
     status = main(
-        ["embed", str(tmp_path / "X.csv"), "-o", str(tmp_path / "Y.csv"),
-         "--label-column", "kind", "--plot", str(tmp_path / "p.png"), *FAST]
+        [
+            "embed",
+            str(tmp_path / "X.csv"),
+            "-o",
+            str(tmp_path / "Y.csv"),
+            "--label-column",
+            "kind",
+            "--plot",
+            str(tmp_path / "p.png"),
+            *FAST,
+        ]
     )
     assert status == 0
     Y = np.loadtxt(tmp_path / "Y.csv", delimiter=",", skiprows=1)
@@ -50,8 +68,17 @@ def test_embed_npz_with_label_key_and_tsv_output(tmp_path, data):
     X, labels = data
     np.savez(tmp_path / "d.npz", X=X, y=labels)
     status = main(
-        ["embed", str(tmp_path / "d.npz"), "-o", str(tmp_path / "Y.tsv"),
-         "--labels", "y", "--method", "bh", *FAST]
+        [
+            "embed",
+            str(tmp_path / "d.npz"),
+            "-o",
+            str(tmp_path / "Y.tsv"),
+            "--labels",
+            "y",
+            "--method",
+            "bh",
+            *FAST,
+        ]
     )
     assert status == 0
     assert np.loadtxt(tmp_path / "Y.tsv", skiprows=1).shape == (90, 2)
@@ -61,26 +88,67 @@ def test_same_seed_same_output(tmp_path, data):
     X, _ = data
     np.save(tmp_path / "X.npy", X)
     for name in ("a", "b"):
-        assert main(["embed", str(tmp_path / "X.npy"), "-o",
-                     str(tmp_path / f"{name}.npy"), *FAST]) == 0
-    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+        assert (
+            main(
+                [
+                    "embed",
+                    str(tmp_path / "X.npy"),
+                    "-o",
+                    str(tmp_path / f"{name}.npy"),
+                    *FAST,
+                ]
+            )
+            == 0
+        )
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    )
 
 
 @pytest.mark.parametrize(
     "make_args, message",
     [
-        (lambda p: ["embed", str(p / "missing.npy"), "-o", str(p / "Y.npy")], "does not exist"),
-        (lambda p: ["embed", str(p / "X.npy"), "-o", str(p / "Y.json")], "cannot write"),
+        (
+            lambda p: ["embed", str(p / "missing.npy"), "-o", str(p / "Y.npy")],
+            "does not exist",
+        ),
+        (
+            lambda p: ["embed", str(p / "X.npy"), "-o", str(p / "Y.json")],
+            "cannot write",
+        ),
         (lambda p: ["embed", str(p / "X.xlsx"), "-o", str(p / "Y.npy")], "cannot read"),
-        (lambda p: ["embed", str(p / "bad.csv"), "-o", str(p / "Y.npy")], "non-numeric"),
+        (
+            lambda p: ["embed", str(p / "bad.csv"), "-o", str(p / "Y.npy")],
+            "non-numeric",
+        ),
         (lambda p: ["embed", str(p / "nan.npy"), "-o", str(p / "Y.npy")], "NaN"),
-        (lambda p: ["embed", str(p / "X.npy"), "-o", str(p / "Y.npy"),
-                    "--perplexity", "-3"], "perplexity"),
-        (lambda p: ["embed", str(p / "X.npy"), "-o", str(p / "Y.npy"),
-                    "--labels", str(p / "short.npy")], "labels for"),
+        (
+            lambda p: [
+                "embed",
+                str(p / "X.npy"),
+                "-o",
+                str(p / "Y.npy"),
+                "--perplexity",
+                "-3",
+            ],
+            "perplexity",
+        ),
+        (
+            lambda p: [
+                "embed",
+                str(p / "X.npy"),
+                "-o",
+                str(p / "Y.npy"),
+                "--labels",
+                str(p / "short.npy"),
+            ],
+            "labels for",
+        ),
     ],
 )
-def test_user_mistakes_give_one_line_and_status_2(tmp_path, capsys, make_args, message, data):
+def test_user_mistakes_give_one_line_and_status_2(
+    tmp_path, capsys, make_args, message, data
+):
     X, _ = data
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "short.npy", np.arange(3))

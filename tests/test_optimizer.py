@@ -78,7 +78,11 @@ def test_stops_without_progress():
 
     optimizer = GradientDescent(0.1, n_iter_check=10)
     _, n_done = optimizer.run(
-        np.zeros((3, 2)), objective, n_iter=500, momentum=0.5, n_iter_without_progress=30
+        np.zeros((3, 2)),
+        objective,
+        n_iter=500,
+        momentum=0.5,
+        n_iter_without_progress=30,
     )
     assert n_done == 50  # best at iteration 10; 50 - 10 > 30 at the 5th check
 

@@ -36,8 +36,9 @@ def _load_optional_backends():
         pass
 
 
-def get_backend(name, *, preference=(), params=None, embedding="tsne",
-                n_components=2, device="cpu"):
+def get_backend(
+    name, *, preference=(), params=None, embedding="tsne", n_components=2, device="cpu"
+):
     """Resolve ``name`` (or ``"auto"``) into a backend instance.
 
     Parameters
