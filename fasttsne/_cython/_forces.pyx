@@ -127,8 +127,11 @@ cdef double _kl_row(
         for k in range(d):
             diff = Y[i * d + k] - Y_ref[j * d + k]
             d2 += diff * diff
-        # log(p / w) with w = t^(-dof): log p + dof log t.
-        acc += p * (log(p) + dof * log(1.0 + d2 / dof))
+        # log(p / w) with w = t^(-dof): one logarithm when dof = 1.
+        if dof == 1.0:
+            acc += p * log(p * (1.0 + d2))
+        else:
+            acc += p * (log(p) + dof * log(1.0 + d2 / dof))
     return acc
 
 

@@ -361,64 +361,94 @@ cdef Tree _new_tree(const floating[:, ::1] Y) except *:
 # ---------------------------------------------------------------------------
 
 cdef inline intp_t _push(
-    float64_t *ent, intp_t n_e, const float64_t *c, int d, float64_t mass
+    float64_t *ent, float *entf, const float64_t *ctr, intp_t n_e,
+    float64_t x, float64_t y, float64_t z, float64_t mass
 ) noexcept nogil:
-    """Append (c[0:d] padded with 0 to 3, mass) to a list; return the new length."""
-    cdef float64_t *e = &ent[4 * n_e]
-    e[0] = c[0]
-    e[1] = c[1] if d > 1 else 0.0
-    e[2] = c[2] if d > 2 else 0.0
-    e[3] = mass
+    """Append the entry (x, y, z, mass) to a list; return the new length.
+
+    The list is ``entf`` (float, relative to ``ctr``) unless that is NULL,
+    then ``ent`` (double, absolute).
+    """
+    if entf != NULL:
+        entf[4 * n_e] = <float>(x - ctr[0])
+        entf[4 * n_e + 1] = <float>(y - ctr[1])
+        entf[4 * n_e + 2] = <float>(z - ctr[2])
+        entf[4 * n_e + 3] = <float>mass
+    else:
+        ent[4 * n_e] = x
+        ent[4 * n_e + 1] = y
+        ent[4 * n_e + 2] = z
+        ent[4 * n_e + 3] = mass
     return n_e + 1
+
+
+cdef inline intp_t _push_points(
+    const Tree *t, intp_t start, intp_t end, float64_t *ent, float *entf,
+    const float64_t *ctr, intp_t n_e
+) noexcept nogil:
+    """Append the points start:end of the Morton order with mass 1."""
+    cdef int d = t.n_dims
+    cdef const float64_t *y
+    cdef intp_t p
+    for p in range(start, end):
+        y = &t.ys[p * d]
+        n_e = _push(
+            ent, entf, ctr, n_e, y[0], y[1] if d > 1 else 0.0,
+            y[2] if d > 2 else 0.0, 1.0
+        )
+    return n_e
+
+
+cdef inline float64_t _gap(float64_t c, float64_t lo, float64_t hi) noexcept nogil:
+    """Distance from c to the interval [lo, hi] (written to compile to maxsd)."""
+    cdef float64_t a = lo - c, b = c - hi
+    a = a if a > b else b
+    return a if a > 0.0 else 0.0
 
 
 cdef intp_t _collect(
     const Tree *t, intp_t gs, intp_t ge, const float64_t *glo,
-    const float64_t *ghi, float64_t theta2, float64_t *ent, intp_t *n_own
+    const float64_t *ghi, float64_t theta2, float64_t *ent, float *entf,
+    const float64_t *ctr, intp_t *n_own
 ) noexcept nogil:
     """Interaction list (x, y, z, mass) of the points gs:ge; returns its length.
 
-    ``glo``/``ghi`` bound the group's points. The list starts with the group's
-    own points (``n_own`` of them, entry e being point ``gs + e``), whose
-    self-terms the kernels leave out; identical points are one entry of their
-    count instead (exact), so duplicates cost O(1).
+    ``glo``/``ghi`` bound the group's points (0 beyond d). The list starts with
+    the group's own points (``n_own`` of them, entry e being point ``gs + e``),
+    whose self-terms the kernels leave out; identical points are one entry of
+    their count instead (exact), so duplicates cost O(1). See ``_push`` for
+    where the entries go.
     """
     cdef const Node *nodes = t.nodes
     cdef const Node *nd
-    cdef intp_t node = 0, n_e = 0, p, n_out
-    cdef int d = t.n_dims, k
-    cdef float64_t d2, gap, c
-    cdef bint same = True
-    for k in range(d):
-        same = same and glo[k] == ghi[k]
-    if not same:
-        for p in range(gs, ge):
-            n_e = _push(ent, n_e, &t.ys[p * d], d, 1.0)
+    cdef intp_t node = 0, n_e = 0, n_out
+    cdef int d = t.n_dims
+    cdef float64_t d2, gx, gy, gz
+    if glo[0] != ghi[0] or glo[1] != ghi[1] or glo[2] != ghi[2]:
+        n_e = _push_points(t, gs, ge, ent, entf, ctr, 0)
         n_own[0] = n_e
     else:
         n_own[0] = 0
         if ge - gs > 1:
-            n_e = _push(ent, n_e, &t.ys[gs * d], d, <float64_t>(ge - gs - 1))
+            n_e = _push(
+                ent, entf, ctr, 0, glo[0], glo[1], glo[2], <float64_t>(ge - gs - 1)
+            )
     while node < t.n_nodes:
         nd = &nodes[node]
         if nd.end <= gs or nd.start >= ge:
             # Disjoint from the group: squared distance from the centre of mass
             # to the group's bounding box, a lower bound over its points.
-            d2 = 0.0
-            for k in range(d):
-                c = nd.com[k]
-                gap = 0.0
-                if c < glo[k]:
-                    gap = glo[k] - c
-                elif c > ghi[k]:
-                    gap = c - ghi[k]
-                d2 += gap * gap
+            gx = _gap(nd.com[0], glo[0], ghi[0])
+            gy = _gap(nd.com[1], glo[1], ghi[1])
+            gz = _gap(nd.com[2], glo[2], ghi[2])
+            d2 = gx * gx + gy * gy + gz * gz
             if nd.width2 < theta2 * d2 or nd.width2 == 0.0:
-                n_e = _push(ent, n_e, nd.com, 3, nd.mass)
+                n_e = _push(
+                    ent, entf, ctr, n_e, nd.com[0], nd.com[1], nd.com[2], nd.mass
+                )
                 node = nd.skip
             elif nd.skip == node + 1:
-                for p in range(nd.start, nd.end):
-                    n_e = _push(ent, n_e, &t.ys[p * d], d, 1.0)
+                n_e = _push_points(t, nd.start, nd.end, ent, entf, ctr, n_e)
                 node = nd.skip
             else:
                 node += 1
@@ -427,16 +457,19 @@ cdef intp_t _collect(
         elif nd.skip == node + 1:
             # A leaf that straddles the group's ends: its points outside it.
             if nd.width2 == 0.0:
-                # Points of the leaf outside gs:ge (the ranges overlap).
                 n_out = (nd.end - nd.start) - (
                     (ge if ge < nd.end else nd.end)
                     - (gs if gs > nd.start else nd.start)
                 )
-                n_e = _push(ent, n_e, nd.com, 3, <float64_t>n_out)
+                n_e = _push(
+                    ent, entf, ctr, n_e, nd.com[0], nd.com[1], nd.com[2],
+                    <float64_t>n_out
+                )
             else:
-                for p in range(nd.start, nd.end):
-                    if p < gs or p >= ge:
-                        n_e = _push(ent, n_e, &t.ys[p * d], d, 1.0)
+                if nd.start < gs:
+                    n_e = _push_points(t, nd.start, gs, ent, entf, ctr, n_e)
+                if nd.end > ge:
+                    n_e = _push_points(t, ge, nd.end, ent, entf, ctr, n_e)
             node = nd.skip
         else:
             node += 1  # overlaps the group: always opened
@@ -451,21 +484,26 @@ cdef void _apply_f2(
     """Cauchy sums, in float, of the 2-D points c0:c1 (<= _LANES) against a list.
 
     ``ent`` holds (x, y, z, mass) relative to ``ctr``; its first ``n_own``
-    entries are the points ``gs + e``, whose self-pairs are masked out. Partial
-    sums over blocks of at most _BLOCK entries are kept in float, then added to
-    double accumulators.
+    entries are the group's points ``gs + e``. The chunk's own points meet each
+    other in a rotation (lane ``ln`` against point ``ln + o`` for ``o`` in
+    ``1.._LANES - 1``), so self-pairs are never formed and the loop needs no
+    mask; every other entry goes through the plain loop. Partial sums over at
+    most _BLOCK entries are kept in float, then added to double accumulators.
     """
     cdef float px[_LANES]
     cdef float py[_LANES]
     cdef float aw[_LANES]
     cdef float ax[_LANES]
     cdef float ay[_LANES]
+    cdef float x2[2 * _LANES]
+    cdef float y2[2 * _LANES]
+    cdef float m2[2 * _LANES]
     cdef float64_t sw[_LANES]
     cdef float64_t sx[_LANES]
     cdef float64_t sy[_LANES]
     cdef float ex, ey, m, dx, dy, w, mw, one = 1.0, zero = 0.0
-    cdef intp_t e, src, e0 = 0, e1, self_l
-    cdef int ln, nv = <int>(c1 - c0)
+    cdef intp_t e, src, e0, e1, end, skip0 = n_e, skip1 = n_e
+    cdef int ln, o, part, nv = <int>(c1 - c0)
     for ln in range(_LANES):
         src = c0 + ln if ln < nv else c0
         px[ln] = <float>(ys[2 * src] - ctr[0])
@@ -473,49 +511,58 @@ cdef void _apply_f2(
         sw[ln] = 0.0
         sx[ln] = 0.0
         sy[ln] = 0.0
-    while e0 < n_e:
-        e1 = n_own if e0 < n_own else n_e
-        if e1 > e0 + _BLOCK:
-            e1 = e0 + _BLOCK
+        aw[ln] = 0.0
+        ax[ln] = 0.0
+        ay[ln] = 0.0
+    if n_own > 0:
         for ln in range(_LANES):
-            aw[ln] = 0.0
-            ax[ln] = 0.0
-            ay[ln] = 0.0
-        if e0 < n_own:
+            x2[ln] = px[ln]
+            x2[ln + _LANES] = px[ln]
+            y2[ln] = py[ln]
+            y2[ln + _LANES] = py[ln]
+            m2[ln] = one if ln < nv else zero  # padding lanes weigh nothing
+            m2[ln + _LANES] = m2[ln]
+        for o in range(1, _LANES):
+            for ln in range(_LANES):
+                dx = px[ln] - x2[ln + o]
+                dy = py[ln] - y2[ln + o]
+                w = one / (one + dx * dx + dy * dy)
+                mw = m2[ln + o] * w
+                aw[ln] += mw
+                mw = mw * w
+                ax[ln] += mw * dx
+                ay[ln] += mw * dy
+        skip0 = c0 - gs
+        skip1 = skip0 + nv
+    for part in range(2):
+        e0 = 0 if part == 0 else skip1
+        end = skip0 if part == 0 else n_e
+        while True:
+            # Flush the float partial sums of the previous block into double.
+            for ln in range(_LANES):
+                sw[ln] += aw[ln]
+                sx[ln] += ax[ln]
+                sy[ln] += ay[ln]
+                aw[ln] = 0.0
+                ax[ln] = 0.0
+                ay[ln] = 0.0
+            if e0 >= end:
+                break
+            e1 = e0 + _BLOCK if e0 + _BLOCK < end else end
             for e in range(e0, e1):
                 ex = ent[4 * e]
                 ey = ent[4 * e + 1]
                 m = ent[4 * e + 3]
-                self_l = gs + e - c0
                 for ln in range(_LANES):
                     dx = px[ln] - ex
                     dy = py[ln] - ey
                     w = one / (one + dx * dx + dy * dy)
-                    w = zero if ln == self_l else w
                     mw = m * w
                     aw[ln] += mw
                     mw = mw * w
                     ax[ln] += mw * dx
                     ay[ln] += mw * dy
-        else:
-            for e in range(e0, e1):
-                ex = ent[4 * e]
-                ey = ent[4 * e + 1]
-                m = ent[4 * e + 3]
-                for ln in range(_LANES):
-                    dx = px[ln] - ex
-                    dy = py[ln] - ey
-                    w = one / (one + dx * dx + dy * dy)
-                    mw = m * w
-                    aw[ln] += mw
-                    mw = mw * w
-                    ax[ln] += mw * dx
-                    ay[ln] += mw * dy
-        for ln in range(_LANES):
-            sw[ln] += aw[ln]
-            sx[ln] += ax[ln]
-            sy[ln] += ay[ln]
-        e0 = e1
+            e0 = e1
     for ln in range(nv):
         ws[c0 + ln] = sw[ln]
         fs[2 * (c0 + ln)] = sx[ln]
@@ -535,73 +582,87 @@ cdef void _apply_f3(
     cdef float ax[_LANES]
     cdef float ay[_LANES]
     cdef float az[_LANES]
+    cdef float x2[2 * _LANES]
+    cdef float y2[2 * _LANES]
+    cdef float z2[2 * _LANES]
+    cdef float m2[2 * _LANES]
     cdef float64_t sw[_LANES]
     cdef float64_t sx[_LANES]
     cdef float64_t sy[_LANES]
     cdef float64_t sz[_LANES]
     cdef float ex, ey, ez, m, dx, dy, dz, w, mw, one = 1.0, zero = 0.0
-    cdef intp_t e, src, e0 = 0, e1, self_l
-    cdef int ln, nv = <int>(c1 - c0)
+    cdef intp_t e, src, e0, e1, end, skip0 = n_e, skip1 = n_e
+    cdef int ln, o, part, nv = <int>(c1 - c0)
     for ln in range(_LANES):
         src = c0 + ln if ln < nv else c0
         px[ln] = <float>(ys[d * src] - ctr[0])
-        py[ln] = <float>(ys[d * src + 1] - ctr[1]) if d > 1 else 0.0
-        pz[ln] = <float>(ys[d * src + 2] - ctr[2]) if d > 2 else 0.0
+        py[ln] = <float>(ys[d * src + 1] - ctr[1]) if d > 1 else zero
+        pz[ln] = <float>(ys[d * src + 2] - ctr[2]) if d > 2 else zero
         sw[ln] = 0.0
         sx[ln] = 0.0
         sy[ln] = 0.0
         sz[ln] = 0.0
-    while e0 < n_e:
-        e1 = n_own if e0 < n_own else n_e
-        if e1 > e0 + _BLOCK:
-            e1 = e0 + _BLOCK
+        aw[ln] = 0.0
+        ax[ln] = 0.0
+        ay[ln] = 0.0
+        az[ln] = 0.0
+    if n_own > 0:
         for ln in range(_LANES):
-            aw[ln] = 0.0
-            ax[ln] = 0.0
-            ay[ln] = 0.0
-            az[ln] = 0.0
-        if e0 < n_own:
+            x2[ln] = px[ln]
+            x2[ln + _LANES] = px[ln]
+            y2[ln] = py[ln]
+            y2[ln + _LANES] = py[ln]
+            z2[ln] = pz[ln]
+            z2[ln + _LANES] = pz[ln]
+            m2[ln] = one if ln < nv else zero
+            m2[ln + _LANES] = m2[ln]
+        for o in range(1, _LANES):
+            for ln in range(_LANES):
+                dx = px[ln] - x2[ln + o]
+                dy = py[ln] - y2[ln + o]
+                dz = pz[ln] - z2[ln + o]
+                w = one / (one + dx * dx + dy * dy + dz * dz)
+                mw = m2[ln + o] * w
+                aw[ln] += mw
+                mw = mw * w
+                ax[ln] += mw * dx
+                ay[ln] += mw * dy
+                az[ln] += mw * dz
+        skip0 = c0 - gs
+        skip1 = skip0 + nv
+    for part in range(2):
+        e0 = 0 if part == 0 else skip1
+        end = skip0 if part == 0 else n_e
+        while True:
+            for ln in range(_LANES):
+                sw[ln] += aw[ln]
+                sx[ln] += ax[ln]
+                sy[ln] += ay[ln]
+                sz[ln] += az[ln]
+                aw[ln] = 0.0
+                ax[ln] = 0.0
+                ay[ln] = 0.0
+                az[ln] = 0.0
+            if e0 >= end:
+                break
+            e1 = e0 + _BLOCK if e0 + _BLOCK < end else end
             for e in range(e0, e1):
                 ex = ent[4 * e]
                 ey = ent[4 * e + 1]
                 ez = ent[4 * e + 2]
                 m = ent[4 * e + 3]
-                self_l = gs + e - c0
                 for ln in range(_LANES):
                     dx = px[ln] - ex
                     dy = py[ln] - ey
                     dz = pz[ln] - ez
                     w = one / (one + dx * dx + dy * dy + dz * dz)
-                    w = zero if ln == self_l else w
                     mw = m * w
                     aw[ln] += mw
                     mw = mw * w
                     ax[ln] += mw * dx
                     ay[ln] += mw * dy
                     az[ln] += mw * dz
-        else:
-            for e in range(e0, e1):
-                ex = ent[4 * e]
-                ey = ent[4 * e + 1]
-                ez = ent[4 * e + 2]
-                m = ent[4 * e + 3]
-                for ln in range(_LANES):
-                    dx = px[ln] - ex
-                    dy = py[ln] - ey
-                    dz = pz[ln] - ez
-                    w = one / (one + dx * dx + dy * dy + dz * dz)
-                    mw = m * w
-                    aw[ln] += mw
-                    mw = mw * w
-                    ax[ln] += mw * dx
-                    ay[ln] += mw * dy
-                    az[ln] += mw * dz
-        for ln in range(_LANES):
-            sw[ln] += aw[ln]
-            sx[ln] += ax[ln]
-            sy[ln] += ay[ln]
-            sz[ln] += az[ln]
-        e0 = e1
+            e0 = e1
     for ln in range(nv):
         ws[c0 + ln] = sw[ln]
         fs[d * (c0 + ln)] = sx[ln]
@@ -680,7 +741,7 @@ cdef void _group_repulsion(
 
     ``entf`` not NULL selects the float kernels (Cauchy kernel only).
     """
-    cdef intp_t n_own, n_e, c0 = gs, c1, e, p
+    cdef intp_t n_own, n_e, c0 = gs, c1, p
     cdef float64_t lo[3]
     cdef float64_t hi[3]
     cdef float64_t ctr[3]
@@ -697,21 +758,17 @@ cdef void _group_repulsion(
                 lo[k] = t.ys[p * d + k]
             elif t.ys[p * d + k] > hi[k]:
                 hi[k] = t.ys[p * d + k]
-    n_e = _collect(t, gs, ge, lo, hi, theta2, ent, &n_own)
+    # Coordinates relative to the group's centre keep the float differences
+    # of nearby points accurate.
+    for k in range(3):
+        ctr[k] = 0.5 * (lo[k] + hi[k])
+    n_e = _collect(t, gs, ge, lo, hi, theta2, ent, entf, ctr, &n_own)
     if entf == NULL:
         while c0 < ge:
             c1 = c0 + _DLANES if c0 + _DLANES < ge else ge
             _apply_d(ent, n_own, n_e, t.ys, d, gs, c0, c1, dof, fs, ws)
             c0 = c1
         return
-    # Coordinates relative to the group's centre keep the float differences
-    # of nearby points accurate.
-    for k in range(3):
-        ctr[k] = 0.5 * (lo[k] + hi[k])
-    for e in range(n_e):
-        for k in range(3):
-            entf[4 * e + k] = <float>(ent[4 * e + k] - ctr[k])
-        entf[4 * e + 3] = <float>ent[4 * e + 3]
     while c0 < ge:
         c1 = c0 + _LANES if c0 + _LANES < ge else ge
         if d == 2:
@@ -841,11 +898,13 @@ def bh_repulsion(
     try:
         with nogil, parallel(num_threads=n_threads):
             # At most n entries: they stand for disjoint sets of points.
-            ent = <float64_t *>malloc(4 * n * sizeof(float64_t))
+            ent = NULL
             entf = NULL
             if use_float:
                 entf = <float *>malloc(4 * n * sizeof(float))
-            if ent == NULL or (use_float and entf == NULL):
+            else:
+                ent = <float64_t *>malloc(4 * n * sizeof(float64_t))
+            if ent == NULL and entf == NULL:
                 free(ent)
                 free(entf)
                 with gil:
