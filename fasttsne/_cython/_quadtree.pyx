@@ -422,7 +422,6 @@ cdef intp_t _collect(
     cdef const Node *nodes = t.nodes
     cdef const Node *nd
     cdef intp_t node = 0, n_e = 0, n_out
-    cdef int d = t.n_dims
     cdef float64_t d2, gx, gy, gz
     if glo[0] != ghi[0] or glo[1] != ghi[1] or glo[2] != ghi[2]:
         n_e = _push_points(t, gs, ge, ent, entf, ctr, 0)
