@@ -108,13 +108,14 @@ def test_bh_error_shrinks_with_angle(rng):
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_bh_float_kernel_tiny_angle(rng, d):
+@pytest.mark.parametrize("dof", [1.0, 0.5, 3.0])
+def test_bh_float_kernel_tiny_angle(rng, d, dof):
     """The float kernels carry only float rounding when nothing is summarised."""
-    # angle > 0 with dof = 1 runs the float kernels; with a tiny angle nothing is
+    # angle > 0 runs the float kernels; with a tiny angle nothing is
     # summarised, so the only error left is float rounding.
     Y = _clusters(rng, 700, d)
-    out, Z = _repulsion(Y, 1e-6)
-    F, Z_exact = _exact_repulsion(Y, 1.0)
+    out, Z = _repulsion(Y, 1e-6, dof)
+    F, Z_exact = _exact_repulsion(Y, dof)
     # Float terms summed in blocks of 64, then in double: ~1e-7 relative.
     assert_allclose(Z, Z_exact, rtol=1e-5)
     assert_allclose(out, F, rtol=1e-4, atol=1e-5 * np.abs(F).max())

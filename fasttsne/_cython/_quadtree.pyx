@@ -31,11 +31,11 @@ summarised, which is exact, so duplicates cost O(1) per group.
 per-point Barnes-Hut, in double), so a query's result depends on nothing but
 itself and the reference.
 
-Precision. With ``angle > 0`` and ``dof = 1`` (the hot path) the kernel runs in
-float, on coordinates relative to the group's centre, with partial sums over
-at most ``_BLOCK`` entries added to double accumulators: about 1e-7 relative,
-far below the Barnes-Hut error (1e-3 to 1e-2), and twice the throughput of
-double. ``angle = 0`` or ``dof != 1`` run in double throughout; ``angle = 0``
+Precision. With ``angle > 0`` the kernel runs in float, on coordinates
+relative to the group's centre, with partial sums over at most ``_BLOCK``
+entries added to double accumulators: about 1e-7 relative, far below the
+Barnes-Hut error (1e-3 to 1e-2), at twice the throughput of double (``dof != 1``
+costs one scalar ``powf`` per pair). ``angle = 0`` runs in double throughout,
 summarises nothing but duplicates and gives the exact sums up to rounding.
 
 Complexity: O(n log n) for the tree (radix sort O(n), build O(n B)); the walk
@@ -54,7 +54,7 @@ calls.
 
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport pow
+from libc.math cimport pow, powf
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
@@ -70,7 +70,7 @@ cdef enum:
     # Points processed together against one list by the float kernels: 16
     # floats are four SSE registers per quantity, which GCC vectorises cleanly.
     _LANES = 16
-    # The same for the double kernels (exact or dof != 1).
+    # The same for the double kernels (angle = 0, the exact sums).
     _DLANES = 4
     # Entries summed in float before the partial sums go into double.
     _BLOCK = 64
@@ -570,10 +570,14 @@ cdef void _apply_f2(
 
 cdef void _apply_f3(
     const float *ent, intp_t n_own, intp_t n_e, const float64_t *ys, int d,
-    const float64_t *ctr, intp_t gs, intp_t c0, intp_t c1, float64_t *fs,
-    float64_t *ws
+    const float64_t *ctr, intp_t gs, intp_t c0, intp_t c1, float64_t dof,
+    float64_t *fs, float64_t *ws
 ) noexcept nogil:
-    """As _apply_f2 for d = 1 or 3 (unused coordinates are 0 on both sides)."""
+    """As _apply_f2 for any d and dof (unused coordinates are 0 on both sides).
+
+    With ``dof != 1`` the kernel ``t^(-dof)`` is one ``powf`` per pair, the
+    only part of the loop that stays scalar.
+    """
     cdef float px[_LANES]
     cdef float py[_LANES]
     cdef float pz[_LANES]
@@ -589,7 +593,9 @@ cdef void _apply_f3(
     cdef float64_t sx[_LANES]
     cdef float64_t sy[_LANES]
     cdef float64_t sz[_LANES]
-    cdef float ex, ey, ez, m, dx, dy, dz, w, mw, one = 1.0, zero = 0.0
+    cdef float ex, ey, ez, m, dx, dy, dz, t, w, mw, one = 1.0, zero = 0.0
+    cdef float fdof = <float>dof, inv_dof = <float>(1.0 / dof)
+    cdef bint cauchy = dof == 1.0
     cdef intp_t e, src, e0, e1, end, skip0 = n_e, skip1 = n_e
     cdef int ln, o, part, nv = <int>(c1 - c0)
     for ln in range(_LANES):
@@ -620,10 +626,15 @@ cdef void _apply_f3(
                 dx = px[ln] - x2[ln + o]
                 dy = py[ln] - y2[ln + o]
                 dz = pz[ln] - z2[ln + o]
-                w = one / (one + dx * dx + dy * dy + dz * dz)
+                if cauchy:
+                    t = one + dx * dx + dy * dy + dz * dz
+                    w = one / t
+                else:
+                    t = one + (dx * dx + dy * dy + dz * dz) * inv_dof
+                    w = powf(t, -fdof)
                 mw = m2[ln + o] * w
                 aw[ln] += mw
-                mw = mw * w
+                mw = mw / t
                 ax[ln] += mw * dx
                 ay[ln] += mw * dy
                 az[ln] += mw * dz
@@ -645,22 +656,41 @@ cdef void _apply_f3(
             if e0 >= end:
                 break
             e1 = e0 + _BLOCK if e0 + _BLOCK < end else end
-            for e in range(e0, e1):
-                ex = ent[4 * e]
-                ey = ent[4 * e + 1]
-                ez = ent[4 * e + 2]
-                m = ent[4 * e + 3]
-                for ln in range(_LANES):
-                    dx = px[ln] - ex
-                    dy = py[ln] - ey
-                    dz = pz[ln] - ez
-                    w = one / (one + dx * dx + dy * dy + dz * dz)
-                    mw = m * w
-                    aw[ln] += mw
-                    mw = mw * w
-                    ax[ln] += mw * dx
-                    ay[ln] += mw * dy
-                    az[ln] += mw * dz
+            if cauchy:
+                for e in range(e0, e1):
+                    ex = ent[4 * e]
+                    ey = ent[4 * e + 1]
+                    ez = ent[4 * e + 2]
+                    m = ent[4 * e + 3]
+                    for ln in range(_LANES):
+                        dx = px[ln] - ex
+                        dy = py[ln] - ey
+                        dz = pz[ln] - ez
+                        w = one / (one + dx * dx + dy * dy + dz * dz)
+                        mw = m * w
+                        aw[ln] += mw
+                        mw = mw * w
+                        ax[ln] += mw * dx
+                        ay[ln] += mw * dy
+                        az[ln] += mw * dz
+            else:
+                for e in range(e0, e1):
+                    ex = ent[4 * e]
+                    ey = ent[4 * e + 1]
+                    ez = ent[4 * e + 2]
+                    m = ent[4 * e + 3]
+                    for ln in range(_LANES):
+                        dx = px[ln] - ex
+                        dy = py[ln] - ey
+                        dz = pz[ln] - ez
+                        t = one + (dx * dx + dy * dy + dz * dz) * inv_dof
+                        w = powf(t, -fdof)
+                        mw = m * w
+                        aw[ln] += mw
+                        mw = mw / t
+                        ax[ln] += mw * dx
+                        ay[ln] += mw * dy
+                        az[ln] += mw * dz
             e0 = e1
     for ln in range(nv):
         ws[c0 + ln] = sw[ln]
@@ -738,7 +768,7 @@ cdef void _group_repulsion(
 ) noexcept nogil:
     """Forces and kernel sums of the points gs:ge of the Morton order.
 
-    ``entf`` not NULL selects the float kernels (Cauchy kernel only).
+    ``entf`` not NULL selects the float kernels.
     """
     cdef intp_t n_own, n_e, c0 = gs, c1, p
     cdef float64_t lo[3]
@@ -770,10 +800,10 @@ cdef void _group_repulsion(
         return
     while c0 < ge:
         c1 = c0 + _LANES if c0 + _LANES < ge else ge
-        if d == 2:
+        if d == 2 and dof == 1.0:
             _apply_f2(entf, n_own, n_e, t.ys, ctr, gs, c0, c1, fs, ws)
         else:
-            _apply_f3(entf, n_own, n_e, t.ys, d, ctr, gs, c0, c1, fs, ws)
+            _apply_f3(entf, n_own, n_e, t.ys, d, ctr, gs, c0, c1, dof, fs, ws)
         c0 = c1
 
 
@@ -860,8 +890,8 @@ def bh_repulsion(
         Opening angle: a tree node stands for its points when the longest side
         of their bounding box is below ``angle`` times its distance to the
         points. ``angle = 0`` computes the exact sums in double precision; for
-        ``angle > 0`` and ``dof = 1`` the kernel is evaluated in float (partial
-        sums of 64 terms), far below the Barnes-Hut error.
+        ``angle > 0`` the kernel is evaluated in float (partial sums of at most
+        64 terms, then double), far below the Barnes-Hut error.
     dof : float
         Degrees of freedom of the heavy-tailed kernel (1 is Cauchy).
     out : ndarray of shape (n_samples, n_components), same dtype as Y
@@ -877,7 +907,7 @@ def bh_repulsion(
     cdef intp_t n = Y.shape[0], d = Y.shape[1], n_groups, gi, p
     cdef int k
     cdef double theta2 = angle * angle, Z = 0.0
-    cdef bint use_float = angle > 0.0 and dof == 1.0
+    cdef bint use_float = angle > 0.0
     cdef Tree tree
     cdef float64_t *ent = NULL
     cdef float *entf = NULL
