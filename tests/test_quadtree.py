@@ -10,7 +10,11 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 from fasttsne._cython._forces import attractive_forces, kl_attraction_term
-from fasttsne._cython._quadtree import bh_repulsion, bh_repulsion_reference
+from fasttsne._cython._quadtree import (
+    _Workspace,
+    bh_repulsion,
+    bh_repulsion_reference,
+)
 
 
 @pytest.fixture(name="rng")
@@ -147,6 +151,18 @@ def test_bh_bitwise_across_threads_and_calls(rng, d, dtype, dof):
         out, Z = _repulsion(Y, 0.5, dof, n_threads=n_threads)
         assert_array_equal(out, out1)
         assert Z == Z1
+
+
+def test_bh_workspace_reuse(rng):
+    """A kept workspace (growing, shrinking, any d) changes no bit of the result."""
+    workspace = _Workspace()
+    for n, d in [(300, 2), (1500, 3), (40, 1), (1500, 2), (700, 2)]:
+        Y = _clusters(rng, n, d)
+        out_fresh, Z_fresh = _repulsion(Y, 0.5)
+        out = np.empty_like(Y)
+        Z = bh_repulsion(Y, 0.5, 1.0, out, 2, workspace=workspace)
+        assert Z == Z_fresh
+        assert_array_equal(out, out_fresh)
 
 
 def test_bh_all_points_identical():

@@ -40,10 +40,12 @@ summarises nothing but duplicates and gives the exact sums up to rounding.
 
 Complexity: O(n log n) for the tree (radix sort O(n), build O(n B)); the walk
 is O(n log n) for fixed angle, with list lengths near ``1 / angle^d`` times the
-depth. Memory: the tree owns 2n nodes of 64 bytes plus O(n) coordinates,
-codes and bounding boxes, all malloc'ed and freed in the same call; each thread
-has one interaction list of at most n entries (the entries cover disjoint sets
-of points), allocated inside the parallel region.
+depth. Memory: about 400 bytes per point (2n nodes of 64 bytes, bounding boxes,
+sorted coordinates, codes, results), held by a ``_Workspace`` that a caller may
+keep between calls (the gradient backend does, for a whole fit) so that
+iterations allocate nothing; each thread mallocs one interaction list of at
+most n entries (they cover disjoint sets of points) inside the parallel region,
+of which only the pages reached are touched.
 
 Thread safety and determinism: the tree is built serially; the walks only read
 it; each point's force and kernel sum go to its own slot, and Z is summed
@@ -111,26 +113,25 @@ cdef inline int _bits_per_axis(int d) noexcept nogil:
     return 21 if d == 3 else 32
 
 
-cdef void _morton_codes(
-    const float64_t *y, intp_t n, int d, uint64_t *codes
-) noexcept nogil:
-    """Morton codes of the n points y (n, d) on their bounding square."""
+cdef void _morton_codes(const floating[:, ::1] Y, uint64_t *codes) noexcept nogil:
+    """Morton codes of the points Y (n, d) on their bounding square."""
     cdef double lo[3]
     cdef double hi[3]
     cdef double q[3]
-    cdef double span = 0.0, scale = 0.0, top
-    cdef int bits = _bits_per_axis(d), k
+    cdef double span = 0.0, scale = 0.0, top, v
+    cdef int d = <int>Y.shape[1], bits = _bits_per_axis(d), k
     cdef intp_t i
     cdef uint64_t code
     for k in range(d):
-        lo[k] = y[k]
-        hi[k] = y[k]
-    for i in range(n):
+        lo[k] = Y[0, k]
+        hi[k] = Y[0, k]
+    for i in range(Y.shape[0]):
         for k in range(d):
-            if y[i * d + k] < lo[k]:
-                lo[k] = y[i * d + k]
-            elif y[i * d + k] > hi[k]:
-                hi[k] = y[i * d + k]
+            v = Y[i, k]
+            if v < lo[k]:
+                lo[k] = v
+            elif v > hi[k]:
+                hi[k] = v
     for k in range(d):
         if hi[k] - lo[k] > span:
             span = hi[k] - lo[k]
@@ -139,9 +140,9 @@ cdef void _morton_codes(
     top = <double>((<uint64_t>1) << bits)
     if span > 0.0:
         scale = top / span
-    for i in range(n):
+    for i in range(Y.shape[0]):
         for k in range(d):
-            q[k] = (y[i * d + k] - lo[k]) * scale
+            q[k] = (Y[i, k] - lo[k]) * scale
             if q[k] > top - 1.0:
                 q[k] = top - 1.0
             elif not q[k] >= 0.0:  # also maps NaN to a valid cell
@@ -275,85 +276,99 @@ cdef intp_t _build_node(
     return idx
 
 
-cdef int _tree_build(Tree *t, const float64_t *y, intp_t n, int d) noexcept nogil:
-    """Build the tree of the n points y (n, d); 0 on success, -1 if out of memory."""
-    cdef intp_t i, p
-    cdef int k
-    cdef uint64_t *tmp_keys = NULL
-    cdef intp_t *tmp_vals = NULL
-    cdef float64_t *sums = NULL
-    cdef intp_t n_cap = 2 * n if n > 0 else 1
+cdef class _Workspace:
+    """Buffers of the tree and of the per-point results, kept between calls.
 
+    One instance serves one caller at a time (a gradient backend keeps one for
+    a whole fit), so that repeated calls allocate, and fault in, nothing new.
+    Every buffer is sized for ``capacity`` points of up to 3 dimensions.
+    """
+
+    cdef Tree tree
+    cdef uint64_t *tmp_keys    # radix sort scratch, (capacity,)
+    cdef intp_t *tmp_vals
+    cdef float64_t *sums       # per-node coordinate sums, (2 capacity, 3)
+    cdef float64_t *fs         # forces in Morton order, (capacity, 3)
+    cdef float64_t *ws         # kernel sums in Morton order, (capacity,)
+    cdef intp_t capacity
+
+    def __cinit__(self):
+        self.capacity = 0
+
+    def __dealloc__(self):
+        self._release()
+
+    cdef void _release(self) noexcept:
+        free(self.tree.nodes)
+        free(self.tree.lo)
+        free(self.tree.hi)
+        free(self.tree.ys)
+        free(self.tree.perm)
+        free(self.tree.codes)
+        free(self.tmp_keys)
+        free(self.tmp_vals)
+        free(self.sums)
+        free(self.fs)
+        free(self.ws)
+        memset(&self.tree, 0, sizeof(Tree))
+        self.tmp_keys = NULL
+        self.tmp_vals = NULL
+        self.sums = NULL
+        self.fs = NULL
+        self.ws = NULL
+        self.capacity = 0
+
+    cdef int reserve(self, intp_t n) except -1:
+        """Make room for n points (only grows)."""
+        cdef intp_t cap = n if n > 0 else 1
+        if cap <= self.capacity:
+            return 0
+        self._release()
+        self.tree.nodes = <Node *>malloc(2 * cap * sizeof(Node))
+        self.tree.lo = <float64_t *>malloc(6 * cap * sizeof(float64_t))
+        self.tree.hi = <float64_t *>malloc(6 * cap * sizeof(float64_t))
+        self.tree.ys = <float64_t *>malloc(3 * cap * sizeof(float64_t))
+        self.tree.perm = <intp_t *>malloc(cap * sizeof(intp_t))
+        self.tree.codes = <uint64_t *>malloc(cap * sizeof(uint64_t))
+        self.tmp_keys = <uint64_t *>malloc(cap * sizeof(uint64_t))
+        self.tmp_vals = <intp_t *>malloc(cap * sizeof(intp_t))
+        self.sums = <float64_t *>malloc(6 * cap * sizeof(float64_t))
+        self.fs = <float64_t *>malloc(3 * cap * sizeof(float64_t))
+        self.ws = <float64_t *>malloc(cap * sizeof(float64_t))
+        if (
+            self.tree.nodes == NULL or self.tree.lo == NULL or self.tree.hi == NULL
+            or self.tree.ys == NULL or self.tree.perm == NULL
+            or self.tree.codes == NULL or self.tmp_keys == NULL
+            or self.tmp_vals == NULL or self.sums == NULL or self.fs == NULL
+            or self.ws == NULL
+        ):
+            self._release()
+            raise MemoryError()
+        self.capacity = cap
+        return 0
+
+
+cdef int _build_tree(_Workspace w, const floating[:, ::1] Y) except -1:
+    """Build the tree of Y into ``w.tree`` (sorted, float64 coordinates)."""
+    cdef Tree *t = &w.tree
+    cdef intp_t n = Y.shape[0], i, p
+    cdef int d = <int>Y.shape[1], k
+    w.reserve(n)
     t.n_points = n
     t.n_dims = d
     t.n_nodes = 0
-    t.nodes = <Node *>malloc(n_cap * sizeof(Node))
-    t.lo = <float64_t *>malloc(3 * n_cap * sizeof(float64_t))
-    t.hi = <float64_t *>malloc(3 * n_cap * sizeof(float64_t))
-    t.ys = <float64_t *>malloc((n * d + 1) * sizeof(float64_t))
-    t.perm = <intp_t *>malloc((n + 1) * sizeof(intp_t))
-    t.codes = <uint64_t *>malloc((n + 1) * sizeof(uint64_t))
-    tmp_keys = <uint64_t *>malloc((n + 1) * sizeof(uint64_t))
-    tmp_vals = <intp_t *>malloc((n + 1) * sizeof(intp_t))
-    sums = <float64_t *>malloc(3 * n_cap * sizeof(float64_t))
-    if (
-        t.nodes == NULL or t.lo == NULL or t.hi == NULL or t.ys == NULL
-        or t.perm == NULL or t.codes == NULL or tmp_keys == NULL
-        or tmp_vals == NULL or sums == NULL
-    ):
-        free(tmp_keys)
-        free(tmp_vals)
-        free(sums)
-        return -1
-    if n > 0:
-        _morton_codes(y, n, d, t.codes)
+    if n == 0:
+        return 0
+    with nogil:
+        _morton_codes(Y, t.codes)
         for i in range(n):
             t.perm[i] = i
-        _radix_sort(t.codes, t.perm, tmp_keys, tmp_vals, n)
+        _radix_sort(t.codes, t.perm, w.tmp_keys, w.tmp_vals, n)
         for p in range(n):
             for k in range(d):
-                t.ys[p * d + k] = y[t.perm[p] * d + k]
-        _build_node(t, sums, 0, n, 0)
-    free(tmp_keys)
-    free(tmp_vals)
-    free(sums)
+                t.ys[p * d + k] = Y[t.perm[p], k]
+        _build_node(t, w.sums, 0, n, 0)
     return 0
-
-
-cdef void _tree_free(Tree *t) noexcept nogil:
-    free(t.nodes)
-    free(t.lo)
-    free(t.hi)
-    free(t.ys)
-    free(t.perm)
-    free(t.codes)
-    t.nodes = NULL
-    t.lo = NULL
-    t.hi = NULL
-    t.ys = NULL
-    t.perm = NULL
-    t.codes = NULL
-
-
-cdef Tree _new_tree(const floating[:, ::1] Y) except *:
-    """Build the tree of Y (converted to float64); the caller frees it."""
-    cdef Tree t
-    cdef intp_t n = Y.shape[0], i
-    cdef int d = <int>Y.shape[1], k, status
-    cdef float64_t *y = <float64_t *>malloc((n * d + 1) * sizeof(float64_t))
-    memset(&t, 0, sizeof(Tree))
-    if y == NULL:
-        raise MemoryError()
-    with nogil:
-        for i in range(n):
-            for k in range(d):
-                y[i * d + k] = Y[i, k]
-        status = _tree_build(&t, y, n, d)
-    free(y)
-    if status != 0:
-        _tree_free(&t)
-        raise MemoryError()
-    return t
 
 
 # ---------------------------------------------------------------------------
@@ -875,6 +890,7 @@ def bh_repulsion(
     double dof,
     floating[:, ::1] out,
     int n_threads,
+    _Workspace workspace=None,
 ):
     """Barnes-Hut estimate of the unnormalised t-SNE repulsion.
 
@@ -898,6 +914,9 @@ def bh_repulsion(
         Receives the repulsive sums.
     n_threads : int
         OpenMP threads; the result does not depend on it.
+    workspace : _Workspace, default=None
+        Buffers to reuse between calls (one caller at a time); None allocates
+        temporary ones.
 
     Returns
     -------
@@ -908,11 +927,11 @@ def bh_repulsion(
     cdef int k
     cdef double theta2 = angle * angle, Z = 0.0
     cdef bint use_float = angle > 0.0
-    cdef Tree tree
+    cdef Tree *tree
+    cdef float64_t *fs
+    cdef float64_t *ws
     cdef float64_t *ent = NULL
     cdef float *entf = NULL
-    cdef float64_t[:, ::1] fs
-    cdef float64_t[::1] ws
     _check_common(d, angle, dof, n_threads)
     if out.shape[0] != n or out.shape[1] != d:
         raise ValueError(
@@ -920,39 +939,39 @@ def bh_repulsion(
         )
     if n == 0:
         return 0.0
-    fs = np.empty((n, d), dtype=np.float64)
-    ws = np.empty(n, dtype=np.float64)
+    if workspace is None:
+        workspace = _Workspace()
+    _build_tree(workspace, Y)
+    tree = &workspace.tree
+    fs = workspace.fs
+    ws = workspace.ws
     n_groups = (n + _GROUP_SIZE - 1) // _GROUP_SIZE
-    tree = _new_tree(Y)
-    try:
-        with nogil, parallel(num_threads=n_threads):
-            # At most n entries: they stand for disjoint sets of points.
-            ent = NULL
-            entf = NULL
-            if use_float:
-                entf = <float *>malloc(4 * n * sizeof(float))
-            else:
-                ent = <float64_t *>malloc(4 * n * sizeof(float64_t))
-            if ent == NULL and entf == NULL:
-                free(ent)
-                free(entf)
-                with gil:
-                    raise MemoryError()
-            for gi in prange(n_groups, schedule="dynamic"):
-                _group_repulsion(
-                    &tree, gi * _GROUP_SIZE,
-                    min(gi * _GROUP_SIZE + _GROUP_SIZE, n), theta2, dof, ent, entf,
-                    &fs[0, 0], &ws[0]
-                )
-            free(ent)
-            free(entf)
-        with nogil:
-            for p in range(n):
-                Z += ws[p]
-                for k in range(d):
-                    out[tree.perm[p], k] = <floating>fs[p, k]
-    finally:
-        _tree_free(&tree)
+    with nogil, parallel(num_threads=n_threads):
+        # At most n entries: they stand for disjoint sets of points. Only the
+        # pages a list reaches are touched.
+        ent = NULL
+        entf = NULL
+        if use_float:
+            entf = <float *>malloc(4 * n * sizeof(float))
+        else:
+            ent = <float64_t *>malloc(4 * n * sizeof(float64_t))
+        if ent == NULL and entf == NULL:
+            with gil:
+                raise MemoryError()
+        # Groups cost ~10 us each and unevenly: one at a time keeps every
+        # thread busy, also when the OS delays one of them.
+        for gi in prange(n_groups, schedule="dynamic"):
+            _group_repulsion(
+                tree, gi * _GROUP_SIZE, min(gi * _GROUP_SIZE + _GROUP_SIZE, n),
+                theta2, dof, ent, entf, fs, ws
+            )
+        free(ent)
+        free(entf)
+    with nogil:
+        for p in range(n):
+            Z += ws[p]
+            for k in range(d):
+                out[tree.perm[p], k] = <floating>fs[p * d + k]
     return Z
 
 
@@ -993,7 +1012,7 @@ def bh_repulsion_reference(
     cdef intp_t d = Y_ref.shape[1], m = Y_query.shape[0], i
     cdef int k
     cdef double theta2 = angle * angle
-    cdef Tree tree
+    cdef _Workspace workspace = _Workspace()
     cdef float64_t[:, ::1] res
     cdef float64_t *q
     _check_common(d, angle, dof, n_threads)
@@ -1011,17 +1030,14 @@ def bh_repulsion_reference(
         return
     # Row i: force (0:3), kernel sum (3), the query point padded with 0 (4:7).
     res = np.zeros((m, 8), dtype=np.float64)
-    tree = _new_tree(Y_ref)
-    try:
-        with nogil:
-            for i in prange(m, schedule="guided", num_threads=n_threads):
-                q = &res[i, 4]
-                for k in range(d):
-                    q[k] = Y_query[i, k]
-                _point_reference(&tree, q, theta2, dof, &res[i, 0])
-            for i in range(m):
-                sum_w[i] = <floating_w>res[i, 3]
-                for k in range(d):
-                    out[i, k] = <floating>res[i, k]
-    finally:
-        _tree_free(&tree)
+    _build_tree(workspace, Y_ref)
+    with nogil:
+        for i in prange(m, schedule="dynamic", chunksize=16, num_threads=n_threads):
+            q = &res[i, 4]
+            for k in range(d):
+                q[k] = Y_query[i, k]
+            _point_reference(&workspace.tree, q, theta2, dof, &res[i, 0])
+        for i in range(m):
+            sum_w[i] = <floating_w>res[i, 3]
+            for k in range(d):
+                out[i, k] = <floating>res[i, k]
