@@ -1,5 +1,7 @@
 """Tests of the gradient backends: the exact oracle, then Barnes-Hut against it."""
 
+import pickle
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -231,6 +233,18 @@ def test_bh_csr_variants_and_p_untouched(rng):
     assert_allclose(grad32, grad_exact, rtol=1e-5, atol=1e-6 * np.abs(grad_exact).max())
     with pytest.raises(ValueError, match="P has shape"):
         _call(BarnesHutGradient(), Y[:-1], P)
+
+
+def test_bh_pickles_without_caches(rng):
+    """A pickled backend keeps its angle and computes the same gradient."""
+    P = _affinities(rng, 300)
+    Y = _embedding(rng, 300, 2)
+    backend = BarnesHutGradient(angle=0.3)
+    _, grad = _call(backend, Y, P)
+    clone = pickle.loads(pickle.dumps(backend))
+    assert clone.angle == 0.3
+    _, grad_clone = _call(clone, Y, P)
+    assert_array_equal(grad_clone, grad)
 
 
 def test_bh_no_error_when_not_asked(rng):

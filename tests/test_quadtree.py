@@ -10,7 +10,11 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 from fasttsne._cython._forces import attractive_forces, kl_attraction_term
-from fasttsne._cython._quadtree import bh_repulsion, bh_repulsion_reference
+from fasttsne._cython._quadtree import (
+    _Workspace,
+    bh_repulsion,
+    bh_repulsion_reference,
+)
 
 
 @pytest.fixture(name="rng")
@@ -108,13 +112,14 @@ def test_bh_error_shrinks_with_angle(rng):
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_bh_float_kernel_tiny_angle(rng, d):
+@pytest.mark.parametrize("dof", [1.0, 0.5, 3.0])
+def test_bh_float_kernel_tiny_angle(rng, d, dof):
     """The float kernels carry only float rounding when nothing is summarised."""
-    # angle > 0 with dof = 1 runs the float kernels; with a tiny angle nothing is
+    # angle > 0 runs the float kernels; with a tiny angle nothing is
     # summarised, so the only error left is float rounding.
     Y = _clusters(rng, 700, d)
-    out, Z = _repulsion(Y, 1e-6)
-    F, Z_exact = _exact_repulsion(Y, 1.0)
+    out, Z = _repulsion(Y, 1e-6, dof)
+    F, Z_exact = _exact_repulsion(Y, dof)
     # Float terms summed in blocks of 64, then in double: ~1e-7 relative.
     assert_allclose(Z, Z_exact, rtol=1e-5)
     assert_allclose(out, F, rtol=1e-4, atol=1e-5 * np.abs(F).max())
@@ -146,6 +151,18 @@ def test_bh_bitwise_across_threads_and_calls(rng, d, dtype, dof):
         out, Z = _repulsion(Y, 0.5, dof, n_threads=n_threads)
         assert_array_equal(out, out1)
         assert Z == Z1
+
+
+def test_bh_workspace_reuse(rng):
+    """A kept workspace (growing, shrinking, any d) changes no bit of the result."""
+    workspace = _Workspace()
+    for n, d in [(300, 2), (1500, 3), (40, 1), (1500, 2), (700, 2)]:
+        Y = _clusters(rng, n, d)
+        out_fresh, Z_fresh = _repulsion(Y, 0.5)
+        out = np.empty_like(Y)
+        Z = bh_repulsion(Y, 0.5, 1.0, out, 2, workspace=workspace)
+        assert Z == Z_fresh
+        assert_array_equal(out, out_fresh)
 
 
 def test_bh_all_points_identical():

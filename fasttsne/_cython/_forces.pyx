@@ -127,8 +127,11 @@ cdef double _kl_row(
         for k in range(d):
             diff = Y[i * d + k] - Y_ref[j * d + k]
             d2 += diff * diff
-        # log(p / w) with w = t^(-dof): log p + dof log t.
-        acc += p * (log(p) + dof * log(1.0 + d2 / dof))
+        # log(p / w) with w = t^(-dof): one logarithm when dof = 1.
+        if dof == 1.0:
+            acc += p * log(p * (1.0 + d2))
+        else:
+            acc += p * (log(p) + dof * log(1.0 + d2 / dof))
     return acc
 
 
@@ -209,7 +212,11 @@ def attractive_forces(
     if data.shape[0] == 0 or ref.shape[0] == 0:
         out[:, :] = 0
         return
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
+    # Dynamic chunks: rows differ in length, and a thread that the OS delays
+    # (shared machines) leaves its rows to the others instead of stalling all.
+    for i in prange(
+        n, nogil=True, schedule="dynamic", chunksize=256, num_threads=n_threads
+    ):
         _attract_row(
             &indptr[0], &indices[0], &data[0], &Y[0, 0], &ref[0, 0], i, d,
             1.0 / dof, exaggeration, &out[0, 0]
@@ -262,7 +269,9 @@ def kl_attraction_term(
     if n == 0 or data.shape[0] == 0 or ref.shape[0] == 0:
         return 0.0
     slots = np.empty(n, dtype=np.float64)
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
+    for i in prange(
+        n, nogil=True, schedule="dynamic", chunksize=256, num_threads=n_threads
+    ):
         slots[i] = _kl_row(
             &indptr[0], &indices[0], &data[0], &Y[0, 0], &ref[0, 0], i, d, dof
         )

@@ -14,7 +14,7 @@ ctypedef struct Node:
     intp_t skip        # next node in preorder outside this subtree; leaf iff k + 1
 
 
-# Owner of every buffer of one tree (freed by _tree_free).
+# One tree; the buffers belong to the _Workspace that built it.
 ctypedef struct Tree:
     intp_t n_points
     int n_dims

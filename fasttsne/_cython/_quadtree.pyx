@@ -31,19 +31,21 @@ summarised, which is exact, so duplicates cost O(1) per group.
 per-point Barnes-Hut, in double), so a query's result depends on nothing but
 itself and the reference.
 
-Precision. With ``angle > 0`` and ``dof = 1`` (the hot path) the kernel runs in
-float, on coordinates relative to the group's centre, with partial sums over
-at most ``_BLOCK`` entries added to double accumulators: about 1e-7 relative,
-far below the Barnes-Hut error (1e-3 to 1e-2), and twice the throughput of
-double. ``angle = 0`` or ``dof != 1`` run in double throughout; ``angle = 0``
+Precision. With ``angle > 0`` the kernel runs in float, on coordinates
+relative to the group's centre, with partial sums over at most ``_BLOCK``
+entries added to double accumulators: about 1e-7 relative, far below the
+Barnes-Hut error (1e-3 to 1e-2), at twice the throughput of double (``dof != 1``
+costs one scalar ``powf`` per pair). ``angle = 0`` runs in double throughout,
 summarises nothing but duplicates and gives the exact sums up to rounding.
 
 Complexity: O(n log n) for the tree (radix sort O(n), build O(n B)); the walk
 is O(n log n) for fixed angle, with list lengths near ``1 / angle^d`` times the
-depth. Memory: the tree owns 2n nodes of 64 bytes plus O(n) coordinates,
-codes and bounding boxes, all malloc'ed and freed in the same call; each thread
-has one interaction list of at most n entries (the entries cover disjoint sets
-of points), allocated inside the parallel region.
+depth. Memory: about 400 bytes per point (2n nodes of 64 bytes, bounding boxes,
+sorted coordinates, codes, results), held by a ``_Workspace`` that a caller may
+keep between calls (the gradient backend does, for a whole fit) so that
+iterations allocate nothing; each thread mallocs one interaction list of at
+most n entries (they cover disjoint sets of points) inside the parallel region,
+of which only the pages reached are touched.
 
 Thread safety and determinism: the tree is built serially; the walks only read
 it; each point's force and kernel sum go to its own slot, and Z is summed
@@ -54,7 +56,7 @@ calls.
 
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport pow
+from libc.math cimport pow, powf
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
@@ -70,7 +72,7 @@ cdef enum:
     # Points processed together against one list by the float kernels: 16
     # floats are four SSE registers per quantity, which GCC vectorises cleanly.
     _LANES = 16
-    # The same for the double kernels (exact or dof != 1).
+    # The same for the double kernels (angle = 0, the exact sums).
     _DLANES = 4
     # Entries summed in float before the partial sums go into double.
     _BLOCK = 64
@@ -111,26 +113,25 @@ cdef inline int _bits_per_axis(int d) noexcept nogil:
     return 21 if d == 3 else 32
 
 
-cdef void _morton_codes(
-    const float64_t *y, intp_t n, int d, uint64_t *codes
-) noexcept nogil:
-    """Morton codes of the n points y (n, d) on their bounding square."""
+cdef void _morton_codes(const floating[:, ::1] Y, uint64_t *codes) noexcept nogil:
+    """Morton codes of the points Y (n, d) on their bounding square."""
     cdef double lo[3]
     cdef double hi[3]
     cdef double q[3]
-    cdef double span = 0.0, scale = 0.0, top
-    cdef int bits = _bits_per_axis(d), k
+    cdef double span = 0.0, scale = 0.0, top, v
+    cdef int d = <int>Y.shape[1], bits = _bits_per_axis(d), k
     cdef intp_t i
     cdef uint64_t code
     for k in range(d):
-        lo[k] = y[k]
-        hi[k] = y[k]
-    for i in range(n):
+        lo[k] = Y[0, k]
+        hi[k] = Y[0, k]
+    for i in range(Y.shape[0]):
         for k in range(d):
-            if y[i * d + k] < lo[k]:
-                lo[k] = y[i * d + k]
-            elif y[i * d + k] > hi[k]:
-                hi[k] = y[i * d + k]
+            v = Y[i, k]
+            if v < lo[k]:
+                lo[k] = v
+            elif v > hi[k]:
+                hi[k] = v
     for k in range(d):
         if hi[k] - lo[k] > span:
             span = hi[k] - lo[k]
@@ -139,9 +140,9 @@ cdef void _morton_codes(
     top = <double>((<uint64_t>1) << bits)
     if span > 0.0:
         scale = top / span
-    for i in range(n):
+    for i in range(Y.shape[0]):
         for k in range(d):
-            q[k] = (y[i * d + k] - lo[k]) * scale
+            q[k] = (Y[i, k] - lo[k]) * scale
             if q[k] > top - 1.0:
                 q[k] = top - 1.0
             elif not q[k] >= 0.0:  # also maps NaN to a valid cell
@@ -275,85 +276,99 @@ cdef intp_t _build_node(
     return idx
 
 
-cdef int _tree_build(Tree *t, const float64_t *y, intp_t n, int d) noexcept nogil:
-    """Build the tree of the n points y (n, d); 0 on success, -1 if out of memory."""
-    cdef intp_t i, p
-    cdef int k
-    cdef uint64_t *tmp_keys = NULL
-    cdef intp_t *tmp_vals = NULL
-    cdef float64_t *sums = NULL
-    cdef intp_t n_cap = 2 * n if n > 0 else 1
+cdef class _Workspace:
+    """Buffers of the tree and of the per-point results, kept between calls.
 
+    One instance serves one caller at a time (a gradient backend keeps one for
+    a whole fit), so that repeated calls allocate, and fault in, nothing new.
+    Every buffer is sized for ``capacity`` points of up to 3 dimensions.
+    """
+
+    cdef Tree tree
+    cdef uint64_t *tmp_keys    # radix sort scratch, (capacity,)
+    cdef intp_t *tmp_vals
+    cdef float64_t *sums       # per-node coordinate sums, (2 capacity, 3)
+    cdef float64_t *fs         # forces in Morton order, (capacity, 3)
+    cdef float64_t *ws         # kernel sums in Morton order, (capacity,)
+    cdef intp_t capacity
+
+    def __cinit__(self):
+        self.capacity = 0
+
+    def __dealloc__(self):
+        self._release()
+
+    cdef void _release(self) noexcept:
+        free(self.tree.nodes)
+        free(self.tree.lo)
+        free(self.tree.hi)
+        free(self.tree.ys)
+        free(self.tree.perm)
+        free(self.tree.codes)
+        free(self.tmp_keys)
+        free(self.tmp_vals)
+        free(self.sums)
+        free(self.fs)
+        free(self.ws)
+        memset(&self.tree, 0, sizeof(Tree))
+        self.tmp_keys = NULL
+        self.tmp_vals = NULL
+        self.sums = NULL
+        self.fs = NULL
+        self.ws = NULL
+        self.capacity = 0
+
+    cdef int reserve(self, intp_t n) except -1:
+        """Make room for n points (only grows)."""
+        cdef intp_t cap = n if n > 0 else 1
+        if cap <= self.capacity:
+            return 0
+        self._release()
+        self.tree.nodes = <Node *>malloc(2 * cap * sizeof(Node))
+        self.tree.lo = <float64_t *>malloc(6 * cap * sizeof(float64_t))
+        self.tree.hi = <float64_t *>malloc(6 * cap * sizeof(float64_t))
+        self.tree.ys = <float64_t *>malloc(3 * cap * sizeof(float64_t))
+        self.tree.perm = <intp_t *>malloc(cap * sizeof(intp_t))
+        self.tree.codes = <uint64_t *>malloc(cap * sizeof(uint64_t))
+        self.tmp_keys = <uint64_t *>malloc(cap * sizeof(uint64_t))
+        self.tmp_vals = <intp_t *>malloc(cap * sizeof(intp_t))
+        self.sums = <float64_t *>malloc(6 * cap * sizeof(float64_t))
+        self.fs = <float64_t *>malloc(3 * cap * sizeof(float64_t))
+        self.ws = <float64_t *>malloc(cap * sizeof(float64_t))
+        if (
+            self.tree.nodes == NULL or self.tree.lo == NULL or self.tree.hi == NULL
+            or self.tree.ys == NULL or self.tree.perm == NULL
+            or self.tree.codes == NULL or self.tmp_keys == NULL
+            or self.tmp_vals == NULL or self.sums == NULL or self.fs == NULL
+            or self.ws == NULL
+        ):
+            self._release()
+            raise MemoryError()
+        self.capacity = cap
+        return 0
+
+
+cdef int _build_tree(_Workspace w, const floating[:, ::1] Y) except -1:
+    """Build the tree of Y into ``w.tree`` (sorted, float64 coordinates)."""
+    cdef Tree *t = &w.tree
+    cdef intp_t n = Y.shape[0], i, p
+    cdef int d = <int>Y.shape[1], k
+    w.reserve(n)
     t.n_points = n
     t.n_dims = d
     t.n_nodes = 0
-    t.nodes = <Node *>malloc(n_cap * sizeof(Node))
-    t.lo = <float64_t *>malloc(3 * n_cap * sizeof(float64_t))
-    t.hi = <float64_t *>malloc(3 * n_cap * sizeof(float64_t))
-    t.ys = <float64_t *>malloc((n * d + 1) * sizeof(float64_t))
-    t.perm = <intp_t *>malloc((n + 1) * sizeof(intp_t))
-    t.codes = <uint64_t *>malloc((n + 1) * sizeof(uint64_t))
-    tmp_keys = <uint64_t *>malloc((n + 1) * sizeof(uint64_t))
-    tmp_vals = <intp_t *>malloc((n + 1) * sizeof(intp_t))
-    sums = <float64_t *>malloc(3 * n_cap * sizeof(float64_t))
-    if (
-        t.nodes == NULL or t.lo == NULL or t.hi == NULL or t.ys == NULL
-        or t.perm == NULL or t.codes == NULL or tmp_keys == NULL
-        or tmp_vals == NULL or sums == NULL
-    ):
-        free(tmp_keys)
-        free(tmp_vals)
-        free(sums)
-        return -1
-    if n > 0:
-        _morton_codes(y, n, d, t.codes)
+    if n == 0:
+        return 0
+    with nogil:
+        _morton_codes(Y, t.codes)
         for i in range(n):
             t.perm[i] = i
-        _radix_sort(t.codes, t.perm, tmp_keys, tmp_vals, n)
+        _radix_sort(t.codes, t.perm, w.tmp_keys, w.tmp_vals, n)
         for p in range(n):
             for k in range(d):
-                t.ys[p * d + k] = y[t.perm[p] * d + k]
-        _build_node(t, sums, 0, n, 0)
-    free(tmp_keys)
-    free(tmp_vals)
-    free(sums)
+                t.ys[p * d + k] = Y[t.perm[p], k]
+        _build_node(t, w.sums, 0, n, 0)
     return 0
-
-
-cdef void _tree_free(Tree *t) noexcept nogil:
-    free(t.nodes)
-    free(t.lo)
-    free(t.hi)
-    free(t.ys)
-    free(t.perm)
-    free(t.codes)
-    t.nodes = NULL
-    t.lo = NULL
-    t.hi = NULL
-    t.ys = NULL
-    t.perm = NULL
-    t.codes = NULL
-
-
-cdef Tree _new_tree(const floating[:, ::1] Y) except *:
-    """Build the tree of Y (converted to float64); the caller frees it."""
-    cdef Tree t
-    cdef intp_t n = Y.shape[0], i
-    cdef int d = <int>Y.shape[1], k, status
-    cdef float64_t *y = <float64_t *>malloc((n * d + 1) * sizeof(float64_t))
-    memset(&t, 0, sizeof(Tree))
-    if y == NULL:
-        raise MemoryError()
-    with nogil:
-        for i in range(n):
-            for k in range(d):
-                y[i * d + k] = Y[i, k]
-        status = _tree_build(&t, y, n, d)
-    free(y)
-    if status != 0:
-        _tree_free(&t)
-        raise MemoryError()
-    return t
 
 
 # ---------------------------------------------------------------------------
@@ -361,64 +376,93 @@ cdef Tree _new_tree(const floating[:, ::1] Y) except *:
 # ---------------------------------------------------------------------------
 
 cdef inline intp_t _push(
-    float64_t *ent, intp_t n_e, const float64_t *c, int d, float64_t mass
+    float64_t *ent, float *entf, const float64_t *ctr, intp_t n_e,
+    float64_t x, float64_t y, float64_t z, float64_t mass
 ) noexcept nogil:
-    """Append (c[0:d] padded with 0 to 3, mass) to a list; return the new length."""
-    cdef float64_t *e = &ent[4 * n_e]
-    e[0] = c[0]
-    e[1] = c[1] if d > 1 else 0.0
-    e[2] = c[2] if d > 2 else 0.0
-    e[3] = mass
+    """Append the entry (x, y, z, mass) to a list; return the new length.
+
+    The list is ``entf`` (float, relative to ``ctr``) unless that is NULL,
+    then ``ent`` (double, absolute).
+    """
+    if entf != NULL:
+        entf[4 * n_e] = <float>(x - ctr[0])
+        entf[4 * n_e + 1] = <float>(y - ctr[1])
+        entf[4 * n_e + 2] = <float>(z - ctr[2])
+        entf[4 * n_e + 3] = <float>mass
+    else:
+        ent[4 * n_e] = x
+        ent[4 * n_e + 1] = y
+        ent[4 * n_e + 2] = z
+        ent[4 * n_e + 3] = mass
     return n_e + 1
+
+
+cdef inline intp_t _push_points(
+    const Tree *t, intp_t start, intp_t end, float64_t *ent, float *entf,
+    const float64_t *ctr, intp_t n_e
+) noexcept nogil:
+    """Append the points start:end of the Morton order with mass 1."""
+    cdef int d = t.n_dims
+    cdef const float64_t *y
+    cdef intp_t p
+    for p in range(start, end):
+        y = &t.ys[p * d]
+        n_e = _push(
+            ent, entf, ctr, n_e, y[0], y[1] if d > 1 else 0.0,
+            y[2] if d > 2 else 0.0, 1.0
+        )
+    return n_e
+
+
+cdef inline float64_t _gap(float64_t c, float64_t lo, float64_t hi) noexcept nogil:
+    """Distance from c to the interval [lo, hi] (written to compile to maxsd)."""
+    cdef float64_t a = lo - c, b = c - hi
+    a = a if a > b else b
+    return a if a > 0.0 else 0.0
 
 
 cdef intp_t _collect(
     const Tree *t, intp_t gs, intp_t ge, const float64_t *glo,
-    const float64_t *ghi, float64_t theta2, float64_t *ent, intp_t *n_own
+    const float64_t *ghi, float64_t theta2, float64_t *ent, float *entf,
+    const float64_t *ctr, intp_t *n_own
 ) noexcept nogil:
     """Interaction list (x, y, z, mass) of the points gs:ge; returns its length.
 
-    ``glo``/``ghi`` bound the group's points. The list starts with the group's
-    own points (``n_own`` of them, entry e being point ``gs + e``), whose
-    self-terms the kernels leave out; identical points are one entry of their
-    count instead (exact), so duplicates cost O(1).
+    ``glo``/``ghi`` bound the group's points (0 beyond d). The list starts with
+    the group's own points (``n_own`` of them, entry e being point ``gs + e``),
+    whose self-terms the kernels leave out; identical points are one entry of
+    their count instead (exact), so duplicates cost O(1). See ``_push`` for
+    where the entries go.
     """
     cdef const Node *nodes = t.nodes
     cdef const Node *nd
-    cdef intp_t node = 0, n_e = 0, p, n_out
-    cdef int d = t.n_dims, k
-    cdef float64_t d2, gap, c
-    cdef bint same = True
-    for k in range(d):
-        same = same and glo[k] == ghi[k]
-    if not same:
-        for p in range(gs, ge):
-            n_e = _push(ent, n_e, &t.ys[p * d], d, 1.0)
+    cdef intp_t node = 0, n_e = 0, n_out
+    cdef float64_t d2, gx, gy, gz
+    if glo[0] != ghi[0] or glo[1] != ghi[1] or glo[2] != ghi[2]:
+        n_e = _push_points(t, gs, ge, ent, entf, ctr, 0)
         n_own[0] = n_e
     else:
         n_own[0] = 0
         if ge - gs > 1:
-            n_e = _push(ent, n_e, &t.ys[gs * d], d, <float64_t>(ge - gs - 1))
+            n_e = _push(
+                ent, entf, ctr, 0, glo[0], glo[1], glo[2], <float64_t>(ge - gs - 1)
+            )
     while node < t.n_nodes:
         nd = &nodes[node]
         if nd.end <= gs or nd.start >= ge:
             # Disjoint from the group: squared distance from the centre of mass
             # to the group's bounding box, a lower bound over its points.
-            d2 = 0.0
-            for k in range(d):
-                c = nd.com[k]
-                gap = 0.0
-                if c < glo[k]:
-                    gap = glo[k] - c
-                elif c > ghi[k]:
-                    gap = c - ghi[k]
-                d2 += gap * gap
+            gx = _gap(nd.com[0], glo[0], ghi[0])
+            gy = _gap(nd.com[1], glo[1], ghi[1])
+            gz = _gap(nd.com[2], glo[2], ghi[2])
+            d2 = gx * gx + gy * gy + gz * gz
             if nd.width2 < theta2 * d2 or nd.width2 == 0.0:
-                n_e = _push(ent, n_e, nd.com, 3, nd.mass)
+                n_e = _push(
+                    ent, entf, ctr, n_e, nd.com[0], nd.com[1], nd.com[2], nd.mass
+                )
                 node = nd.skip
             elif nd.skip == node + 1:
-                for p in range(nd.start, nd.end):
-                    n_e = _push(ent, n_e, &t.ys[p * d], d, 1.0)
+                n_e = _push_points(t, nd.start, nd.end, ent, entf, ctr, n_e)
                 node = nd.skip
             else:
                 node += 1
@@ -427,16 +471,19 @@ cdef intp_t _collect(
         elif nd.skip == node + 1:
             # A leaf that straddles the group's ends: its points outside it.
             if nd.width2 == 0.0:
-                # Points of the leaf outside gs:ge (the ranges overlap).
                 n_out = (nd.end - nd.start) - (
                     (ge if ge < nd.end else nd.end)
                     - (gs if gs > nd.start else nd.start)
                 )
-                n_e = _push(ent, n_e, nd.com, 3, <float64_t>n_out)
+                n_e = _push(
+                    ent, entf, ctr, n_e, nd.com[0], nd.com[1], nd.com[2],
+                    <float64_t>n_out
+                )
             else:
-                for p in range(nd.start, nd.end):
-                    if p < gs or p >= ge:
-                        n_e = _push(ent, n_e, &t.ys[p * d], d, 1.0)
+                if nd.start < gs:
+                    n_e = _push_points(t, nd.start, gs, ent, entf, ctr, n_e)
+                if nd.end > ge:
+                    n_e = _push_points(t, ge, nd.end, ent, entf, ctr, n_e)
             node = nd.skip
         else:
             node += 1  # overlaps the group: always opened
@@ -451,21 +498,26 @@ cdef void _apply_f2(
     """Cauchy sums, in float, of the 2-D points c0:c1 (<= _LANES) against a list.
 
     ``ent`` holds (x, y, z, mass) relative to ``ctr``; its first ``n_own``
-    entries are the points ``gs + e``, whose self-pairs are masked out. Partial
-    sums over blocks of at most _BLOCK entries are kept in float, then added to
-    double accumulators.
+    entries are the group's points ``gs + e``. The chunk's own points meet each
+    other in a rotation (lane ``ln`` against point ``ln + o`` for ``o`` in
+    ``1.._LANES - 1``), so self-pairs are never formed and the loop needs no
+    mask; every other entry goes through the plain loop. Partial sums over at
+    most _BLOCK entries are kept in float, then added to double accumulators.
     """
     cdef float px[_LANES]
     cdef float py[_LANES]
     cdef float aw[_LANES]
     cdef float ax[_LANES]
     cdef float ay[_LANES]
+    cdef float x2[2 * _LANES]
+    cdef float y2[2 * _LANES]
+    cdef float m2[2 * _LANES]
     cdef float64_t sw[_LANES]
     cdef float64_t sx[_LANES]
     cdef float64_t sy[_LANES]
     cdef float ex, ey, m, dx, dy, w, mw, one = 1.0, zero = 0.0
-    cdef intp_t e, src, e0 = 0, e1, self_l
-    cdef int ln, nv = <int>(c1 - c0)
+    cdef intp_t e, src, e0, e1, end, skip0 = n_e, skip1 = n_e
+    cdef int ln, o, part, nv = <int>(c1 - c0)
     for ln in range(_LANES):
         src = c0 + ln if ln < nv else c0
         px[ln] = <float>(ys[2 * src] - ctr[0])
@@ -473,49 +525,58 @@ cdef void _apply_f2(
         sw[ln] = 0.0
         sx[ln] = 0.0
         sy[ln] = 0.0
-    while e0 < n_e:
-        e1 = n_own if e0 < n_own else n_e
-        if e1 > e0 + _BLOCK:
-            e1 = e0 + _BLOCK
+        aw[ln] = 0.0
+        ax[ln] = 0.0
+        ay[ln] = 0.0
+    if n_own > 0:
         for ln in range(_LANES):
-            aw[ln] = 0.0
-            ax[ln] = 0.0
-            ay[ln] = 0.0
-        if e0 < n_own:
+            x2[ln] = px[ln]
+            x2[ln + _LANES] = px[ln]
+            y2[ln] = py[ln]
+            y2[ln + _LANES] = py[ln]
+            m2[ln] = one if ln < nv else zero  # padding lanes weigh nothing
+            m2[ln + _LANES] = m2[ln]
+        for o in range(1, _LANES):
+            for ln in range(_LANES):
+                dx = px[ln] - x2[ln + o]
+                dy = py[ln] - y2[ln + o]
+                w = one / (one + dx * dx + dy * dy)
+                mw = m2[ln + o] * w
+                aw[ln] += mw
+                mw = mw * w
+                ax[ln] += mw * dx
+                ay[ln] += mw * dy
+        skip0 = c0 - gs
+        skip1 = skip0 + nv
+    for part in range(2):
+        e0 = 0 if part == 0 else skip1
+        end = skip0 if part == 0 else n_e
+        while True:
+            # Flush the float partial sums of the previous block into double.
+            for ln in range(_LANES):
+                sw[ln] += aw[ln]
+                sx[ln] += ax[ln]
+                sy[ln] += ay[ln]
+                aw[ln] = 0.0
+                ax[ln] = 0.0
+                ay[ln] = 0.0
+            if e0 >= end:
+                break
+            e1 = e0 + _BLOCK if e0 + _BLOCK < end else end
             for e in range(e0, e1):
                 ex = ent[4 * e]
                 ey = ent[4 * e + 1]
                 m = ent[4 * e + 3]
-                self_l = gs + e - c0
                 for ln in range(_LANES):
                     dx = px[ln] - ex
                     dy = py[ln] - ey
                     w = one / (one + dx * dx + dy * dy)
-                    w = zero if ln == self_l else w
                     mw = m * w
                     aw[ln] += mw
                     mw = mw * w
                     ax[ln] += mw * dx
                     ay[ln] += mw * dy
-        else:
-            for e in range(e0, e1):
-                ex = ent[4 * e]
-                ey = ent[4 * e + 1]
-                m = ent[4 * e + 3]
-                for ln in range(_LANES):
-                    dx = px[ln] - ex
-                    dy = py[ln] - ey
-                    w = one / (one + dx * dx + dy * dy)
-                    mw = m * w
-                    aw[ln] += mw
-                    mw = mw * w
-                    ax[ln] += mw * dx
-                    ay[ln] += mw * dy
-        for ln in range(_LANES):
-            sw[ln] += aw[ln]
-            sx[ln] += ax[ln]
-            sy[ln] += ay[ln]
-        e0 = e1
+            e0 = e1
     for ln in range(nv):
         ws[c0 + ln] = sw[ln]
         fs[2 * (c0 + ln)] = sx[ln]
@@ -524,10 +585,14 @@ cdef void _apply_f2(
 
 cdef void _apply_f3(
     const float *ent, intp_t n_own, intp_t n_e, const float64_t *ys, int d,
-    const float64_t *ctr, intp_t gs, intp_t c0, intp_t c1, float64_t *fs,
-    float64_t *ws
+    const float64_t *ctr, intp_t gs, intp_t c0, intp_t c1, float64_t dof,
+    float64_t *fs, float64_t *ws
 ) noexcept nogil:
-    """As _apply_f2 for d = 1 or 3 (unused coordinates are 0 on both sides)."""
+    """As _apply_f2 for any d and dof (unused coordinates are 0 on both sides).
+
+    With ``dof != 1`` the kernel ``t^(-dof)`` is one ``powf`` per pair, the
+    only part of the loop that stays scalar.
+    """
     cdef float px[_LANES]
     cdef float py[_LANES]
     cdef float pz[_LANES]
@@ -535,73 +600,113 @@ cdef void _apply_f3(
     cdef float ax[_LANES]
     cdef float ay[_LANES]
     cdef float az[_LANES]
+    cdef float x2[2 * _LANES]
+    cdef float y2[2 * _LANES]
+    cdef float z2[2 * _LANES]
+    cdef float m2[2 * _LANES]
     cdef float64_t sw[_LANES]
     cdef float64_t sx[_LANES]
     cdef float64_t sy[_LANES]
     cdef float64_t sz[_LANES]
-    cdef float ex, ey, ez, m, dx, dy, dz, w, mw, one = 1.0, zero = 0.0
-    cdef intp_t e, src, e0 = 0, e1, self_l
-    cdef int ln, nv = <int>(c1 - c0)
+    cdef float ex, ey, ez, m, dx, dy, dz, t, w, mw, one = 1.0, zero = 0.0
+    cdef float fdof = <float>dof, inv_dof = <float>(1.0 / dof)
+    cdef bint cauchy = dof == 1.0
+    cdef intp_t e, src, e0, e1, end, skip0 = n_e, skip1 = n_e
+    cdef int ln, o, part, nv = <int>(c1 - c0)
     for ln in range(_LANES):
         src = c0 + ln if ln < nv else c0
         px[ln] = <float>(ys[d * src] - ctr[0])
-        py[ln] = <float>(ys[d * src + 1] - ctr[1]) if d > 1 else 0.0
-        pz[ln] = <float>(ys[d * src + 2] - ctr[2]) if d > 2 else 0.0
+        py[ln] = <float>(ys[d * src + 1] - ctr[1]) if d > 1 else zero
+        pz[ln] = <float>(ys[d * src + 2] - ctr[2]) if d > 2 else zero
         sw[ln] = 0.0
         sx[ln] = 0.0
         sy[ln] = 0.0
         sz[ln] = 0.0
-    while e0 < n_e:
-        e1 = n_own if e0 < n_own else n_e
-        if e1 > e0 + _BLOCK:
-            e1 = e0 + _BLOCK
+        aw[ln] = 0.0
+        ax[ln] = 0.0
+        ay[ln] = 0.0
+        az[ln] = 0.0
+    if n_own > 0:
         for ln in range(_LANES):
-            aw[ln] = 0.0
-            ax[ln] = 0.0
-            ay[ln] = 0.0
-            az[ln] = 0.0
-        if e0 < n_own:
-            for e in range(e0, e1):
-                ex = ent[4 * e]
-                ey = ent[4 * e + 1]
-                ez = ent[4 * e + 2]
-                m = ent[4 * e + 3]
-                self_l = gs + e - c0
-                for ln in range(_LANES):
-                    dx = px[ln] - ex
-                    dy = py[ln] - ey
-                    dz = pz[ln] - ez
-                    w = one / (one + dx * dx + dy * dy + dz * dz)
-                    w = zero if ln == self_l else w
-                    mw = m * w
-                    aw[ln] += mw
-                    mw = mw * w
-                    ax[ln] += mw * dx
-                    ay[ln] += mw * dy
-                    az[ln] += mw * dz
-        else:
-            for e in range(e0, e1):
-                ex = ent[4 * e]
-                ey = ent[4 * e + 1]
-                ez = ent[4 * e + 2]
-                m = ent[4 * e + 3]
-                for ln in range(_LANES):
-                    dx = px[ln] - ex
-                    dy = py[ln] - ey
-                    dz = pz[ln] - ez
-                    w = one / (one + dx * dx + dy * dy + dz * dz)
-                    mw = m * w
-                    aw[ln] += mw
-                    mw = mw * w
-                    ax[ln] += mw * dx
-                    ay[ln] += mw * dy
-                    az[ln] += mw * dz
-        for ln in range(_LANES):
-            sw[ln] += aw[ln]
-            sx[ln] += ax[ln]
-            sy[ln] += ay[ln]
-            sz[ln] += az[ln]
-        e0 = e1
+            x2[ln] = px[ln]
+            x2[ln + _LANES] = px[ln]
+            y2[ln] = py[ln]
+            y2[ln + _LANES] = py[ln]
+            z2[ln] = pz[ln]
+            z2[ln + _LANES] = pz[ln]
+            m2[ln] = one if ln < nv else zero
+            m2[ln + _LANES] = m2[ln]
+        for o in range(1, _LANES):
+            for ln in range(_LANES):
+                dx = px[ln] - x2[ln + o]
+                dy = py[ln] - y2[ln + o]
+                dz = pz[ln] - z2[ln + o]
+                if cauchy:
+                    t = one + dx * dx + dy * dy + dz * dz
+                    w = one / t
+                else:
+                    t = one + (dx * dx + dy * dy + dz * dz) * inv_dof
+                    w = powf(t, -fdof)
+                mw = m2[ln + o] * w
+                aw[ln] += mw
+                mw = mw / t
+                ax[ln] += mw * dx
+                ay[ln] += mw * dy
+                az[ln] += mw * dz
+        skip0 = c0 - gs
+        skip1 = skip0 + nv
+    for part in range(2):
+        e0 = 0 if part == 0 else skip1
+        end = skip0 if part == 0 else n_e
+        while True:
+            for ln in range(_LANES):
+                sw[ln] += aw[ln]
+                sx[ln] += ax[ln]
+                sy[ln] += ay[ln]
+                sz[ln] += az[ln]
+                aw[ln] = 0.0
+                ax[ln] = 0.0
+                ay[ln] = 0.0
+                az[ln] = 0.0
+            if e0 >= end:
+                break
+            e1 = e0 + _BLOCK if e0 + _BLOCK < end else end
+            if cauchy:
+                for e in range(e0, e1):
+                    ex = ent[4 * e]
+                    ey = ent[4 * e + 1]
+                    ez = ent[4 * e + 2]
+                    m = ent[4 * e + 3]
+                    for ln in range(_LANES):
+                        dx = px[ln] - ex
+                        dy = py[ln] - ey
+                        dz = pz[ln] - ez
+                        w = one / (one + dx * dx + dy * dy + dz * dz)
+                        mw = m * w
+                        aw[ln] += mw
+                        mw = mw * w
+                        ax[ln] += mw * dx
+                        ay[ln] += mw * dy
+                        az[ln] += mw * dz
+            else:
+                for e in range(e0, e1):
+                    ex = ent[4 * e]
+                    ey = ent[4 * e + 1]
+                    ez = ent[4 * e + 2]
+                    m = ent[4 * e + 3]
+                    for ln in range(_LANES):
+                        dx = px[ln] - ex
+                        dy = py[ln] - ey
+                        dz = pz[ln] - ez
+                        t = one + (dx * dx + dy * dy + dz * dz) * inv_dof
+                        w = powf(t, -fdof)
+                        mw = m * w
+                        aw[ln] += mw
+                        mw = mw / t
+                        ax[ln] += mw * dx
+                        ay[ln] += mw * dy
+                        az[ln] += mw * dz
+            e0 = e1
     for ln in range(nv):
         ws[c0 + ln] = sw[ln]
         fs[d * (c0 + ln)] = sx[ln]
@@ -678,9 +783,9 @@ cdef void _group_repulsion(
 ) noexcept nogil:
     """Forces and kernel sums of the points gs:ge of the Morton order.
 
-    ``entf`` not NULL selects the float kernels (Cauchy kernel only).
+    ``entf`` not NULL selects the float kernels.
     """
-    cdef intp_t n_own, n_e, c0 = gs, c1, e, p
+    cdef intp_t n_own, n_e, c0 = gs, c1, p
     cdef float64_t lo[3]
     cdef float64_t hi[3]
     cdef float64_t ctr[3]
@@ -697,27 +802,23 @@ cdef void _group_repulsion(
                 lo[k] = t.ys[p * d + k]
             elif t.ys[p * d + k] > hi[k]:
                 hi[k] = t.ys[p * d + k]
-    n_e = _collect(t, gs, ge, lo, hi, theta2, ent, &n_own)
+    # Coordinates relative to the group's centre keep the float differences
+    # of nearby points accurate.
+    for k in range(3):
+        ctr[k] = 0.5 * (lo[k] + hi[k])
+    n_e = _collect(t, gs, ge, lo, hi, theta2, ent, entf, ctr, &n_own)
     if entf == NULL:
         while c0 < ge:
             c1 = c0 + _DLANES if c0 + _DLANES < ge else ge
             _apply_d(ent, n_own, n_e, t.ys, d, gs, c0, c1, dof, fs, ws)
             c0 = c1
         return
-    # Coordinates relative to the group's centre keep the float differences
-    # of nearby points accurate.
-    for k in range(3):
-        ctr[k] = 0.5 * (lo[k] + hi[k])
-    for e in range(n_e):
-        for k in range(3):
-            entf[4 * e + k] = <float>(ent[4 * e + k] - ctr[k])
-        entf[4 * e + 3] = <float>ent[4 * e + 3]
     while c0 < ge:
         c1 = c0 + _LANES if c0 + _LANES < ge else ge
-        if d == 2:
+        if d == 2 and dof == 1.0:
             _apply_f2(entf, n_own, n_e, t.ys, ctr, gs, c0, c1, fs, ws)
         else:
-            _apply_f3(entf, n_own, n_e, t.ys, d, ctr, gs, c0, c1, fs, ws)
+            _apply_f3(entf, n_own, n_e, t.ys, d, ctr, gs, c0, c1, dof, fs, ws)
         c0 = c1
 
 
@@ -789,6 +890,7 @@ def bh_repulsion(
     double dof,
     floating[:, ::1] out,
     int n_threads,
+    _Workspace workspace=None,
 ):
     """Barnes-Hut estimate of the unnormalised t-SNE repulsion.
 
@@ -804,14 +906,17 @@ def bh_repulsion(
         Opening angle: a tree node stands for its points when the longest side
         of their bounding box is below ``angle`` times its distance to the
         points. ``angle = 0`` computes the exact sums in double precision; for
-        ``angle > 0`` and ``dof = 1`` the kernel is evaluated in float (partial
-        sums of 64 terms), far below the Barnes-Hut error.
+        ``angle > 0`` the kernel is evaluated in float (partial sums of at most
+        64 terms, then double), far below the Barnes-Hut error.
     dof : float
         Degrees of freedom of the heavy-tailed kernel (1 is Cauchy).
     out : ndarray of shape (n_samples, n_components), same dtype as Y
         Receives the repulsive sums.
     n_threads : int
         OpenMP threads; the result does not depend on it.
+    workspace : _Workspace, default=None
+        Buffers to reuse between calls (one caller at a time); None allocates
+        temporary ones.
 
     Returns
     -------
@@ -821,12 +926,12 @@ def bh_repulsion(
     cdef intp_t n = Y.shape[0], d = Y.shape[1], n_groups, gi, p
     cdef int k
     cdef double theta2 = angle * angle, Z = 0.0
-    cdef bint use_float = angle > 0.0 and dof == 1.0
-    cdef Tree tree
+    cdef bint use_float = angle > 0.0
+    cdef Tree *tree
+    cdef float64_t *fs
+    cdef float64_t *ws
     cdef float64_t *ent = NULL
     cdef float *entf = NULL
-    cdef float64_t[:, ::1] fs
-    cdef float64_t[::1] ws
     _check_common(d, angle, dof, n_threads)
     if out.shape[0] != n or out.shape[1] != d:
         raise ValueError(
@@ -834,37 +939,39 @@ def bh_repulsion(
         )
     if n == 0:
         return 0.0
-    fs = np.empty((n, d), dtype=np.float64)
-    ws = np.empty(n, dtype=np.float64)
+    if workspace is None:
+        workspace = _Workspace()
+    _build_tree(workspace, Y)
+    tree = &workspace.tree
+    fs = workspace.fs
+    ws = workspace.ws
     n_groups = (n + _GROUP_SIZE - 1) // _GROUP_SIZE
-    tree = _new_tree(Y)
-    try:
-        with nogil, parallel(num_threads=n_threads):
-            # At most n entries: they stand for disjoint sets of points.
+    with nogil, parallel(num_threads=n_threads):
+        # At most n entries: they stand for disjoint sets of points. Only the
+        # pages a list reaches are touched.
+        ent = NULL
+        entf = NULL
+        if use_float:
+            entf = <float *>malloc(4 * n * sizeof(float))
+        else:
             ent = <float64_t *>malloc(4 * n * sizeof(float64_t))
-            entf = NULL
-            if use_float:
-                entf = <float *>malloc(4 * n * sizeof(float))
-            if ent == NULL or (use_float and entf == NULL):
-                free(ent)
-                free(entf)
-                with gil:
-                    raise MemoryError()
-            for gi in prange(n_groups, schedule="dynamic"):
-                _group_repulsion(
-                    &tree, gi * _GROUP_SIZE,
-                    min(gi * _GROUP_SIZE + _GROUP_SIZE, n), theta2, dof, ent, entf,
-                    &fs[0, 0], &ws[0]
-                )
-            free(ent)
-            free(entf)
-        with nogil:
-            for p in range(n):
-                Z += ws[p]
-                for k in range(d):
-                    out[tree.perm[p], k] = <floating>fs[p, k]
-    finally:
-        _tree_free(&tree)
+        if ent == NULL and entf == NULL:
+            with gil:
+                raise MemoryError()
+        # Groups cost ~10 us each and unevenly: one at a time keeps every
+        # thread busy, also when the OS delays one of them.
+        for gi in prange(n_groups, schedule="dynamic"):
+            _group_repulsion(
+                tree, gi * _GROUP_SIZE, min(gi * _GROUP_SIZE + _GROUP_SIZE, n),
+                theta2, dof, ent, entf, fs, ws
+            )
+        free(ent)
+        free(entf)
+    with nogil:
+        for p in range(n):
+            Z += ws[p]
+            for k in range(d):
+                out[tree.perm[p], k] = <floating>fs[p * d + k]
     return Z
 
 
@@ -905,7 +1012,7 @@ def bh_repulsion_reference(
     cdef intp_t d = Y_ref.shape[1], m = Y_query.shape[0], i
     cdef int k
     cdef double theta2 = angle * angle
-    cdef Tree tree
+    cdef _Workspace workspace = _Workspace()
     cdef float64_t[:, ::1] res
     cdef float64_t *q
     _check_common(d, angle, dof, n_threads)
@@ -923,17 +1030,14 @@ def bh_repulsion_reference(
         return
     # Row i: force (0:3), kernel sum (3), the query point padded with 0 (4:7).
     res = np.zeros((m, 8), dtype=np.float64)
-    tree = _new_tree(Y_ref)
-    try:
-        with nogil:
-            for i in prange(m, schedule="guided", num_threads=n_threads):
-                q = &res[i, 4]
-                for k in range(d):
-                    q[k] = Y_query[i, k]
-                _point_reference(&tree, q, theta2, dof, &res[i, 0])
-            for i in range(m):
-                sum_w[i] = <floating_w>res[i, 3]
-                for k in range(d):
-                    out[i, k] = <floating>res[i, k]
-    finally:
-        _tree_free(&tree)
+    _build_tree(workspace, Y_ref)
+    with nogil:
+        for i in prange(m, schedule="dynamic", chunksize=16, num_threads=n_threads):
+            q = &res[i, 4]
+            for k in range(d):
+                q[k] = Y_query[i, k]
+            _point_reference(&workspace.tree, q, theta2, dof, &res[i, 0])
+        for i in range(m):
+            sum_w[i] = <floating_w>res[i, 3]
+            for k in range(d):
+                out[i, k] = <floating>res[i, k]

@@ -3,7 +3,7 @@
 import numpy as np
 
 from fasttsne._cython._forces import attractive_forces, kl_attraction_term
-from fasttsne._cython._quadtree import bh_repulsion
+from fasttsne._cython._quadtree import _Workspace, bh_repulsion
 from fasttsne._gradients import register_backend
 
 
@@ -26,9 +26,11 @@ class BarnesHutGradient:
 
     Notes
     -----
-    One instance lives for one fit: it keeps the force buffers and the cast
-    copy of ``P`` (when its dtype or index types need one) between calls.
-    Results are bitwise identical for any ``n_threads``.
+    One instance lives for one fit: it keeps the tree storage, the force
+    buffers and the cast copy of ``P`` (when its dtype or index types need one)
+    between calls, so that an iteration allocates nothing but the returned
+    gradient. These caches are dropped when the instance is pickled. Results
+    are bitwise identical for any ``n_threads``.
     """
 
     name = "bh"
@@ -39,6 +41,13 @@ class BarnesHutGradient:
         self._forces = None
         self._csr_source = None
         self._csr_arrays = None
+        self._workspace = _Workspace()
+
+    def __getstate__(self):
+        return {"angle": self.angle}
+
+    def __setstate__(self, state):
+        self.__init__(**state)
 
     def is_usable_for(self, embedding, *, n_components, device):
         """Usable on the CPU for 1-, 2- and 3-dimensional embeddings."""
@@ -115,7 +124,9 @@ class BarnesHutGradient:
         attractive_forces(
             indptr, indices, data, Y, dof, exaggeration, attraction, n_threads
         )
-        Z = bh_repulsion(Y, self.angle, dof, repulsion, n_threads)
+        Z = bh_repulsion(
+            Y, self.angle, dof, repulsion, n_threads, workspace=self._workspace
+        )
         # grad = 4 (attraction - repulsion / Z); Z = 0 only without pairs.
         scale = 4.0 / Z if Z > 0 else 0.0
         grad = repulsion * Y.dtype.type(-scale)
