@@ -2,7 +2,8 @@
 
 from fasttsne._bh import BarnesHutTSNE
 from fasttsne._fft import FFTInterpTSNE
+from fasttsne._toeplitz import ToeplitzKernel
 
 __version__ = "0.1.0"
 
-__all__ = ["BarnesHutTSNE", "FFTInterpTSNE", "__version__"]
+__all__ = ["BarnesHutTSNE", "FFTInterpTSNE", "ToeplitzKernel", "__version__"]
