@@ -18,7 +18,7 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 
 from fasttsne import _affinity
-from fasttsne._gradients import get_backend
+from fasttsne._gradients import get_backend, list_backends
 from fasttsne._initialization import initialize
 from fasttsne._optimizer import GradientDescent
 from fasttsne._utils import _Printer
@@ -57,18 +57,6 @@ def _check_all_identical(X, metric):
         )
 
 
-def _check_precomputed(X):
-    """Validate a precomputed distance matrix: square, non-negative."""
-    if X.shape[0] != X.shape[1]:
-        raise ValueError(
-            f'metric="precomputed" needs a square distance matrix; X has shape '
-            f"{X.shape}."
-        )
-    values = X.data if sp.issparse(X) else X
-    if np.any(values < 0):
-        raise ValueError('metric="precomputed" needs non-negative distances in X.')
-
-
 class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base class of the t-SNE estimators; not for direct use.
 
@@ -89,7 +77,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "n_iter_without_progress": [Interval(Integral, -1, None, closed="left")],
         "min_grad_norm": [Interval(Real, 0, None, closed="left")],
-        "metric": [str, callable],
+        "metric": [StrOptions(_affinity._KNOWN_METRICS | {"precomputed"}), callable],
         "metric_params": [dict, None],
         "init": [StrOptions({"pca", "random", "spectral"}), np.ndarray],
         "dof": [Interval(Real, 0, None, closed="neither")],
@@ -103,6 +91,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     }
 
     _backend_preference = ()
+    _cuda_backend_preference = ("triton",)
 
     def __init__(
         self,
@@ -160,17 +149,30 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
     # ------------------------------------------------------------- resolution
     def _resolve_device(self):
-        """Turn ``device`` into ``"cpu"`` or ``"cuda"``."""
+        """Turn ``device`` into ``"cpu"`` or ``"cuda"``.
+
+        ``"auto"`` picks CUDA only when a device is visible *and* a CUDA
+        gradient backend is installed; an explicit ``"cuda"`` that cannot be
+        honoured raises instead of falling back silently.
+        """
         if self.device == "cpu":
             return "cpu"
-        from fasttsne import gpu  # pylint: disable=import-outside-toplevel
+        from fasttsne import gpu
 
+        cuda_backends = [
+            name for name in list_backends() if name in self._cuda_backend_preference
+        ]
         if self.device == "auto":
-            return "cuda" if gpu.is_available() else "cpu"
+            return "cuda" if cuda_backends and gpu.is_available() else "cpu"
         gpu.require()
         if not gpu.is_available():
             raise ValueError(
                 'device="cuda" was requested but no CUDA device is visible.'
+            )
+        if not cuda_backends:
+            raise ValueError(
+                'device="cuda" was requested but this fasttsne has no CUDA gradient '
+                "backend installed."
             )
         return "cuda"
 
@@ -242,13 +244,14 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         X = self._validate_X(X, reset=True)
         n_samples = X.shape[0]
         if self.metric == "precomputed":
-            _check_precomputed(X)
+            _affinity._check_precomputed(X)  # pylint: disable=protected-access
             if isinstance(self.init, str) and self.init == "pca":
                 raise ValueError(
                     'init="pca" cannot be used with metric="precomputed"; use '
                     'init="spectral" or init="random".'
                 )
         _check_all_identical(X, self.metric)
+        callbacks = self._callbacks()
         dtype = X.dtype
         printer = _Printer(self.verbose)
 
@@ -280,7 +283,10 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             random_state=rng,
             verbose=self.verbose,
         )
-        printer(f"Computed affinities of {n_samples} points (k={P.nnz // n_samples}).")
+        printer(
+            f"Affinities of {n_samples} points: {P.nnz / n_samples:.1f} non-zeros "
+            "per row after symmetrisation."
+        )
         Y = initialize(
             self.init,
             X=X,
@@ -290,27 +296,32 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             dtype=dtype,
         )
         P = P.astype(dtype)
-        kl, n_iter = self._optimize(Y, P, backend, n_threads, printer)
+        kl, n_iter = self._optimize(Y, P, backend, n_threads, printer, callbacks)
 
         self.embedding_ = Y
         self.kl_divergence_ = kl
         self.n_iter_ = n_iter
-        self._fit_X = X
+        # transform needs the training rows; precomputed distances need only
+        # their count (new points arrive as distances to the training points).
+        self._fit_X = X if self.metric != "precomputed" else np.empty((n_samples, 0))
         self._n_features_out = self.n_components
         return Y
 
     def _backend_preference_for(self, device):
         """Backend names to try, in order, on ``device``."""
         if device == "cuda":
-            return ("triton",) + tuple(self._backend_preference)
+            return tuple(self._cuda_backend_preference)
         return tuple(self._backend_preference)
 
-    def _optimize(self, Y, P, backend, n_threads, printer):
-        """Early-exaggeration phase, then the main phase; returns ``(kl, n_iter)``."""
+    def _optimize(self, Y, P, backend, n_threads, printer, callbacks):
+        """Early-exaggeration phase, then the main phase; returns ``(kl, n_iter)``.
+
+        Like scikit-learn, the no-progress rule is off during early
+        exaggeration, and a stop by ``min_grad_norm`` in the early phase still
+        runs the main phase (its embedding would otherwise stay exaggerated);
+        only a callback ends the whole optimisation.
+        """
         dof = float(self.dof)
-        callbacks = self.callbacks
-        if callable(callbacks):
-            callbacks = [callbacks]
         optimizer = GradientDescent(
             self.learning_rate_,
             n_iter_check=self.callbacks_every_iters,
@@ -321,16 +332,13 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             None if self.n_iter_without_progress < 0 else self.n_iter_without_progress
         )
         n_early = min(self.early_exaggeration_iter, self.max_iter)
+        late = 1.0 if self.exaggeration is None else float(self.exaggeration)
         phases = [
-            (n_early, float(self.early_exaggeration), _MOMENTUM_EARLY),
-            (
-                self.max_iter - n_early,
-                1.0 if self.exaggeration is None else float(self.exaggeration),
-                _MOMENTUM_MAIN,
-            ),
+            (n_early, float(self.early_exaggeration), _MOMENTUM_EARLY, None),
+            (self.max_iter - n_early, late, _MOMENTUM_MAIN, no_progress),
         ]
         kl, n_done = None, 0
-        for n_iter, exaggeration, momentum in phases:
+        for n_iter, exaggeration, momentum, phase_no_progress in phases:
             if n_iter == 0:
                 continue
 
@@ -344,19 +352,33 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                     n_threads=n_threads,
                 )
 
-            kl, n_phase = optimizer.run(
+            kl, n_phase, reason = optimizer.run(
                 Y,
                 objective,
                 n_iter=n_iter,
                 momentum=momentum,
                 start_iter=n_done,
-                n_iter_without_progress=no_progress,
+                n_iter_without_progress=phase_no_progress,
                 min_grad_norm=self.min_grad_norm,
             )
             n_done += n_phase
-            if n_phase < n_iter:
+            if reason == "callback":
                 break
         return float(kl), n_done
+
+    def _callbacks(self):
+        """The ``callbacks`` parameter as a list, each entry checked callable."""
+        callbacks = self.callbacks
+        if callbacks is None:
+            return []
+        callbacks = [callbacks] if callable(callbacks) else list(callbacks)
+        for callback in callbacks:
+            if not callable(callback):
+                raise TypeError(
+                    f"callbacks must be callables or a list of callables; got "
+                    f"{callback!r}."
+                )
+        return callbacks
 
     # -------------------------------------------------------------- transform
     def transform(self, X):
@@ -382,11 +404,6 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        if self.metric == "precomputed" and X.shape[1] != self._fit_X.shape[0]:
-            raise ValueError(
-                f'With metric="precomputed", transform needs distances to the '
-                f"{self._fit_X.shape[0]} training points; X has {X.shape[1]} columns."
-            )
         n_threads = check_n_threads(self.n_jobs)
         reference = self.embedding_
         P_new, match = _affinity.new_point_affinities(
@@ -476,11 +493,13 @@ _COMMON_PARAMETERS_DOC = """n_components : int, default=2
         around 2-4 emphasise global structure on large data sets.
 
     learning_rate : float or "auto", default="auto"
-        Step size. ``"auto"`` uses ``max(n_samples / early_exaggeration, 50)``
-        (Belkina et al. 2019; openTSNE's convention). Note that scikit-learn's
-        ``TSNE`` puts a factor 4 into its gradient and divides its "auto"
-        learning rate by 4, so the same *effective* step is
-        ``learning_rate_sklearn = learning_rate / 4``.
+        Step size, applied to the exact KL gradient (the factor 4 included, as
+        in scikit-learn). ``"auto"`` is ``max(n_samples / early_exaggeration,
+        50)``, the number Belkina et al. (2019) and openTSNE use; scikit-learn's
+        "auto" is 4x smaller, ``max(n_samples / early_exaggeration / 4, 50)``.
+        So ``TSNE(learning_rate=L / 4)`` in scikit-learn takes the same steps as
+        ``learning_rate=L`` here, and openTSNE, whose gradient omits the factor
+        4, takes them with ``learning_rate=4 * L``.
 
     max_iter : int, default=750
         Total number of iterations, early exaggeration included.

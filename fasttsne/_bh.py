@@ -1,6 +1,6 @@
 """BarnesHutTSNE: t-SNE with Barnes-Hut repulsion on a space-partitioning tree."""
 
-from numbers import Real
+from numbers import Integral, Real
 
 from fasttsne._base import _BaseTSNE, _fill_doc
 from fasttsne._validation import Interval
@@ -77,6 +77,7 @@ class BarnesHutTSNE(_BaseTSNE):
 
     _parameter_constraints: dict = {
         **_BaseTSNE._parameter_constraints,
+        "n_components": [Interval(Integral, 1, 3, closed="both")],
         "angle": [Interval(Real, 0, 1, closed="both")],
     }
 

@@ -71,6 +71,7 @@ class FFTInterpTSNE(_BaseTSNE):
 
     _parameter_constraints: dict = {
         **_BaseTSNE._parameter_constraints,
+        "n_components": [Interval(Integral, 1, 2, closed="both")],
         "n_interpolation_points": [Interval(Integral, 1, None, closed="left")],
         "min_num_intervals": [Interval(Integral, 1, None, closed="left")],
         "ints_in_interval": [Interval(Real, 0, None, closed="neither")],

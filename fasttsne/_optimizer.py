@@ -114,9 +114,12 @@ class GradientDescent:
         Returns
         -------
         kl : float or None
-            The last computed error (always computed on the last iteration).
+            The error at the last check (computed before that iteration's
+            update; a check is always made on the phase's last iteration).
         n_done : int
             Iterations actually run.
+        reason : {"max_iter", "callback", "no_progress", "converged"}
+            Why the phase ended.
         """
         kl = None
         best_kl, best_iter = np.inf, start_iter
@@ -135,14 +138,14 @@ class GradientDescent:
                     f"gradient norm {grad_norm:.3e}"
                 )
             if any(callback(it + 1, kl, Y) for callback in self.callbacks):
-                return kl, offset + 1
+                return kl, offset + 1, "callback"
             if kl < best_kl:
                 best_kl, best_iter = kl, it
             elif (
                 n_iter_without_progress is not None
                 and it - best_iter > n_iter_without_progress
             ):
-                return kl, offset + 1
+                return kl, offset + 1, "no_progress"
             if grad_norm <= min_grad_norm:
-                return kl, offset + 1
-        return kl, n_iter
+                return kl, offset + 1, "converged"
+        return kl, n_iter, "max_iter"

@@ -25,27 +25,34 @@ class CLIError(Exception):
 
 
 def _delimiter(path):
-    return "\t" if path.suffix.lower() == ".tsv" else ","
+    """Tab for .tsv, comma for .csv, any whitespace for .txt."""
+    return {".tsv": "\t", ".txt": None}.get(path.suffix.lower(), ",")
+
+
+def _is_number(text):
+    """True when ``text`` parses as a float."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _read_table(path, label_column):
-    """Read a CSV/TSV file into ``(X, labels, header)``; labels may be None."""
+    """Read a CSV/TSV/TXT table into ``(X, labels)``; labels may be None.
+
+    The first line is a header when none of its fields is a number (a data row
+    with a text label column still has numeric fields).
+    """
     import numpy as np
 
     delimiter = _delimiter(path)
     with open(path, encoding="utf-8") as handle:
-        first = handle.readline().rstrip("\n").split(delimiter)
-    try:
-        for value in first:
-            if value.strip():
-                float(value)
-        header = None
-    except ValueError:
-        header = [name.strip() for name in first]
+        first = [field.strip() for field in handle.readline().split(delimiter)]
+    header = first if not any(_is_number(field) for field in first) else None
     raw = np.genfromtxt(
-        path, delimiter=delimiter, dtype=str, skip_header=1 if header else 0
+        path, delimiter=delimiter, dtype=str, skip_header=1 if header else 0, ndmin=2
     )
-    raw = np.atleast_2d(raw)
     labels = None
     if label_column is not None:
         if header is not None and label_column in header:
@@ -87,6 +94,10 @@ def _read_input(path, labels_arg, label_column):
         )
     if not path.is_file():
         raise CLIError(f"input file {path} does not exist.")
+    if label_column is not None and suffix in (".npy", ".npz"):
+        raise CLIError(
+            "--label-column is for CSV/TSV/TXT input; for .npy/.npz use --labels."
+        )
     labels = None
     try:
         if suffix == ".npy":
@@ -126,13 +137,38 @@ def _read_labels(path):
         raise CLIError(f"cannot read labels from {path.name}: {exc}") from exc
 
 
-def _check_output(path):
-    """Fail before the fit, not after it, when the output cannot be written."""
-    if Path(path).suffix.lower() not in _WRITABLE:
+def _check_outputs(output, plot):
+    """Fail before the fit, not after it, when an output cannot be written."""
+    if Path(output).suffix.lower() not in _WRITABLE:
         raise CLIError(
-            f"cannot write {Path(path).name}: the output must be one of "
+            f"cannot write {Path(output).name}: the output must be one of "
             f"{', '.join(_WRITABLE)}."
         )
+    if plot is None:
+        return
+    plt = _pyplot()
+    formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    suffix = Path(plot).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise CLIError(
+            f"cannot plot to {Path(plot).name}: use one of "
+            f"{', '.join('.' + name for name in sorted(formats))}."
+        )
+
+
+def _pyplot():
+    """Import matplotlib's pyplot on the Agg backend, or explain how to get it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise CLIError(
+            'plotting needs matplotlib: pip install "fasttsne[plot]"'
+        ) from exc
+    return plt
 
 
 def _write_output(path, Y):
@@ -144,23 +180,16 @@ def _write_output(path, Y):
     if path.suffix.lower() == ".npy":
         np.save(path, Y)
     else:
-        header = _delimiter(path).join(f"tsne{i}" for i in range(Y.shape[1]))
-        np.savetxt(path, Y, delimiter=_delimiter(path), header=header, comments="")
+        delimiter = _delimiter(path) or " "
+        header = delimiter.join(f"tsne{i}" for i in range(Y.shape[1]))
+        np.savetxt(path, Y, delimiter=delimiter, header=header, comments="")
 
 
 def _plot(path, Y, labels, title):
     """Scatter plot of a 1-D or 2-D embedding, coloured by labels when given."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise CLIError(
-            'plotting needs matplotlib: pip install "fasttsne[plot]"'
-        ) from exc
     import numpy as np
 
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 7), dpi=120)
     y_axis = Y[:, 1] if Y.shape[1] > 1 else np.zeros(len(Y))
     size = max(0.5, min(10.0, 4000.0 / len(Y)))
@@ -187,6 +216,7 @@ def _plot(path, Y, labels, title):
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
 
@@ -277,8 +307,10 @@ def _estimator(args):
 
 
 def _run(args):
+    """Read, embed, write and plot as ``args`` say."""
     import numpy as np
 
+    _check_outputs(args.output, args.plot)
     if args.command == "demo":
         from sklearn.datasets import load_digits
 
@@ -287,7 +319,6 @@ def _run(args):
     else:
         X, labels = _read_input(args.input, args.labels, args.label_column)
         title = f"fasttsne {args.method}: {Path(args.input).name}"
-    _check_output(args.output)
     if labels is not None and len(labels) != len(X):
         raise CLIError(f"{len(labels)} labels for {len(X)} rows of data.")
     if np.asarray(X).ndim != 2:
@@ -313,7 +344,7 @@ def main(argv=None):
     Returns
     -------
     status : int
-        0 on success, 2 on a user mistake.
+        0 on success, 2 on a user mistake (bad file, option or data).
     """
     parser = _build_parser()
     try:
@@ -322,7 +353,7 @@ def main(argv=None):
         return int(exc.code or 0)
     try:
         _run(args)
-    except (CLIError, ValueError, TypeError, ImportError, MemoryError) as exc:
+    except (CLIError, ValueError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"fasttsne: error: {message}", file=sys.stderr)
         return 2

@@ -41,11 +41,18 @@ def test_embed_npy_to_npy_with_plot(tmp_path, data):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_embed_csv_with_header_and_label_column_to_csv(tmp_path, data):
+def test_embed_csv_with_text_label_column_matches_npy(tmp_path, data):
     X, labels = data
-    table = np.column_stack([X, labels])
-    header = ",".join([f"f{i}" for i in range(5)] + ["kind"])
-    np.savetxt(tmp_path / "X.csv", table, delimiter=",", header=header, comments="")
+    names = np.array(["ant", "bee", "cat"])[labels]
+    with open(tmp_path / "X.csv", "w", encoding="utf-8") as handle:
+        handle.write(",".join([f"f{i}" for i in range(5)] + ["kind"]) + "\n")
+        for row, name in zip(X, names):
+            handle.write(",".join(f"{v:.18e}" for v in row) + f",{name}\n")
+    np.save(tmp_path / "X.npy", X)
+    assert (
+        main(["embed", str(tmp_path / "X.npy"), "-o", str(tmp_path / "ref.npy"), *FAST])
+        == 0
+    )
     status = main(
         [
             "embed",
@@ -54,18 +61,64 @@ def test_embed_csv_with_header_and_label_column_to_csv(tmp_path, data):
             str(tmp_path / "Y.csv"),
             "--label-column",
             "kind",
+            *FAST,
+        ]
+    )
+    assert status == 0
+    Y = np.loadtxt(tmp_path / "Y.csv", delimiter=",", skiprows=1)
+    # The label column was removed from X: same data, same seed, same embedding.
+    np.testing.assert_array_equal(Y, np.load(tmp_path / "ref.npy"))
+
+
+def test_headerless_csv_with_label_and_single_column_and_txt(
+    tmp_path, data, monkeypatch
+):
+    X, labels = data
+    seen = {}
+    monkeypatch.setattr(
+        "fasttsne.cli._plot", lambda path, Y, lab, title: seen.update(labels=lab)
+    )
+    with open(tmp_path / "X.csv", "w", encoding="utf-8") as handle:
+        for row, label in zip(X, labels):
+            handle.write(",".join(f"{v:.6f}" for v in row) + f",c{label}\n")
+    status = main(
+        [
+            "embed",
+            str(tmp_path / "X.csv"),
+            "-o",
+            str(tmp_path / "Y.npy"),
+            "--label-column",
+            "5",
             "--plot",
             str(tmp_path / "p.png"),
             *FAST,
         ]
     )
     assert status == 0
-    Y = np.loadtxt(tmp_path / "Y.csv", delimiter=",", skiprows=1)
-    assert Y.shape == (90, 2)
+    assert np.load(tmp_path / "Y.npy").shape == (90, 2)  # no row taken as a header
+    assert list(seen["labels"]) == [f"c{label}" for label in labels]
+    np.savetxt(tmp_path / "one.csv", X[:, :1], delimiter=",")
+    assert (
+        main(
+            ["embed", str(tmp_path / "one.csv"), "-o", str(tmp_path / "one.npy"), *FAST]
+        )
+        == 0
+    )
+    assert np.load(tmp_path / "one.npy").shape == (90, 2)
+    np.savetxt(tmp_path / "X.txt", X)  # whitespace-separated
+    assert (
+        main(["embed", str(tmp_path / "X.txt"), "-o", str(tmp_path / "Y.txt"), *FAST])
+        == 0
+    )
+    assert np.loadtxt(tmp_path / "Y.txt", skiprows=1).shape == (90, 2)
 
 
-def test_embed_npz_with_label_key_and_tsv_output(tmp_path, data):
+def test_embed_npz_with_label_key_and_tsv_output(tmp_path, data, monkeypatch):
     X, labels = data
+    seen = {}
+    monkeypatch.setattr(
+        "fasttsne.cli._plot", lambda path, Y, lab, title: seen.update(labels=lab)
+    )
     np.savez(tmp_path / "d.npz", X=X, y=labels)
     status = main(
         [
@@ -75,13 +128,35 @@ def test_embed_npz_with_label_key_and_tsv_output(tmp_path, data):
             str(tmp_path / "Y.tsv"),
             "--labels",
             "y",
-            "--method",
-            "bh",
+            "--plot",
+            str(tmp_path / "p.png"),
             *FAST,
         ]
     )
     assert status == 0
     assert np.loadtxt(tmp_path / "Y.tsv", skiprows=1).shape == (90, 2)
+    np.testing.assert_array_equal(seen["labels"], labels)
+
+
+def test_plot_into_a_new_folder(tmp_path, data):
+    X, _ = data
+    np.save(tmp_path / "X.npy", X)
+    png = tmp_path / "new" / "dir" / "p.png"
+    assert (
+        main(
+            [
+                "embed",
+                str(tmp_path / "X.npy"),
+                "-o",
+                str(tmp_path / "Y.npy"),
+                "--plot",
+                str(png),
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    assert png.is_file()
 
 
 def test_same_seed_same_output(tmp_path, data):

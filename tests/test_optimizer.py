@@ -21,13 +21,13 @@ def test_converges_on_a_quadratic(rng):
     target = rng.normal(size=(20, 2))
     Y = np.zeros((20, 2))
     optimizer = GradientDescent(0.1, center=False, max_step_norm=None)
-    kl, n_done = optimizer.run(Y, _quadratic(target), n_iter=300, momentum=0.5)
-    assert n_done <= 300
+    kl, _, reason = optimizer.run(Y, _quadratic(target), n_iter=300, momentum=0.5)
+    assert reason in {"max_iter", "converged"}
     assert kl < 1e-8
     assert_allclose(Y, target, atol=1e-4)
 
 
-def test_gains_grow_on_sign_flip_and_shrink_otherwise():
+def test_gains_grow_while_gradient_keeps_sign_and_shrink_when_it_turns():
     optimizer = GradientDescent(1.0, center=False, max_step_norm=None, min_gain=0.01)
     Y = np.zeros((1, 2))
     # No previous update: both gains shrink to 0.8 and the update is -0.8.
@@ -63,10 +63,10 @@ def test_callback_can_stop_and_sees_iterations(rng):
 
     optimizer = GradientDescent(0.1, n_iter_check=10, callbacks=[callback])
     Y = np.zeros((5, 2))
-    _, n_done = optimizer.run(
+    _, n_done, reason = optimizer.run(
         Y, _quadratic(rng.normal(size=(5, 2))), n_iter=100, momentum=0.5
     )
-    assert n_done == 20
+    assert (n_done, reason) == (20, "callback")
     assert [s[0] for s in seen] == [10, 20]
     assert all(s[2] == (5, 2) for s in seen)
 
@@ -77,14 +77,15 @@ def test_stops_without_progress():
         return (1.0 if compute_error else None), np.full_like(Y, 1e-3)
 
     optimizer = GradientDescent(0.1, n_iter_check=10)
-    _, n_done = optimizer.run(
+    _, n_done, reason = optimizer.run(
         np.zeros((3, 2)),
         objective,
         n_iter=500,
         momentum=0.5,
         n_iter_without_progress=30,
     )
-    assert n_done == 50  # best at iteration 10; 50 - 10 > 30 at the 5th check
+    # Best at iteration 10; 50 - 10 > 30 at the 5th check.
+    assert (n_done, reason) == (50, "no_progress")
 
 
 def test_stops_on_small_gradient():
@@ -92,10 +93,10 @@ def test_stops_on_small_gradient():
         return (0.0 if compute_error else None), np.zeros_like(Y)
 
     optimizer = GradientDescent(0.1, n_iter_check=5)
-    _, n_done = optimizer.run(
+    _, n_done, reason = optimizer.run(
         np.zeros((3, 2)), objective, n_iter=100, momentum=0.5, min_grad_norm=1e-7
     )
-    assert n_done == 5
+    assert (n_done, reason) == (5, "converged")
 
 
 def test_state_persists_across_phases(rng):

@@ -9,9 +9,9 @@ def _kernel_terms(Y, dof):
     With ``t_ij = 1 + |y_i - y_j|^2 / dof``, ``w_ij = t_ij^(-dof)``; ``dof = 1`` is
     the Cauchy kernel of standard t-SNE (Kobak et al. 2019 for other values).
     """
-    sq_norms = np.einsum("ij,ij->i", Y, Y)
-    D = sq_norms[:, None] + sq_norms[None, :] - 2.0 * (Y @ Y.T)
-    np.maximum(D, 0.0, out=D)
+    # Differences, not |a|^2 + |b|^2 - 2ab: an oracle must not cancel.
+    diff = Y[:, None, :] - Y[None, :, :]
+    D = np.einsum("ijk,ijk->ij", diff, diff)
     t = 1.0 + D / dof
     inv_t = 1.0 / t
     W = inv_t if dof == 1 else inv_t**dof
