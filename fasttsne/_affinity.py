@@ -3,14 +3,15 @@
 ``X -> nearest_neighbors -> binary_search_perplexity -> joint_probabilities``
 for the fit, and ``new_point_affinities`` for the out-of-sample extension.
 
-The exact euclidean search is blocked brute force: for a chunk of query rows,
-squared distances ``|x|^2 - 2 x.y + |y|^2`` come from one BLAS product, a
-partial sort picks candidates, and the distances of the candidates are then
-recomputed exactly as ``sum((x - y)^2)``. The candidate window is widened by a
-rigorous bound on the rounding error of the BLAS formula, so the result is the
-exact k nearest neighbours with ties broken by the smaller index: duplicates
-get distance exactly 0, and the answer does not depend on the chunking, on the
-number of threads, or on which other rows are queried with a row.
+The exact euclidean search is blocked brute force: BLAS products rank the
+reference rows, a candidate window widened by a rigorous bound on their
+rounding error keeps every possible neighbour, and the candidates' distances
+are recomputed exactly as ``sum((x - y)^2)``. The result is the exact k
+nearest neighbours with ties broken by the smaller index: duplicates are at
+distance exactly 0, and nothing depends on the blocking, on the number of
+threads, or on which other rows are queried with a row. The approximate
+search (large N) is a faiss HNSW graph with a deterministic build, followed
+by the same exact re-ranking.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import VALID_METRICS, NearestNeighbors
+from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
 from fasttsne._cython._perplexity import binary_search_perplexity
@@ -26,20 +28,40 @@ from fasttsne._utils import _Printer
 
 __all__ = ["joint_probabilities", "nearest_neighbors", "new_point_affinities"]
 
-# Number of float64 entries of one distance block (chunk of query rows times
-# the reference rows); with its int64 argpartition twin a worker holds
-# 2 * 8 * 2**22 bytes = 64 MiB, so memory stays linear in the number of rows.
+# Entries held at once by one worker: rows of a precomputed block, or
+# candidate (row, column, value) triples of the exact search (~100 MiB), so
+# that memory stays linear in the number of rows.
 _BLOCK_ENTRIES = 1 << 22
+
+# Entries of the (pairs, features) differences formed at once when distances
+# are recomputed exactly: 512 KiB stays in cache, which made the recomputation
+# four times faster than 32 MiB blocks.
+_PAIR_BLOCK_ENTRIES = 1 << 16
 
 # Metric names accepted: everything sklearn.neighbors.NearestNeighbors knows.
 _KNOWN_METRICS = frozenset().union(*VALID_METRICS.values())
 
 _METHODS = ("auto", "exact", "approx")
 
+# From this many samples on, method="auto" uses the approximate search.
+# benchmarks/bench_knn.py (20-cluster Gaussian mixture in 50-D, k=90, 2
+# threads, on a shared 2-core machine): exact / approx time was 0.5 at 20k,
+# 0.9-1.0 at 40k, 1.06 at 80k and 1.03-2.1 at 100k, with recall@90 >= 0.997.
+# Below 80k the exact answer costs no more than the approximate one.
+_APPROX_MIN_SAMPLES = 80_000
 
-# --------------------------------------------------------------------------
-# Validation helpers
-# --------------------------------------------------------------------------
+# faiss HNSW settings, chosen with benchmarks/bench_knn.py on the same data:
+# M=32 links per node and efConstruction=100 built faster than M=16 and
+# efConstruction=200 and reached a higher recall at the same search beam.
+# efSearch = max(128, 2 (k + 1)) gave recall@90 = 0.990 at N = 250k (0.978
+# with 1.4 (k + 1)) for ~1.3x the query time.
+_HNSW_M = 32
+_HNSW_EF_CONSTRUCTION = 100
+_HNSW_MIN_EF_SEARCH = 128
+_HNSW_EF_SEARCH_FACTOR = 2.0
+
+
+# ---- Validation helpers ----
 
 
 def _check_metric(metric):
@@ -77,7 +99,7 @@ def _check_precomputed(D, n_columns=None):
         values = D
     if n_columns is None and D.shape[0] != D.shape[1]:
         raise ValueError(
-            "A precomputed distance matrix must be square, got shape " f"{D.shape}."
+            f"A precomputed distance matrix must be square, got shape {D.shape}."
         )
     if n_columns is not None and D.shape[1] != n_columns:
         raise ValueError(
@@ -103,7 +125,11 @@ def _as_float64(X):
 
 
 def _run_blocks(function, n_rows, block_rows, n_threads):
-    """Apply ``function(start, stop)`` to consecutive row blocks, in order."""
+    """Apply ``function(start, stop)`` to consecutive row blocks of n_rows > 0.
+
+    ``function`` returns a tuple of arrays (or ``None``); the blocks' arrays
+    are concatenated in row order, field by field.
+    """
     starts = range(0, n_rows, block_rows)
     jobs = [(start, min(start + block_rows, n_rows)) for start in starts]
     n_workers = max(1, min(n_threads, len(jobs)))
@@ -111,9 +137,13 @@ def _run_blocks(function, n_rows, block_rows, n_threads):
     # total number of threads used.
     with threadpool_limits(limits=1, user_api="blas"):
         if n_workers == 1:
-            return [function(*job) for job in jobs]
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            return list(pool.map(lambda job: function(*job), jobs))
+            results = [function(*job) for job in jobs]
+        else:
+            with ThreadPoolExecutor(max_workers=n_workers) as pool:
+                results = list(pool.map(lambda job: function(*job), jobs))
+    return tuple(
+        None if field[0] is None else np.concatenate(field) for field in zip(*results)
+    )
 
 
 def _sort_rows(indices, distances):
@@ -125,9 +155,7 @@ def _sort_rows(indices, distances):
     )
 
 
-# --------------------------------------------------------------------------
-# Exact euclidean kNN
-# --------------------------------------------------------------------------
+# ---- Exact euclidean kNN ----
 
 
 def _squared_norms(X):
@@ -163,7 +191,7 @@ def _pair_squared_distances(X_query, rows, X_ref, columns):
     pairs = np.flatnonzero(np.repeat(~regular, counts))
     regular_rows = first[regular]
     positions = starts[regular][:, None] + np.arange(per_row)[None, :]
-    step = max(1, _BLOCK_ENTRIES // max(1, per_row * n_features))
+    step = max(1, _PAIR_BLOCK_ENTRIES // max(1, per_row * n_features))
     for start in range(0, regular_rows.shape[0], step):
         stop = min(start + step, regular_rows.shape[0])
         diff = (
@@ -172,7 +200,7 @@ def _pair_squared_distances(X_query, rows, X_ref, columns):
         )
         np.square(diff, out=diff)
         out[positions[start:stop]] = diff.sum(axis=2)
-    step = max(1, _BLOCK_ENTRIES // max(1, n_features))
+    step = max(1, _PAIR_BLOCK_ENTRIES // max(1, n_features))
     for start in range(0, pairs.shape[0], step):
         chunk = pairs[start : start + step]
         diff = X_ref[columns[chunk]] - X_query[rows[chunk]]
@@ -212,6 +240,25 @@ def _kth_per_row(rows, values, n_rows, kth):
     sorted_rows = rows[order]
     padded[sorted_rows, np.arange(order.shape[0]) - starts[sorted_rows]] = values[order]
     return np.partition(padded, kth, axis=1)[:, kth]
+
+
+def _order_within_rows(rows, values, counts, starts, k):
+    """Permutation sorting each row's segment by value, stably.
+
+    ``rows`` must be grouped (sorted) and each row's entries in ascending
+    column order, so ties keep the smaller column first.
+    """
+    order = np.arange(rows.shape[0])
+    regular = np.flatnonzero(counts == k)
+    if regular.size:
+        positions = starts[regular][:, None] + np.arange(k)[None, :]
+        ranks = np.argsort(values[positions], axis=1, kind="stable")
+        order[positions] = np.take_along_axis(positions, ranks, axis=1)
+    irregular = np.flatnonzero(np.repeat(counts != k, counts))
+    if irregular.size:
+        ranks = np.lexsort((values[irregular], rows[irregular]))
+        order[irregular] = irregular[ranks]
+    return order
 
 
 class _EuclideanSearch:
@@ -315,37 +362,70 @@ class _EuclideanSearch:
             c1 = min(c0 + self.column_block, n_ref)
             D = self._product(query_rank, self.ref_rank[c0:c1])
             if self.self_query:
+                # NaN fails every comparison, even with an infinite threshold.
                 local = np.flatnonzero((ids >= c0) & (ids < c1))
-                D[local, ids[local] - c0] = np.inf
+                D[local, ids[local] - c0] = np.nan
             flat = np.flatnonzero(D <= thresholds)
             rows, columns = np.divmod(flat, c1 - c0)
             found.append((rows, columns + c0, D.ravel()[flat].astype(np.float64)))
         return tuple(np.concatenate(parts) for parts in zip(*found))
 
     def _sample_bound(self, query_rank, ids):
-        """Upper bound of each row's (k+1)-th smallest D' (inf if unknown)."""
+        """Upper bound of each row's (k+1)-th smallest D' (inf if unknown).
+
+        Also returns the number of entries expected below the bound over all
+        columns, extrapolated from the sample.
+        """
         D = self._product(query_rank, self.ref_sample)
         if self.self_query:
             position = np.searchsorted(self.sample, ids)
             position = np.minimum(position, self.sample.shape[0] - 1)
             hit = np.flatnonzero(self.sample[position] == ids)
             D[hit, position[hit]] = np.inf
+        n_ref = self.X_ref.shape[0]
         if D.shape[1] <= self.k:
-            return np.full(D.shape[0], np.inf)
-        return np.partition(D, self.k, axis=1)[:, self.k].astype(np.float64)
+            return np.full(D.shape[0], np.inf), np.full(D.shape[0], n_ref)
+        bound = np.partition(D, self.k, axis=1)[:, self.k]
+        expected = (D <= bound[:, None]).sum(axis=1) * (n_ref / D.shape[1])
+        return bound.astype(np.float64), expected
 
     def block(self, start, stop, match):
         """Neighbours, exact squared distances and matches of query rows."""
-        k = self.k
-        m = stop - start
         ids = np.arange(start, stop)
         query_rank, sqn_query = self._query_rank(start, stop)
-        bound = self._sample_bound(query_rank, ids)
-        rows, columns, values = self._scan(query_rank, ids, bound)
-        kth = _kth_per_row(rows, values, m, k - 1)
+        bound, expected = self._sample_bound(query_rank, ids)
+        # Many exact duplicates make many candidates per row (all of them tie
+        # at distance 0): split the block so that at most about
+        # _BLOCK_ENTRIES candidates are held at once (memory stays linear).
+        group = np.floor_divide(np.cumsum(expected) - expected, _BLOCK_ENTRIES)
+        edges = np.flatnonzero(np.diff(group)) + 1
+        parts = [
+            self._select(query_rank[a:b], sqn_query[a:b], ids[a:b], bound[a:b], match)
+            for a, b in zip(
+                np.concatenate(([0], edges)), np.concatenate((edges, [len(ids)]))
+            )
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        matches = np.concatenate([part[2] for part in parts]) if match else None
+        return (
+            np.concatenate([part[0] for part in parts]),
+            np.concatenate([part[1] for part in parts]),
+            matches,
+        )
+
+    def _select(self, query_rank, sqn_query, ids, bound, match):
+        """The exact k nearest neighbours of rows ``ids`` given their bounds."""
+        k = self.k
+        m = ids.shape[0]
         error = self.error * (sqn_query + 2.0 * self.max_sqn_ref) + self.absolute_error
+        # Scanning up to bound + 2 E covers the window whenever kth <= bound,
+        # so near ties at the bound (e.g. duplicates) need no second scan.
+        threshold = bound + 2.0 * error
+        rows, columns, values = self._scan(query_rank, ids, threshold)
+        kth = _kth_per_row(rows, values, m, k - 1)
         window = kth + 2.0 * error
-        redo = np.flatnonzero(window > bound)
+        redo = np.flatnonzero(window > threshold)
         if redo.size:
             keep = ~np.isin(rows, redo)
             more = self._scan(query_rank[redo], ids[redo], window[redo])
@@ -354,13 +434,13 @@ class _EuclideanSearch:
             values = np.concatenate((values[keep], more[2]))
         keep = values <= window[rows]
         rows, columns = rows[keep], columns[keep]
-        by_row = np.argsort(rows, kind="stable")
+        by_row = np.argsort(rows, kind="stable")  # columns stay ascending
         rows, columns = rows[by_row], columns[by_row]
         sq = _pair_squared_distances(self.X_query, ids[rows], self.X_ref, columns)
-        order = np.lexsort((columns, sq, rows))
-        columns, sq = columns[order], sq[order]
         counts = np.bincount(rows, minlength=m)
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        order = _order_within_rows(rows, sq, counts, starts, k)
+        columns, sq = columns[order], sq[order]
         take = starts[:, None] + np.arange(k)[None, :]
         matches = None
         if match:
@@ -370,7 +450,7 @@ class _EuclideanSearch:
             for r in np.flatnonzero(sq[starts] == 0.0):
                 p = starts[r]
                 while p < starts[r] + counts[r] and sq[p] == 0.0:
-                    if _rows_equal(self.X_query, start + r, self.X_ref, columns[p]):
+                    if _rows_equal(self.X_query, ids[r], self.X_ref, columns[p]):
                         matches[r] = columns[p]
                         break
                     p += 1
@@ -402,21 +482,15 @@ def _euclidean_knn(X_query, X_ref, n_neighbors, *, self_query, n_threads, match)
     matches : ndarray of shape (n_query,), intp, or None
     """
     search = _EuclideanSearch(X_query, X_ref, n_neighbors, self_query=self_query)
-    results = _run_blocks(
+    return _run_blocks(
         lambda start, stop: search.block(start, stop, match),
         X_query.shape[0],
         search.row_block,
         n_threads,
     )
-    indices = np.concatenate([res[0] for res in results])
-    sq_distances = np.concatenate([res[1] for res in results])
-    matches = np.concatenate([res[2] for res in results]) if match else None
-    return indices, sq_distances, matches
 
 
-# --------------------------------------------------------------------------
-# Precomputed distances and other metrics
-# --------------------------------------------------------------------------
+# ---- Precomputed distances and other metrics ----
 
 
 def _k_smallest(values, k):
@@ -471,11 +545,7 @@ def _precomputed_knn(D, n_neighbors, *, self_query, n_threads):
             indices[r], distances[r] = _k_smallest(values[r], k)
         return indices, distances
 
-    results = _run_blocks(block, n_rows, block_rows, n_threads)
-    return (
-        np.concatenate([res[0] for res in results]),
-        np.concatenate([res[1] for res in results]),
-    )
+    return _run_blocks(block, n_rows, block_rows, n_threads)
 
 
 def _sklearn_knn(X, n_neighbors, *, metric, metric_params, n_threads):
@@ -520,16 +590,108 @@ def _rowwise_knn(X_new, X_fit, n_neighbors, *, metric, metric_params, n_threads)
             indices[i - start], distances[i - start] = _k_smallest(row, k)
         return indices, distances
 
-    results = _run_blocks(block, n_new, 64, n_threads)
-    return (
-        np.concatenate([res[0] for res in results]),
-        np.concatenate([res[1] for res in results]),
+    return _run_blocks(block, n_new, 64, n_threads)
+
+
+# ---- Approximate euclidean kNN (faiss HNSW) ----
+
+
+def _import_faiss():
+    """faiss, or ``None`` when it is not installed."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
+def _drop_self(labels, n_neighbors):
+    """Remove each row's own index (or its last entry) from k + 1 labels."""
+    drop = labels == np.arange(labels.shape[0])[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    return labels[~drop].reshape(labels.shape[0], n_neighbors)
+
+
+def _approx_euclidean_knn(X, n_neighbors, *, n_threads, random_state):
+    """Approximate kNN (self excluded) with a faiss HNSW graph.
+
+    The graph's levels are drawn from ``random_state``. faiss versions that
+    ship ``hnsw_add_vertices_deterministic`` (1.15.1 does) build the graph
+    deterministically whatever the number of threads (batches linked against
+    a frozen snapshot, reverse links merged in a fixed order); older versions
+    are only deterministic when built serially, so they get one thread for
+    the build. Queries are independent, so the search runs on
+    ``n_threads``. The distances of the neighbours found are then recomputed
+    exactly and each row sorted by (distance, index), as in the exact search.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_samples, n_neighbors), intp
+    sq_distances : ndarray of shape (n_samples, n_neighbors), float64
+    """
+    faiss = _import_faiss()
+    if faiss is None:
+        raise ImportError('neighbors="approx" needs faiss: pip install faiss-cpu')
+    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    X = _as_float64(X)
+    n_samples, n_features = X.shape
+    k = n_neighbors
+    parallel_build = hasattr(faiss, "hnsw_add_vertices_deterministic")
+    previous = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(n_threads if parallel_build else 1)
+        index = faiss.IndexHNSWFlat(n_features, _HNSW_M)
+        index.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
+        index.hnsw.rng = faiss.RandomGenerator(seed)
+        X32 = np.ascontiguousarray(X, dtype=np.float32)
+        # (pylint cannot see faiss's NumPy wrappers of its SWIG methods)
+        index.add(X32)  # pylint: disable=no-value-for-parameter
+        faiss.omp_set_num_threads(n_threads)
+        index.hnsw.efSearch = max(
+            _HNSW_MIN_EF_SEARCH, int(np.ceil(_HNSW_EF_SEARCH_FACTOR * (k + 1)))
+        )
+        _, labels = index.search(X32, k + 1)  # pylint: disable=no-value-for-parameter
+    finally:
+        faiss.omp_set_num_threads(previous)
+    del index, X32
+    labels = labels.astype(np.intp)
+    # A search that found fewer than k + 1 points pads with -1: redo those
+    # rows exactly (k + 1 neighbours of the row as a new point, minus itself).
+    short = np.flatnonzero((labels < 0).any(axis=1))
+    if short.size:
+        exact, _, _ = _euclidean_knn(
+            X[short], X, k + 1, self_query=False, n_threads=n_threads, match=False
+        )
+        labels[short] = exact
+    indices = _drop_self(labels, k)
+    rows = np.repeat(np.arange(n_samples), k)
+    sq = _pair_squared_distances(X, rows, X, indices.ravel()).reshape(n_samples, k)
+    return _sort_rows(indices, sq)
+
+
+def _resolve_method(X, metric, metric_params, method):
+    """The search ``method`` means for this input: "exact" or "approx".
+
+    Only dense data with a euclidean metric can use the approximate search;
+    "auto" picks it from ``_APPROX_MIN_SAMPLES`` samples on if faiss is there.
+    """
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+    supported = (
+        metric != "precomputed"
+        and _is_euclidean(metric, metric_params)
+        and not sparse.issparse(X)
     )
+    if method == "exact" or not supported:
+        return "exact"
+    if method == "approx":
+        return "approx"
+    if X.shape[0] >= _APPROX_MIN_SAMPLES and _import_faiss() is not None:
+        return "approx"
+    return "exact"
 
 
-# --------------------------------------------------------------------------
-# Public functions
-# --------------------------------------------------------------------------
+# ---- Public functions ----
 
 
 def _neighbors(
@@ -543,22 +705,25 @@ def _neighbors(
         ``squared`` tells whether ``distances`` hold squared euclidean
         distances (every euclidean spelling) or the metric itself.
     """
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
     _check_metric(metric)
+    method = _resolve_method(X, metric, metric_params, method)
     n_samples = X.shape[0]
     if not 1 <= n_neighbors <= n_samples - 1:
         raise ValueError(
             f"n_neighbors must be in [1, n_samples - 1] = [1, {n_samples - 1}], "
             f"got {n_neighbors}."
         )
-    del random_state  # only the approximate search is randomised
     if metric == "precomputed":
         D = _check_precomputed(X)
         indices, distances = _precomputed_knn(
             D, n_neighbors, self_query=True, n_threads=n_threads
         )
         return indices, distances, False
+    if method == "approx":
+        indices, distances = _approx_euclidean_knn(
+            X, n_neighbors, n_threads=n_threads, random_state=random_state
+        )
+        return indices, distances, True
     if _is_euclidean(metric, metric_params):
         X = _as_float64(X)
         indices, distances, _ = _euclidean_knn(
@@ -598,12 +763,15 @@ def nearest_neighbors(
     metric_params : dict, default=None
         Keyword arguments of the metric.
     method : {"exact", "approx", "auto"}, default="exact"
-        Exact search, approximate search, or approximate from a measured
-        number of samples on.
+        "approx" is a faiss HNSW graph (recall@90 of 0.99 measured at 250k
+        points), for dense data and a euclidean metric; other inputs always
+        get the exact search. "auto" is "approx" from
+        ``_APPROX_MIN_SAMPLES`` samples on when faiss is installed.
     n_threads : int, default=1
         Number of threads. The result does not depend on it.
     random_state : int, RandomState instance or None, default=None
-        Seeds the approximate search (which is then deterministic).
+        Seeds the approximate search, which is then deterministic whatever
+        ``n_threads``.
 
     Returns
     -------
@@ -776,12 +944,11 @@ def new_point_affinities(
     [4, 7]
     """
     _check_metric(metric)
-    if metric == "precomputed":
-        n_fit = X_new.shape[1]
-    else:
-        n_fit = X_fit.shape[0]
+    n_fit = X_new.shape[1] if metric == "precomputed" else X_fit.shape[0]
     n_new = X_new.shape[0]
     k = max(1, min(n_fit, int(3 * perplexity)))
+    if n_new == 0:
+        return sparse.csr_matrix((0, n_fit)), np.empty(0, dtype=np.intp)
     squared = False
     if metric == "precomputed":
         D = _check_precomputed(X_new, n_columns=n_fit)

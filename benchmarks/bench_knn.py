@@ -1,0 +1,268 @@
+"""Exact and approximate k-nearest-neighbour search for t-SNE affinities.
+
+Compares, on a seeded 20-cluster Gaussian mixture in 50-D, with the same
+number of threads for every method:
+
+* fasttsne exact (blocked BLAS brute force, the ground truth),
+* scikit-learn's brute force ``NearestNeighbors`` (the anchor),
+* fasttsne approx (faiss HNSW, deterministic build, exact re-ranking),
+* hnswlib HNSW built with one thread (its only deterministic setting),
+* pynndescent (numba; its JIT warm-up is timed apart).
+
+For each it prints build+query time, speed-up over the exact search, recall@k
+and recall@10 against the exact neighbours, and (at the smallest size)
+whether two runs with the same seed agree. Sizes above ``--full-recall-max``
+measure recall on a fixed sample of query rows. A crossover sweep times
+exact against approx at small sizes, which sets ``_APPROX_MIN_SAMPLES``.
+
+Usage::
+
+    python benchmarks/bench_knn.py                      # the README table
+    python benchmarks/bench_knn.py --sizes 20000 --large 0 --crossover
+"""
+
+import argparse
+import time
+
+import numpy as np
+from sklearn.datasets import make_blobs
+from sklearn.neighbors import NearestNeighbors
+
+from fasttsne._affinity import _euclidean_knn, nearest_neighbors
+
+
+def make_data(n_samples):
+    """The benchmark data: 20 overlapping Gaussian clusters in 50-D.
+
+    With cluster_std=6 about 0.5% of the 90 nearest neighbours of a point lie
+    in another cluster at N = 20k (the clusters touch, as real data do).
+    """
+    X, _ = make_blobs(n_samples, 50, centers=20, cluster_std=6.0, random_state=0)
+    return X
+
+
+def timed(function):
+    """Run ``function()``; return (seconds, result)."""
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def strip_self(labels, k):
+    """Drop each row's own index (or the last entry) from k + 1 labels."""
+    rows = np.arange(labels.shape[0])[:, None]
+    drop = labels == rows
+    drop[~drop.any(axis=1), -1] = True
+    return labels[~drop].reshape(labels.shape[0], k)
+
+
+def recall(found, truth, k):
+    """Mean fraction of the true k nearest neighbours that were found."""
+    hits = [np.intersect1d(a[:k], b[:k]).size for a, b in zip(found, truth)]
+    return float(np.mean(hits)) / k
+
+
+def run_sklearn(X, k, threads):
+    """scikit-learn brute force; returns neighbour indices."""
+    knn = NearestNeighbors(n_neighbors=k, algorithm="brute", n_jobs=threads)
+    return knn.fit(X).kneighbors(return_distance=False)
+
+
+def run_fasttsne_approx(X, k, threads, seed=0):
+    """fasttsne's approximate search (faiss HNSW)."""
+    return nearest_neighbors(
+        X, k, method="approx", n_threads=threads, random_state=seed
+    )[0]
+
+
+def run_hnswlib(X, k, threads, seed=0):
+    """hnswlib with settings matching ours; built serially (deterministic)."""
+    import hnswlib
+
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    index = hnswlib.Index(space="l2", dim=X.shape[1])
+    index.init_index(
+        max_elements=X.shape[0], M=32, ef_construction=100, random_seed=seed
+    )
+    index.add_items(X32, np.arange(X.shape[0]), num_threads=1)
+    index.set_ef(max(128, 2 * (k + 1)))
+    labels, _ = index.knn_query(X32, k=k + 1, num_threads=threads)
+    return strip_self(labels.astype(np.intp), k)
+
+
+def run_pynndescent(X, k, threads, seed=0):
+    """pynndescent's NN-descent graph with its default settings."""
+    import pynndescent
+
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    index = pynndescent.NNDescent(
+        X32, n_neighbors=k + 1, random_state=seed, n_jobs=threads
+    )
+    return strip_self(index.neighbor_graph[0].astype(np.intp), k)
+
+
+def pynndescent_warmup(threads):
+    """Seconds of numba compilation paid by the first call in a process."""
+    seconds, _ = timed(
+        lambda: run_pynndescent(make_data(500), 10, threads)  # tiny problem
+    )
+    return seconds
+
+
+APPROX = {
+    "fasttsne approx (faiss HNSW)": run_fasttsne_approx,
+    "hnswlib (1-thread build)": run_hnswlib,
+    "pynndescent": run_pynndescent,
+}
+
+
+def ground_truth_sample(X, k, threads, n_queries):
+    """Exact neighbours of a fixed sample of rows (for large N)."""
+    rows = np.sort(
+        np.random.default_rng(0).choice(X.shape[0], n_queries, replace=False)
+    )
+    labels, _, _ = _euclidean_knn(
+        X[rows], X, k + 1, self_query=False, n_threads=threads, match=False
+    )
+    drop = labels == rows[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    return rows, labels[~drop].reshape(rows.shape[0], k)
+
+
+def print_row(cells):
+    """One markdown table row."""
+    print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def bench_size(n_samples, k, threads, args, methods, check_determinism):
+    """Time every method at one size and print its rows."""
+    X = make_data(n_samples)
+    exact_time = None
+    if n_samples <= args.full_recall_max:
+        exact_time, (truth, _) = timed(
+            lambda: nearest_neighbors(X, k, n_threads=threads)
+        )
+        rows = np.arange(n_samples)
+        print_row(
+            [
+                f"{n_samples:,}",
+                "fasttsne exact",
+                f"{exact_time:.2f}",
+                "1.00",
+                "1.0000",
+                "1.0000",
+                "yes (exact)",
+            ]
+        )
+        sk_time, sk = timed(lambda: run_sklearn(X, k, threads))
+        print_row(
+            [
+                f"{n_samples:,}",
+                "sklearn brute",
+                f"{sk_time:.2f}",
+                f"{exact_time / sk_time:.2f}",
+                f"{recall(sk, truth, k):.4f}",
+                f"{recall(sk, truth, 10):.4f}",
+                "yes (exact)",
+            ]
+        )
+    else:
+        rows, truth = ground_truth_sample(X, k, threads, args.queries)
+    for name in methods:
+        seconds, found = timed(lambda name=name: APPROX[name](X, k, threads))
+        deterministic = "-"
+        if check_determinism:
+            again = APPROX[name](X, k, threads)
+            deterministic = "yes" if np.array_equal(found, again) else "no"
+        speedup = f"{exact_time / seconds:.2f}" if exact_time else "-"
+        print_row(
+            [
+                f"{n_samples:,}",
+                name,
+                f"{seconds:.2f}",
+                speedup,
+                f"{recall(found[rows], truth, k):.4f}",
+                f"{recall(found[rows], truth, 10):.4f}",
+                deterministic,
+            ]
+        )
+
+
+def crossover(k, threads, sizes):
+    """Exact against approx at small sizes (sets _APPROX_MIN_SAMPLES)."""
+    print("\n| N | exact (s) | approx (s) | exact / approx | recall@k |")
+    print("|---|---|---|---|---|")
+    for n_samples in sizes:
+        X = make_data(n_samples)
+        exact_time, (truth, _) = timed(
+            lambda X=X: nearest_neighbors(X, k, n_threads=threads)
+        )
+        approx_time, found = timed(lambda X=X: run_fasttsne_approx(X, k, threads))
+        print(
+            f"| {n_samples:,} | {exact_time:.2f} | {approx_time:.2f} | "
+            f"{exact_time / approx_time:.2f} | {recall(found, truth, k):.4f} |",
+            flush=True,
+        )
+
+
+def main():
+    """Parse arguments and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
+    parser.add_argument(
+        "--large",
+        type=int,
+        default=250_000,
+        help="size run with fasttsne approx only (0: skip)",
+    )
+    parser.add_argument("--k", type=int, default=90)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--queries",
+        type=int,
+        default=2000,
+        help="sampled query rows for recall above --full-recall-max",
+    )
+    parser.add_argument("--full-recall-max", type=int, default=100_000)
+    parser.add_argument(
+        "--crossover",
+        action="store_true",
+        help="also sweep N = 10k..80k for exact vs approx",
+    )
+    args = parser.parse_args()
+
+    print(
+        f"k = {args.k}, {args.threads} threads, 20-cluster Gaussian mixture "
+        "in 50-D (cluster_std=6)"
+    )
+    warmup = pynndescent_warmup(args.threads)
+    print(f"pynndescent numba warm-up (first call in a process): {warmup:.1f} s\n")
+    print(
+        "| N | method | build+query (s) | speed-up vs exact | recall@k "
+        "| recall@10 | same result twice |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for i, n_samples in enumerate(args.sizes):
+        bench_size(
+            n_samples,
+            args.k,
+            args.threads,
+            args,
+            list(APPROX),
+            check_determinism=i == 0,
+        )
+    if args.large:
+        bench_size(
+            args.large,
+            args.k,
+            args.threads,
+            args,
+            ["fasttsne approx (faiss HNSW)"],
+            check_determinism=False,
+        )
+    if args.crossover:
+        crossover(args.k, args.threads, [10_000, 20_000, 40_000, 60_000, 80_000])
+
+
+if __name__ == "__main__":
+    main()
