@@ -15,14 +15,15 @@ preorder with a skip index (see ``_quadtree.pxd``), so a walk runs forward
 through one array without a stack. Each node summarises its points by their
 centre of mass, their count and the longest side of their tight bounding box.
 
-Walk. Points are processed in groups of ``_GROUP_SIZE`` consecutive points of
-the Morton order (spatially compact). One walk per group builds an interaction
-list of (position, mass) entries: a node is used as a summary when
+Walk. Points are processed in groups of at most ``_GROUP_SIZE`` consecutive
+points of the Morton order made of whole sibling cells (``_make_groups``), so
+spatially compact. One walk per group builds an interaction list of
+(position, mass) entries: a node is used as a summary when
 ``width < angle * dist`` for the distance from its centre of mass to the
 group's bounding box, hence for every point of the group (the criterion of
 Barnes & Hut 1986 applied conservatively; Barnes 1990 for the grouping), and
 leaves that fail it contribute their points one by one. The list starts with
-the group's own points, whose self-pairs the kernels mask out. It is then
+the group's own points, whose self-pairs the kernels never form. It is then
 applied to the group's points ``_LANES`` at a time in a loop that GCC
 vectorises at the SSE2 baseline, since each lane owns its accumulators and no
 reassociation is needed. Zero-width nodes (exact duplicates) are always
@@ -67,8 +68,8 @@ import numpy as np
 cdef enum:
     # Points a leaf may hold before it splits (unless they share one code).
     _LEAF_SIZE = 8
-    # Consecutive points (Morton order) that share one interaction list.
-    _GROUP_SIZE = 32
+    # Most points (consecutive in Morton order) sharing one interaction list.
+    _GROUP_SIZE = 64
     # Points processed together against one list by the float kernels: 16
     # floats are four SSE registers per quantity, which GCC vectorises cleanly.
     _LANES = 16
@@ -822,6 +823,36 @@ cdef void _group_repulsion(
         c0 = c1
 
 
+cdef intp_t _make_groups(
+    const Tree *t, intp_t node, intp_t *starts, intp_t n_groups
+) noexcept nogil:
+    """Append the group starts of the subtree of ``node``; return the new count.
+
+    A subtree of at most _GROUP_SIZE points (or a leaf of duplicates) is one
+    group; otherwise runs of consecutive small children of the node are merged
+    while they fit, and larger children are split recursively. Groups are thus
+    contiguous in Morton order and made of whole sibling cells, which keeps
+    their bounding boxes small and their lanes full.
+    """
+    cdef const Node *nd = &t.nodes[node]
+    cdef intp_t child, run_start = -1
+    if nd.mass <= _GROUP_SIZE or nd.skip == node + 1:
+        starts[n_groups] = nd.start
+        return n_groups + 1
+    child = node + 1
+    while child < nd.skip:
+        if t.nodes[child].mass <= _GROUP_SIZE:
+            if run_start < 0 or t.nodes[child].end - run_start > _GROUP_SIZE:
+                run_start = t.nodes[child].start
+                starts[n_groups] = run_start
+                n_groups += 1
+        else:
+            run_start = -1
+            n_groups = _make_groups(t, child, starts, n_groups)
+        child = t.nodes[child].skip
+    return n_groups
+
+
 cdef void _point_reference(
     const Tree *t, const float64_t *q, float64_t theta2, float64_t dof,
     float64_t *res
@@ -932,6 +963,7 @@ def bh_repulsion(
     cdef float64_t *ws
     cdef float64_t *ent = NULL
     cdef float *entf = NULL
+    cdef intp_t[::1] starts
     _check_common(d, angle, dof, n_threads)
     if out.shape[0] != n or out.shape[1] != d:
         raise ValueError(
@@ -945,7 +977,9 @@ def bh_repulsion(
     tree = &workspace.tree
     fs = workspace.fs
     ws = workspace.ws
-    n_groups = (n + _GROUP_SIZE - 1) // _GROUP_SIZE
+    starts = np.empty(n + 1, dtype=np.intp)
+    n_groups = _make_groups(tree, 0, &starts[0], 0)
+    starts[n_groups] = n
     with nogil, parallel(num_threads=n_threads):
         # At most n entries: they stand for disjoint sets of points. Only the
         # pages a list reaches are touched.
@@ -962,8 +996,7 @@ def bh_repulsion(
         # thread busy, also when the OS delays one of them.
         for gi in prange(n_groups, schedule="dynamic"):
             _group_repulsion(
-                tree, gi * _GROUP_SIZE, min(gi * _GROUP_SIZE + _GROUP_SIZE, n),
-                theta2, dof, ent, entf, fs, ws
+                tree, starts[gi], starts[gi + 1], theta2, dof, ent, entf, fs, ws
             )
         free(ent)
         free(entf)
