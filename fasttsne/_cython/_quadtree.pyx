@@ -349,6 +349,22 @@ cdef class _Workspace:
         return 0
 
 
+cdef bint _holds_points(const Tree *t, const floating[:, ::1] Y) noexcept nogil:
+    """Whether t is the tree of exactly the points Y (same values, same rows).
+
+    The build is deterministic, so such a tree can be reused as it is.
+    """
+    cdef intp_t n = Y.shape[0], p
+    cdef int d = <int>Y.shape[1], k
+    if t.nodes == NULL or t.n_points != n or t.n_dims != d:
+        return False
+    for p in range(n):
+        for k in range(d):
+            if t.ys[p * d + k] != Y[t.perm[p], k]:
+                return False
+    return True
+
+
 cdef int _build_tree(_Workspace w, const floating[:, ::1] Y) except -1:
     """Build the tree of Y into ``w.tree`` (sorted, float64 coordinates)."""
     cdef Tree *t = &w.tree
@@ -1016,6 +1032,7 @@ def bh_repulsion_reference(
     floating[:, ::1] out,
     floating_w[::1] sum_w,
     int n_threads,
+    _Workspace workspace=None,
 ):
     """Barnes-Hut repulsion of query points from a fixed reference embedding.
 
@@ -1041,11 +1058,16 @@ def bh_repulsion_reference(
         Receives the per-point kernel sums.
     n_threads : int
         OpenMP threads; the result does not depend on it.
+    workspace : _Workspace, default=None
+        Buffers kept between calls (one caller at a time). When it already
+        holds the tree of exactly these reference points (checked in O(n)),
+        the tree is reused: repeated calls against a frozen embedding, as in
+        ``transform``, build it once.
     """
     cdef intp_t d = Y_ref.shape[1], m = Y_query.shape[0], i
     cdef int k
     cdef double theta2 = angle * angle
-    cdef _Workspace workspace = _Workspace()
+    cdef bint reuse
     cdef float64_t[:, ::1] res
     cdef float64_t *q
     _check_common(d, angle, dof, n_threads)
@@ -1063,7 +1085,12 @@ def bh_repulsion_reference(
         return
     # Row i: force (0:3), kernel sum (3), the query point padded with 0 (4:7).
     res = np.zeros((m, 8), dtype=np.float64)
-    _build_tree(workspace, Y_ref)
+    if workspace is None:
+        workspace = _Workspace()
+    with nogil:
+        reuse = _holds_points(&workspace.tree, Y_ref)
+    if not reuse:
+        _build_tree(workspace, Y_ref)
     with nogil:
         for i in prange(m, schedule="dynamic", chunksize=16, num_threads=n_threads):
             q = &res[i, 4]
