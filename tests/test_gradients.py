@@ -224,6 +224,12 @@ def test_bh_csr_variants_and_p_untouched(rng):
     # Exaggeration is a number, never a change of P.
     assert_array_equal(P.data, P_copy.data)
     assert_array_equal(P.indices, P_copy.indices)
+    # 64-bit indices (narrowed inside) give the same bits as 32-bit ones.
+    P_int32 = P.copy()
+    P_int32.indptr = P_int32.indptr.astype(np.int32)
+    P_int32.indices = P_int32.indices.astype(np.int32)
+    _, grad_int32 = _call(BarnesHutGradient(0.0), Y, P_int32, exaggeration=12.0)
+    assert_array_equal(grad_int32, grad)
     # float32 P with a float64 embedding, and mixed index types, are converted.
     P32 = P.astype(np.float32)
     P32.indices = P32.indices.astype(np.int32)

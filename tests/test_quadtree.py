@@ -301,6 +301,37 @@ def test_reference_rows_are_independent(rng):
     assert sum_w_1[0] == sum_w[5]
 
 
+def test_reference_workspace_reuses_only_the_same_tree(rng):
+    """A kept workspace reuses the tree of identical references, and only those."""
+    Y_ref = _clusters(rng, 800, 2)
+    Y_query = _clusters(rng, 50, 2)
+    expected = _reference(Y_ref, Y_query, 0.5)
+    workspace = _Workspace()
+
+    def call(reference):
+        out = np.empty_like(Y_query)
+        sum_w = np.empty(len(Y_query))
+        bh_repulsion_reference(
+            reference, Y_query, 0.5, 1.0, out, sum_w, 2, workspace=workspace
+        )
+        return out, sum_w
+
+    for reference in (Y_ref, Y_ref.copy(), Y_ref):  # built once, then reused
+        out, sum_w = call(reference)
+        assert_array_equal(out, expected[0])
+        assert_array_equal(sum_w, expected[1])
+    moved = Y_ref.copy()
+    moved[17, 1] += 0.5  # a changed value rebuilds
+    out, _ = call(moved)
+    assert_array_equal(out, _reference(moved, Y_query, 0.5)[0])
+    assert not np.array_equal(out, expected[0])
+    # The workspace also served a walk over another embedding in between.
+    bh_repulsion(Y_query, 0.5, 1.0, np.empty_like(Y_query), 1, workspace=workspace)
+    out, sum_w = call(Y_ref)
+    assert_array_equal(out, expected[0])
+    assert_array_equal(sum_w, expected[1])
+
+
 def test_reference_dtypes(rng):
     """float32 inputs and a float32 sum_w work; bad shapes raise."""
     Y_ref = _clusters(rng, 400, 2).astype(np.float32)

@@ -15,14 +15,15 @@ preorder with a skip index (see ``_quadtree.pxd``), so a walk runs forward
 through one array without a stack. Each node summarises its points by their
 centre of mass, their count and the longest side of their tight bounding box.
 
-Walk. Points are processed in groups of ``_GROUP_SIZE`` consecutive points of
-the Morton order (spatially compact). One walk per group builds an interaction
-list of (position, mass) entries: a node is used as a summary when
+Walk. Points are processed in groups of at most ``_GROUP_SIZE`` consecutive
+points of the Morton order made of whole sibling cells (``_make_groups``), so
+spatially compact. One walk per group builds an interaction list of
+(position, mass) entries: a node is used as a summary when
 ``width < angle * dist`` for the distance from its centre of mass to the
 group's bounding box, hence for every point of the group (the criterion of
 Barnes & Hut 1986 applied conservatively; Barnes 1990 for the grouping), and
 leaves that fail it contribute their points one by one. The list starts with
-the group's own points, whose self-pairs the kernels mask out. It is then
+the group's own points, whose self-pairs the kernels never form. It is then
 applied to the group's points ``_LANES`` at a time in a loop that GCC
 vectorises at the SSE2 baseline, since each lane owns its accumulators and no
 reassociation is needed. Zero-width nodes (exact duplicates) are always
@@ -67,8 +68,8 @@ import numpy as np
 cdef enum:
     # Points a leaf may hold before it splits (unless they share one code).
     _LEAF_SIZE = 8
-    # Consecutive points (Morton order) that share one interaction list.
-    _GROUP_SIZE = 32
+    # Most points (consecutive in Morton order) sharing one interaction list.
+    _GROUP_SIZE = 64
     # Points processed together against one list by the float kernels: 16
     # floats are four SSE registers per quantity, which GCC vectorises cleanly.
     _LANES = 16
@@ -346,6 +347,22 @@ cdef class _Workspace:
             raise MemoryError()
         self.capacity = cap
         return 0
+
+
+cdef bint _holds_points(const Tree *t, const floating[:, ::1] Y) noexcept nogil:
+    """Whether t is the tree of exactly the points Y (same values, same rows).
+
+    The build is deterministic, so such a tree can be reused as it is.
+    """
+    cdef intp_t n = Y.shape[0], p
+    cdef int d = <int>Y.shape[1], k
+    if t.nodes == NULL or t.n_points != n or t.n_dims != d:
+        return False
+    for p in range(n):
+        for k in range(d):
+            if t.ys[p * d + k] != Y[t.perm[p], k]:
+                return False
+    return True
 
 
 cdef int _build_tree(_Workspace w, const floating[:, ::1] Y) except -1:
@@ -822,6 +839,36 @@ cdef void _group_repulsion(
         c0 = c1
 
 
+cdef intp_t _make_groups(
+    const Tree *t, intp_t node, intp_t *starts, intp_t n_groups
+) noexcept nogil:
+    """Append the group starts of the subtree of ``node``; return the new count.
+
+    A subtree of at most _GROUP_SIZE points (or a leaf of duplicates) is one
+    group; otherwise runs of consecutive small children of the node are merged
+    while they fit, and larger children are split recursively. Groups are thus
+    contiguous in Morton order and made of whole sibling cells, which keeps
+    their bounding boxes small and their lanes full.
+    """
+    cdef const Node *nd = &t.nodes[node]
+    cdef intp_t child, run_start = -1
+    if nd.mass <= _GROUP_SIZE or nd.skip == node + 1:
+        starts[n_groups] = nd.start
+        return n_groups + 1
+    child = node + 1
+    while child < nd.skip:
+        if t.nodes[child].mass <= _GROUP_SIZE:
+            if run_start < 0 or t.nodes[child].end - run_start > _GROUP_SIZE:
+                run_start = t.nodes[child].start
+                starts[n_groups] = run_start
+                n_groups += 1
+        else:
+            run_start = -1
+            n_groups = _make_groups(t, child, starts, n_groups)
+        child = t.nodes[child].skip
+    return n_groups
+
+
 cdef void _point_reference(
     const Tree *t, const float64_t *q, float64_t theta2, float64_t dof,
     float64_t *res
@@ -932,6 +979,7 @@ def bh_repulsion(
     cdef float64_t *ws
     cdef float64_t *ent = NULL
     cdef float *entf = NULL
+    cdef intp_t[::1] starts
     _check_common(d, angle, dof, n_threads)
     if out.shape[0] != n or out.shape[1] != d:
         raise ValueError(
@@ -945,7 +993,9 @@ def bh_repulsion(
     tree = &workspace.tree
     fs = workspace.fs
     ws = workspace.ws
-    n_groups = (n + _GROUP_SIZE - 1) // _GROUP_SIZE
+    starts = np.empty(n + 1, dtype=np.intp)
+    n_groups = _make_groups(tree, 0, &starts[0], 0)
+    starts[n_groups] = n
     with nogil, parallel(num_threads=n_threads):
         # At most n entries: they stand for disjoint sets of points. Only the
         # pages a list reaches are touched.
@@ -962,8 +1012,7 @@ def bh_repulsion(
         # thread busy, also when the OS delays one of them.
         for gi in prange(n_groups, schedule="dynamic"):
             _group_repulsion(
-                tree, gi * _GROUP_SIZE, min(gi * _GROUP_SIZE + _GROUP_SIZE, n),
-                theta2, dof, ent, entf, fs, ws
+                tree, starts[gi], starts[gi + 1], theta2, dof, ent, entf, fs, ws
             )
         free(ent)
         free(entf)
@@ -983,6 +1032,7 @@ def bh_repulsion_reference(
     floating[:, ::1] out,
     floating_w[::1] sum_w,
     int n_threads,
+    _Workspace workspace=None,
 ):
     """Barnes-Hut repulsion of query points from a fixed reference embedding.
 
@@ -1008,11 +1058,16 @@ def bh_repulsion_reference(
         Receives the per-point kernel sums.
     n_threads : int
         OpenMP threads; the result does not depend on it.
+    workspace : _Workspace, default=None
+        Buffers kept between calls (one caller at a time). When it already
+        holds the tree of exactly these reference points (checked in O(n)),
+        the tree is reused: repeated calls against a frozen embedding, as in
+        ``transform``, build it once.
     """
     cdef intp_t d = Y_ref.shape[1], m = Y_query.shape[0], i
     cdef int k
     cdef double theta2 = angle * angle
-    cdef _Workspace workspace = _Workspace()
+    cdef bint reuse
     cdef float64_t[:, ::1] res
     cdef float64_t *q
     _check_common(d, angle, dof, n_threads)
@@ -1030,7 +1085,12 @@ def bh_repulsion_reference(
         return
     # Row i: force (0:3), kernel sum (3), the query point padded with 0 (4:7).
     res = np.zeros((m, 8), dtype=np.float64)
-    _build_tree(workspace, Y_ref)
+    if workspace is None:
+        workspace = _Workspace()
+    with nogil:
+        reuse = _holds_points(&workspace.tree, Y_ref)
+    if not reuse:
+        _build_tree(workspace, Y_ref)
     with nogil:
         for i in prange(m, schedule="dynamic", chunksize=16, num_threads=n_threads):
             q = &res[i, 4]

@@ -65,22 +65,24 @@ class BarnesHutGradient:
         return self._forces
 
     def _csr(self, P, dtype):
-        """(indptr, indices, data) of P with one index type and ``dtype`` values.
+        """(indptr, indices, data) of P: int32 indices and ``dtype`` values.
 
-        The converted copy is cached for as long as P's arrays stay the same
-        objects, so a fit converts at most once.
+        The attraction streams P once per call and is bound by memory
+        bandwidth, so 64-bit indices (what scipy gives large or concatenated
+        matrices) are narrowed to 32 bits whenever they fit. The converted
+        copy is cached for as long as P's arrays stay the same objects, so a
+        fit converts at most once.
         """
         source = (P.indptr, P.indices, P.data, dtype)
         cached = self._csr_source
         if cached is not None and all(a is b for a, b in zip(cached, source)):
             return self._csr_arrays
-        indptr, indices = P.indptr, P.indices
-        if indptr.dtype != indices.dtype or indptr.dtype not in (np.int32, np.int64):
-            indptr = indptr.astype(np.int64)
-            indices = indices.astype(np.int64)
+        index_dtype = np.int32 if P.nnz < np.iinfo(np.int32).max else np.int64
+        if P.shape[1] > np.iinfo(np.int32).max:
+            index_dtype = np.int64
         arrays = (
-            np.ascontiguousarray(indptr),
-            np.ascontiguousarray(indices),
+            np.ascontiguousarray(P.indptr, dtype=index_dtype),
+            np.ascontiguousarray(P.indices, dtype=index_dtype),
             np.ascontiguousarray(P.data, dtype=dtype),
         )
         self._csr_source = source
