@@ -64,14 +64,22 @@ Steps and complexity (N points, G = grid nodes, T = d + 2 charges)
 ------------------------------------------------------------------
 1. bounding box and finiteness check: O(N d), serial;
 2. stable counting sort of the points by box (row-major box id):
-   O(N + boxes), serial but for the box ids; then one parallel gather of the
-   centred coordinates in box order, so that the next passes stream through
-   them and the points of a box touch the same few cache lines of the grids;
-3. spreading: O(N p^d T), parallel over box rows;
-4. kernel on all grid offsets: O(G), parallel; FFTs: O(T G log G) in scipy;
-5. interpolation back, with each point's ``sum_j w_ij``: O(N p^d T),
-   parallel over box rows;
+   O(N + boxes), serial (under a millisecond per 100k points);
+3. one parallel region over box rows: gather the row's centred coordinates
+   in box order (so that later passes stream through them and the points of
+   a box touch the same few cache lines of the grids), then spread their
+   charges, O(N p^d T); then the kernel on all grid offsets, O(G);
+4. FFTs: O(T G log G) in scipy (``fasttsne._toeplitz``);
+5. one parallel region over box rows: interpolation back, with each point's
+   ``sum_j w_ij``, O(N p^d T);
 6. ``Z``: O(N), serial.
+
+Two OpenMP regions per call, not five: with libgomp's default (spinning)
+wait policy each region's workers keep spinning after the join, and on an
+oversubscribed machine every fork waits for descheduled threads. Measured
+on the shared 2-core machine (N = 20k, load 4): 2 threads took 52 ms with
+five regions, 28 ms with two, 8.5 ms with two and ``OMP_WAIT_POLICY=passive``
+(1 thread: 7.5 ms).
 
 ``p = 3`` (the default) has its own 2-D spreading and interpolation with the
 weights in registers: the generic loops keep them in stack arrays that the
@@ -102,7 +110,7 @@ are therefore bitwise identical for any ``n_threads`` (tested for 1, 2, 4).
 import numpy as np
 
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport ceil, isfinite, pow
 
 from fasttsne._cython._typedefs cimport intp_t
@@ -291,6 +299,24 @@ def lagrange_weights(double[::1] u, int n_interpolation_points):
 # side of the symmetric lags), so that ``K~(y, y) = sum_ij self_table[i, j]
 # acf_0[i] acf_1[j]`` with the one-sided weight autocorrelations.
 # ---------------------------------------------------------------------------
+
+
+cdef void _gather(
+    const floating *Y,
+    const intp_t *order,
+    intp_t start,
+    intp_t stop,
+    intp_t d,
+    const double *center,
+    double *ys,
+) noexcept nogil:
+    """``ys[k] = Y[order[k]] - center`` for the sorted points ``start:stop``."""
+    cdef intp_t k, i
+    for k in range(start, stop):
+        i = order[k]
+        ys[k * d] = Y[i * d] - center[0]
+        if d == 2:
+            ys[k * d + 1] = Y[i * d + 1] - center[1]
 
 
 cdef void _spread_1d(
@@ -713,9 +739,10 @@ def fft_repulsion(
     cdef double inv_den[_MAX_P]
     _inverse_denominators(p, inv_den)
 
-    # Stable counting sort of the points by box (row-major box id). Boxes come
-    # from the centred coordinates exactly as the workers recompute them, so a
-    # point sorted into a box row spreads onto that row's nodes only.
+    # Stable counting sort of the points by box (row-major box id), serial:
+    # O(N), a fraction of a millisecond per 100k points. Boxes come from the
+    # centred coordinates exactly as the workers recompute them, so a point
+    # sorted into a box row spreads onto that row's nodes only.
     cdef intp_t n_rows = axes[0].n_boxes, n_cols = axes[1].n_boxes
     boxes_arr = np.empty(N, dtype=np.intp)
     order_arr = np.empty(N, dtype=np.intp)
@@ -724,7 +751,7 @@ def fft_repulsion(
     cdef intp_t[::1] order = order_arr
     cdef intp_t[::1] starts = starts_arr
     with nogil:
-        for i in prange(N, num_threads=n_threads, schedule="static"):
+        for i in range(N):
             if d == 1:
                 boxes[i] = _box_of(y_ptr[i] - center[0], &axes[0])
             else:
@@ -732,7 +759,6 @@ def fft_repulsion(
                     _box_of(y_ptr[2 * i] - center[0], &axes[0]) * n_cols
                     + _box_of(y_ptr[2 * i + 1] - center[1], &axes[1])
                 )
-        for i in range(N):
             starts[boxes[i] + 1] += 1
         for k in range(n_rows * n_cols):
             starts[k + 1] += starts[k]
@@ -747,28 +773,28 @@ def fft_repulsion(
     cdef intp_t[::1] offsets = starts_arr[::n_cols].copy()
     del boxes, boxes_arr, starts, starts_arr
 
-    # Centred coordinates in box order: one gather here, then the spreading and
-    # the interpolation stream through them (a random read of Y per point and
-    # pass cost 40 % of the interpolation).
+    # One parallel region (each costs a fork and a join, ruinous when the
+    # cores are oversubscribed): per box row, gather the row's centred
+    # coordinates in box order (the later passes then stream through them; a
+    # random read of Y per point and pass cost 40 % of the interpolation) and
+    # spread its charges, whose nodes belong to that row alone; then the
+    # kernel on every node offset.
     ys_arr = np.empty((N, d), dtype=np.float64)
     cdef double[:, ::1] ys_view = ys_arr
     cdef double *ys = &ys_view[0, 0]
-    with nogil:
-        for k in prange(N, num_threads=n_threads, schedule="static"):
-            i = order[k]
-            ys[k * d] = y_ptr[i * d] - center[0]
-            if d == 2:
-                ys[k * d + 1] = y_ptr[i * d + 1] - center[1]
-
-    # Spread the charges onto the node grid; a row's nodes belong to it alone.
     charges_arr = np.zeros((d + 2,) + grid_shape, dtype=np.float64)
     cdef double[::1] charges_flat = charges_arr.reshape(-1)
     cdef double *grid = &charges_flat[0]
     cdef intp_t plane = n0 * n1
-    with nogil:
-        for r in prange(n_rows, num_threads=n_threads, schedule="dynamic"):
+    kernel_arr = np.empty((2 * n0 - 1, 2 * n1 - 1), dtype=np.float64)
+    cdef double[:, ::1] kernel_view = kernel_arr
+    cdef double *kernel_ptr = &kernel_view[0, 0]
+    cdef intp_t m0
+    with nogil, parallel(num_threads=n_threads):
+        for r in prange(n_rows, schedule="dynamic"):
             if offsets[r] == offsets[r + 1]:
                 continue
+            _gather(y_ptr, &order[0], offsets[r], offsets[r + 1], d, center, ys)
             if d == 1:
                 _spread_1d(
                     ys, offsets[r], offsets[r + 1], &axes[0], p, inv_den, grid,
@@ -784,15 +810,10 @@ def fft_repulsion(
                     ys, offsets[r], offsets[r + 1], &axes[0], &axes[1], p,
                     inv_den, grid, plane, n1,
                 )
-
-    # Kernel on every node offset, then kernel sums on the grid by FFT.
-    kernel_arr = np.empty((2 * n0 - 1, 2 * n1 - 1), dtype=np.float64)
-    cdef double[:, ::1] kernel_view = kernel_arr
-    cdef double *kernel_ptr = &kernel_view[0, 0]
-    cdef intp_t m0
-    with nogil:
-        for m0 in prange(n0, num_threads=n_threads, schedule="static"):
+        for m0 in prange(n0, schedule="static"):
             _kernel_row(kernel_ptr, m0, spacing[0], n0, spacing[1], n1, dof)
+
+    # Kernel sums on the grid by FFT.
     spectrum = _kernel_spectrum(
         kernel_arr.reshape(kernel_arr.shape[:d]), grid_shape, workers=n_threads
     )
