@@ -9,28 +9,34 @@ unnormalised repulsion ``out[i] = sum_{j != i} (w_ij / t_ij) (y_i - y_j)``;
 the t-SNE gradient is ``4 (attraction - out / Z)``. This is the contract of
 ``bh_repulsion`` in ``_quadtree.pyx``, so that the two can be swapped.
 
-Charges: one kernel for every dof
----------------------------------
+Charges: one kernel and d + 1 charges for every dof
+---------------------------------------------------
 Both sums are kernel sums ``phi_q(x) = sum_j K(x, y_j) q_j`` of the single
-kernel ``K = t^-(dof + 1)`` (``w / t``), for ``d + 2`` charges
-``q_j in (1, y_j, |y_j|^2)``:
+kernel ``K = t^-(dof + 1)`` (``w / t``) with the ``d + 1`` charges
+``q_j in (1, y_j)``:
 
 * repulsion: ``sum_j K_ij (y_i - y_j) = y_i phi_1(y_i) - phi_y(y_i)``;
-* normaliser: ``w_ij = K_ij t_ij`` and ``t_ij`` is a quadratic polynomial in
-  ``y_i`` and ``y_j``, so ``sum_j w_ij = (1 + |y_i|^2 / dof) phi_1
-  - (2 / dof) y_i . phi_y + phi_{|y|^2} / dof``.
+* normaliser: ``w_ij = K_ij t_ij``, and ``t_ij`` is a quadratic polynomial in
+  ``y_i`` and ``y_j``, so ``Z = sum_ij K_ij (1 + (|y_i|^2 - 2 y_i . y_j +
+  |y_j|^2) / dof)``. FIt-SNE (dof = 1) spreads a fourth charge ``|y_j|^2``
+  for the last term; but the interpolated kernel ``K~(x, y) = sum_ab L_a(x)
+  K(x_a, x_b) L_b(y)`` is symmetric like ``K``, so ``sum_ij K~_ij |y_j|^2 =
+  sum_i |y_i|^2 phi_1(y_i)`` and ``Z = sum_i [(1 + 2 |y_i|^2 / dof) phi_1(y_i)
+  - (2 / dof) y_i . phi_y(y_i)]``, exactly the same sum with one charge grid
+  (two FFTs) fewer.
 
-For dof = 1 this is FIt-SNE's ``(1, y, |y|^2)`` trick with ``K = 1/(1+r^2)^2``
-(Linderman et al. 2019); it holds for any dof because ``t`` is quadratic in
-the coordinates whatever the exponent. Versus kernel sums of ``t^-dof`` with
-charge 1 for ``Z`` it saves one kernel FFT, and the measured error of ``Z``
-was lower for every dof tried (0.3 to 10: e.g. 2.1e-4 vs 6.0e-4 at dof=1,
-6e-5 vs 9e-4 at dof=2; 3000 points, 10 clusters, default grid). Coordinates
-are taken relative to the grid centre so that ``y_i phi_1 - phi_y`` and the
-quadratic form cancel as little as possible. As the same interpolated kernel
-``K~`` multiplies each polynomial charge exactly, ``out`` equals
-``sum_j K~(y_i, y_j) (y_i - y_j)`` up to rounding: interpolation errors are not
-amplified by the cancellation.
+This needs neither ``dof = 1`` nor a second kernel ``t^-dof`` with charge 1
+for ``Z``: ``t`` is quadratic in the coordinates whatever the exponent. In
+NumPy trials over dof 0.3 to 10, Z from ``K t`` was as accurate as or more
+accurate than Z from a ``t^-dof`` kernel sum (2.1e-4 vs 6.0e-4 at dof = 1,
+6e-5 vs 9e-4 at dof = 2; 3000 points, 10 clusters, default grid), for one
+kernel spectrum instead of two. So a 2-D call runs 7 FFTs (1 kernel, 3
+forward, 3 inverse), against 9 for FIt-SNE at dof = 1 and 10 for openTSNE at
+dof != 1. Coordinates are taken relative to the grid centre so that the
+cancelling products stay small. As one interpolated kernel ``K~`` multiplies
+each exact polynomial charge, ``out`` equals ``sum_j K~(y_i, y_j)
+(y_i - y_j)`` up to rounding: interpolation errors are not amplified by the
+cancellation.
 
 The self term ``j = i`` is removed from ``Z`` as each point's *interpolated*
 self interaction ``K~(y_i, y_i)``, not as FIt-SNE's ``N * K(0) = N``. At the
@@ -55,12 +61,19 @@ of its width (FIt-SNE's layout), so all nodes form one equispaced grid of
 through the FFT of its circulant embedding.
 
 Cap and the speed cliff: with ``ints_in_interval = 1`` the grid grows with
-the span, and the FFT with the square of it in 2-D. ``max_num_intervals``
-(see :data:`DEFAULT_MAX_NUM_INTERVALS`) caps the boxes per axis; beyond the
-cap the boxes widen and the interpolation error grows (measured in
-``benchmarks/bench_fft_gradient.py`` and quoted in ``_gradients/_fft.py``).
+the span, and the 2-D FFT with its square: at N = 100k a call took 60 ms at
+span 100, 290 ms at 200, 1.7 s at 400 and 4.7 s at 600 (2 threads, shared
+machine). ``max_num_intervals`` (:data:`DEFAULT_MAX_NUM_INTERVALS` = 300)
+caps the boxes per axis of a 2-D grid; past the cap the boxes widen to
+``span / 300`` and the interpolation error grows like ``h^p``: relative error
+of the repulsion 1.1e-2 uncapped at span 300, 3.5e-2 at span 400 (0.86 s
+instead of 1.7 s) and 2.2e-1 at span 600 (0.89 s instead of 4.7 s). 300 leaves
+every span up to 300 untouched (N up to about a million at exaggeration 1)
+and bounds the cost of a call by its cost at span 300; a lower cap costs
+accuracy fast (cap 200 at span 400: 1.6e-1). 1-D grids are never capped:
+their FFT is cheap at any span. The full table is in ``_gradients/_fft.py``.
 
-Steps and complexity (N points, G = grid nodes, T = d + 2 charges)
+Steps and complexity (N points, G = grid nodes, T = d + 1 charges)
 ------------------------------------------------------------------
 1. bounding box and finiteness check: O(N d), serial;
 2. stable counting sort of the points by box (row-major box id):
@@ -71,7 +84,7 @@ Steps and complexity (N points, G = grid nodes, T = d + 2 charges)
    charges, O(N p^d T); then the kernel on all grid offsets, O(G);
 4. FFTs: O(T G log G) in scipy (``fasttsne._toeplitz``);
 5. one parallel region over box rows: interpolation back, with each point's
-   ``sum_j w_ij``, O(N p^d T);
+   share of ``Z``, O(N p^d T);
 6. ``Z``: O(N), serial.
 
 Two OpenMP regions per call, not five: with libgomp's default (spinning)
@@ -123,7 +136,7 @@ cdef enum:
     _MAX_P = 12
 
 #: Default cap on boxes per axis (0 means no cap); see the module notes.
-DEFAULT_MAX_NUM_INTERVALS = 200
+DEFAULT_MAX_NUM_INTERVALS = 300
 
 # A span below this (all points equal along an axis) is widened to it: any
 # grid that contains the points is valid, and this one still has boxes far
@@ -329,20 +342,18 @@ cdef void _spread_1d(
     double *grid,
     intp_t plane,
 ) noexcept nogil:
-    """Add the charges ``(1, y, y^2)`` of the sorted points ``start:stop``."""
+    """Add the charges ``(1, y)`` of the sorted points ``start:stop``."""
     cdef double w[_MAX_P]
-    cdef double u, y, q
+    cdef double u, y
     cdef intp_t k, node
     cdef int a
     for k in range(start, stop):
         y = ys[k]
         node = _locate(y, axis, &u) * p
         _lagrange_weights(u, p, inv_den, w)
-        q = y * y
         for a in range(p):
             grid[node + a] += w[a]
             grid[plane + node + a] += w[a] * y
-            grid[2 * plane + node + a] += w[a] * q
 
 
 cdef void _spread_2d(
@@ -357,10 +368,10 @@ cdef void _spread_2d(
     intp_t plane,
     intp_t row_stride,
 ) noexcept nogil:
-    """Add the charges ``(1, y0, y1, |y|^2)`` of the sorted points ``start:stop``."""
+    """Add the charges ``(1, y0, y1)`` of the sorted points ``start:stop``."""
     cdef double w0[_MAX_P]
     cdef double w1[_MAX_P]
-    cdef double u0, u1, y0, y1, q, w
+    cdef double u0, u1, y0, y1, w
     cdef intp_t k, node
     cdef int a, c
     for k in range(start, stop):
@@ -369,14 +380,12 @@ cdef void _spread_2d(
         node = _locate(y0, axis0, &u0) * p * row_stride + _locate(y1, axis1, &u1) * p
         _lagrange_weights(u0, p, inv_den, w0)
         _lagrange_weights(u1, p, inv_den, w1)
-        q = y0 * y0 + y1 * y1
         for a in range(p):
             for c in range(p):
                 w = w0[a] * w1[c]
                 grid[node + c] += w
                 grid[plane + node + c] += w * y0
                 grid[2 * plane + node + c] += w * y1
-                grid[3 * plane + node + c] += w * q
             node += row_stride
 
 
@@ -400,7 +409,7 @@ cdef void _spread_2d_p3(
     intp_t row_stride,
 ) noexcept nogil:
     """:func:`_spread_2d` for ``p = 3``, with the weights in registers."""
-    cdef double u0, u1, y0, y1, q, a0, a1, a2, b0, b1, b2
+    cdef double u0, u1, y0, y1, a0, a1, a2, b0, b1, b2
     cdef double *g
     cdef intp_t k
     for k in range(start, stop):
@@ -410,7 +419,6 @@ cdef void _spread_2d_p3(
         g += _locate(y1, axis1, &u1) * 3
         _lagrange3(u0, &a0, &a1, &a2)
         _lagrange3(u1, &b0, &b1, &b2)
-        q = y0 * y0 + y1 * y1
         _add3(g, a0, b0, b1, b2)
         _add3(g + row_stride, a1, b0, b1, b2)
         _add3(g + 2 * row_stride, a2, b0, b1, b2)
@@ -422,10 +430,6 @@ cdef void _spread_2d_p3(
         _add3(g, a0 * y1, b0, b1, b2)
         _add3(g + row_stride, a1 * y1, b0, b1, b2)
         _add3(g + 2 * row_stride, a2 * y1, b0, b1, b2)
-        g += plane
-        _add3(g, a0 * q, b0, b1, b2)
-        _add3(g + row_stride, a1 * q, b0, b1, b2)
-        _add3(g + 2 * row_stride, a2 * q, b0, b1, b2)
 
 
 cdef void _interpolate_1d(
@@ -446,29 +450,24 @@ cdef void _interpolate_1d(
     """Potentials at the sorted points ``start:stop``: ``out[order[k]]``, ``z[k]``."""
     cdef double w[_MAX_P]
     cdef double acf[_MAX_P]
-    cdef double u, y, phi0, phi1, phi2, self_term
+    cdef double u, y, phi0, phi1, self_term
     cdef intp_t k, node
     cdef int a
     for k in range(start, stop):
         y = ys[k]
         node = _locate(y, axis, &u) * p
         _lagrange_weights(u, p, inv_den, w)
-        phi0 = phi1 = phi2 = 0.0
+        phi0 = phi1 = 0.0
         for a in range(p):
             phi0 += w[a] * pot[node + a]
             phi1 += w[a] * pot[plane + node + a]
-            phi2 += w[a] * pot[2 * plane + node + a]
         out[order[k]] = <floating>(y * phi0 - phi1)
         _autocorrelation(w, p, acf)
         self_term = 0.0
         for a in range(p):
             self_term += self_table[a] * acf[a]
-        z[k] = (
-            (1.0 + y * y * inv_dof) * phi0
-            - 2.0 * inv_dof * y * phi1
-            + inv_dof * phi2
-            - self_term
-        )
+        z[k] = (1.0 + 2.0 * inv_dof * y * y) * phi0 - 2.0 * inv_dof * y * phi1
+        z[k] -= self_term
 
 
 cdef void _interpolate_2d(
@@ -493,7 +492,7 @@ cdef void _interpolate_2d(
     cdef double w1[_MAX_P]
     cdef double acf0[_MAX_P]
     cdef double acf1[_MAX_P]
-    cdef double u0, u1, y0, y1, w, phi0, phi1, phi2, phi3, self_term, inner
+    cdef double u0, u1, y0, y1, w, phi0, phi1, phi2, self_term, inner
     cdef intp_t k, i, node
     cdef int a, c
     for k in range(start, stop):
@@ -502,14 +501,13 @@ cdef void _interpolate_2d(
         node = _locate(y0, axis0, &u0) * p * row_stride + _locate(y1, axis1, &u1) * p
         _lagrange_weights(u0, p, inv_den, w0)
         _lagrange_weights(u1, p, inv_den, w1)
-        phi0 = phi1 = phi2 = phi3 = 0.0
+        phi0 = phi1 = phi2 = 0.0
         for a in range(p):
             for c in range(p):
                 w = w0[a] * w1[c]
                 phi0 += w * pot[node + c]
                 phi1 += w * pot[plane + node + c]
                 phi2 += w * pot[2 * plane + node + c]
-                phi3 += w * pot[3 * plane + node + c]
             node += row_stride
         i = order[k]
         out[2 * i] = <floating>(y0 * phi0 - phi1)
@@ -523,9 +521,8 @@ cdef void _interpolate_2d(
                 inner += self_table[a * p + c] * acf1[c]
             self_term += acf0[a] * inner
         z[k] = (
-            (1.0 + (y0 * y0 + y1 * y1) * inv_dof) * phi0
+            (1.0 + 2.0 * inv_dof * (y0 * y0 + y1 * y1)) * phi0
             - 2.0 * inv_dof * (y0 * phi1 + y1 * phi2)
-            + inv_dof * phi3
             - self_term
         )
 
@@ -566,7 +563,7 @@ cdef void _interpolate_2d_p3(
 ) noexcept nogil:
     """:func:`_interpolate_2d` for ``p = 3``, with the weights in registers."""
     cdef double u0, u1, y0, y1, a0, a1, a2, b0, b1, b2
-    cdef double phi0, phi1, phi2, phi3, r0, r1, r2, c0, c1, c2, self_term
+    cdef double phi0, phi1, phi2, r0, r1, r2, c0, c1, c2, self_term
     cdef const double *g
     cdef intp_t k, i
     for k in range(start, stop):
@@ -579,7 +576,6 @@ cdef void _interpolate_2d_p3(
         phi0 = _gather3x3(g, row_stride, a0, a1, a2, b0, b1, b2)
         phi1 = _gather3x3(g + plane, row_stride, a0, a1, a2, b0, b1, b2)
         phi2 = _gather3x3(g + 2 * plane, row_stride, a0, a1, a2, b0, b1, b2)
-        phi3 = _gather3x3(g + 3 * plane, row_stride, a0, a1, a2, b0, b1, b2)
         i = order[k]
         out[2 * i] = <floating>(y0 * phi0 - phi1)
         out[2 * i + 1] = <floating>(y1 * phi0 - phi2)
@@ -596,9 +592,8 @@ cdef void _interpolate_2d_p3(
             + r2 * (s[6] * c0 + s[7] * c1 + s[8] * c2)
         )
         z[k] = (
-            (1.0 + (y0 * y0 + y1 * y1) * inv_dof) * phi0
+            (1.0 + 2.0 * inv_dof * (y0 * y0 + y1 * y1)) * phi0
             - 2.0 * inv_dof * (y0 * phi1 + y1 * phi2)
-            + inv_dof * phi3
             - self_term
         )
 
@@ -658,7 +653,8 @@ def fft_repulsion(
     n_threads : int
         OpenMP threads and scipy.fft workers, >= 1. Results do not depend on it.
     max_num_intervals : int, default=DEFAULT_MAX_NUM_INTERVALS
-        Most boxes per axis (before filling the FFT length), or 0 for no cap.
+        Most boxes per axis of a 2-D grid (before filling the FFT length), or
+        0 for no cap. 1-D grids are not capped.
 
     Returns
     -------
@@ -721,6 +717,9 @@ def fft_repulsion(
     cdef _Axis axes[2]
     cdef double spacing[2]
     cdef intp_t n_nodes[2]
+    # 1-D grids are never capped: their FFT is cheap at any span.
+    if d == 1:
+        max_num_intervals = 0
     for k in range(d):
         n_boxes, span = interpolation_grid(
             hi[k] - lo[k], p, min_num_intervals, ints_in_interval, max_num_intervals
@@ -782,7 +781,7 @@ def fft_repulsion(
     ys_arr = np.empty((N, d), dtype=np.float64)
     cdef double[:, ::1] ys_view = ys_arr
     cdef double *ys = &ys_view[0, 0]
-    charges_arr = np.zeros((d + 2,) + grid_shape, dtype=np.float64)
+    charges_arr = np.zeros((d + 1,) + grid_shape, dtype=np.float64)
     cdef double[::1] charges_flat = charges_arr.reshape(-1)
     cdef double *grid = &charges_flat[0]
     cdef intp_t plane = n0 * n1
@@ -819,7 +818,7 @@ def fft_repulsion(
     )
     pot_arr = _apply_spectrum(spectrum, charges_arr, workers=n_threads)
     del spectrum, charges_flat, charges_arr
-    pot_arr = pot_arr.reshape((d + 2, n0, n1))  # a view, also for a crop
+    pot_arr = pot_arr.reshape((d + 1, n0, n1))  # a view, also for a crop
     if pot_arr.strides[2] != pot_arr.itemsize:
         pot_arr = np.ascontiguousarray(pot_arr)
 
