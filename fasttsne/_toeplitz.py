@@ -96,6 +96,8 @@ def _apply_spectrum(spectrum, charges, *, workers=None):
         charges, s=spectrum.fft_shape, axes=axes, workers=workers
     )
     transformed *= spectrum.spectrum
-    full = scipy.fft.irfftn(transformed, s=spectrum.fft_shape, axes=axes, workers=workers)
+    full = scipy.fft.irfftn(
+        transformed, s=spectrum.fft_shape, axes=axes, workers=workers
+    )
     crop = (slice(None),) + tuple(slice(0, n) for n in spectrum.grid_shape)
     return full[crop]

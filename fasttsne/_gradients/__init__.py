@@ -36,8 +36,9 @@ def _load_optional_backends():
         pass
 
 
-def get_backend(name, *, preference=(), params=None, embedding="tsne",
-                n_components=2, device="cpu"):
+def get_backend(
+    name, *, preference=(), params=None, embedding="tsne", n_components=2, device="cpu"
+):
     """Resolve ``name`` (or ``"auto"``) into a backend instance.
 
     Parameters
@@ -84,4 +85,7 @@ def get_backend(name, *, preference=(), params=None, embedding="tsne",
                 f"Gradient backend {candidate!r} cannot run with "
                 f"n_components={n_components} on device={device!r}."
             )
-    raise ValueError(f"No usable gradient backend among {list(candidates)}.")
+    raise ValueError(
+        f"No gradient backend among {list(candidates)} can run with "
+        f"n_components={n_components} on device={device!r}."
+    )

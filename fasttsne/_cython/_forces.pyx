@@ -1,0 +1,280 @@
+"""Attractive t-SNE forces and the attraction part of the KL divergence.
+
+Implementation notes
+--------------------
+Both kernels make one pass over the rows of a CSR matrix P: O(nnz(P) d) time.
+P may be square (the embedding against itself) or rectangular (query rows
+against the columns of a fixed reference embedding, for ``transform``). They
+allocate nothing but, for the KL term, one double slot per row (a NumPy array
+freed by Python). Rows are split over threads with ``prange``; a row owns its
+output row and its slot, and the slots are summed serially in row order, so
+results are bitwise identical for any number of threads. Sums are accumulated
+in double whatever the input dtype.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport log
+
+from fasttsne._cython._typedefs cimport float64_t, int32_t, int64_t, intp_t
+
+import numpy as np
+
+
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+
+cdef void _attract_row_2d(
+    const index_t *indptr, const index_t *indices, const floating *data,
+    const floating *Y, const floating *Y_ref, intp_t i, double inv_dof,
+    double exaggeration, floating *out
+) noexcept nogil:
+    """The 2-D case of _attract_row, four stored entries per step.
+
+    Four independent accumulators break the dependency chain of the sums (the
+    loop is latency-bound otherwise); they are combined in a fixed order.
+    """
+    cdef double y0 = Y[2 * i], y1 = Y[2 * i + 1]
+    cdef double f0[4]
+    cdef double f1[4]
+    cdef double x0[4]
+    cdef double x1[4]
+    cdef double pq[4]
+    cdef index_t jj = indptr[i], j_end = indptr[i + 1]
+    cdef intp_t j
+    cdef int u
+    for u in range(4):
+        f0[u] = 0.0
+        f1[u] = 0.0
+    while jj + 3 < j_end:
+        for u in range(4):
+            j = indices[jj + u]
+            x0[u] = y0 - Y_ref[2 * j]
+            x1[u] = y1 - Y_ref[2 * j + 1]
+        for u in range(4):
+            pq[u] = data[jj + u] / (1.0 + (x0[u] * x0[u] + x1[u] * x1[u]) * inv_dof)
+        for u in range(4):
+            f0[u] += pq[u] * x0[u]
+            f1[u] += pq[u] * x1[u]
+        jj += 4
+    while jj < j_end:
+        j = indices[jj]
+        x0[0] = y0 - Y_ref[2 * j]
+        x1[0] = y1 - Y_ref[2 * j + 1]
+        pq[0] = data[jj] / (1.0 + (x0[0] * x0[0] + x1[0] * x1[0]) * inv_dof)
+        f0[0] += pq[0] * x0[0]
+        f1[0] += pq[0] * x1[0]
+        jj += 1
+    out[2 * i] = <floating>(exaggeration * ((f0[0] + f0[1]) + (f0[2] + f0[3])))
+    out[2 * i + 1] = <floating>(exaggeration * ((f1[0] + f1[1]) + (f1[2] + f1[3])))
+
+
+cdef void _attract_row(
+    const index_t *indptr, const index_t *indices, const floating *data,
+    const floating *Y, const floating *Y_ref, intp_t i, int d, double inv_dof,
+    double exaggeration, floating *out
+) noexcept nogil:
+    """out[i] = exaggeration * sum_j p_ij (y_i - y_j) / t_ij for one row."""
+    cdef double f0 = 0.0, f1 = 0.0, f2 = 0.0, y0, y1 = 0.0, y2 = 0.0
+    cdef double x0, x1 = 0.0, x2 = 0.0, pq
+    cdef index_t jj
+    cdef intp_t j
+    if d == 2:
+        _attract_row_2d(
+            indptr, indices, data, Y, Y_ref, i, inv_dof, exaggeration, out
+        )
+        return
+    y0 = Y[i * d]
+    if d > 1:
+        y1 = Y[i * d + 1]
+    if d > 2:
+        y2 = Y[i * d + 2]
+    for jj in range(indptr[i], indptr[i + 1]):
+        j = indices[jj]
+        x0 = y0 - Y_ref[d * j]
+        if d > 1:
+            x1 = y1 - Y_ref[d * j + 1]
+        if d > 2:
+            x2 = y2 - Y_ref[d * j + 2]
+        pq = data[jj] / (1.0 + (x0 * x0 + x1 * x1 + x2 * x2) * inv_dof)
+        f0 += pq * x0
+        f1 += pq * x1
+        f2 += pq * x2
+    out[d * i] = <floating>(exaggeration * f0)
+    if d > 1:
+        out[d * i + 1] = <floating>(exaggeration * f1)
+    if d > 2:
+        out[d * i + 2] = <floating>(exaggeration * f2)
+
+
+cdef double _kl_row(
+    const index_t *indptr, const index_t *indices, const floating *data,
+    const floating *Y, const floating *Y_ref, intp_t i, int d, double dof
+) noexcept nogil:
+    """sum_j p_ij log(p_ij / w_ij) over one row (terms with p_ij = 0 are 0)."""
+    cdef double acc = 0.0, d2, diff, p
+    cdef index_t jj
+    cdef intp_t j
+    cdef int k
+    for jj in range(indptr[i], indptr[i + 1]):
+        p = data[jj]
+        if p <= 0.0:
+            continue
+        j = indices[jj]
+        d2 = 0.0
+        for k in range(d):
+            diff = Y[i * d + k] - Y_ref[j * d + k]
+            d2 += diff * diff
+        # log(p / w) with w = t^(-dof): one logarithm when dof = 1.
+        if dof == 1.0:
+            acc += p * log(p * (1.0 + d2))
+        else:
+            acc += p * (log(p) + dof * log(1.0 + d2 / dof))
+    return acc
+
+
+cdef void _check_csr(
+    const index_t[::1] indptr, const index_t[::1] indices, intp_t nnz,
+    intp_t n_rows, intp_t d, intp_t d_ref, double dof, int n_threads
+) except *:
+    if d < 1 or d > 3 or d != d_ref:
+        raise ValueError(
+            f"Y and Y_ref must have the same number of columns, 1 to 3; got "
+            f"{d} and {d_ref}."
+        )
+    if indptr.shape[0] != n_rows + 1:
+        raise ValueError(
+            f"indptr has length {indptr.shape[0]}, expected n_rows + 1 = "
+            f"{n_rows + 1}."
+        )
+    if indices.shape[0] != nnz or indptr[0] != 0 or indptr[n_rows] != nnz:
+        raise ValueError(
+            f"Inconsistent CSR arrays: indptr[0]={indptr[0]}, "
+            f"indptr[-1]={indptr[n_rows]}, {indices.shape[0]} indices and "
+            f"{nnz} values."
+        )
+    if not dof > 0.0:
+        raise ValueError(f"dof must be positive, got {dof}.")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be at least 1, got {n_threads}.")
+
+
+def attractive_forces(
+    const index_t[::1] indptr,
+    const index_t[::1] indices,
+    const floating[::1] data,
+    const floating[:, ::1] Y,
+    double dof,
+    double exaggeration,
+    floating[:, ::1] out,
+    int n_threads,
+    const floating[:, ::1] Y_ref=None,
+):
+    """Attractive t-SNE forces of a sparse affinity matrix, without the factor 4.
+
+    Writes ``out[i] = exaggeration * sum_j p_ij (y_i - y_j) / t_ij`` with
+    ``t_ij = 1 + |y_i - y_j|^2 / dof``, the sum running over the stored entries
+    of row i of the CSR matrix ``(data, indices, indptr)``.
+
+    Parameters
+    ----------
+    indptr, indices : ndarray of int32 or int64 (the same for both)
+        CSR structure; column indices must be valid rows of ``Y_ref``.
+    data : ndarray of shape (nnz,), same dtype as Y
+        The affinities p_ij.
+    Y : ndarray of shape (n_rows, n_components), float32 or float64
+        C-contiguous points of the rows, ``n_components`` in 1..3.
+    dof : float
+        Degrees of freedom of the heavy-tailed kernel.
+    exaggeration : float
+        Factor on the attraction (early exaggeration); P itself is untouched.
+    out : ndarray of shape (n_rows, n_components), same dtype as Y
+        Receives the forces.
+    n_threads : int
+        OpenMP threads; the result does not depend on it.
+    Y_ref : ndarray of shape (n_columns, n_components), default=None
+        Points of the columns; None means ``Y`` (a square P).
+    """
+    cdef const floating[:, ::1] ref = Y if Y_ref is None else Y_ref
+    cdef intp_t n = Y.shape[0], i
+    cdef int d = <int>Y.shape[1]
+    _check_csr(
+        indptr, indices, data.shape[0], n, Y.shape[1], ref.shape[1], dof, n_threads
+    )
+    if out.shape[0] != n or out.shape[1] != d:
+        raise ValueError(
+            f"out has shape {(out.shape[0], out.shape[1])}, expected {(n, d)}."
+        )
+    if n == 0:
+        return
+    if data.shape[0] == 0 or ref.shape[0] == 0:
+        out[:, :] = 0
+        return
+    # Dynamic chunks: rows differ in length, and a thread that the OS delays
+    # (shared machines) leaves its rows to the others instead of stalling all.
+    for i in prange(
+        n, nogil=True, schedule="dynamic", chunksize=256, num_threads=n_threads
+    ):
+        _attract_row(
+            &indptr[0], &indices[0], &data[0], &Y[0, 0], &ref[0, 0], i, d,
+            1.0 / dof, exaggeration, &out[0, 0]
+        )
+
+
+def kl_attraction_term(
+    const index_t[::1] indptr,
+    const index_t[::1] indices,
+    const floating[::1] data,
+    const floating[:, ::1] Y,
+    double dof,
+    int n_threads,
+    const floating[:, ::1] Y_ref=None,
+):
+    """``sum_ij p_ij log(p_ij / w_ij)`` over the stored entries of a CSR P.
+
+    With ``w_ij = (1 + |y_i - y_j|^2 / dof)^(-dof)``. The KL divergence of
+    t-SNE is this plus ``sum(P) * log(Z)``. Per-row sums are reduced serially,
+    so the result does not depend on ``n_threads``.
+
+    Parameters
+    ----------
+    indptr, indices : ndarray of int32 or int64 (the same for both)
+        CSR structure; column indices must be valid rows of ``Y_ref``.
+    data : ndarray of shape (nnz,), same dtype as Y
+        The affinities p_ij (zeros contribute nothing).
+    Y : ndarray of shape (n_rows, n_components), float32 or float64
+        C-contiguous points of the rows, ``n_components`` in 1..3.
+    dof : float
+        Degrees of freedom of the heavy-tailed kernel.
+    n_threads : int
+        OpenMP threads.
+    Y_ref : ndarray of shape (n_columns, n_components), default=None
+        Points of the columns; None means ``Y``.
+
+    Returns
+    -------
+    term : float
+        The attraction part of the KL divergence.
+    """
+    cdef const floating[:, ::1] ref = Y if Y_ref is None else Y_ref
+    cdef intp_t n = Y.shape[0], i
+    cdef int d = <int>Y.shape[1]
+    cdef double total = 0.0
+    cdef float64_t[::1] slots
+    _check_csr(
+        indptr, indices, data.shape[0], n, Y.shape[1], ref.shape[1], dof, n_threads
+    )
+    if n == 0 or data.shape[0] == 0 or ref.shape[0] == 0:
+        return 0.0
+    slots = np.empty(n, dtype=np.float64)
+    for i in prange(
+        n, nogil=True, schedule="dynamic", chunksize=256, num_threads=n_threads
+    ):
+        slots[i] = _kl_row(
+            &indptr[0], &indices[0], &data[0], &Y[0, 0], &ref[0, 0], i, d, dof
+        )
+    for i in range(n):
+        total += slots[i]
+    return total

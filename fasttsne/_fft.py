@@ -1,0 +1,141 @@
+"""FFTInterpTSNE: t-SNE with FFT-accelerated interpolation of the repulsion."""
+
+from numbers import Integral, Real
+
+from fasttsne._base import _BaseTSNE, _fill_doc
+from fasttsne._validation import Interval
+
+
+@_fill_doc
+class FFTInterpTSNE(_BaseTSNE):
+    """t-SNE with repulsive forces by interpolation onto a grid and FFT.
+
+    Embeds high-dimensional data in 1 or 2 dimensions like
+    :class:`BarnesHutTSNE`, but sums the repulsive forces with FIt-SNE's
+    scheme: charges are spread from the points onto an equispaced grid of
+    Lagrange interpolation nodes, the kernel sums between all pairs of nodes
+    are one FFT convolution (the kernel matrix on the grid is Toeplitz and is
+    embedded in a circulant), and the potentials are interpolated back to the
+    points. The cost per iteration is O(N) plus O(G log G) in the grid size G.
+
+    .. versionadded:: 0.1
+
+    Parameters
+    ----------
+    {common_parameters}
+
+    n_interpolation_points : int, default=3
+        Lagrange interpolation nodes per grid interval (per dimension).
+
+    min_num_intervals : int, default=50
+        Minimum number of grid intervals per dimension.
+
+    ints_in_interval : float, default=1.0
+        Width of an interval in embedding units: the grid has
+        ``max(min_num_intervals, span / ints_in_interval)`` intervals per
+        dimension (rounded up to an FFT-friendly size).
+
+    Attributes
+    ----------
+    {common_attributes}
+
+    See Also
+    --------
+    BarnesHutTSNE : t-SNE with Barnes-Hut repulsion; also 3-D.
+    sklearn.manifold.TSNE : scikit-learn's t-SNE.
+
+    Notes
+    -----
+    Same optimisation schedule, learning-rate convention, determinism and
+    ``transform`` as :class:`BarnesHutTSNE` (``transform`` sums the repulsion
+    from the frozen embedding with a Barnes-Hut tree at angle 0.5).
+
+    References
+    ----------
+    .. [1] Linderman, G. C., Rachh, M., Hoskins, J. G., Steinerberger, S. and
+       Kluger, Y. (2019). Fast interpolation-based t-SNE for improved
+       visualization of single-cell RNA-seq data. Nature Methods 16, 243-245.
+    .. [2] Poličar, P. G., Stražar, M. and Zupan, B. (2024). openTSNE: a modular
+       Python library for t-SNE dimensionality reduction and embedding. Journal
+       of Statistical Software 109(3).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fasttsne import FFTInterpTSNE
+    >>> X = np.random.default_rng(0).normal(size=(60, 5))
+    >>> tsne = FFTInterpTSNE(perplexity=10, max_iter=300, random_state=0)
+    >>> tsne.fit_transform(X).shape
+    (60, 2)
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseTSNE._parameter_constraints,
+        "n_interpolation_points": [Interval(Integral, 1, None, closed="left")],
+        "min_num_intervals": [Interval(Integral, 1, None, closed="left")],
+        "ints_in_interval": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    _backend_preference = ("fft",)
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        perplexity=30.0,
+        early_exaggeration=12.0,
+        early_exaggeration_iter=250,
+        exaggeration=None,
+        learning_rate="auto",
+        max_iter=750,
+        n_iter_without_progress=300,
+        min_grad_norm=1e-7,
+        metric="euclidean",
+        metric_params=None,
+        init="pca",
+        dof=1.0,
+        neighbors="auto",
+        device="auto",
+        callbacks=None,
+        callbacks_every_iters=50,
+        verbose=0,
+        random_state=None,
+        n_jobs=None,
+        n_interpolation_points=3,
+        min_num_intervals=50,
+        ints_in_interval=1.0,
+    ):
+        super().__init__(
+            n_components,
+            perplexity=perplexity,
+            early_exaggeration=early_exaggeration,
+            early_exaggeration_iter=early_exaggeration_iter,
+            exaggeration=exaggeration,
+            learning_rate=learning_rate,
+            max_iter=max_iter,
+            n_iter_without_progress=n_iter_without_progress,
+            min_grad_norm=min_grad_norm,
+            metric=metric,
+            metric_params=metric_params,
+            init=init,
+            dof=dof,
+            neighbors=neighbors,
+            device=device,
+            callbacks=callbacks,
+            callbacks_every_iters=callbacks_every_iters,
+            verbose=verbose,
+            random_state=random_state,
+            n_jobs=n_jobs,
+        )
+        self.n_interpolation_points = n_interpolation_points
+        self.min_num_intervals = min_num_intervals
+        self.ints_in_interval = ints_in_interval
+
+    def _backend_params(self):
+        return {
+            "fft": {
+                "n_interpolation_points": self.n_interpolation_points,
+                "min_num_intervals": self.min_num_intervals,
+                "ints_in_interval": self.ints_in_interval,
+            }
+        }

@@ -1,0 +1,140 @@
+"""Barnes-Hut t-SNE gradient: sparse attraction plus tree-approximated repulsion."""
+
+import numpy as np
+
+from fasttsne._cython._forces import attractive_forces, kl_attraction_term
+from fasttsne._cython._quadtree import _Workspace, bh_repulsion
+from fasttsne._gradients import register_backend
+
+
+@register_backend
+class BarnesHutGradient:
+    """Gradient of t-SNE with the repulsion estimated by Barnes-Hut.
+
+    The attraction is summed exactly over the stored entries of the sparse P
+    (O(nnz)); the repulsion and the normaliser Z come from a 2^d-ary tree
+    (binary tree, quadtree or octree) in O(N log N) (van der Maaten 2014,
+    "Accelerating t-SNE using tree-based algorithms", JMLR 15).
+
+    Parameters
+    ----------
+    angle : float, default=0.5
+        Opening angle of the Barnes-Hut approximation: a tree node stands for
+        its points when the longest side of their bounding box is below
+        ``angle`` times its distance to every point it is used for. ``0`` is
+        exact (and O(N^2)).
+
+    Notes
+    -----
+    One instance lives for one fit: it keeps the tree storage, the force
+    buffers and the cast copy of ``P`` (when its dtype or index types need one)
+    between calls, so that an iteration allocates nothing but the returned
+    gradient. These caches are dropped when the instance is pickled. Results
+    are bitwise identical for any ``n_threads``.
+    """
+
+    name = "bh"
+    aliases = ("barnes_hut", "barnes-hut")
+
+    def __init__(self, angle=0.5):
+        self.angle = angle
+        self._forces = None
+        self._csr_source = None
+        self._csr_arrays = None
+        self._workspace = _Workspace()
+
+    def __getstate__(self):
+        return {"angle": self.angle}
+
+    def __setstate__(self, state):
+        self.__init__(**state)
+
+    def is_usable_for(self, embedding, *, n_components, device):
+        """Usable on the CPU for 1-, 2- and 3-dimensional embeddings."""
+        del embedding
+        return device == "cpu" and 1 <= n_components <= 3
+
+    def _buffers(self, Y):
+        """Reusable (attraction, repulsion) arrays shaped and typed like Y."""
+        if (
+            self._forces is None
+            or self._forces[0].shape != Y.shape
+            or self._forces[0].dtype != Y.dtype
+        ):
+            self._forces = (np.empty_like(Y), np.empty_like(Y))
+        return self._forces
+
+    def _csr(self, P, dtype):
+        """(indptr, indices, data) of P with one index type and ``dtype`` values.
+
+        The converted copy is cached for as long as P's arrays stay the same
+        objects, so a fit converts at most once.
+        """
+        source = (P.indptr, P.indices, P.data, dtype)
+        cached = self._csr_source
+        if cached is not None and all(a is b for a, b in zip(cached, source)):
+            return self._csr_arrays
+        indptr, indices = P.indptr, P.indices
+        if indptr.dtype != indices.dtype or indptr.dtype not in (np.int32, np.int64):
+            indptr = indptr.astype(np.int64)
+            indices = indices.astype(np.int64)
+        arrays = (
+            np.ascontiguousarray(indptr),
+            np.ascontiguousarray(indices),
+            np.ascontiguousarray(P.data, dtype=dtype),
+        )
+        self._csr_source = source
+        self._csr_arrays = arrays
+        return arrays
+
+    def __call__(self, Y, P, *, dof, exaggeration, compute_error, n_threads):
+        """Return ``(kl or None, gradient)`` for embedding ``Y`` and CSR ``P``.
+
+        Parameters
+        ----------
+        Y : ndarray of shape (n_samples, n_components)
+            The embedding, float32 or float64 (other dtypes become float64).
+        P : sparse matrix of shape (n_samples, n_samples)
+            Symmetric joint affinities in CSR format, summing to 1.
+        dof : float
+            Degrees of freedom of the heavy-tailed kernel.
+        exaggeration : float
+            Factor on the attraction; P itself is never modified.
+        compute_error : bool
+            Whether to return the KL divergence (with the unexaggerated P).
+        n_threads : int
+            OpenMP threads; the result does not depend on it.
+
+        Returns
+        -------
+        kl : float or None
+            ``KL(P || Q)`` when ``compute_error``, else None.
+        grad : ndarray of shape (n_samples, n_components)
+            The gradient, in Y's dtype.
+        """
+        if Y.dtype not in (np.float32, np.float64):
+            Y = Y.astype(np.float64)
+        Y = np.ascontiguousarray(Y)
+        if P.shape != (Y.shape[0], Y.shape[0]):
+            raise ValueError(
+                f"P has shape {P.shape}, expected {(Y.shape[0], Y.shape[0])}."
+            )
+        indptr, indices, data = self._csr(P, Y.dtype)
+        attraction, repulsion = self._buffers(Y)
+        attractive_forces(
+            indptr, indices, data, Y, dof, exaggeration, attraction, n_threads
+        )
+        Z = bh_repulsion(
+            Y, self.angle, dof, repulsion, n_threads, workspace=self._workspace
+        )
+        # grad = 4 (attraction - repulsion / Z); Z = 0 only without pairs.
+        scale = 4.0 / Z if Z > 0 else 0.0
+        grad = repulsion * Y.dtype.type(-scale)
+        grad += attraction * Y.dtype.type(4.0)
+        kl = None
+        if compute_error:
+            total_p = float(np.sum(data, dtype=np.float64))
+            kl = kl_attraction_term(indptr, indices, data, Y, dof, n_threads)
+            if Z > 0:
+                kl += total_p * float(np.log(Z))
+        return kl, grad

@@ -1,0 +1,126 @@
+"""Initial embeddings for t-SNE: PCA, spectral, random or a user array.
+
+Every initialisation is rescaled so that its first axis has standard deviation
+``1e-4`` (openTSNE's convention, following Kobak & Berens 2019): small enough
+that early exaggeration can organise the clusters, large enough to keep the
+PCA layout's global structure.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+_TARGET_STD = 1e-4
+
+
+def _rescale(Y):
+    """Scale ``Y`` so that ``std(Y[:, 0]) == 1e-4``; constant input is left alone."""
+    std = float(np.std(Y[:, 0]))
+    if std > 0:
+        Y *= _TARGET_STD / std
+    return Y
+
+
+def _pad_with_noise(Y, n_components, rng):
+    """Append random columns when the data has fewer directions than components.
+
+    A zero column would stay zero forever (its gradient vanishes by symmetry), so
+    the missing axes get noise of the same scale as the first axis instead.
+    """
+    n_samples, n_found = Y.shape
+    if n_found >= n_components:
+        return Y
+    scale = np.std(Y[:, 0]) if n_found else _TARGET_STD
+    scale = scale if scale > 0 else _TARGET_STD
+    noise = rng.standard_normal((n_samples, n_components - n_found)) * scale
+    return np.hstack([Y, noise])
+
+
+def pca_init(X, n_components, rng):
+    """Leading principal components of ``X`` (dense or sparse).
+
+    Uses fasttsne's randomized SVD with implicit centring, so sparse input is
+    never densified. Signs follow the SVD's deterministic sign convention.
+    """
+    # pylint: disable=cyclic-import
+    from fasttsne._svd import RandomizedSVD
+
+    n_samples, n_features = X.shape
+    k = min(n_components, n_samples - 1, n_features)
+    if k >= 1:
+        svd = RandomizedSVD(k, center=True, random_state=rng)
+        Y = svd.fit_transform(X).astype(np.float64, copy=False)
+    else:
+        Y = np.empty((n_samples, 0))
+    return _pad_with_noise(Y, n_components, rng)
+
+
+def spectral_init(P, n_components, rng):
+    """Leading non-trivial eigenvectors of the random-walk matrix of ``P``.
+
+    Equivalent to Laplacian eigenmaps on the affinity graph; ``v0`` is drawn from
+    ``rng`` so that ARPACK is deterministic.
+    """
+    from scipy.sparse.linalg import eigsh
+
+    P = sp.csr_matrix(P, dtype=np.float64)
+    n_samples = P.shape[0]
+    degree = np.asarray(P.sum(axis=1)).ravel()
+    degree[degree == 0] = 1.0
+    inv_sqrt = sp.diags(1.0 / np.sqrt(degree))
+    A = inv_sqrt @ P @ inv_sqrt
+    k = min(n_components + 1, n_samples - 1)
+    v0 = rng.uniform(-1, 1, n_samples)
+    if k < 1 or n_samples <= n_components + 1:
+        vectors = np.linalg.eigh(A.toarray())[1][:, ::-1][:, 1 : n_components + 1]
+    else:
+        _, vectors = eigsh(A, k=k, which="LA", v0=v0, tol=1e-6)
+        vectors = vectors[:, ::-1][:, 1:]
+    vectors = inv_sqrt @ vectors
+    # Deterministic sign: the largest-magnitude entry of each axis is positive.
+    signs = np.sign(
+        vectors[np.argmax(np.abs(vectors), axis=0), range(vectors.shape[1])]
+    )
+    signs[signs == 0] = 1
+    return _pad_with_noise(vectors * signs, n_components, rng)
+
+
+def initialize(init, *, X, P, n_components, rng, dtype):
+    """Build the initial embedding requested by the ``init`` parameter.
+
+    Parameters
+    ----------
+    init : {"pca", "spectral", "random"} or ndarray of shape (n_samples, n_components)
+        The scheme, or the coordinates to start from.
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        The validated input (used by ``"pca"``).
+    P : sparse matrix of shape (n_samples, n_samples)
+        Joint affinities (used by ``"spectral"``).
+    n_components : int
+        Embedding dimension.
+    rng : numpy.random.RandomState
+        Source of randomness.
+    dtype : numpy dtype
+        Output dtype.
+
+    Returns
+    -------
+    Y0 : ndarray of shape (n_samples, n_components)
+        C-contiguous, first axis with standard deviation 1e-4.
+    """
+    n_samples = P.shape[0]
+    if isinstance(init, str) and init == "pca":
+        Y = pca_init(X, n_components, rng)
+    elif isinstance(init, str) and init == "spectral":
+        Y = spectral_init(P, n_components, rng)
+    elif isinstance(init, str) and init == "random":
+        Y = rng.standard_normal((n_samples, n_components))
+    else:
+        Y = np.array(init, dtype=np.float64)
+        if Y.shape != (n_samples, n_components):
+            raise ValueError(
+                f"init has shape {Y.shape}, expected (n_samples, n_components) = "
+                f"({n_samples}, {n_components})."
+            )
+        if not np.all(np.isfinite(Y)):
+            raise ValueError("init contains NaN or infinity.")
+    return np.ascontiguousarray(_rescale(Y), dtype=dtype)

@@ -1,0 +1,18 @@
+"""scikit-learn's estimator checks on every public estimator, defaults included."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fasttsne import BarnesHutTSNE
+
+# Default parameters are what a user's ``check_estimator(Est())`` runs; the fast
+# configurations mirror sklearn's own ``TSNE(perplexity=2)`` registration.
+ESTIMATORS = [
+    BarnesHutTSNE(),
+    BarnesHutTSNE(perplexity=2, max_iter=100, early_exaggeration_iter=50),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible_estimator(estimator, check):
+    """Every check passes: none skipped, no expected failures."""
+    check(estimator)

@@ -1,0 +1,232 @@
+"""BarnesHutTSNE and FFTInterpTSNE end to end: quality, determinism, transform, errors."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.datasets import load_digits, make_blobs
+from sklearn.manifold import trustworthiness
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+
+from fasttsne import BarnesHutTSNE
+
+ESTIMATORS = [BarnesHutTSNE]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(300, n_features=10, centers=4, cluster_std=1.0, random_state=0)
+    return X, y
+
+
+def _knn_accuracy(Y, y):
+    return cross_val_score(KNeighborsClassifier(5), Y, y, cv=3).mean()
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_quality_on_blobs(Est, blobs):
+    X, y = blobs
+    tsne = Est(perplexity=20, random_state=0)
+    Y = tsne.fit_transform(X)
+    assert Y.shape == (300, 2)
+    assert tsne.n_iter_ == 750
+    assert trustworthiness(X, Y, n_neighbors=10) > 0.9
+    assert _knn_accuracy(Y, y) > 0.95
+    assert 0 < tsne.kl_divergence_ < 2.0
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("n_components", [1, 2])
+def test_digits_quality(Est, n_components):
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]
+    Y = Est(n_components, random_state=0, n_jobs=2).fit_transform(X)
+    # Measured: 0.887 for the raw pixels and for sklearn's TSNE, 0.887-0.89 for
+    # BarnesHutTSNE in 2-D and 0.895-0.905 in 1-D (seeds 0-2).
+    threshold = 0.85 if n_components == 2 else 0.8
+    assert _knn_accuracy(Y, y) > threshold
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_fit_is_bitwise_reproducible_across_fits_and_threads(Est, blobs):
+    X, _ = blobs
+    reference = Est(max_iter=300, random_state=3, n_jobs=1).fit_transform(X)
+    for n_jobs in (1, 2, 4):
+        Y = Est(max_iter=300, random_state=3, n_jobs=n_jobs).fit_transform(X)
+        assert_array_equal(Y, reference)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_fitted_attributes_resolve_auto(Est, blobs):
+    X, _ = blobs
+    tsne = Est(max_iter=260, random_state=0).fit(X)
+    assert tsne.learning_rate_ == pytest.approx(max(300 / 12.0, 50.0))
+    assert tsne.device_ == "cpu"
+    assert tsne.backend_ in {"bh", "fft"}
+    assert tsne.perplexity_ == 30.0
+    assert tsne.n_features_in_ == 10
+    assert tsne.learning_rate == "auto"  # the raw parameter is untouched
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_float32_stays_float32_and_matches_float64(Est, blobs):
+    X, y = blobs
+    Y32 = Est(random_state=0).fit_transform(X.astype(np.float32))
+    Y64 = Est(random_state=0).fit_transform(X)
+    assert Y32.dtype == np.float32 and Y64.dtype == np.float64
+    # Different roundings diverge into different (equally good) layouts, so the
+    # comparison is on quality, not coordinates.
+    assert abs(_knn_accuracy(Y32, y) - _knn_accuracy(Y64, y)) < 0.03
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_transform_training_rows_and_new_points(Est, blobs):
+    X, y = blobs
+    X_train, X_test, y_train, y_test = X[:250], X[250:], y[:250], y[250:]
+    tsne = Est(perplexity=20, random_state=0).fit(X_train)
+    assert_array_equal(tsne.transform(X_train[:10]), tsne.embedding_[:10])
+    Y_test = tsne.transform(X_test)
+    # New points land in their own cluster: kNN trained on the embedding.
+    knn = KNeighborsClassifier(5).fit(tsne.embedding_, y_train)
+    assert knn.score(Y_test, y_test) > 0.95
+    # Row-by-row equals the batch, bitwise.
+    one_by_one = np.vstack([tsne.transform(X_test[i : i + 1]) for i in range(5)])
+    assert_array_equal(one_by_one, Y_test[:5])
+    # transform writes nothing to self.
+    state = {k: v for k, v in vars(tsne).items() if isinstance(v, np.ndarray)}
+    tsne.transform(X_test)
+    for key, value in state.items():
+        assert_array_equal(getattr(tsne, key), value)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_pickle_and_clone_after_fit(Est, blobs):
+    X, _ = blobs
+    tsne = Est(max_iter=260, random_state=0).fit(X)
+    restored = pickle.loads(pickle.dumps(tsne))
+    assert_array_equal(restored.transform(X[:20] + 0.1), tsne.transform(X[:20] + 0.1))
+    fresh = clone(tsne)
+    assert not hasattr(fresh, "embedding_")
+    assert fresh.get_params() == tsne.get_params()
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_pipeline_grid_search_on_digits(Est):
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400], y[:400]
+    pipe = Pipeline(
+        [("tsne", Est(max_iter=300, random_state=0)), ("knn", KNeighborsClassifier())]
+    )
+    search = GridSearchCV(pipe, {"tsne__perplexity": [10, 30]}, cv=2)
+    search.fit(X, y)
+    assert search.best_params_["tsne__perplexity"] in (10, 30)
+    assert search.best_score_ > 0.8
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_precomputed_and_sparse_inputs(Est, blobs):
+    X, y = blobs
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    tsne = Est(metric="precomputed", init="random", random_state=0, max_iter=400)
+    Y = tsne.fit_transform(D)
+    assert _knn_accuracy(Y, y) > 0.95
+    assert tsne.transform(D[:5]).shape == (5, 2)
+    assert_array_equal(tsne.transform(D[:5]), Y[:5])
+    Ys = Est(random_state=0, max_iter=300).fit_transform(sp.csr_matrix(X))
+    assert _knn_accuracy(Ys, y) > 0.95
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_dof_and_late_exaggeration_and_callbacks(Est, blobs):
+    X, y = blobs
+    calls = []
+
+    def callback(iteration, kl, embedding):
+        calls.append((iteration, kl))
+        return iteration >= 400
+
+    tsne = Est(dof=0.5, exaggeration=2.0, callbacks=callback, random_state=0)
+    Y = tsne.fit_transform(X)
+    assert tsne.n_iter_ == 400
+    assert [c[0] for c in calls] == list(range(50, 401, 50))
+    assert _knn_accuracy(Y, y) > 0.95
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("init", ["pca", "random", "spectral"])
+def test_initialisations(Est, init, blobs):
+    X, y = blobs
+    tsne = Est(init=init, random_state=0, max_iter=400)
+    assert _knn_accuracy(tsne.fit_transform(X), y) > 0.95
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_array_init_is_used_and_rescaled(Est, blobs):
+    X, _ = blobs
+    init = np.random.default_rng(1).normal(size=(300, 2))
+    tsne = Est(init=init, max_iter=1, learning_rate=1e-12, random_state=0)
+    Y = tsne.fit_transform(X)
+    expected = init * (1e-4 / init[:, 0].std())
+    assert_allclose(Y, expected - expected.mean(axis=0), atol=1e-9)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_verbose_prints_progress(Est, blobs, capsys):
+    X, _ = blobs
+    Est(max_iter=100, verbose=1, random_state=0).fit(X)
+    err = capsys.readouterr().err
+    assert "[fasttsne] Iteration 50: KL divergence" in err
+    assert "[fasttsne] Iteration 100: KL divergence" in err
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_duplicates_and_tiny_inputs(Est, rng):
+    X = rng.normal(size=(40, 3))
+    X[20:] = X[:20]  # every point twice
+    Y = Est(random_state=0).fit_transform(X)
+    assert np.all(np.isfinite(Y))
+    with pytest.warns(UserWarning, match="perplexity=30"):
+        Y = Est(random_state=0).fit_transform(rng.normal(size=(2, 3)))
+    assert Y.shape == (2, 2) and np.all(np.isfinite(Y))
+    X3 = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    with pytest.warns(UserWarning):
+        assert np.all(np.isfinite(Est(random_state=0).fit_transform(X3)))
+
+
+BAD_INPUTS = [
+    (np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 1.0]]), ValueError, "NaN"),
+    (np.array([[0.0, np.inf], [1.0, 2.0], [3.0, 1.0]]), ValueError, "infinity"),
+    (np.zeros((0, 3)), ValueError, "0 sample"),
+    (np.ones((1, 3)), ValueError, "1 sample"),
+    (np.ones((5, 3)), ValueError, "identical"),
+    (np.ones((5, 3)) * (1 + 1j), ValueError, "[Cc]omplex"),
+    (np.array([["a", "b"], ["c", "d"]], dtype=object), ValueError, "float"),
+]
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("X, error, match", BAD_INPUTS)
+def test_bad_input_raises_clear_errors(Est, X, error, match):
+    with pytest.raises(error, match=match):
+        Est().fit(X)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_bad_parameters_and_shapes(Est, blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="perplexity"):
+        Est(perplexity=-1).fit(X)
+    with pytest.raises(ValueError, match="init has shape"):
+        Est(init=np.zeros((3, 2))).fit(X)
+    with pytest.raises(ValueError, match="precomputed"):
+        Est(metric="precomputed", init="random").fit(X)
+    with pytest.raises(ValueError, match='init="pca" cannot be used'):
+        Est(metric="precomputed").fit(np.abs(X[:, :1] - X[:, :1].T))
+    tsne = Est(max_iter=260, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        tsne.transform(X[:, :5])
