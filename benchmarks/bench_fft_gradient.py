@@ -2,10 +2,10 @@
 
 Modes (run from the repository root after building in place)::
 
-    python benchmarks/bench_fft_gradient.py                 # per call, N = 20k/100k/250k
-    python benchmarks/bench_fft_gradient.py --span          # time and error vs span, caps
-    python benchmarks/bench_fft_gradient.py --profile       # FFT vs the rest, per span
-    python benchmarks/bench_fft_gradient.py --full          # whole gradient (needs _forces)
+    python benchmarks/bench_fft_gradient.py            # per call, N = 20k/100k/250k
+    python benchmarks/bench_fft_gradient.py --span     # time and error vs span, caps
+    python benchmarks/bench_fft_gradient.py --profile  # FFT part vs the rest
+    python benchmarks/bench_fft_gradient.py --full     # whole gradient
 
 Embeddings are synthetic but shaped like t-SNE output: 20 clusters of unequal
 size, each a uniformly filled disc whose area is proportional to its size,
@@ -65,7 +65,7 @@ def exact_repulsion_rows(Y, rows, dof=1.0, chunk=500):
     return out
 
 
-def exact_Z(Y, dof=1.0, chunk=1000):
+def exact_normaliser(Y, dof=1.0, chunk=1000):
     """Exact ``sum_{i != j} w_ij`` by blocks (O(N^2) time, O(N chunk) memory)."""
     sq = np.einsum("ij,ij->i", Y, Y)
     total = 0.0
@@ -131,8 +131,9 @@ def subset_error(approx, exact, rows):
 def per_call(args):
     """Ours vs openTSNE per repulsion call at N = 20k, 100k, 250k."""
     rows = []
+    threads = f"ours {args.threads}t"
     print(
-        f"{'N':>7} {'phase':>5} {'span':>5} | {'ours 1t':>8} {'ours ' + str(args.threads) + 't':>8}"
+        f"{'N':>7} {'phase':>5} {'span':>5} | {'ours 1t':>8} {threads:>8}"
         f" {'openTSNE':>9} {'ratio':>6} | {'err ours':>8} {'err oTSNE':>9}"
         f" {'Z err ours':>10} {'Z err oTSNE':>11}"
     )
@@ -142,20 +143,21 @@ def per_call(args):
             Y = make_embedding(n_samples, span, seed=n_samples)
             t1, tn, t_open = median_times(
                 [
-                    lambda: ours(Y, 1),
-                    lambda: ours(Y, args.threads),
-                    lambda: opentsne(Y),
+                    lambda Y=Y: ours(Y, 1),
+                    lambda Y=Y: ours(Y, args.threads),
+                    lambda Y=Y: opentsne(Y),
                 ],
                 args.repeats,
             )
             rng = np.random.default_rng(1)
-            subset = rng.choice(n_samples, size=min(args.subset, n_samples), replace=False)
+            size = min(args.subset, n_samples)
+            subset = rng.choice(n_samples, size=size, replace=False)
             exact = exact_repulsion_rows(Y, subset)
             rep, Z = ours(Y, args.threads)
             rep_o, Z_o = opentsne(Y)
             z_err = z_err_o = float("nan")
             if n_samples <= args.exact_z_max:
-                Z_exact = exact_Z(Y)
+                Z_exact = exact_normaliser(Y)
                 z_err, z_err_o = abs(Z / Z_exact - 1), abs(Z_o / Z_exact - 1)
             row = {
                 "n_samples": n_samples,
@@ -194,8 +196,8 @@ def span_scan(args):
         rng = np.random.default_rng(2)
         subset = rng.choice(n_samples, size=args.subset, replace=False)
         exact = exact_repulsion_rows(Y, subset)
-        functions = [lambda cap=cap: ours(Y, args.threads, cap) for cap in caps]
-        functions.append(lambda: opentsne(Y))
+        functions = [lambda Y=Y, cap=cap: ours(Y, args.threads, cap) for cap in caps]
+        functions.append(lambda Y=Y: opentsne(Y))
         times = median_times(functions, args.repeats)
         cells, row = [], {"span": span, "n_samples": n_samples}
         for cap, seconds in zip(caps, times):
@@ -274,11 +276,12 @@ def full_gradient(args):
     for n_samples in args.sizes:
         P = random_affinities(n_samples, 90)
         scale = np.sqrt(n_samples / 100_000)
-        for phase, span, exaggeration in (("EE", 20 * scale, 12.0), ("late", 80 * scale, 1.0)):
+        phases = (("EE", 20 * scale, 12.0), ("late", 80 * scale, 1.0))
+        for phase, span, exaggeration in phases:
             Y = make_embedding(n_samples, span, seed=n_samples)
             P_open = P * exaggeration  # openTSNE exaggerates by scaling P
 
-            def run_ours(Y=Y, exaggeration=exaggeration):
+            def run_ours(Y=Y, P=P, exaggeration=exaggeration):
                 backend(
                     Y,
                     P,
@@ -293,8 +296,13 @@ def full_gradient(args):
 
             t_ours, t_open = median_times([run_ours, run_open], args.repeats)
             rows.append(
-                {"n_samples": n_samples, "phase": phase, "ours_s": t_ours,
-                 "opentsne_s": t_open, "ratio": t_ours / t_open}
+                {
+                    "n_samples": n_samples,
+                    "phase": phase,
+                    "ours_s": t_ours,
+                    "opentsne_s": t_open,
+                    "ratio": t_ours / t_open,
+                }
             )
             print(
                 f"{n_samples:>7} {phase:>5} | {t_ours * 1e3:>6.1f}ms"
@@ -313,8 +321,12 @@ def main(argv=None):
     mode.add_argument("--full", action="store_true", help="whole gradient")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000, 250_000])
-    parser.add_argument("--spans", type=float, nargs="+", default=[25, 50, 100, 200, 400])
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[20_000, 100_000, 250_000]
+    )
+    parser.add_argument(
+        "--spans", type=float, nargs="+", default=[25, 50, 100, 200, 300, 400, 600]
+    )
     parser.add_argument("--span-n", type=int, default=100_000)
     parser.add_argument(
         "--caps", type=int, nargs="+", default=[0, 400, 300, 200], help="0: no cap"

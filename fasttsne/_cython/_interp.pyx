@@ -61,17 +61,18 @@ of its width (FIt-SNE's layout), so all nodes form one equispaced grid of
 through the FFT of its circulant embedding.
 
 Cap and the speed cliff: with ``ints_in_interval = 1`` the grid grows with
-the span, and the 2-D FFT with its square: at N = 100k a call took 60 ms at
-span 100, 290 ms at 200, 1.7 s at 400 and 4.7 s at 600 (2 threads, shared
-machine). ``max_num_intervals`` (:data:`DEFAULT_MAX_NUM_INTERVALS` = 300)
-caps the boxes per axis of a 2-D grid; past the cap the boxes widen to
-``span / 300`` and the interpolation error grows like ``h^p``: relative error
-of the repulsion 1.1e-2 uncapped at span 300, 3.5e-2 at span 400 (0.86 s
-instead of 1.7 s) and 2.2e-1 at span 600 (0.89 s instead of 4.7 s). 300 leaves
-every span up to 300 untouched (N up to about a million at exaggeration 1)
-and bounds the cost of a call by its cost at span 300; a lower cap costs
-accuracy fast (cap 200 at span 400: 1.6e-1). 1-D grids are never capped:
-their FFT is cheap at any span. The full table is in ``_gradients/_fft.py``.
+the span, and the 2-D FFT with its square: at N = 100k a call took about
+0.08 s at span 100, 0.35 s at 200-300, 0.9 s at 400 and 2.8 s at 600 (2
+threads, shared machine). ``max_num_intervals``
+(:data:`DEFAULT_MAX_NUM_INTERVALS` = 300) caps the boxes per axis of a 2-D
+grid; past the cap the boxes widen to ``span / 300`` and the interpolation
+error grows: relative error of the repulsion 1.1e-2 at span 300 (uncapped),
+3.5e-2 at span 400 (1.5e-2 uncapped) and 2.2e-1 at span 600 (2.2e-2
+uncapped), for 0.5 s and 0.4 s per call. 300 leaves every span up to 300
+untouched (N up to about a million at exaggeration 1) and bounds a call by
+its cost at span 300; a lower cap costs accuracy fast (cap 200 at span 400:
+1.6e-1). 1-D grids are never capped: their FFT is cheap at any span. The
+full table is in ``_gradients/_fft.py``.
 
 Steps and complexity (N points, G = grid nodes, T = d + 1 charges)
 ------------------------------------------------------------------
