@@ -1,6 +1,8 @@
 """Tests of the FIt-SNE interpolation repulsion (``_cython/_interp.pyx``) and of
 the ``fft`` gradient backend, against the exact O(N^2) sums."""
 
+import pickle
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -360,6 +362,11 @@ def test_backend_threads_dtypes_and_registry():
 
     for alias in ("fft", "fitsne", "interpolation"):
         assert isinstance(get_backend(alias), FFTGradient)
+    clone = pickle.loads(pickle.dumps(backend))
+    assert clone.n_interpolation_points == 4 and clone.max_num_intervals == 100
+    assert_array_equal(clone(Y, P, n_threads=1, **kwargs)[1], grad1)
+    with pytest.raises(ValueError, match="P has shape"):
+        backend(Y[:-1], P, n_threads=1, **kwargs)
     assert backend.is_usable_for("tsne", n_components=2, device="cpu")
     assert not backend.is_usable_for("tsne", n_components=3, device="cpu")
     assert not backend.is_usable_for("tsne", n_components=2, device="cuda")
