@@ -1,0 +1,353 @@
+"""Time and accuracy of the FIt-SNE repulsion: fasttsne against openTSNE.
+
+Modes (run from the repository root after building in place)::
+
+    python benchmarks/bench_fft_gradient.py            # per call, N = 20k/100k/250k
+    python benchmarks/bench_fft_gradient.py --span     # time and error vs span, caps
+    python benchmarks/bench_fft_gradient.py --profile  # FFT part vs the rest
+    python benchmarks/bench_fft_gradient.py --full     # whole gradient
+
+Embeddings are synthetic but shaped like t-SNE output: 20 clusters of unequal
+size, each a uniformly filled disc whose area is proportional to its size,
+rescaled to a given span (about 10-30 under early exaggeration and 50-150 at
+exaggeration 1 for N = 100k). openTSNE's repulsion
+(``openTSNE._tsne.estimate_negative_gradient_fft_2d``, called as
+``openTSNE.tsne.kl_divergence_fft`` does) is serial; ours runs with
+``--threads`` (default 2). Times are medians of interleaved repeats; errors are
+relative 2-norm errors of the unnormalised repulsion on a random subset of
+points against exact sums over all N points, and of ``Z`` where N is small
+enough for the exact O(N^2) sum.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fasttsne._cython._interp import (
+    DEFAULT_MAX_NUM_INTERVALS,
+    fft_repulsion,
+    interpolation_grid,
+)
+from fasttsne._toeplitz import _apply_spectrum, _kernel_spectrum
+
+KNOBS = {"n_interpolation_points": 3, "min_num_intervals": 50, "ints_in_interval": 1}
+
+
+def make_embedding(n_samples, span, seed=0, n_components=2, n_clusters=20):
+    """A t-SNE-like embedding: uniform discs of unequal sizes, given span."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.dirichlet(np.full(n_clusters, 2.0))
+    labels = rng.choice(n_clusters, size=n_samples, p=sizes)
+    centres = rng.uniform(-1.0, 1.0, size=(n_clusters, n_components))
+    radii = 0.25 * np.sqrt(sizes)
+    direction = rng.normal(size=(n_samples, n_components))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    radius = radii[labels] * rng.uniform(size=n_samples) ** (1.0 / n_components)
+    Y = centres[labels] + direction * radius[:, None]
+    Y *= span / np.ptp(Y, axis=0).max()
+    return np.ascontiguousarray(Y - Y.mean(axis=0))
+
+
+def exact_repulsion_rows(Y, rows, dof=1.0, chunk=500):
+    """Exact ``sum_{j != i} (w_ij / t_ij)(y_i - y_j)`` for the given rows."""
+    out = np.empty((rows.size, Y.shape[1]))
+    for start in range(0, rows.size, chunk):
+        idx = rows[start : start + chunk]
+        diff = Y[idx, None, :] - Y[None, :, :]
+        t = 1.0 + np.einsum("ijk,ijk->ij", diff, diff) / dof
+        kernel = t ** -(dof + 1.0)
+        kernel[np.arange(idx.size), idx] = 0.0
+        out[start : start + chunk] = np.einsum("ij,ijk->ik", kernel, diff)
+    return out
+
+
+def exact_normaliser(Y, dof=1.0, chunk=1000):
+    """Exact ``sum_{i != j} w_ij`` by blocks (O(N^2) time, O(N chunk) memory)."""
+    sq = np.einsum("ij,ij->i", Y, Y)
+    total = 0.0
+    for start in range(0, Y.shape[0], chunk):
+        block = Y[start : start + chunk]
+        D = sq[start : start + chunk, None] + sq[None, :] - 2.0 * block @ Y.T
+        np.maximum(D, 0.0, out=D)
+        total += np.sum((1.0 + D / dof) ** -dof)
+    return total - Y.shape[0]
+
+
+def ours(Y, n_threads, max_num_intervals=DEFAULT_MAX_NUM_INTERVALS):
+    """Our unnormalised repulsion and Z."""
+    out = np.empty_like(Y)
+    Z = fft_repulsion(
+        Y,
+        1.0,
+        KNOBS["n_interpolation_points"],
+        KNOBS["min_num_intervals"],
+        KNOBS["ints_in_interval"],
+        out,
+        n_threads,
+        max_num_intervals,
+    )
+    return out, Z
+
+
+def opentsne(Y):
+    """openTSNE's repulsion, unnormalised (it returns ``-rep / Z``) and Z."""
+    from openTSNE import _tsne
+
+    gradient = np.zeros_like(Y)
+    args = (
+        KNOBS["n_interpolation_points"],
+        KNOBS["min_num_intervals"],
+        KNOBS["ints_in_interval"],
+    )
+    if Y.shape[1] == 1:
+        Z = _tsne.estimate_negative_gradient_fft_1d(
+            Y.ravel(), gradient.ravel(), *args, dof=1.0
+        )
+    else:
+        Z = _tsne.estimate_negative_gradient_fft_2d(Y, gradient, *args, dof=1.0)
+    return -gradient * Z, Z
+
+
+def median_times(functions, repeats):
+    """Median seconds of each function, repeats interleaved so noise is shared."""
+    times = [[] for _ in functions]
+    for _ in range(repeats):
+        for slot, function in zip(times, functions):
+            start = time.perf_counter()
+            function()
+            slot.append(time.perf_counter() - start)
+    return [float(np.median(slot)) for slot in times]
+
+
+def subset_error(approx, exact, rows):
+    """Relative 2-norm error of ``approx[rows]`` against ``exact``."""
+    return float(np.linalg.norm(approx[rows] - exact) / np.linalg.norm(exact))
+
+
+def per_call(args):
+    """Ours vs openTSNE per repulsion call at N = 20k, 100k, 250k."""
+    rows = []
+    threads = f"ours {args.threads}t"
+    print(
+        f"{'N':>7} {'phase':>5} {'span':>5} | {'ours 1t':>8} {threads:>8}"
+        f" {'openTSNE':>9} {'ratio':>6} | {'err ours':>8} {'err oTSNE':>9}"
+        f" {'Z err ours':>10} {'Z err oTSNE':>11}"
+    )
+    for n_samples in args.sizes:
+        scale = np.sqrt(n_samples / 100_000)
+        for phase, span in (("EE", 20.0 * scale), ("late", 80.0 * scale)):
+            Y = make_embedding(n_samples, span, seed=n_samples)
+            t1, tn, t_open = median_times(
+                [
+                    lambda Y=Y: ours(Y, 1),
+                    lambda Y=Y: ours(Y, args.threads),
+                    lambda Y=Y: opentsne(Y),
+                ],
+                args.repeats,
+            )
+            rng = np.random.default_rng(1)
+            size = min(args.subset, n_samples)
+            subset = rng.choice(n_samples, size=size, replace=False)
+            exact = exact_repulsion_rows(Y, subset)
+            rep, Z = ours(Y, args.threads)
+            rep_o, Z_o = opentsne(Y)
+            z_err = z_err_o = float("nan")
+            if n_samples <= args.exact_z_max:
+                Z_exact = exact_normaliser(Y)
+                z_err, z_err_o = abs(Z / Z_exact - 1), abs(Z_o / Z_exact - 1)
+            row = {
+                "n_samples": n_samples,
+                "phase": phase,
+                "span": span,
+                "ours_1_thread_s": t1,
+                "ours_s": tn,
+                "opentsne_s": t_open,
+                "ratio": tn / t_open,
+                "error_ours": subset_error(rep, exact, subset),
+                "error_opentsne": subset_error(rep_o, exact, subset),
+                "Z_error_ours": z_err,
+                "Z_error_opentsne": z_err_o,
+            }
+            rows.append(row)
+            print(
+                f"{n_samples:>7} {phase:>5} {span:>5.0f} | {t1 * 1e3:>6.1f}ms"
+                f" {tn * 1e3:>6.1f}ms {t_open * 1e3:>7.1f}ms {row['ratio']:>6.2f} |"
+                f" {row['error_ours']:>8.1e} {row['error_opentsne']:>9.1e}"
+                f" {z_err:>10.1e} {z_err_o:>11.1e}",
+                flush=True,
+            )
+    return rows
+
+
+def span_scan(args):
+    """Time and error against span, with and without the cap on boxes."""
+    n_samples = args.span_n
+    caps = args.caps
+    print(f"N = {n_samples}, {args.threads} threads; time (ms) / subset error per cap")
+    header = " ".join(f"{'cap ' + (str(c) if c else 'none'):>17}" for c in caps)
+    print(f"{'span':>5} {header} {'openTSNE':>17}")
+    rows = []
+    for span in args.spans:
+        Y = make_embedding(n_samples, span, seed=7)
+        rng = np.random.default_rng(2)
+        subset = rng.choice(n_samples, size=args.subset, replace=False)
+        exact = exact_repulsion_rows(Y, subset)
+        functions = [lambda Y=Y, cap=cap: ours(Y, args.threads, cap) for cap in caps]
+        functions.append(lambda Y=Y: opentsne(Y))
+        times = median_times(functions, args.repeats)
+        cells, row = [], {"span": span, "n_samples": n_samples}
+        for cap, seconds in zip(caps, times):
+            error = subset_error(ours(Y, args.threads, cap)[0], exact, subset)
+            row[f"cap_{cap}"] = {"seconds": seconds, "error": error}
+            cells.append(f"{seconds * 1e3:>8.1f} / {error:.1e}")
+        error_o = subset_error(opentsne(Y)[0], exact, subset)
+        row["opentsne"] = {"seconds": times[-1], "error": error_o}
+        cells.append(f"{times[-1] * 1e3:>8.1f} / {error_o:.1e}")
+        rows.append(row)
+        print(f"{span:>5.0f} " + " ".join(cells), flush=True)
+    return rows
+
+
+def profile(args):
+    """Split our call into the FFT part and the rest (sort, spread, interpolate)."""
+    n_samples = args.span_n
+    print(f"N = {n_samples}, {args.threads} threads (medians, ms)")
+    print(f"{'span':>5} {'grid':>11} {'total':>7} {'FFT part':>9} {'rest':>7}")
+    rows = []
+    for span in args.spans:
+        Y = make_embedding(n_samples, span, seed=7)
+        shape = []
+        for axis in range(Y.shape[1]):
+            n_boxes = interpolation_grid(
+                float(np.ptp(Y[:, axis])),
+                KNOBS["n_interpolation_points"],
+                KNOBS["min_num_intervals"],
+                KNOBS["ints_in_interval"],
+                DEFAULT_MAX_NUM_INTERVALS,
+            )[0]
+            shape.append(n_boxes * KNOBS["n_interpolation_points"])
+        kernel = np.random.default_rng(0).random([2 * n - 1 for n in shape])
+        charges = np.random.default_rng(1).random([Y.shape[1] + 2] + shape)
+
+        def fft_part(kernel=kernel, charges=charges, shape=tuple(shape)):
+            spectrum = _kernel_spectrum(kernel, shape, workers=args.threads)
+            _apply_spectrum(spectrum, charges, workers=args.threads)
+
+        total, fft_time = median_times(
+            [lambda Y=Y: ours(Y, args.threads), fft_part], args.repeats
+        )
+        rows.append({"span": span, "grid": shape, "total": total, "fft": fft_time})
+        print(
+            f"{span:>5.0f} {str(shape[0]) + 'x' + str(shape[1]):>11}"
+            f" {total * 1e3:>7.1f} {fft_time * 1e3:>9.1f}"
+            f" {(total - fft_time) * 1e3:>7.1f}",
+            flush=True,
+        )
+    return rows
+
+
+def random_affinities(n_samples, n_neighbors, seed=0):
+    """A symmetric CSR P summing to 1 with ~2 n_neighbors entries per row."""
+    import scipy.sparse
+
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(n_samples), n_neighbors)
+    cols = (rows + rng.integers(1, n_samples, size=rows.size)) % n_samples
+    P = scipy.sparse.csr_matrix(
+        (rng.uniform(size=rows.size), (rows, cols)), shape=(n_samples, n_samples)
+    )
+    P = P + P.T
+    return (P / P.sum()).tocsr()
+
+
+def full_gradient(args):
+    """The whole gradient: FFTGradient against openTSNE's kl_divergence_fft."""
+    from openTSNE.tsne import kl_divergence_fft
+
+    from fasttsne._gradients._fft import FFTGradient
+
+    backend = FFTGradient(**KNOBS)
+    rows = []
+    print(f"{'N':>7} {'phase':>5} | {'ours':>8} {'openTSNE':>9} {'ratio':>6}")
+    for n_samples in args.sizes:
+        P = random_affinities(n_samples, 90)
+        scale = np.sqrt(n_samples / 100_000)
+        phases = (("EE", 20 * scale, 12.0), ("late", 80 * scale, 1.0))
+        for phase, span, exaggeration in phases:
+            Y = make_embedding(n_samples, span, seed=n_samples)
+            P_open = P * exaggeration  # openTSNE exaggerates by scaling P
+
+            def run_ours(Y=Y, P=P, exaggeration=exaggeration):
+                backend(
+                    Y,
+                    P,
+                    dof=1.0,
+                    exaggeration=exaggeration,
+                    compute_error=False,
+                    n_threads=args.threads,
+                )
+
+            def run_open(Y=Y, P_open=P_open):
+                kl_divergence_fft(Y, P_open, 1.0, dict(KNOBS), n_jobs=args.threads)
+
+            t_ours, t_open = median_times([run_ours, run_open], args.repeats)
+            rows.append(
+                {
+                    "n_samples": n_samples,
+                    "phase": phase,
+                    "ours_s": t_ours,
+                    "opentsne_s": t_open,
+                    "ratio": t_ours / t_open,
+                }
+            )
+            print(
+                f"{n_samples:>7} {phase:>5} | {t_ours * 1e3:>6.1f}ms"
+                f" {t_open * 1e3:>7.1f}ms {t_ours / t_open:>6.2f}",
+                flush=True,
+            )
+    return rows
+
+
+def main(argv=None):
+    """Parse the options, run the chosen mode, print (and save) the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--span", action="store_true", help="time and error vs span")
+    mode.add_argument("--profile", action="store_true", help="FFT part vs the rest")
+    mode.add_argument("--full", action="store_true", help="whole gradient")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[20_000, 100_000, 250_000]
+    )
+    parser.add_argument(
+        "--spans", type=float, nargs="+", default=[25, 50, 100, 200, 300, 400, 600]
+    )
+    parser.add_argument("--span-n", type=int, default=100_000)
+    parser.add_argument(
+        "--caps", type=int, nargs="+", default=[0, 400, 300, 200], help="0: no cap"
+    )
+    parser.add_argument("--subset", type=int, default=2000)
+    parser.add_argument("--exact-z-max", type=int, default=20_000)
+    parser.add_argument("--save", type=Path, help="write the rows as JSON here")
+    args = parser.parse_args(argv)
+    if args.span:
+        rows = span_scan(args)
+    elif args.profile:
+        rows = profile(args)
+    elif args.full:
+        rows = full_gradient(args)
+    else:
+        rows = per_call(args)
+    if args.save:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        args.save.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""FIt-SNE gradient backend: sparse attraction plus FFT-interpolated repulsion.
+
+The repulsion and its normaliser ``Z`` come from
+:func:`fasttsne._cython._interp.fft_repulsion` (Linderman et al. 2019: Lagrange
+interpolation onto an equispaced grid, kernel sums by the FFT of the circulant
+embedding of the Toeplitz kernel matrix); the attraction and the attraction
+part of the KL divergence come from ``fasttsne._cython._forces``, shared with
+the Barnes-Hut backend. See ``_interp.pyx`` for the derivation of the charges
+for any ``dof`` and for the complexity.
+
+The grid cap (``max_num_intervals``)
+------------------------------------
+With ``ints_in_interval = 1`` a grid axis gets one box per unit of span, and
+the FFT work grows with the square of the span in 2-D: late in a long run on
+a large data set the span reaches several hundred and each call slows down
+many times over (openTSNE's cliff; it only stops at 1000 boxes per axis). We
+cap the boxes per axis of 2-D grids at ``max_num_intervals`` (default 300);
+past it the boxes widen to ``span / 300`` and the interpolation error grows
+about like the fourth power of the box width. Measured with
+``benchmarks/bench_fft_gradient.py --span --caps 0 400 300 200`` (N = 100,000,
+20-cluster mixture, 2 threads; ms per call, medians of 3 on a shared 2-core
+machine at load ~5, so times are rough; error = relative 2-norm error of the
+repulsion over 1,000 random points against exact sums, deterministic):
+
+====  ============  ============  ============  ============  ============
+span  no cap        cap 400       cap 300       cap 200       openTSNE
+====  ============  ============  ============  ============  ============
+ 100    82  9.8e-3    53  9.8e-3    30  9.8e-3    32  9.8e-3   208  1.1e-2
+ 200   357  9.3e-3   329  9.3e-3   353  9.3e-3   348  9.3e-3   585  1.0e-2
+ 300   352  1.1e-2   388  1.1e-2   372  1.1e-2   170  4.4e-2   547  1.2e-2
+ 400   943  1.5e-2  1125  1.5e-2   525  3.5e-2   237  1.6e-1  1818  1.6e-2
+ 600  2798  2.2e-2   743  7.5e-2   399  2.2e-1   185  1.0e+0  4259  2.3e-2
+====  ============  ============  ============  ============  ============
+
+Why 300: every span up to 300 (N up to about a million at exaggeration 1)
+runs uncapped, at the accuracy of openTSNE; beyond it a call costs what it
+costs at span 300 (7x less than uncapped at span 600), with an error no more
+than about twice the uncapped one up to span 400. Capping lower costs accuracy
+fast (cap 200: 1.6e-1 at span 400). Use ``max_num_intervals=0`` for no cap.
+"""
+
+import numpy as np
+
+from fasttsne._cython._forces import attractive_forces, kl_attraction_term
+from fasttsne._cython._interp import DEFAULT_MAX_NUM_INTERVALS, fft_repulsion
+from fasttsne._gradients import register_backend
+
+
+@register_backend
+class FFTGradient:
+    """t-SNE gradient with the repulsion by FFT-accelerated interpolation (FIt-SNE).
+
+    The attraction is summed exactly over the stored entries of the sparse P
+    (O(nnz)); the repulsion and the normaliser Z are interpolated on a grid in
+    O(N p^d) plus O(G log G) for a grid of G nodes (Linderman et al. 2019),
+    against O(N^2) for :class:`~fasttsne._gradients._exact.ExactGradient`.
+    1-D and 2-D embeddings on the CPU.
+
+    Parameters
+    ----------
+    n_interpolation_points : int, default=3
+        Equispaced Lagrange nodes per box and axis, at most
+        ``fasttsne._cython._interp.MAX_INTERPOLATION_POINTS`` (12).
+    min_num_intervals : int, default=50
+        Fewest boxes per axis.
+    ints_in_interval : float, default=1.0
+        Target box width in embedding units.
+    max_num_intervals : int, default=300
+        Most boxes per axis of a 2-D grid, bounding the cost of a call on a
+        wide embedding at the price of accuracy (see the module notes); 0 for
+        no cap. 1-D grids are not capped.
+
+    Notes
+    -----
+    One instance lives for one fit: it keeps the force buffers and the cast
+    copy of ``P`` (when its dtype or index types need one) between calls.
+    These caches are dropped when the instance is pickled. Results are bitwise
+    identical for any ``n_threads``.
+    """
+
+    name = "fft"
+    aliases = ("fitsne", "interpolation")
+
+    def __init__(
+        self,
+        n_interpolation_points=3,
+        min_num_intervals=50,
+        ints_in_interval=1.0,
+        max_num_intervals=DEFAULT_MAX_NUM_INTERVALS,
+    ):
+        self.n_interpolation_points = n_interpolation_points
+        self.min_num_intervals = min_num_intervals
+        self.ints_in_interval = ints_in_interval
+        self.max_num_intervals = max_num_intervals
+        self._forces = None
+        self._csr_source = None
+        self._csr_arrays = None
+
+    def __getstate__(self):
+        return {
+            "n_interpolation_points": self.n_interpolation_points,
+            "min_num_intervals": self.min_num_intervals,
+            "ints_in_interval": self.ints_in_interval,
+            "max_num_intervals": self.max_num_intervals,
+        }
+
+    def __setstate__(self, state):
+        self.__init__(**state)
+
+    def is_usable_for(self, embedding, *, n_components, device):
+        """Usable on the CPU for 1-D and 2-D embeddings."""
+        del embedding
+        return device == "cpu" and n_components in (1, 2)
+
+    def _buffers(self, Y):
+        """Reusable (attraction, repulsion) arrays shaped and typed like Y."""
+        if (
+            self._forces is None
+            or self._forces[0].shape != Y.shape
+            or self._forces[0].dtype != Y.dtype
+        ):
+            self._forces = (np.empty_like(Y), np.empty_like(Y))
+        return self._forces
+
+    def _csr(self, P, dtype):
+        """(indptr, indices, data) of P with one index type and ``dtype`` values.
+
+        Cached for as long as P's arrays stay the same objects, so a fit
+        converts at most once (a float32 copy of P costs O(nnz) per call).
+        """
+        source = (P.indptr, P.indices, P.data, dtype)
+        cached = self._csr_source
+        if cached is not None and all(a is b for a, b in zip(cached, source)):
+            return self._csr_arrays
+        indptr, indices = P.indptr, P.indices
+        if indptr.dtype != indices.dtype or indptr.dtype not in (np.int32, np.int64):
+            indptr = indptr.astype(np.int64)
+            indices = indices.astype(np.int64)
+        arrays = (
+            np.ascontiguousarray(indptr),
+            np.ascontiguousarray(indices),
+            np.ascontiguousarray(P.data, dtype=dtype),
+        )
+        self._csr_source = source
+        self._csr_arrays = arrays
+        return arrays
+
+    def __call__(self, Y, P, *, dof, exaggeration, compute_error, n_threads):
+        """Return ``(kl or None, gradient)`` for embedding ``Y`` and CSR ``P``.
+
+        Parameters
+        ----------
+        Y : ndarray of shape (n_samples, n_components)
+            The embedding, float32 or float64 (other dtypes become float64).
+        P : sparse matrix of shape (n_samples, n_samples)
+            Symmetric joint affinities in CSR format, summing to 1.
+        dof : float
+            Degrees of freedom of the heavy-tailed kernel.
+        exaggeration : float
+            Factor on the attraction; P itself is never modified.
+        compute_error : bool
+            Whether to return the KL divergence (with the unexaggerated P).
+        n_threads : int
+            OpenMP threads and FFT workers; the result does not depend on it.
+
+        Returns
+        -------
+        kl : float or None
+            ``KL(P || Q)`` when ``compute_error``, else None.
+        grad : ndarray of shape (n_samples, n_components)
+            ``4 (exaggeration sum_j p_ij (y_i - y_j) / t_ij - (1 / Z) sum_j
+            (w_ij / t_ij) (y_i - y_j))``, in Y's dtype.
+        """
+        if Y.dtype not in (np.float32, np.float64):
+            Y = Y.astype(np.float64)
+        Y = np.ascontiguousarray(Y)
+        if P.shape != (Y.shape[0], Y.shape[0]):
+            raise ValueError(
+                f"P has shape {P.shape}, expected {(Y.shape[0], Y.shape[0])}."
+            )
+        indptr, indices, data = self._csr(P, Y.dtype)
+        attraction, repulsion = self._buffers(Y)
+        attractive_forces(
+            indptr, indices, data, Y, dof, exaggeration, attraction, n_threads
+        )
+        Z = fft_repulsion(
+            Y,
+            dof,
+            self.n_interpolation_points,
+            self.min_num_intervals,
+            self.ints_in_interval,
+            repulsion,
+            n_threads,
+            self.max_num_intervals,
+        )
+        # grad = 4 (attraction - repulsion / Z); Z > 0 whenever there is a
+        # pair (the interpolated self terms are removed exactly, so one lone
+        # point gives Z = 0 up to rounding).
+        scale = 4.0 / Z if Z > 0 else 0.0
+        grad = repulsion * Y.dtype.type(-scale)
+        grad += attraction * Y.dtype.type(4.0)
+        kl = None
+        if compute_error:
+            total_p = float(np.sum(data, dtype=np.float64))
+            kl = kl_attraction_term(indptr, indices, data, Y, dof, n_threads)
+            if Z > 0:
+                kl += total_p * float(np.log(Z))
+        return kl, grad
