@@ -2,13 +2,24 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fasttsne import BarnesHutTSNE
+from fasttsne import BarnesHutTSNE, FFTInterpTSNE, ToeplitzKernel
 
 # Default parameters are what a user's ``check_estimator(Est())`` runs; the fast
 # configurations mirror sklearn's own ``TSNE(perplexity=2)`` registration.
 ESTIMATORS = [
     BarnesHutTSNE(),
     BarnesHutTSNE(perplexity=2, max_iter=100, early_exaggeration_iter=50),
+    FFTInterpTSNE(),
+    FFTInterpTSNE(perplexity=2, max_iter=100, min_num_intervals=10),
+    ToeplitzKernel(),
+    ToeplitzKernel(
+        "laplacian",
+        bandwidth=3.0,
+        normalize=True,
+        alpha=0.1,
+        preconditioner="strang",
+        n_jobs=2,
+    ),
 ]
 
 

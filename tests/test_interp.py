@@ -321,11 +321,12 @@ def test_backend_matches_exact_gradient():
     from fasttsne._gradients._fft import FFTGradient
 
     rng = np.random.default_rng(8)
-    X = _clusters(rng, 600, 5, scale=5.0)
+    # 1,600 points: above the size where the backend sums directly.
+    X = _clusters(rng, 1600, 5, scale=5.0)
     P = _joint_affinities(rng, X)
     backend = FFTGradient()
     for n_components in (1, 2):
-        Y = _clusters(rng, 600, n_components, scale=6.0)
+        Y = _clusters(rng, 1600, n_components, scale=6.0)
         for dof, exaggeration in [(1.0, 1.0), (1.0, 12.0), (0.7, 4.0)]:
             kwargs = {"dof": dof, "exaggeration": exaggeration, "n_threads": 2}
             kl, grad = backend(Y, P, compute_error=True, **kwargs)
@@ -344,9 +345,9 @@ def test_backend_threads_dtypes_and_registry():
     from fasttsne._gradients._fft import FFTGradient
 
     rng = np.random.default_rng(9)
-    X = _clusters(rng, 500, 4)
+    X = _clusters(rng, 1600, 4)
     P = _joint_affinities(rng, X)
-    Y = _clusters(rng, 500, 2)
+    Y = _clusters(rng, 1600, 2)
     backend = FFTGradient(n_interpolation_points=4, max_num_intervals=100)
     kwargs = {"dof": 1.0, "exaggeration": 2.0, "compute_error": True}
     kl1, grad1 = backend(Y, P, n_threads=1, **kwargs)
@@ -370,3 +371,20 @@ def test_backend_threads_dtypes_and_registry():
     assert backend.is_usable_for("tsne", n_components=2, device="cpu")
     assert not backend.is_usable_for("tsne", n_components=3, device="cpu")
     assert not backend.is_usable_for("tsne", n_components=2, device="cuda")
+
+
+def test_backend_sums_small_inputs_exactly():
+    """Up to 1,500 points the repulsion is the exact sum (cheaper than a grid)."""
+    from fasttsne._gradients._fft import _DIRECT_MAX_N, FFTGradient
+
+    rng = np.random.default_rng(10)
+    n_samples = _DIRECT_MAX_N
+    X = _clusters(rng, n_samples, 4)
+    P = _joint_affinities(rng, X)
+    Y = _clusters(rng, n_samples, 2)
+    kwargs = {"dof": 1.0, "exaggeration": 1.0, "compute_error": True, "n_threads": 2}
+    kl, grad = FFTGradient()(Y, P, **kwargs)
+    kl_exact, grad_exact = ExactGradient()(Y, P, **kwargs)
+    # Exact sums up to summation order.
+    assert_allclose(grad, grad_exact, rtol=1e-9, atol=1e-12 * np.abs(grad_exact).max())
+    assert_allclose(kl, kl_exact, rtol=1e-10)

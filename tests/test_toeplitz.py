@@ -20,7 +20,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fasttsne import ToeplitzKernel
 from fasttsne._toeplitz import (
@@ -66,24 +65,6 @@ def _dummy_kernel(offsets):
     """A non-even kernel (a skewed bump) for the callable path."""
     u = offsets.sum(axis=1)
     return np.exp(-0.5 * (u - 0.3) ** 2)
-
-
-@parametrize_with_checks(
-    [
-        ToeplitzKernel(),
-        ToeplitzKernel(
-            "laplacian",
-            bandwidth=3.0,
-            normalize=True,
-            alpha=0.1,
-            preconditioner="strang",
-            n_jobs=2,
-        ),
-    ]
-)
-def test_sklearn_compatible(estimator, check):
-    """Every scikit-learn estimator check passes, none skipped."""
-    check(estimator)
 
 
 # --- products against dense and scipy oracles --------------------------------

@@ -13,9 +13,9 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
-from fasttsne import BarnesHutTSNE
+from fasttsne import BarnesHutTSNE, FFTInterpTSNE
 
-ESTIMATORS = [BarnesHutTSNE]
+ESTIMATORS = [BarnesHutTSNE, FFTInterpTSNE]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ where ``kl`` is ``None`` unless ``compute_error``. The optimiser calls nothing
 else, so it never knows how a gradient is computed.
 """
 
+import importlib
+
 from fasttsne._gradients._exact import ExactGradient
 
 # name -> factory taking the backend's own knobs (angle, grid sizes...).
@@ -27,13 +29,8 @@ def list_backends():
 
 def _load_optional_backends():
     """Import the compiled backends so that they register themselves."""
-    # pylint: disable=unused-import,cyclic-import
-    from fasttsne._gradients import _bh  # noqa: F401
-
-    try:
-        from fasttsne._gradients import _fft  # noqa: F401
-    except ImportError:  # the FFT backend is optional until it lands
-        pass
+    for module in ("fasttsne._gradients._bh", "fasttsne._gradients._fft"):
+        importlib.import_module(module)
 
 
 def get_backend(
