@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 
 from fasttsne import _affinity
 from fasttsne._gradients import get_backend, list_backends
+from fasttsne._gradients._bh import NewPointGradient
 from fasttsne._initialization import initialize
 from fasttsne._optimizer import GradientDescent
 from fasttsne._utils import _Printer
@@ -428,39 +429,17 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
     def _optimize_new_points(self, Y, P_new, n_threads):
         """Optimise new points against the frozen ``embedding_`` (no centring)."""
-        # pylint: disable=import-outside-toplevel
-        from fasttsne._cython import _forces, _quadtree
-
-        reference = self.embedding_
-        dof = float(self.dof)
-        angle = self._transform_angle()
-        attraction = np.empty_like(Y)
-        repulsion = np.empty_like(Y)
-        sum_w = np.empty(Y.shape[0], dtype=np.float64)
-        indptr, indices, data = P_new.indptr, P_new.indices, P_new.data
+        gradient = NewPointGradient(
+            self.embedding_, dof=float(self.dof), angle=self._transform_angle()
+        )
         optimizer = GradientDescent(
             _TRANSFORM_LEARNING_RATE, max_step_norm=_TRANSFORM_MAX_STEP, center=False
         )
         for it in range(_TRANSFORM_N_ITER):
-            _forces.attractive_forces(
-                indptr,
-                indices,
-                data,
-                Y,
-                dof,
-                1.0,
-                attraction,
-                n_threads,
-                Y_ref=reference,
-            )
-            _quadtree.bh_repulsion_reference(
-                reference, Y, angle, dof, repulsion, sum_w, n_threads
-            )
-            grad = 4.0 * (attraction - repulsion / sum_w[:, None].astype(Y.dtype))
             momentum = (
                 _MOMENTUM_EARLY if it < _TRANSFORM_N_ITER // 4 else _MOMENTUM_MAIN
             )
-            optimizer.step(Y, grad.astype(Y.dtype, copy=False), momentum)
+            optimizer.step(Y, gradient(Y, P_new, n_threads=n_threads), momentum)
         return Y
 
     def __sklearn_tags__(self):

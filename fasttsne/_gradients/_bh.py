@@ -3,7 +3,7 @@
 import numpy as np
 
 from fasttsne._cython._forces import attractive_forces, kl_attraction_term
-from fasttsne._cython._quadtree import _Workspace, bh_repulsion
+from fasttsne._cython._quadtree import _Workspace, bh_repulsion, bh_repulsion_reference
 from fasttsne._gradients import register_backend
 
 
@@ -140,3 +140,65 @@ class BarnesHutGradient:
             if Z > 0:
                 kl += total_p * float(np.log(Z))
         return kl, grad
+
+
+class NewPointGradient:
+    """Gradient of out-of-sample points against a frozen reference embedding.
+
+    For a new point ``y_i`` with conditional affinities ``p_{j|i}`` to the
+    reference points ``r_j`` (rows of a CSR matrix summing to 1)::
+
+        grad_i = 4 [sum_j p_{j|i} (y_i - r_j) / t_ij
+                    - sum_j (w_ij / t_ij) (y_i - r_j) / sum_j w_ij]
+
+    The repulsion is normalised per point, so each row depends only on itself
+    and the reference, never on the other new points (openTSNE's approach to
+    ``transform``). The reference tree is built once per instance and reused
+    for every step.
+
+    Parameters
+    ----------
+    reference : ndarray of shape (n_reference, n_components)
+        The fitted embedding; it must not change while the instance is used.
+    dof : float
+        Degrees of freedom of the heavy-tailed kernel.
+    angle : float
+        Barnes-Hut opening angle for the repulsion from the reference.
+    """
+
+    def __init__(self, reference, *, dof, angle):
+        self.reference = reference
+        self.dof = dof
+        self.angle = angle
+        self._workspace = _Workspace()
+
+    def __call__(self, Y, P_new, *, n_threads):
+        """Return the gradient of the new points ``Y`` (in Y's dtype)."""
+        attraction = np.empty_like(Y)
+        repulsion = np.empty_like(Y)
+        sum_w = np.empty(Y.shape[0], dtype=np.float64)
+        attractive_forces(
+            P_new.indptr,
+            P_new.indices,
+            P_new.data,
+            Y,
+            self.dof,
+            1.0,
+            attraction,
+            n_threads,
+            Y_ref=self.reference,
+        )
+        bh_repulsion_reference(
+            self.reference,
+            Y,
+            self.angle,
+            self.dof,
+            repulsion,
+            sum_w,
+            n_threads,
+            workspace=self._workspace,
+        )
+        grad = repulsion / sum_w[:, None]
+        np.subtract(attraction, grad, out=grad)
+        grad *= 4.0
+        return grad.astype(Y.dtype, copy=False)
