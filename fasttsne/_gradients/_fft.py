@@ -39,12 +39,10 @@ than about twice the uncapped one up to span 400. Capping lower costs accuracy
 fast (cap 200: 1.6e-1 at span 400). Use ``max_num_intervals=0`` for no cap.
 """
 
-import numpy as np
-
-from fasttsne._cython._forces import attractive_forces, kl_attraction_term
 from fasttsne._cython._interp import DEFAULT_MAX_NUM_INTERVALS, fft_repulsion
 from fasttsne._cython._quadtree import bh_repulsion
 from fasttsne._gradients import register_backend
+from fasttsne._gradients._sparse import SparseAttractionBackend
 
 # Below this many points the exact O(N^2) sums (a Barnes-Hut walk at angle 0)
 # are cheaper than the smallest grid (min_num_intervals=50, 3 nodes: a 300 x 300
@@ -55,7 +53,7 @@ _DIRECT_MAX_N = 1500
 
 
 @register_backend
-class FFTGradient:
+class FFTGradient(SparseAttractionBackend):
     """t-SNE gradient with the repulsion by FFT-accelerated interpolation (FIt-SNE).
 
     The attraction is summed exactly over the stored entries of the sparse P
@@ -92,6 +90,13 @@ class FFTGradient:
     name = "fft"
     aliases = ("fitsne", "interpolation")
 
+    _knobs = (
+        "n_interpolation_points",
+        "min_num_intervals",
+        "ints_in_interval",
+        "max_num_intervals",
+    )
+
     def __init__(
         self,
         n_interpolation_points=3,
@@ -99,124 +104,27 @@ class FFTGradient:
         ints_in_interval=1.0,
         max_num_intervals=DEFAULT_MAX_NUM_INTERVALS,
     ):
+        super().__init__()
         self.n_interpolation_points = n_interpolation_points
         self.min_num_intervals = min_num_intervals
         self.ints_in_interval = ints_in_interval
         self.max_num_intervals = max_num_intervals
-        self._forces = None
-        self._csr_source = None
-        self._csr_arrays = None
-
-    def __getstate__(self):
-        return {
-            "n_interpolation_points": self.n_interpolation_points,
-            "min_num_intervals": self.min_num_intervals,
-            "ints_in_interval": self.ints_in_interval,
-            "max_num_intervals": self.max_num_intervals,
-        }
-
-    def __setstate__(self, state):
-        self.__init__(**state)
 
     def is_usable_for(self, embedding, *, n_components, device):
         """Usable on the CPU for 1-D and 2-D embeddings."""
         del embedding
         return device == "cpu" and n_components in (1, 2)
 
-    def _buffers(self, Y):
-        """Reusable (attraction, repulsion) arrays shaped and typed like Y."""
-        if (
-            self._forces is None
-            or self._forces[0].shape != Y.shape
-            or self._forces[0].dtype != Y.dtype
-        ):
-            self._forces = (np.empty_like(Y), np.empty_like(Y))
-        return self._forces
-
-    def _csr(self, P, dtype):
-        """(indptr, indices, data) of P with one index type and ``dtype`` values.
-
-        Cached for as long as P's arrays stay the same objects, so a fit
-        converts at most once (a float32 copy of P costs O(nnz) per call).
-        """
-        source = (P.indptr, P.indices, P.data, dtype)
-        cached = self._csr_source
-        if cached is not None and all(a is b for a, b in zip(cached, source)):
-            return self._csr_arrays
-        indptr, indices = P.indptr, P.indices
-        if indptr.dtype != indices.dtype or indptr.dtype not in (np.int32, np.int64):
-            indptr = indptr.astype(np.int64)
-            indices = indices.astype(np.int64)
-        arrays = (
-            np.ascontiguousarray(indptr),
-            np.ascontiguousarray(indices),
-            np.ascontiguousarray(P.data, dtype=dtype),
-        )
-        self._csr_source = source
-        self._csr_arrays = arrays
-        return arrays
-
-    def __call__(self, Y, P, *, dof, exaggeration, compute_error, n_threads):
-        """Return ``(kl or None, gradient)`` for embedding ``Y`` and CSR ``P``.
-
-        Parameters
-        ----------
-        Y : ndarray of shape (n_samples, n_components)
-            The embedding, float32 or float64 (other dtypes become float64).
-        P : sparse matrix of shape (n_samples, n_samples)
-            Symmetric joint affinities in CSR format, summing to 1.
-        dof : float
-            Degrees of freedom of the heavy-tailed kernel.
-        exaggeration : float
-            Factor on the attraction; P itself is never modified.
-        compute_error : bool
-            Whether to return the KL divergence (with the unexaggerated P).
-        n_threads : int
-            OpenMP threads and FFT workers; the result does not depend on it.
-
-        Returns
-        -------
-        kl : float or None
-            ``KL(P || Q)`` when ``compute_error``, else None.
-        grad : ndarray of shape (n_samples, n_components)
-            ``4 (exaggeration sum_j p_ij (y_i - y_j) / t_ij - (1 / Z) sum_j
-            (w_ij / t_ij) (y_i - y_j))``, in Y's dtype.
-        """
-        if Y.dtype not in (np.float32, np.float64):
-            Y = Y.astype(np.float64)
-        Y = np.ascontiguousarray(Y)
-        if P.shape != (Y.shape[0], Y.shape[0]):
-            raise ValueError(
-                f"P has shape {P.shape}, expected {(Y.shape[0], Y.shape[0])}."
-            )
-        indptr, indices, data = self._csr(P, Y.dtype)
-        attraction, repulsion = self._buffers(Y)
-        attractive_forces(
-            indptr, indices, data, Y, dof, exaggeration, attraction, n_threads
-        )
+    def _repulsion(self, Y, dof, out, n_threads):
         if Y.shape[0] <= _DIRECT_MAX_N:
-            Z = bh_repulsion(Y, 0.0, dof, repulsion, n_threads)
-        else:
-            Z = fft_repulsion(
-                Y,
-                dof,
-                self.n_interpolation_points,
-                self.min_num_intervals,
-                self.ints_in_interval,
-                repulsion,
-                n_threads,
-                self.max_num_intervals,
-            )
-        # grad = 4 (attraction - repulsion / Z); Z > 0 whenever there is a
-        # pair (the interpolated self terms are removed exactly, so one lone
-        # point gives Z = 0 up to rounding).
-        scale = 4.0 / Z if Z > 0 else 0.0
-        grad = repulsion * Y.dtype.type(-scale)
-        grad += attraction * Y.dtype.type(4.0)
-        kl = None
-        if compute_error:
-            total_p = float(np.sum(data, dtype=np.float64))
-            kl = kl_attraction_term(indptr, indices, data, Y, dof, n_threads)
-            if Z > 0:
-                kl += total_p * float(np.log(Z))
-        return kl, grad
+            return bh_repulsion(Y, 0.0, dof, out, n_threads)
+        return fft_repulsion(
+            Y,
+            dof,
+            self.n_interpolation_points,
+            self.min_num_intervals,
+            self.ints_in_interval,
+            out,
+            n_threads,
+            self.max_num_intervals,
+        )
