@@ -158,7 +158,7 @@ def quality(X, Y, y, n_eval, seed=0):
 
     rng = np.random.default_rng(seed)
     queries = rng.choice(len(X), size=min(n_eval, len(X)), replace=False)
-    nn_x = NearestNeighbors(n_neighbors=11).fit(X)
+    nn_x = NearestNeighbors(n_neighbors=11, algorithm="brute").fit(X)
     nn_y = NearestNeighbors(n_neighbors=11).fit(Y)
     ix = nn_x.kneighbors(X[queries], return_distance=False)[:, 1:]
     iy = nn_y.kneighbors(Y[queries], return_distance=False)[:, 1:]
