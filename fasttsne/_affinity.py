@@ -45,9 +45,10 @@ _METHODS = ("auto", "exact", "approx")
 
 # From this many samples on, method="auto" uses the approximate search.
 # benchmarks/bench_knn.py (20-cluster Gaussian mixture in 50-D, k=90, 2
-# threads, on a shared 2-core machine): exact / approx time was 0.5 at 20k,
-# 0.9-1.0 at 40k, 1.06 at 80k and 1.03-2.1 at 100k, with recall@90 >= 0.997.
-# Below 80k the exact answer costs no more than the approximate one.
+# threads), three runs on a shared 2-core machine: exact / approx time was
+# 0.4-0.7 at 10k-20k, 0.7-1.0 at 40k, 1.06-1.39 at 80k and 0.7-2.1 at 100k
+# (faiss' OpenMP build suffers most when the cores are oversubscribed), with
+# recall@90 >= 0.997 up to 100k and 0.990 at 250k.
 _APPROX_MIN_SAMPLES = 80_000
 
 # faiss HNSW settings, chosen with benchmarks/bench_knn.py on the same data:
