@@ -1,3 +1,5 @@
+# pylint: disable=too-many-lines
+# (the whole X -> P pipeline lives here, as DESIGN.md lays it out)
 """Affinities: k nearest neighbours, perplexity calibration, symmetric P.
 
 ``X -> nearest_neighbors -> binary_search_perplexity -> joint_probabilities``
@@ -45,9 +47,10 @@ _METHODS = ("auto", "exact", "approx")
 
 # From this many samples on, method="auto" uses the approximate search.
 # benchmarks/bench_knn.py (20-cluster Gaussian mixture in 50-D, k=90, 2
-# threads, on a shared 2-core machine): exact / approx time was 0.5 at 20k,
-# 0.9-1.0 at 40k, 1.06 at 80k and 1.03-2.1 at 100k, with recall@90 >= 0.997.
-# Below 80k the exact answer costs no more than the approximate one.
+# threads), three runs on a shared 2-core machine: exact / approx time was
+# 0.4-0.7 at 10k-20k, 0.7-1.0 at 40k, 1.06-1.39 at 80k and 0.7-2.1 at 100k
+# (faiss' OpenMP build suffers most when the cores are oversubscribed), with
+# recall@90 >= 0.997 up to 100k and 0.990 at 250k.
 _APPROX_MIN_SAMPLES = 80_000
 
 # faiss HNSW settings, chosen with benchmarks/bench_knn.py on the same data:
@@ -325,18 +328,18 @@ class _EuclideanSearch:
         self.sample = _column_sample(X_ref.shape[0], n_neighbors)
         self.ref_sample = self.ref_rank[self.sample]
 
-    def _query_rank(self, start, stop):
+    def _query_rank(self, ids):
         """``[-2 x, 1]`` rows for the ranking product, and their ``|x|^2``."""
-        X = self.X_query[start:stop]
+        X = self.X_query[ids]
         if self.center is None:
-            ones = sparse.csr_matrix(np.ones((stop - start, 1)))
+            ones = sparse.csr_matrix(np.ones((ids.shape[0], 1)))
             return (
                 sparse.hstack([X * -2.0, ones], format="csr"),
                 _squared_norms(X),
             )
         centred = X - self.center
         sqn = _squared_norms(centred)
-        rank = np.empty((stop - start, centred.shape[1] + 1), dtype=self.dtype)
+        rank = np.empty((ids.shape[0], centred.shape[1] + 1), dtype=self.dtype)
         np.multiply(centred, -2.0, out=rank[:, :-1], casting="same_kind")
         rank[:, -1] = 1.0
         return rank, sqn
@@ -389,10 +392,9 @@ class _EuclideanSearch:
         expected = (D <= bound[:, None]).sum(axis=1) * (n_ref / D.shape[1])
         return bound.astype(np.float64), expected
 
-    def block(self, start, stop, match):
-        """Neighbours, exact squared distances and matches of query rows."""
-        ids = np.arange(start, stop)
-        query_rank, sqn_query = self._query_rank(start, stop)
+    def block(self, ids, match):
+        """Neighbours, exact squared distances and matches of query rows ids."""
+        query_rank, sqn_query = self._query_rank(ids)
         bound, expected = self._sample_bound(query_rank, ids)
         # Many exact duplicates make many candidates per row (all of them tie
         # at distance 0): split the block so that at most about
@@ -482,12 +484,81 @@ def _euclidean_knn(X_query, X_ref, n_neighbors, *, self_query, n_threads, match)
     matches : ndarray of shape (n_query,), intp, or None
     """
     search = _EuclideanSearch(X_query, X_ref, n_neighbors, self_query=self_query)
-    return _run_blocks(
-        lambda start, stop: search.block(start, stop, match),
-        X_query.shape[0],
-        search.row_block,
-        n_threads,
+    n_query = X_query.shape[0]
+    indices = np.empty((n_query, n_neighbors), dtype=np.intp)
+    sq_distances = np.zeros((n_query, n_neighbors))
+    matches = np.full(n_query, -1, dtype=np.intp) if match else None
+    answered, answers = _duplicate_answers(X_query, X_ref, n_neighbors, self_query)
+    indices[answered] = answers
+    if match:
+        matches[answered] = answers[:, 0] if not self_query else answered
+    rest = np.setdiff1d(np.arange(n_query), answered)
+    if rest.size:
+        found = _run_blocks(
+            lambda start, stop: search.block(rest[start:stop], match),
+            rest.shape[0],
+            search.row_block,
+            n_threads,
+        )
+        indices[rest], sq_distances[rest] = found[0], found[1]
+        if match:
+            matches[rest] = found[2]
+    return indices, sq_distances, matches
+
+
+def _duplicate_answers(X_query, X_ref, n_neighbors, self_query):
+    """Query rows equal to at least k reference rows (other than themselves).
+
+    Their answer is the k smallest indices of those rows, all at distance 0;
+    answering them directly spares the search a window holding the whole
+    group of duplicates for each of them (quadratic in the group size). Rows
+    are compared by value (-0.0 equals 0.0, as in ``np.array_equal``); rows
+    that differ by less than ~1e-154 in every coordinate also have distance
+    0 but are not recognised here, so they may come after a group.
+
+    Returns
+    -------
+    answered : ndarray of shape (n_answered,), intp, sorted
+    answers : ndarray of shape (n_answered, k), intp
+    """
+    k = n_neighbors
+    none = np.empty(0, dtype=np.intp), np.empty((0, k), dtype=np.intp)
+    if sparse.issparse(X_ref) or X_ref.shape[0] < k + 1:
+        return none
+    need = k + 1 if self_query else k
+    # Equal rows have bitwise equal squared norms: a cheap first filter.
+    keys_ref = X_ref + 0.0  # -0.0 -> 0.0
+    sqn = _squared_norms(keys_ref)
+    _, inverse, counts = np.unique(sqn, return_inverse=True, return_counts=True)
+    heavy = np.flatnonzero(counts[inverse] >= need)
+    if heavy.size == 0:
+        return none
+    row_bytes = np.dtype((np.void, keys_ref.dtype.itemsize * keys_ref.shape[1]))
+    heavy_keys = np.ascontiguousarray(keys_ref[heavy]).view(row_bytes).ravel()
+    groups, group_of, sizes = np.unique(
+        heavy_keys, return_inverse=True, return_counts=True
     )
+    first = {}  # key -> its k + 1 smallest indices (heavy is sorted)
+    for g in np.flatnonzero(sizes >= need):
+        first[groups[g].tobytes()] = heavy[group_of == g][: k + 1]
+    if not first:
+        return none
+    if self_query:
+        answered = heavy[np.isin(group_of, np.flatnonzero(sizes >= need))]
+        keys = heavy_keys[np.searchsorted(heavy, answered)]
+    else:
+        keys_query = np.ascontiguousarray(X_query + 0.0)
+        candidates = np.flatnonzero(np.isin(_squared_norms(keys_query), sqn[heavy]))
+        keys = keys_query[candidates].view(row_bytes).ravel()
+        found = np.array([key.tobytes() in first for key in keys], dtype=bool)
+        answered, keys = candidates[found], keys[found]
+    answers = np.empty((answered.shape[0], k), dtype=np.intp)
+    for r, (row, key) in enumerate(zip(answered, keys)):
+        members = first[key.tobytes()]
+        if self_query:
+            members = members[members != row]
+        answers[r] = members[:k]
+    return answered, answers
 
 
 # ---- Precomputed distances and other metrics ----

@@ -177,6 +177,30 @@ def test_exact_knn_exact_distances_and_index_ties(rng):
     assert_array_equal(distances, np.sqrt(ref_sq))
 
 
+def test_exact_knn_large_duplicate_groups(rng):
+    """Groups of more than k identical rows (incl. -0.0) match the oracle."""
+    X = rng.integers(0, 3, size=(700, 4)).astype(np.float64)
+    X[:200] = 0.0
+    X[300:350] = 1.0
+    X[5] = -0.0  # equal to 0.0 by value, so a member of the first group
+    indices, distances = nearest_neighbors(X, 30, n_threads=2)
+    ref_indices, ref_sq = _oracle_knn(X, X, 30, self_query=True)
+    assert_array_equal(indices, ref_indices)
+    assert_array_equal(distances, np.sqrt(ref_sq))
+    X_new = np.vstack([X[[0, 5, 300, 600]], rng.integers(0, 3, size=(20, 4))])
+    batch = new_point_affinities(X_new, X, 10.0, n_threads=2)
+    P_new, match = batch
+    new_indices, _ = _oracle_knn(X_new, X, 30, self_query=False)
+    for i in range(24):  # zero affinities are not stored: a subset
+        row = P_new.indices[P_new.indptr[i] : P_new.indptr[i + 1]]
+        assert np.isin(row, new_indices[i]).all()
+    expected = [np.flatnonzero((X == row).all(axis=1))[0] for row in X_new[:4]]
+    assert_array_equal(match[:4], expected)
+    assert match[0] == 0 and match[1] == 0
+    rows = [new_point_affinities(X_new[i : i + 1], X, 10.0) for i in range(24)]
+    _assert_same_rows(batch, rows)
+
+
 def test_exact_knn_large_offset_data(rng):
     """Data far from the origin (cancellation in the BLAS formula) stay exact."""
     X = rng.normal(size=(400, 10)) + 1e6
