@@ -954,11 +954,20 @@ def joint_probabilities(
     conditional = binary_search_perplexity(
         _perplexity_input(distances, squared, metric), float(perplexity), n_threads
     )
+    del distances
     printer(f"Calibrated the conditional probabilities to perplexity {perplexity}")
+    # 32-bit indices whenever they fit: P is the largest object of a fit (and
+    # the attraction streams it every iteration), so this halves its index part.
+    index_dtype = np.int32 if n_samples * k < np.iinfo(np.int32).max // 2 else np.intp
     P = sparse.csr_matrix(
-        (conditional.ravel(), indices.ravel(), np.arange(0, n_samples * k + 1, k)),
+        (
+            conditional.ravel(),
+            indices.astype(index_dtype).ravel(),
+            np.arange(0, n_samples * k + 1, k, dtype=index_dtype),
+        ),
         shape=(n_samples, n_samples),
     )
+    del conditional, indices
     # a_ij + a_ji and a_ji + a_ij round identically: P is bitwise symmetric.
     P = (P + P.T).tocsr()
     P.eliminate_zeros()

@@ -296,7 +296,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             rng=rng,
             dtype=dtype,
         )
-        P = P.astype(dtype)
+        P = P.astype(dtype, copy=False)
         kl, n_iter = self._optimize(Y, P, backend, n_threads, printer, callbacks)
 
         self.embedding_ = Y
