@@ -25,7 +25,7 @@ class FFTInterpTSNE(_BaseTSNE):
     {common_parameters}
 
     n_interpolation_points : int, default=3
-        Lagrange interpolation nodes per grid interval (per dimension).
+        Lagrange interpolation nodes per grid interval (per dimension), 1 to 12.
 
     min_num_intervals : int, default=50
         Minimum number of grid intervals per dimension.
@@ -86,7 +86,7 @@ class FFTInterpTSNE(_BaseTSNE):
     _parameter_constraints: dict = {
         **_BaseTSNE._parameter_constraints,
         "n_components": [Interval(Integral, 1, 2, closed="both")],
-        "n_interpolation_points": [Interval(Integral, 1, None, closed="left")],
+        "n_interpolation_points": [Interval(Integral, 1, 12, closed="both")],
         "min_num_intervals": [Interval(Integral, 1, None, closed="left")],
         "ints_in_interval": [Interval(Real, 0, None, closed="neither")],
         "max_num_intervals": [Interval(Integral, 0, None, closed="left")],

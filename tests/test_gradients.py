@@ -249,6 +249,7 @@ def test_bh_pickles_without_caches(rng):
     _, grad = _call(backend, Y, P)
     clone = pickle.loads(pickle.dumps(backend))
     assert clone.angle == 0.3
+    assert clone._csr_arrays is None and clone._forces is None  # caches dropped
     _, grad_clone = _call(clone, Y, P)
     assert_array_equal(grad_clone, grad)
 
@@ -288,3 +289,17 @@ def test_bh_identical_points(rng):
     assert_array_equal(grad, 0.0)
     assert_allclose(grad_exact, 0.0, atol=1e-15)
     assert_allclose(kl, kl_exact, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend_name", ["bh", "fft"])
+def test_non_finite_embedding_raises(rng, backend_name):
+    """A diverged embedding is reported, not walked into a degenerate tree."""
+    from fasttsne._gradients import get_backend
+
+    P = _affinities(rng, 50)
+    Y = _embedding(rng, 50, 2)
+    Y[3, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        get_backend(backend_name)(
+            Y, P, dof=1.0, exaggeration=1.0, compute_error=False, n_threads=1
+        )

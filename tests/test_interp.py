@@ -317,7 +317,6 @@ def _joint_affinities(rng, Y_high, n_neighbors=10):
 
 def test_backend_matches_exact_gradient():
     """FFTGradient against ExactGradient: gradient and KL, 1-D and 2-D."""
-    pytest.importorskip("fasttsne._cython._forces")
     from fasttsne._gradients._fft import FFTGradient
 
     rng = np.random.default_rng(8)
@@ -340,7 +339,6 @@ def test_backend_matches_exact_gradient():
 
 def test_backend_threads_dtypes_and_registry():
     """Backend determinism, float32, registry aliases, usability."""
-    pytest.importorskip("fasttsne._cython._forces")
     from fasttsne._gradients import get_backend
     from fasttsne._gradients._fft import FFTGradient
 

@@ -265,12 +265,20 @@ def test_pickle_round_trip(rng):
 # --- the internal API for the t-SNE FFT path ---------------------------------
 
 
+def _is_smooth(n):
+    """True when n has no prime factor above 5."""
+    for p in (2, 3, 5):
+        while n % p == 0:
+            n //= p
+    return n == 1
+
+
 def test_next_fft_friendly():
-    """The FFT size is scipy's fast real length, never below n."""
-    for n in [1, 2, 7, 97, 199_999, 1_000_003]:
+    """The FFT size is the smallest 2-3-5-smooth number >= n."""
+    for n in [1, 2, 7, 97, 1031, 199_999]:
         size = _next_fft_friendly(n)
-        assert size >= n
-        assert size == scipy.fft.next_fast_len(n, real=True)
+        assert size >= n and _is_smooth(size)
+        assert not any(_is_smooth(m) for m in range(n, size))
 
 
 @pytest.mark.parametrize("grid_shape", [(1,), (13,), (64,), (5, 8), (9, 3)])

@@ -87,6 +87,9 @@ class NewPointGradient:
 
     def __call__(self, Y, P_new, *, n_threads):
         """Return the gradient of the new points ``Y`` (in Y's dtype)."""
+        expected = (Y.shape[0], self.reference.shape[0])
+        if P_new.shape != expected:
+            raise ValueError(f"P_new has shape {P_new.shape}, expected {expected}.")
         attraction = np.empty_like(Y)
         repulsion = np.empty_like(Y)
         sum_w = np.empty(Y.shape[0], dtype=np.float64)

@@ -39,8 +39,12 @@ than about twice the uncapped one up to span 400. Capping lower costs accuracy
 fast (cap 200: 1.6e-1 at span 400). Use ``max_num_intervals=0`` for no cap.
 """
 
-from fasttsne._cython._interp import DEFAULT_MAX_NUM_INTERVALS, fft_repulsion
-from fasttsne._cython._quadtree import bh_repulsion
+from fasttsne._cython._interp import (
+    DEFAULT_MAX_NUM_INTERVALS,
+    MAX_INTERPOLATION_POINTS,
+    fft_repulsion,
+)
+from fasttsne._cython._quadtree import _Workspace, bh_repulsion
 from fasttsne._gradients import register_backend
 from fasttsne._gradients._sparse import SparseAttractionBackend
 
@@ -105,6 +109,17 @@ class FFTGradient(SparseAttractionBackend):
         max_num_intervals=DEFAULT_MAX_NUM_INTERVALS,
     ):
         super().__init__()
+        if not 1 <= n_interpolation_points <= MAX_INTERPOLATION_POINTS:
+            raise ValueError(
+                f"n_interpolation_points={n_interpolation_points} must be between 1 "
+                f"and {MAX_INTERPOLATION_POINTS}."
+            )
+        if 0 < max_num_intervals < min_num_intervals:
+            raise ValueError(
+                f"max_num_intervals={max_num_intervals} is below "
+                f"min_num_intervals={min_num_intervals} (0 means no cap)."
+            )
+        self._workspace = _Workspace()
         self.n_interpolation_points = n_interpolation_points
         self.min_num_intervals = min_num_intervals
         self.ints_in_interval = ints_in_interval
@@ -117,7 +132,7 @@ class FFTGradient(SparseAttractionBackend):
 
     def _repulsion(self, Y, dof, out, n_threads):
         if Y.shape[0] <= _DIRECT_MAX_N:
-            return bh_repulsion(Y, 0.0, dof, out, n_threads)
+            return bh_repulsion(Y, 0.0, dof, out, n_threads, workspace=self._workspace)
         return fft_repulsion(
             Y,
             dof,

@@ -102,6 +102,12 @@ class SparseAttractionBackend:
         if Y.dtype not in (np.float32, np.float64):
             Y = Y.astype(np.float64)
         Y = np.ascontiguousarray(Y)
+        if not np.isfinite(Y).all():
+            # A diverged optimisation: the tree and the grid would degenerate.
+            raise ValueError(
+                "The embedding contains NaN or infinity; the optimisation diverged "
+                "(try a smaller learning_rate)."
+            )
         if P.shape != (Y.shape[0], Y.shape[0]):
             raise ValueError(
                 f"P has shape {P.shape}, expected {(Y.shape[0], Y.shape[0])}."
