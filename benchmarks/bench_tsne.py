@@ -16,7 +16,8 @@ python benchmarks/bench_tsne.py --data gmm --n 100000 \
     --methods fasttsne-fft opentsne-fft fasttsne-bh
 """
 
-# pylint: disable=protected-access  (phase timing wraps private functions)
+# Phase timing wraps private functions of fasttsne.
+# pylint: disable=protected-access
 import argparse
 import json
 import os

@@ -78,7 +78,13 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "n_iter_without_progress": [Interval(Integral, -1, None, closed="left")],
         "min_grad_norm": [Interval(Real, 0, None, closed="left")],
-        "metric": [StrOptions(_affinity._KNOWN_METRICS | {"precomputed"}), callable],
+        "metric": [
+            StrOptions(
+                _affinity._KNOWN_METRICS  # pylint: disable=protected-access
+                | {"precomputed"}
+            ),
+            callable,
+        ],
         "metric_params": [dict, None],
         "init": [StrOptions({"pca", "random", "spectral"}), np.ndarray],
         "dof": [Interval(Real, 0, None, closed="neither")],

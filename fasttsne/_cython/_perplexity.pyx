@@ -121,7 +121,7 @@ cdef double _calibrate_row(
     # Iterate on beta * scale, starting at 1: the shifted, scaled distances
     # have mean 1 and are at most k, so nothing overflows and the number of
     # steps does not depend on the units of the distances.
-    for step in range(max_iter):
+    for _ in range(max_iter):
         sum_w = _evaluate(dist, k, dmin, scale, beta, out, &entropy, &variance)
         gap = entropy - log_perplexity
         if fabs(gap) <= tol:
