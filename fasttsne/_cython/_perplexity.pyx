@@ -90,7 +90,6 @@ cdef double _calibrate_row(
 ) noexcept nogil:
     """Write p_{j|i} of one row into ``out``; return the precision beta."""
     cdef intp_t j, n_min = 0
-    cdef int step
     cdef double dmin = INFINITY, dmax = -INFINITY, scale = 0.0
     cdef double beta = 1.0, lo = 0.0, hi = INFINITY, candidate
     cdef double sum_w, entropy = 0.0, variance = 0.0, gap
