@@ -116,7 +116,8 @@ class _LinearOperator:
         self.shape = (cols, rows) if transpose else (rows, cols)
         self._executor = None
         self._chunks = None
-        self.nnz = A.nnz if sp.issparse(A) else None
+        # Multiply-adds of one product with one column: the cost unit.
+        self.work = A.nnz if sp.issparse(A) else rows * cols
         if sp.issparse(A):
             if A.format == "csc":
                 # A^T of a CSC matrix is a CSR matrix without a copy.
@@ -447,7 +448,9 @@ def _top_eigh(H, n_wanted):
     evals, evecs = scipy.linalg.eigh(
         H, subset_by_index=[size - n_wanted, size - 1], check_finite=False
     )
-    return evals[::-1], evecs[:, ::-1]
+    # Contiguous copies: BLAS cannot take the reversed views, and numpy's
+    # fallback matmul for them is an order of magnitude slower.
+    return evals[::-1].copy(), np.ascontiguousarray(evecs[:, ::-1])
 
 
 def _top_eigh_banded(H, bandwidth, n_wanted):
@@ -465,7 +468,9 @@ def _top_eigh_banded(H, bandwidth, n_wanted):
         select_range=(size - n_wanted, size - 1),
         check_finite=False,
     )
-    return evals[::-1], evecs[:, ::-1]
+    # Contiguous copies: BLAS cannot take the reversed views, and numpy's
+    # fallback matmul for them is an order of magnitude slower.
+    return evals[::-1].copy(), np.ascontiguousarray(evecs[:, ::-1])
 
 
 class _BlockLanczos:
@@ -484,7 +489,12 @@ class _BlockLanczos:
         self.op, self.block, self.rng, self.size = op, block, rng, size
         n = op.shape[1]
         self.V = self.H = None
-        self.AV = []  # A V_j, one array per block; None once too large to keep
+        # A V_j, one array per block, or None: recomputing A (V Y) for the final
+        # step costs one product of k + p columns, cheaper than combining the
+        # blocks (and faulting in their memory) unless a product is expensive
+        # next to the long side times the basis (dense input, say).
+        m = op.shape[0]
+        self.AV = [] if op.work > 4 * m * size else None
         self._grow(min(size, 8 * block))
         self.V[:, :block] = _orthonormalize(_gaussian(rng, (n, block), op.dtype), rng)[
             0
@@ -557,16 +567,18 @@ class _BlockLanczos:
         dtype, b = self.op.dtype, self.block
         H, n_ritz = self.H[:size, :size], min(n_ritz, size)
         if size > 8 * b:
-            Y = _top_eigh_banded(H, 2 * b - 1, n_ritz)[1].astype(dtype)
+            Y = _top_eigh_banded(H, 2 * b - 1, n_ritz)[1].astype(dtype, copy=False)
         else:
-            Y = _top_eigh(H, n_ritz)[1].astype(dtype)
+            Y = _top_eigh(H, n_ritz)[1].astype(dtype, copy=False)
         VY = self.V[:, :size] @ Y
         if self.AV is None:
             AVY = self.op.matmat(VY)
         else:
             AVY = self.AV[0] @ Y[:b]
+            term = np.empty_like(AVY)
             for j in range(1, size // b):
-                AVY += self.AV[j] @ Y[j * b : (j + 1) * b]
+                np.matmul(self.AV[j], Y[j * b : (j + 1) * b], out=term)
+                AVY += term
         # On A itself, not on H, whose entries square the singular values:
         # A V Y = Q R = (Q P) diag(S) Gt, so A (V Y Gt^T) = (Q P) diag(S). The
         # columns of A V Y are nearly orthogonal (Ritz vectors): a Gram matrix in
@@ -604,7 +616,7 @@ def _block_krylov(op, n_components, *, n_oversamples, block_size, n_iter, tol, r
     -------
     U, S, Vt, n_iter_run
     """
-    m, n = op.shape
+    n = op.shape[1]
     b = min(block_size, n)
     if (n_iter + 1) * b >= n:
         # The Krylov space would fill the whole space: one block spanning it all
@@ -614,8 +626,7 @@ def _block_krylov(op, n_components, *, n_oversamples, block_size, n_iter, tol, r
         tol = float(np.sqrt(_eps(op.dtype)))
         # An iteration costs ~4 b work flops (two products), the test about
         # 20 size (2b)^2 flops: test only when that is under a tenth.
-        work = op.nnz if op.nnz is not None else m * n
-        if 200 * (n_iter + 1) * b * b > work:
+        if 200 * (n_iter + 1) * b * b > op.work:
             tol = 0.0
     lanczos = _BlockLanczos(op, b, (n_iter + 1) * b, rng)
     n_run = n_iter
@@ -876,9 +887,9 @@ def randomized_svd(
     block_size : int, default=None
         Block Krylov: columns per block. ``None`` means ``n_components``, for
         dense input rounded up to a multiple of 8 (the GEMM tile) when that adds
-        at most 15%. Blocks
-        narrower than ``n_components`` converge slowly on flat spectra; narrow
-        blocks with many iterations pay for high accuracy.
+        at most 15%. Blocks narrower than ``n_components`` converge slowly in
+        the first iterations on flat spectra, but with many iterations reach
+        high accuracy for fewer products.
     tol : float, default=None
         Block Krylov: stop before ``n_iter`` once the residual bound on the
         relative error of each of the top ``n_components`` singular values is

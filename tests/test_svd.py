@@ -222,10 +222,13 @@ def test_auto_at_least_as_accurate_as_sklearn_default(suite, name, k):
 
 @pytest.mark.parametrize("algorithm", ["krylov", "subspace"])
 @pytest.mark.parametrize("center", [False, True])
-def test_sparse_equals_dense(rng, algorithm, center):
-    """CSR, CSC and COO input give the dense result (centred or not)."""
+@pytest.mark.parametrize("wide", [False, True])
+def test_sparse_equals_dense(rng, algorithm, center, wide):
+    """CSR, CSC and COO input give the dense result (centred or not, tall or
+    wide, i.e. transposed)."""
     A = _low_rank_plus_noise(rng)
     A[rng.random(A.shape) < 0.7] = 0.0
+    A = A.T if wide else A
     results = [
         _randomized_svd(
             container(A), K, algorithm=algorithm, center=center, random_state=0
