@@ -12,7 +12,8 @@ from fasttsne._affinity import (
     nearest_neighbors,
     new_point_affinities,
 )
-from fasttsne._cython._perplexity import binary_search_perplexity
+from fasttsne import _affinity
+from fasttsne._cython._perplexity import binary_search_perplexity, symmetrize
 
 
 @pytest.fixture(name="rng")
@@ -504,6 +505,67 @@ def test_approx_recall_exact_distances_and_determinism(rng):
     # joint_probabilities accepts it and keeps the contract of P.
     P = joint_probabilities(X, 10.0, neighbors="approx", random_state=0)
     _check_joint(P, 3000)
+
+
+def test_approx_query_batches_do_not_change_the_result(rng, monkeypatch):
+    """Searching in batches (with a ragged last one) is bitwise the same."""
+    pytest.importorskip("faiss")
+    X = rng.normal(size=(1500, 8))
+    whole = nearest_neighbors(X, 15, method="approx", random_state=0)
+    monkeypatch.setattr(_affinity, "_HNSW_QUERY_BATCH", 400)
+    batched = nearest_neighbors(X, 15, method="approx", random_state=0)
+    assert_array_equal(batched[0], whole[0])
+    assert_array_equal(batched[1], whole[1])
+
+
+def _random_conditional(rng, n_samples, n_neighbors, index_dtype):
+    """A CSR kNN-like matrix: sorted rows, no diagonal, some rows sparser."""
+    rows = []
+    for i in range(n_samples):
+        others = np.delete(np.arange(n_samples), i)
+        size = rng.integers(0, n_neighbors + 1)
+        rows.append(np.sort(rng.choice(others, size=size, replace=False)))
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+    indices = np.concatenate(rows).astype(index_dtype)
+    data = rng.random(indices.shape[0])
+    return sparse.csr_matrix(
+        (data, indices, indptr.astype(index_dtype)), shape=(n_samples, n_samples)
+    )
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("n_samples", [1, 2, 7, 300])
+def test_symmetrize_equals_scipy_bitwise(rng, index_dtype, n_samples):
+    """A + A^T without A^T: the same bits as scipy's sum, any thread count."""
+    A = _random_conditional(rng, n_samples, min(n_samples - 1, 12), index_dtype)
+    expected = (A + A.T).tocsr()
+    expected.sort_indices()
+    for n_threads in (1, 2, 4):
+        data, indices, indptr = symmetrize(A.data, A.indices, A.indptr, n_threads)
+        assert indices.dtype == A.indices.dtype
+        assert_array_equal(indptr, expected.indptr)
+        assert_array_equal(indices, expected.indices)
+        assert_array_equal(data, expected.data)
+        result = sparse.csr_matrix((data, indices, indptr), shape=A.shape)
+        assert_array_equal(result.toarray(), result.toarray().T)
+
+
+def test_symmetrize_rejects_malformed_input():
+    """Unsorted rows, diagonal entries and bad shapes raise ValueError."""
+    data = np.ones(2)
+    for indices, indptr, match in [
+        ([1, 0], [0, 2, 2], "sorted"),  # row 0 holds 1, then 0
+        ([0, 1], [0, 1, 2], "off-diagonal"),  # (0, 0)
+        ([1, 2], [0, 2, 2], "column indices"),  # column 2 of a 2 x 2
+        ([1, 1], [0, 2, 2], "unique"),
+        ([1, 0], [0, 3, 2], "non-decreasing"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            symmetrize(data, np.array(indices, np.int32), np.array(indptr, np.int32), 1)
+    with pytest.raises(ValueError, match="entries"):
+        symmetrize(
+            np.ones(3), np.array([1, 0], np.int32), np.array([0, 1, 2], np.int32), 1
+        )
 
 
 def test_auto_uses_exact_below_threshold(rng):

@@ -1,7 +1,10 @@
-"""Perplexity calibration: conditional probabilities p_{j|i} from kNN distances.
+"""Perplexity calibration and symmetrisation of the t-SNE affinities.
 
 Implementation notes
 --------------------
+``binary_search_perplexity``: conditional probabilities p_{j|i} from kNN
+distances.
+
 For every row i of an (n, k) matrix of distances d_ij to the k nearest
 neighbours, find the precision beta_i > 0 of the Gaussian kernel
 p_{j|i} = exp(-beta_i d_ij) / sum_l exp(-beta_i d_il) whose entropy
@@ -35,6 +38,27 @@ Hinton, 2008).
 * Threads. Rows are independent and written to their own slots in a
   prange(schedule="guided") loop (iteration counts vary per row), so the
   result is bitwise identical for any number of threads.
+
+``symmetrize``: A + A^T for the CSR matrix A of conditional probabilities
+(sorted rows, no diagonal, no stored zeros), without forming A^T.
+
+* Row i of the result is the union of row i of A and of the reverse entries
+  {j : i in row j of A}. Its length is len(row i) + colcount(i) - m(i), where
+  m(i) counts the j of row i whose row holds i; membership is a binary search
+  in the sorted row j, O(log k).
+* Values: a_ij + a_ji for the entries of A (a_ji = 0 when absent) and a_ji for
+  the reverse-only entries: the same floating-point sums as scipy's
+  ``A + A.T``, so the result is bitwise symmetric and bitwise equal to it.
+* Memory: the output (its CSR arrays) plus O(n) counters and one merge buffer
+  of the longest input row per chunk; A^T is never built (scipy's A + A.T
+  holds a converted copy of A^T and the output at once: about 1.7x less peak
+  memory at 1e6 points and k = 90).
+* Threads. Counting and the A entries are written per row (row-owned).
+  Reverse-only entries are scattered by target-row chunks: chunk c owns a
+  contiguous range of rows and scans every entry of A in order, so each row
+  receives its reverse entries in increasing j whatever the chunking; each
+  row's two sorted runs are then merged in place. Bitwise identical for any
+  number of threads.
 """
 
 import numpy as np
@@ -43,7 +67,11 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, exp, fabs, log
 
-from fasttsne._cython._typedefs cimport float64_t, intp_t
+from fasttsne._cython._typedefs cimport float64_t, int32_t, int64_t, intp_t
+
+ctypedef fused index_t:
+    int32_t
+    int64_t
 
 
 cdef double _evaluate(
@@ -216,3 +244,224 @@ def binary_search_perplexity(
     if return_beta:
         return P, betas
     return P
+
+
+
+cdef inline intp_t _find(const index_t* row, intp_t length, intp_t value) noexcept nogil:
+    """Position of ``value`` in the sorted ``row``, or -1."""
+    cdef intp_t lo = 0, hi = length, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if row[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < length and row[lo] == value:
+        return lo
+    return -1
+
+
+cdef void _own_entries(
+    const float64_t[::1] data,
+    const index_t[::1] indices,
+    const index_t[::1] indptr,
+    intp_t i,
+    index_t[::1] out_indices,
+    float64_t[::1] out_data,
+    intp_t start,
+) noexcept nogil:
+    """Write a_ij + a_ji for the entries j of row i, from output slot ``start``."""
+    cdef intp_t p, j, position
+    cdef double reverse
+    for p in range(indptr[i], indptr[i + 1]):
+        j = indices[p]
+        position = _find(&indices[indptr[j]], indptr[j + 1] - indptr[j], i)
+        reverse = data[indptr[j] + position] if position >= 0 else 0.0
+        out_indices[start] = j
+        out_data[start] = data[p] + reverse
+        start += 1
+
+
+cdef void _reverse_entries(
+    const float64_t[::1] data,
+    const index_t[::1] indices,
+    const index_t[::1] indptr,
+    intp_t row_start,
+    intp_t row_stop,
+    index_t[::1] out_indices,
+    float64_t[::1] out_data,
+    intp_t* cursor,
+) noexcept nogil:
+    """Append a_ji to rows i in [row_start, row_stop) that lack entry j.
+
+    Scans A in row order, so every row receives them in increasing j.
+    ``cursor[i]`` is the next free output slot of row i.
+    """
+    cdef intp_t n = indptr.shape[0] - 1
+    cdef intp_t i, j, p
+    for j in range(n):
+        for p in range(indptr[j], indptr[j + 1]):
+            i = indices[p]
+            if i < row_start or i >= row_stop:
+                continue
+            if _find(&indices[indptr[i]], indptr[i + 1] - indptr[i], j) >= 0:
+                continue
+            out_indices[cursor[i]] = j
+            out_data[cursor[i]] = data[p]
+            cursor[i] += 1
+
+
+cdef void _merge_runs(
+    index_t[::1] out_indices,
+    float64_t[::1] out_data,
+    intp_t start,
+    intp_t middle,
+    intp_t stop,
+    index_t* buffer_index,
+    float64_t* buffer_data,
+) noexcept nogil:
+    """Merge the sorted runs [start, middle) and [middle, stop) in place."""
+    cdef intp_t p, a = middle - start, b = middle, q = start
+    for p in range(a):
+        buffer_index[p] = out_indices[start + p]
+        buffer_data[p] = out_data[start + p]
+    p = 0
+    while p < a and b < stop:
+        if buffer_index[p] < out_indices[b]:
+            out_indices[q] = buffer_index[p]
+            out_data[q] = buffer_data[p]
+            p += 1
+        else:
+            out_indices[q] = out_indices[b]
+            out_data[q] = out_data[b]
+            b += 1
+        q += 1
+    while p < a:
+        out_indices[q] = buffer_index[p]
+        out_data[q] = buffer_data[p]
+        p += 1
+        q += 1
+
+
+def symmetrize(
+    const float64_t[::1] data,
+    const index_t[::1] indices,
+    const index_t[::1] indptr,
+    int n_threads,
+):
+    """A + A^T for a square CSR matrix A with sorted rows and no diagonal.
+
+    Parameters
+    ----------
+    data, indices, indptr : ndarray
+        The CSR arrays of A, of shape (nnz,), (nnz,) and (n + 1,): float64
+        values, int32 or int64 indices sorted and unique within each row,
+        in ``[0, n)``, none on the diagonal. Stored zeros become entries of
+        the result.
+    n_threads : int
+        Number of OpenMP threads, >= 1. The result does not depend on it.
+
+    Returns
+    -------
+    data, indices, indptr : ndarray
+        The CSR arrays of A + A^T, rows sorted, indices of A's dtype; the
+        values are bitwise symmetric.
+    """
+    cdef intp_t n = indptr.shape[0] - 1
+    cdef intp_t nnz, total, i, j, p, longest = 0, n_chunks, c, lo, hi, matches
+    cdef bint bad = False
+    cdef intp_t* cursor = NULL
+    cdef index_t* buffer_index = NULL
+    cdef float64_t* buffer_data = NULL
+    index_dtype = np.asarray(indices).dtype
+
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}.")
+    if n < 0 or indptr[0] != 0:
+        raise ValueError("indptr must have n + 1 >= 1 entries, starting at 0.")
+    nnz = indptr[n]
+    if indices.shape[0] != nnz or data.shape[0] != nnz:
+        raise ValueError(
+            f"indices and data must have indptr[-1] = {nnz} entries, got "
+            f"{indices.shape[0]} and {data.shape[0]}."
+        )
+    with nogil:
+        for i in range(n):
+            if indptr[i + 1] < indptr[i]:
+                bad = True
+    if bad:
+        raise ValueError("indptr must be non-decreasing.")
+    counts = np.zeros(n + 1, dtype=np.intp)
+    cdef intp_t[::1] counts_view = counts
+    with nogil:
+        for i in range(n):
+            longest = max(longest, indptr[i + 1] - indptr[i])
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                if j < 0 or j >= n or j == i or (
+                    p > indptr[i] and indices[p - 1] >= j
+                ):
+                    bad = True
+                    break
+                # Column counts: the number of rows holding j.
+                counts_view[j + 1] += 1
+    if bad:
+        raise ValueError(
+            "A must be a square CSR matrix with sorted, unique, off-diagonal "
+            "column indices in every row."
+        )
+    # Length of row i of the result: len(row i) + colcount(i) - m(i), where
+    # m(i) counts the j of row i whose own row holds i.
+    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
+        matches = 0
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if _find(&indices[indptr[j]], indptr[j + 1] - indptr[j], i) >= 0:
+                matches = matches + 1
+        counts_view[i + 1] = counts_view[i + 1] + indptr[i + 1] - indptr[i] - matches
+    out_indptr_wide = np.cumsum(counts)
+    total = out_indptr_wide[n]
+    if total > np.iinfo(index_dtype).max:
+        raise OverflowError(
+            f"A + A^T has {total} entries, more than {index_dtype} indices hold."
+        )
+    out_indptr = out_indptr_wide.astype(index_dtype)
+    del out_indptr_wide, counts
+    out_indices = np.empty(total, dtype=index_dtype)
+    out_data = np.empty(total, dtype=np.float64)
+    cursors = np.empty(n, dtype=np.intp)
+    cdef index_t[::1] out_indices_view = out_indices
+    cdef float64_t[::1] out_data_view = out_data
+    cdef const index_t[::1] out_indptr_view = out_indptr
+    cdef intp_t[::1] cursor_view = cursors
+    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
+        _own_entries(
+            data, indices, indptr, i, out_indices_view, out_data_view, out_indptr_view[i]
+        )
+        cursor_view[i] = out_indptr_view[i] + indptr[i + 1] - indptr[i]
+
+    # Reverse-only entries and merges, by chunks of target rows.
+    n_chunks = max(1, min(n_threads, n))
+    buffers_index = np.empty((n_chunks, max(longest, 1)), dtype=index_dtype)
+    buffers_data = np.empty((n_chunks, max(longest, 1)), dtype=np.float64)
+    cdef index_t[:, ::1] buffers_index_view = buffers_index
+    cdef float64_t[:, ::1] buffers_data_view = buffers_data
+    if n > 0:
+        cursor = &cursor_view[0]
+    for c in prange(n_chunks, nogil=True, schedule="static", num_threads=n_threads):
+        lo = c * n // n_chunks
+        hi = (c + 1) * n // n_chunks
+        _reverse_entries(
+            data, indices, indptr, lo, hi, out_indices_view, out_data_view, cursor
+        )
+        for i in range(lo, hi):
+            _merge_runs(
+                out_indices_view,
+                out_data_view,
+                out_indptr_view[i],
+                out_indptr_view[i] + indptr[i + 1] - indptr[i],
+                out_indptr_view[i + 1],
+                &buffers_index_view[c, 0],
+                &buffers_data_view[c, 0],
+            )
+    return out_data, out_indices, out_indptr
