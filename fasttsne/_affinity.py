@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import sparse
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import VALID_METRICS, NearestNeighbors
 from sklearn.utils import check_random_state
@@ -52,6 +53,11 @@ _METHODS = ("auto", "exact", "approx")
 # (faiss' OpenMP build suffers most when the cores are oversubscribed), with
 # recall@90 >= 0.997 up to 100k and 0.990 at 250k.
 _APPROX_MIN_SAMPLES = 80_000
+
+# From this many samples on, fits number the points in a cache-friendly order
+# (_locality_order). Below it the embedding (16 bytes a point in 2-D, 320 KB)
+# stays in a core's L2 cache whatever the order, and the order costs time.
+_REORDER_MIN_SAMPLES = 20_000
 
 # faiss HNSW settings, chosen with benchmarks/bench_knn.py on the same data:
 # M=32 links per node and efConstruction=100 built faster than M=16 and
@@ -922,6 +928,7 @@ def joint_probabilities(
     n_threads=1,
     random_state=None,
     verbose=0,
+    reorder=False,
 ):
     """Symmetric joint probabilities P of t-SNE over the kNN graph.
 
@@ -947,12 +954,20 @@ def joint_probabilities(
         Seeds the approximate search.
     verbose : int, default=0
         Print progress when positive.
+    reorder : bool, default=False
+        Number the points in a cache-friendly order (see
+        :func:`_locality_order`) and return that order too. Only from
+        ``_REORDER_MIN_SAMPLES`` samples on; below, ``order`` is the identity.
 
     Returns
     -------
     P : scipy.sparse.csr_matrix of shape (n_samples, n_samples), float64
         ``(P_cond + P_cond.T)`` normalised to sum to 1: symmetric,
         non-negative, sorted indices, no stored diagonal and no stored zeros.
+        With ``reorder``, ``P[a, b]`` is the affinity of the points
+        ``order[a]`` and ``order[b]``.
+    order : ndarray of shape (n_samples,), intp
+        Only with ``reorder``: a permutation of the samples.
 
     Examples
     --------
@@ -984,13 +999,19 @@ def joint_probabilities(
     # 32-bit indices whenever they fit: P is the largest object of a fit (and
     # the attraction streams it every iteration), so this halves its index part.
     index_dtype = np.int32 if n_samples * k < np.iinfo(np.int32).max // 2 else np.intp
+    indices = indices.astype(index_dtype, copy=False)
+    indptr = np.arange(0, n_samples * k + 1, k, dtype=index_dtype)
+    order = np.arange(n_samples)
+    if reorder and n_samples >= _REORDER_MIN_SAMPLES:
+        order = _locality_order(indices, indptr)
+        inverse = np.empty(n_samples, dtype=index_dtype)
+        inverse[order] = np.arange(n_samples, dtype=index_dtype)
+        conditional = conditional[order]
+        indices = inverse[indices[order]]
+        del inverse
+        printer("Numbered the points in reverse Cuthill-McKee order")
     conditional = sparse.csr_matrix(
-        (
-            conditional.ravel(),
-            indices.astype(index_dtype, copy=False).ravel(),
-            np.arange(0, n_samples * k + 1, k, dtype=index_dtype),
-        ),
-        shape=(n_samples, n_samples),
+        (conditional.ravel(), indices.ravel(), indptr), shape=(n_samples, n_samples)
     )
     del indices
     # Rows below their entropy floor hold exact zeros; both steps are in place.
@@ -1005,7 +1026,30 @@ def joint_probabilities(
     )
     del conditional
     P.data /= P.data.sum()
+    if reorder:
+        return P, order
     return P
+
+
+def _locality_order(indices, indptr):
+    """A numbering of the points that keeps kNN neighbours close in memory.
+
+    The attraction gathers ``y_j`` for every stored ``p_ij``: in the input's
+    order (often random) each gather misses the caches once the embedding
+    outgrows them. The reverse Cuthill-McKee order of the kNN graph (a
+    breadth-first numbering, scipy's implementation, out-edges only) puts
+    the neighbours of most points within a few thousand rows of each other.
+    Measured on the 20-cluster Gaussian mixture (``benchmarks/bench_tsne.py``
+    data, 2 threads): one attraction pass took 0.025 s -> 0.0135 s at 100k
+    and 0.127 s -> 0.043 s at 300k points, the same as sorting by the true
+    cluster labels, for 0.1 s / 0.4 s of ordering.
+    """
+    n_samples = indptr.shape[0] - 1
+    graph = sparse.csr_matrix(
+        (np.ones(indices.size, dtype=np.int8), indices.ravel(), indptr),
+        shape=(n_samples, n_samples),
+    )
+    return reverse_cuthill_mckee(graph, symmetric_mode=True).astype(np.intp)
 
 
 def new_point_affinities(

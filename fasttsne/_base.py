@@ -42,6 +42,17 @@ _MOMENTUM_EARLY = 0.5
 _MOMENTUM_MAIN = 0.8
 
 
+def _in_input_order(callback, order):
+    """``callback`` seeing the embedding rows in the input's order."""
+
+    def reordered(iteration, kl, Y):
+        embedding = np.empty_like(Y)
+        embedding[order] = Y
+        return callback(iteration, kl, embedding)
+
+    return reordered
+
+
 def _check_all_identical(X, metric):
     """Raise ``ValueError`` when every sample is the same point."""
     if metric == "precomputed":
@@ -280,7 +291,10 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             else float(self.learning_rate)
         )
 
-        P = _affinity.joint_probabilities(
+        # The optimisation runs on the points numbered in ``order`` (a
+        # cache-friendly order of the kNN graph); results are given back in
+        # the input's order.
+        P, order = _affinity.joint_probabilities(
             X,
             self.perplexity_,
             metric=self.metric,
@@ -289,6 +303,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             n_threads=n_threads,
             random_state=rng,
             verbose=self.verbose,
+            reorder=True,
         )
         printer(
             f"Affinities of {n_samples} points: {P.nnz / n_samples:.1f} non-zeros "
@@ -298,13 +313,18 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             self.init,
             X=X,
             P=P,
+            order=order,
             n_components=self.n_components,
             rng=rng,
             dtype=dtype,
         )
         P = P.astype(dtype, copy=False)
+        callbacks = [_in_input_order(callback, order) for callback in callbacks]
         kl, n_iter = self._optimize(Y, P, backend, n_threads, printer, callbacks)
 
+        embedding = np.empty_like(Y)
+        embedding[order] = Y
+        Y = embedding
         self.embedding_ = Y
         self.kl_divergence_ = kl
         self.n_iter_ = n_iter

@@ -54,7 +54,7 @@ def pca_init(X, n_components, rng):
     return _pad_with_noise(Y, n_components, rng)
 
 
-def spectral_init(P, n_components, rng):
+def spectral_init(P, n_components, rng, order=None):
     """Leading non-trivial eigenvectors of the random-walk matrix of ``P``.
 
     Equivalent to Laplacian eigenmaps on the affinity graph; ``v0`` is drawn from
@@ -70,6 +70,9 @@ def spectral_init(P, n_components, rng):
     A = inv_sqrt @ P @ inv_sqrt
     k = min(n_components + 1, n_samples - 1)
     v0 = rng.uniform(-1, 1, n_samples)
+    if order is not None:
+        # The same start vector for the same point, whatever P's numbering.
+        v0 = v0[order]
     if k < 1 or n_samples <= n_components + 1:
         vectors = np.linalg.eigh(A.toarray())[1][:, ::-1][:, 1 : n_components + 1]
     else:
@@ -84,7 +87,7 @@ def spectral_init(P, n_components, rng):
     return _pad_with_noise(vectors * signs, n_components, rng)
 
 
-def initialize(init, *, X, P, n_components, rng, dtype):
+def initialize(init, *, X, P, n_components, rng, dtype, order=None):
     """Build the initial embedding requested by the ``init`` parameter.
 
     Parameters
@@ -94,24 +97,29 @@ def initialize(init, *, X, P, n_components, rng, dtype):
     X : ndarray or sparse matrix of shape (n_samples, n_features)
         The validated input (used by ``"pca"``).
     P : sparse matrix of shape (n_samples, n_samples)
-        Joint affinities (used by ``"spectral"``).
+        Joint affinities (used by ``"spectral"``), of the points numbered in
+        ``order``.
     n_components : int
         Embedding dimension.
     rng : numpy.random.RandomState
         Source of randomness.
     dtype : numpy dtype
         Output dtype.
+    order : ndarray of shape (n_samples,), default=None
+        The numbering of the points in ``P`` and in the output: row ``a`` is
+        the point ``order[a]`` of ``X`` and ``init``. None is the identity.
 
     Returns
     -------
     Y0 : ndarray of shape (n_samples, n_components)
-        C-contiguous, first axis with standard deviation 1e-4.
+        C-contiguous, first axis with standard deviation 1e-4, rows numbered
+        in ``order``.
     """
     n_samples = P.shape[0]
     if isinstance(init, str) and init == "pca":
         Y = pca_init(X, n_components, rng)
     elif isinstance(init, str) and init == "spectral":
-        Y = spectral_init(P, n_components, rng)
+        Y = spectral_init(P, n_components, rng, order)
     elif isinstance(init, str) and init == "random":
         Y = rng.standard_normal((n_samples, n_components))
     else:
@@ -123,4 +131,6 @@ def initialize(init, *, X, P, n_components, rng, dtype):
             )
         if not np.all(np.isfinite(Y)):
             raise ValueError("init contains NaN or infinity.")
+    if order is not None and not (isinstance(init, str) and init == "spectral"):
+        Y = Y[order]
     return np.ascontiguousarray(_rescale(Y), dtype=dtype)

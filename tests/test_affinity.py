@@ -582,3 +582,31 @@ def test_new_points_empty_batch(rng):
     X_fit = rng.normal(size=(50, 3))
     P_new, match = new_point_affinities(np.empty((0, 3)), X_fit, 5.0)
     assert P_new.shape == (0, 50) and match.shape == (0,)
+
+
+def test_reordered_affinities_are_a_relabelling(rng, monkeypatch):
+    """reorder=True numbers the points anew and changes nothing else."""
+    centers = rng.normal(scale=5.0, size=(4, 6))
+    X = centers[rng.integers(0, 4, size=400)] + rng.normal(size=(400, 6))
+    P = joint_probabilities(X, 10.0)
+    monkeypatch.setattr(_affinity, "_REORDER_MIN_SAMPLES", 100)
+    P_local, order = joint_probabilities(X, 10.0, reorder=True)
+    assert_array_equal(np.sort(order), np.arange(400))
+    assert not np.array_equal(order, np.arange(400))
+    _check_joint(P_local, 400)
+    expected = P[order][:, order].tocsr()
+    expected.sort_indices()
+    assert_array_equal(P_local.indptr, expected.indptr)
+    assert_array_equal(P_local.indices, expected.indices)
+    # Only the normalising sum runs in another order: a rounding apart.
+    assert_allclose(P_local.data, expected.data, rtol=1e-14)
+    # Neighbours sit closer in the new numbering.
+    rows = np.repeat(np.arange(400), np.diff(P_local.indptr))
+    spread = np.median(np.abs(P_local.indices - rows))
+    rows = np.repeat(np.arange(400), np.diff(P.indptr))
+    assert spread < np.median(np.abs(P.indices - rows))
+    # Below the threshold the order is the identity and P the same object's bits.
+    monkeypatch.setattr(_affinity, "_REORDER_MIN_SAMPLES", 10**9)
+    P_same, identity = joint_probabilities(X, 10.0, reorder=True)
+    assert_array_equal(identity, np.arange(400))
+    assert_array_equal(P_same.data, P.data)

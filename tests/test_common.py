@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fasttsne import BarnesHutTSNE, FFTInterpTSNE, ToeplitzKernel
+from fasttsne import BarnesHutTSNE, FFTInterpTSNE, RandomizedSVD, ToeplitzKernel
 
 # Default parameters are what a user's ``check_estimator(Est())`` runs; the fast
 # configurations mirror sklearn's own ``TSNE(perplexity=2)`` registration.
@@ -19,6 +19,15 @@ ESTIMATORS = [
         alpha=0.1,
         preconditioner="strang",
         n_jobs=2,
+    ),
+    RandomizedSVD(),
+    RandomizedSVD(
+        n_components=1,
+        algorithm="subspace",
+        n_iter=3,
+        power_iteration_normalizer="QR",
+        center=True,
+        random_state=0,
     ),
 ]
 

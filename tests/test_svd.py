@@ -3,12 +3,6 @@
 The oracle is ``numpy.linalg.svd`` on the same (densified) matrix.
 """
 
-import os
-
-# Before scipy is imported, so that no check of check_estimator skips.
-os.environ.setdefault("SCIPY_ARRAY_API", "1")
-
-# pylint: disable=wrong-import-position
 import pickle
 from unittest import mock
 
@@ -20,7 +14,6 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.utils import check_random_state
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.extmath import randomized_svd as sklearn_randomized_svd
 from threadpoolctl import threadpool_limits
 
@@ -101,24 +94,6 @@ def _top_errors(A, U, S, Vt, rank):
     best = np.linalg.norm(A - (Ue[:, :k] * Se[:k]) @ Vte[:k])
     error = np.linalg.norm(A - (U * S) @ Vt)
     return value_error, angle, (error - best) / np.linalg.norm(A)
-
-
-@parametrize_with_checks(
-    [
-        RandomizedSVD(),
-        RandomizedSVD(
-            n_components=1,
-            algorithm="subspace",
-            n_iter=3,
-            power_iteration_normalizer="QR",
-            center=True,
-            random_state=0,
-        ),
-    ]
-)
-def test_sklearn_compatible_estimator(estimator, check):
-    """All of scikit-learn's estimator checks, none skipped or expected to fail."""
-    check(estimator)
 
 
 @pytest.mark.parametrize("name", list(MATRICES))
