@@ -58,7 +58,9 @@ def spectral_init(P, n_components, rng, order=None):
     """Leading non-trivial eigenvectors of the random-walk matrix of ``P``.
 
     Equivalent to Laplacian eigenmaps on the affinity graph; ``v0`` is drawn from
-    ``rng`` so that ARPACK is deterministic.
+    ``rng`` so that ARPACK is deterministic. When ``P`` numbers the points in
+    ``order`` (row ``a`` is input point ``order[a]``), ``v0`` follows them, so
+    each point starts from the same value whatever the numbering.
     """
     from scipy.sparse.linalg import eigsh
 

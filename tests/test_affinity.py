@@ -8,11 +8,11 @@ from scipy.spatial.distance import cdist
 from sklearn.neighbors import NearestNeighbors, kneighbors_graph
 
 from fasttsne._affinity import (
+    _approx_euclidean_knn,
     joint_probabilities,
     nearest_neighbors,
     new_point_affinities,
 )
-from fasttsne import _affinity
 from fasttsne._cython._perplexity import binary_search_perplexity, symmetrize
 
 
@@ -507,13 +507,12 @@ def test_approx_recall_exact_distances_and_determinism(rng):
     _check_joint(P, 3000)
 
 
-def test_approx_query_batches_do_not_change_the_result(rng, monkeypatch):
+def test_approx_query_batches_do_not_change_the_result(rng):
     """Searching in batches (with a ragged last one) is bitwise the same."""
     pytest.importorskip("faiss")
     X = rng.normal(size=(1500, 8))
-    whole = nearest_neighbors(X, 15, method="approx", random_state=0)
-    monkeypatch.setattr(_affinity, "_HNSW_QUERY_BATCH", 400)
-    batched = nearest_neighbors(X, 15, method="approx", random_state=0)
+    whole = _approx_euclidean_knn(X, 15, n_threads=2, random_state=0)
+    batched = _approx_euclidean_knn(X, 15, n_threads=2, random_state=0, batch_size=400)
     assert_array_equal(batched[0], whole[0])
     assert_array_equal(batched[1], whole[1])
 
@@ -538,61 +537,57 @@ def _random_conditional(rng, n_samples, n_neighbors, index_dtype):
 def test_symmetrize_equals_scipy_bitwise(rng, index_dtype, n_samples):
     """A + A^T without A^T: the same bits as scipy's sum, any thread count."""
     A = _random_conditional(rng, n_samples, min(n_samples - 1, 12), index_dtype)
+    # scipy narrows int64 index arrays on construction: pass the raw ones.
+    indices = A.indices.astype(index_dtype)
+    indptr = A.indptr.astype(index_dtype)
     expected = (A + A.T).tocsr()
     expected.sort_indices()
     for n_threads in (1, 2, 4):
-        data, indices, indptr = symmetrize(A.data, A.indices, A.indptr, n_threads)
-        assert indices.dtype == A.indices.dtype
-        assert_array_equal(indptr, expected.indptr)
-        assert_array_equal(indices, expected.indices)
+        data, out_indices, out_indptr = symmetrize(A.data, indices, indptr, n_threads)
+        assert out_indices.dtype == index_dtype and out_indptr.dtype == index_dtype
+        assert_array_equal(out_indptr, expected.indptr)
+        assert_array_equal(out_indices, expected.indices)
         assert_array_equal(data, expected.data)
-        result = sparse.csr_matrix((data, indices, indptr), shape=A.shape)
+        result = sparse.csr_matrix((data, out_indices, out_indptr), shape=A.shape)
         assert_array_equal(result.toarray(), result.toarray().T)
 
 
 def test_symmetrize_rejects_malformed_input():
-    """Unsorted rows, diagonal entries and bad shapes raise ValueError."""
+    """Each malformation is named: bad indices, diagonal, order, shapes."""
     data = np.ones(2)
     for indices, indptr, match in [
-        ([1, 0], [0, 2, 2], "sorted"),  # row 0 holds 1, then 0
-        ([0, 1], [0, 1, 2], "off-diagonal"),  # (0, 0)
-        ([1, 2], [0, 2, 2], "column indices"),  # column 2 of a 2 x 2
-        ([1, 1], [0, 2, 2], "unique"),
+        ([1, 2], [0, 2, 2], r"lie in \[0, 2\)"),  # column 2 of a 2 x 2
+        ([0, 1], [0, 1, 2], "no stored diagonal"),  # (0, 0)
+        ([2, 1], [0, 2, 2, 2], "sorted, unique"),  # row 0 holds 2, then 1
+        ([1, 1], [0, 2, 2], "sorted, unique"),
         ([1, 0], [0, 3, 2], "non-decreasing"),
+        ([1, 0], [1, 1, 2], "starting at 0"),
     ]:
         with pytest.raises(ValueError, match=match):
             symmetrize(data, np.array(indices, np.int32), np.array(indptr, np.int32), 1)
+    three = np.ones(3)
     with pytest.raises(ValueError, match="entries"):
-        symmetrize(
-            np.ones(3), np.array([1, 0], np.int32), np.array([0, 1, 2], np.int32), 1
-        )
+        symmetrize(three, np.array([1, 0], np.int32), np.array([0, 1, 2], np.int32), 1)
+    with pytest.raises(ValueError, match="n_threads"):
+        symmetrize(data, np.array([1, 0], np.int32), np.array([0, 1, 2], np.int32), 0)
 
 
-def test_auto_uses_exact_below_threshold(rng):
-    """neighbors="auto" is the exact search on small data (bitwise)."""
-    X = rng.normal(size=(300, 5))
-    P_auto = joint_probabilities(X, 10.0, neighbors="auto")
-    P_exact = joint_probabilities(X, 10.0, neighbors="exact")
-    assert_array_equal(P_auto.indices, P_exact.indices)
-    assert_array_equal(P_auto.data, P_exact.data)
+def test_sparse_precomputed_with_repeated_pairs_is_rejected():
+    """A pair stored twice has no meaning as a distance: a clear error."""
+    D = sparse.csr_matrix(
+        (np.ones(4), np.array([1, 1, 0, 0]), np.array([0, 2, 4])), shape=(2, 2)
+    )
+    with pytest.raises(ValueError, match="stored more than once"):
+        joint_probabilities(D, 0.5, metric="precomputed")
 
 
-def test_new_points_empty_batch(rng):
-    """An empty batch gives an empty (0, n_fit) P and no matches."""
-    X_fit = rng.normal(size=(50, 3))
-    P_new, match = new_point_affinities(np.empty((0, 3)), X_fit, 5.0)
-    assert P_new.shape == (0, 50) and match.shape == (0,)
-
-
-def test_reordered_affinities_are_a_relabelling(rng, monkeypatch):
+def test_reordered_affinities_are_a_relabelling(rng):
     """reorder=True numbers the points anew and changes nothing else."""
     centers = rng.normal(scale=5.0, size=(4, 6))
     X = centers[rng.integers(0, 4, size=400)] + rng.normal(size=(400, 6))
     P = joint_probabilities(X, 10.0)
-    monkeypatch.setattr(_affinity, "_REORDER_MIN_SAMPLES", 100)
     P_local, order = joint_probabilities(X, 10.0, reorder=True)
     assert_array_equal(np.sort(order), np.arange(400))
-    assert not np.array_equal(order, np.arange(400))
     _check_joint(P_local, 400)
     expected = P[order][:, order].tocsr()
     expected.sort_indices()
@@ -604,9 +599,4 @@ def test_reordered_affinities_are_a_relabelling(rng, monkeypatch):
     rows = np.repeat(np.arange(400), np.diff(P_local.indptr))
     spread = np.median(np.abs(P_local.indices - rows))
     rows = np.repeat(np.arange(400), np.diff(P.indptr))
-    assert spread < np.median(np.abs(P.indices - rows))
-    # Below the threshold the order is the identity and P the same object's bits.
-    monkeypatch.setattr(_affinity, "_REORDER_MIN_SAMPLES", 10**9)
-    P_same, identity = joint_probabilities(X, 10.0, reorder=True)
-    assert_array_equal(identity, np.arange(400))
-    assert_array_equal(P_same.data, P.data)
+    assert spread < 0.5 * np.median(np.abs(P.indices - rows))
