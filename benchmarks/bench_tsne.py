@@ -181,7 +181,11 @@ def common_affinities(X, threads):
     """fasttsne's perplexity-30 affinities, the yardstick for every KL."""
     from fasttsne import _affinity
 
-    return _affinity.joint_probabilities(X, 30.0, neighbors="auto", n_threads=threads)
+    # A fixed seed: the approximate kNN (from 80k points) gives the same P
+    # in every run, so KL figures compare across runs too.
+    return _affinity.joint_probabilities(
+        X, 30.0, neighbors="auto", n_threads=threads, random_state=0
+    )
 
 
 def kl_of(P, Y, threads):

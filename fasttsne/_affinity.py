@@ -60,7 +60,8 @@ _APPROX_MIN_SAMPLES = 80_000
 # efConstruction=200 and reached a higher recall at the same search beam.
 # The search beam trades recall for time: at N = 100k (k = 90, quiet machine)
 # efSearch = 182 / 128 / 100 searched in 11.9 / 8.8 / 7.4 s for a recall@91 of
-# 0.997 / 0.992 / 0.985 (0.990 and 0.978 at N = 250k for 182 and 128).
+# 0.997 / 0.992 / 0.985 (at N = 250k: 0.990 and 0.978 for 182 and 128 in the
+# input's order, last session; 0.975 and, grouped by _cluster_order, 0.978 for 128).
 # efSearch = max(128, 1.4 (k + 1)) kept recall above 0.97 (measured up to 250k;
 # HNSW recall falls slowly with N) for 26% less search; the KL of the 100k
 # embedding moved by 0.03% (benchmarks/bench_tsne.py).
@@ -76,7 +77,9 @@ _ORDER_ITERATIONS = 10
 _ORDER_SAMPLE = 20_000
 _ORDER_BLOCK = 1 << 14
 # Rows per faiss query batch: its (rows, k + 1) float32 distances and int64
-# labels take about 72 MB at k = 90, instead of 1.1 GB for 1e6 rows at once.
+# labels take about 72 MB at k = 90 (with the boolean mask of missing labels
+# and the re-ranking's temporaries, a few times that), instead of 1.1 GB for
+# 1e6 rows at once.
 _HNSW_QUERY_BATCH = 1 << 16
 
 
@@ -715,8 +718,10 @@ def _approx_euclidean_knn(
     the build. Queries are independent, so the search runs on
     ``n_threads``. The distances of the neighbours found are then recomputed
     exactly and each row sorted by (distance, index), as in the exact search.
-    Queries run in batches of ``batch_size`` rows, which bounds the memory of
-    faiss's outputs and does not change the result.
+    The graph is built and searched on the points grouped by a coarse k-means
+    (:func:`_cluster_order`, whose sample and centroids are also drawn from
+    ``random_state``). Queries run in batches of ``batch_size`` rows, which
+    bounds the memory of faiss's outputs and does not change the result.
 
     Returns
     -------
@@ -733,7 +738,7 @@ def _approx_euclidean_knn(
     k = n_neighbors
     # The graph is built and searched on the points grouped by a coarse
     # k-means: neighbours in the graph then sit close in memory too.
-    order = _cluster_order(X, random_state)
+    order = _cluster_order(X, random_state, n_threads)
     parallel_build = hasattr(faiss, "hnsw_add_vertices_deterministic")
     previous = faiss.omp_get_max_threads()
     indices = np.empty((n_samples, k), dtype=np.intp)
@@ -744,8 +749,9 @@ def _approx_euclidean_knn(
         index.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
         index.hnsw.rng = faiss.RandomGenerator(seed)
         X32 = np.empty((n_samples, n_features), dtype=np.float32)
-        for start in range(0, n_samples, batch_size):
-            X32[start : start + batch_size] = X[order[start : start + batch_size]]
+        step = max(1, _PAIR_BLOCK_ENTRIES // n_features)
+        for start in range(0, n_samples, step):
+            X32[start : start + step] = X[order[start : start + step]]
         # (pylint cannot see faiss's NumPy wrappers of its SWIG methods)
         index.add(X32)  # pylint: disable=no-value-for-parameter
         faiss.omp_set_num_threads(n_threads)
@@ -759,14 +765,16 @@ def _approx_euclidean_knn(
             # pylint: disable-next=no-value-for-parameter
             _, labels = index.search(X32[start : start + batch_size], k + 1)
             # Graph ids are positions in ``order``; -1 marks a missing one.
-            labels = np.where(labels < 0, -1, order[np.maximum(labels, 0)])
+            missing = labels < 0
+            np.take(order, labels, out=labels, mode="clip")
+            labels[missing] = -1
             indices[rows], sq_distances[rows] = _rerank(X, rows, labels, k, n_threads)
     finally:
         faiss.omp_set_num_threads(previous)
     return indices, sq_distances
 
 
-def _cluster_order(X, random_state):
+def _cluster_order(X, random_state, n_threads):
     """The rows of ``X`` grouped by their nearest of a few k-means centroids.
 
     HNSW graphs link points to their neighbours, which the input's order
@@ -775,9 +783,12 @@ def _cluster_order(X, random_state):
     ``_ORDER_ITERATIONS`` Lloyd steps on ``_ORDER_SAMPLE`` rows), the graph's
     neighbours share cache lines and pages. On the 20-cluster mixture of
     ``benchmarks/bench_tsne.py`` at 250k points this made the faiss build
-    1.3x and the search 2.8x faster, at the same recall (0.978 vs 0.975).
-    One BLAS thread makes the order independent of the thread count; ties
-    go to the lowest centroid, then to the lowest row.
+    1.3x and the search 2.8x faster, at the same recall (0.978 grouped vs
+    0.975 in the input's order; a one-off script calling faiss directly).
+    Every product runs on one BLAS thread (blocks of rows in ``n_threads``
+    workers for the assignment of all rows), so the order does not depend
+    on the number of threads; ties go to the lowest centroid, then to the
+    lowest row.
     """
     n_samples = X.shape[0]
     n_clusters = min(_ORDER_CLUSTERS, n_samples)
@@ -800,12 +811,12 @@ def _cluster_order(X, random_state):
             sums = members @ sample
             filled = counts > 0
             centroids[filled] = sums[filled] / counts[filled, None]
-        assigned = np.concatenate(
-            [
-                _nearest_centroid(X[start : start + _ORDER_BLOCK], centroids)
-                for start in range(0, n_samples, _ORDER_BLOCK)
-            ]
-        )
+    (assigned,) = _run_blocks(
+        lambda start, stop: (_nearest_centroid(X[start:stop], centroids),),
+        n_samples,
+        _ORDER_BLOCK,
+        n_threads,
+    )
     return np.argsort(assigned, kind="stable")
 
 
@@ -820,8 +831,10 @@ def _nearest_centroid(X, centroids):
 def _rerank(X, rows, labels, n_neighbors, n_threads):
     """Exact distances and (distance, index) order of the neighbours of ``rows``.
 
-    ``labels`` holds the k + 1 candidates of each row found by the graph
-    search, -1 for missing ones; the row itself is dropped.
+    ``rows`` are row numbers of ``X``; ``labels`` holds the k + 1 candidates
+    of each (row numbers of ``X`` too, not graph ids) found by the graph
+    search, -1 for missing ones, and is overwritten for rows with a missing
+    one. The row itself is dropped.
     """
     n_rows = labels.shape[0]
     # A search that found fewer than k + 1 points pads with -1: redo those

@@ -307,7 +307,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         # cache-friendly order of the kNN graph); results are given back in
         # the input's order.
         reorder = n_samples >= _REORDER_MIN_SAMPLES
-        P = _affinity.joint_probabilities(
+        result = _affinity.joint_probabilities(
             X,
             self.perplexity_,
             metric=self.metric,
@@ -318,7 +318,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             verbose=self.verbose,
             reorder=reorder,
         )
-        P, order = P if reorder else (P, np.arange(n_samples))
+        P, order = result if reorder else (result, np.arange(n_samples))
         printer(
             f"Affinities of {n_samples} points: {P.nnz / n_samples:.1f} non-zeros "
             "per row after symmetrisation."

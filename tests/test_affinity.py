@@ -9,6 +9,7 @@ from sklearn.neighbors import NearestNeighbors, kneighbors_graph
 
 from fasttsne._affinity import (
     _approx_euclidean_knn,
+    _rerank,
     joint_probabilities,
     nearest_neighbors,
     new_point_affinities,
@@ -600,3 +601,43 @@ def test_reordered_affinities_are_a_relabelling(rng):
     spread = np.median(np.abs(P_local.indices - rows))
     rows = np.repeat(np.arange(400), np.diff(P.indptr))
     assert spread < 0.5 * np.median(np.abs(P.indices - rows))
+
+
+def test_auto_uses_exact_below_threshold(rng):
+    """neighbors="auto" is the exact search on small data (bitwise)."""
+    X = rng.normal(size=(300, 5))
+    P_auto = joint_probabilities(X, 10.0, neighbors="auto")
+    P_exact = joint_probabilities(X, 10.0, neighbors="exact")
+    assert_array_equal(P_auto.indices, P_exact.indices)
+    assert_array_equal(P_auto.data, P_exact.data)
+
+
+def test_new_points_empty_batch(rng):
+    """An empty batch gives an empty (0, n_fit) P and no matches."""
+    X_fit = rng.normal(size=(50, 3))
+    P_new, match = new_point_affinities(np.empty((0, 3)), X_fit, 5.0)
+    assert P_new.shape == (0, 50) and match.shape == (0,)
+
+
+def test_rerank_redoes_short_rows_exactly(rng):
+    """Rows whose graph search came back short (-1) get their exact neighbours."""
+    X = rng.normal(size=(60, 4))
+    rows = np.array([7, 3, 42])
+    truth, truth_distances = nearest_neighbors(X, 5)
+    labels = np.column_stack([rows, truth[rows]])  # self first, then k = 5
+    labels[0, 3] = -1  # row 7 lost a candidate
+    indices, distances = _rerank(X, rows, labels, 5, 1)
+    assert_array_equal(indices, truth[rows])
+    assert_allclose(np.sqrt(distances), truth_distances[rows], rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_samples", [2, 5, 300])
+def test_approx_on_fewer_points_than_order_clusters(rng, n_samples):
+    """Fewer points than k-means centroids: still the exact neighbours."""
+    pytest.importorskip("faiss")
+    X = rng.normal(size=(n_samples, 3))
+    k = min(4, n_samples - 1)
+    expected = nearest_neighbors(X, k)
+    found = nearest_neighbors(X, k, method="approx", random_state=0)
+    assert_array_equal(found[0], expected[0])
+    assert_array_equal(found[1], expected[1])
