@@ -1088,7 +1088,6 @@ def joint_probabilities(
     index_dtype = np.int32 if n_samples * k < np.iinfo(np.int32).max // 2 else np.intp
     indices = indices.astype(index_dtype, copy=False)
     indptr = np.arange(0, n_samples * k + 1, k, dtype=index_dtype)
-    order = np.arange(n_samples)
     if reorder:
         order = _locality_order(indices, indptr)
         inverse = np.empty(n_samples, dtype=index_dtype)

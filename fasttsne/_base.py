@@ -318,7 +318,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             verbose=self.verbose,
             reorder=reorder,
         )
-        P, order = result if reorder else (result, np.arange(n_samples))
+        P, order = result if reorder else (result, None)
         printer(
             f"Affinities of {n_samples} points: {P.nnz / n_samples:.1f} non-zeros "
             "per row after symmetrisation."
@@ -333,10 +333,12 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             dtype=dtype,
         )
         P = P.astype(dtype, copy=False)
-        callbacks = [_callback_in_input_order(cb, order) for cb in callbacks]
+        if order is not None:
+            callbacks = [_callback_in_input_order(cb, order) for cb in callbacks]
         kl, n_iter = self._optimize(Y, P, backend, n_threads, printer, callbacks)
 
-        Y = _in_input_order(Y, order)
+        if order is not None:
+            Y = _in_input_order(Y, order)
         self.embedding_ = Y
         self.kl_divergence_ = kl
         self.n_iter_ = n_iter
