@@ -36,15 +36,18 @@ agree. Cost: ``2 n_iter + 1`` products of a block with ``A`` or ``A^T``, plus
 ``O(min(m, n) L^2 + max(m, n) L k)``; memory ``(m + n) L``.
 
 Products: dense input goes to BLAS (float32 stays float32). Sparse input (CSR or
-CSC) is never densified: rows are split into at most 4 chunks of at least 250 000
-stored values, ``A @ X`` writes each chunk's rows and ``A^T @ Y`` sums per-chunk
-partial products in a fixed order, in a thread pool as large as the BLAS's; the
-chunking depends only on the matrix, so results are bitwise identical for any
-number of threads. Centring (``center=True``) of sparse input is implicit:
-``(A - 1 mu^T) X = A X - 1 (mu^T X)``.
+CSC) is never densified. It is copied once, in O(nnz), into tiles of consecutive
+columns (:mod:`fasttsne._cython._spmm`) small enough that the rows of the dense
+block a tile picks at random stay in the L2 cache; the products run in OpenMP
+threads, as many as the BLAS uses, and are bitwise identical for any number of
+threads. The copy takes ``nnz (4 + itemsize)`` bytes next to the input. Centring
+(``center=True``) of sparse input is implicit: ``(A - 1 mu^T) X = A X - 1 (mu^T
+X)``.
 """
 
+import mmap
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -58,6 +61,7 @@ from sklearn.base import (
 from sklearn.utils import check_array, check_random_state
 from threadpoolctl import ThreadpoolController
 
+from fasttsne._cython import _spmm
 from fasttsne._validation import (
     Interval,
     StrOptions,
@@ -69,14 +73,18 @@ from fasttsne._validation import (
 
 __all__ = ["RandomizedSVD", "randomized_svd"]
 
-# Below this many stored values a sparse product is not worth a thread pool.
-_MIN_NNZ_PER_CHUNK = 250_000
-# At most this many row chunks for sparse products; also the number of partial sums
-# that A^T @ Y reduces, so it bounds the extra memory at _MAX_CHUNKS * n * b values.
-_MAX_CHUNKS = 4
+# Sparse products split the columns of A into tiles whose slice of the dense
+# operand takes about this much (half the 2 MiB L2 of the benchmark machine: on
+# case (c), 0.8 MB tiles were the fastest for 8 and 16 columns).
+_TILE_BYTES = 2**20
 # The Krylov solver keeps A V (long side x basis) when it takes at most this much.
 _MAX_KEPT_BYTES = 2**30
 _TINY = float(np.finfo(np.float64).tiny)
+# _SplitGemm cuts products with at least this many basis entries into pieces.
+_GEMM_PIECES = 8
+_MIN_SPLIT_SIZE = 2**20
+# Arrays of at least this size are allocated by _untouched from an anonymous mmap.
+_MMAP_MIN_BYTES = 2**24
 # algorithm="auto" falls back to subspace iteration when the Krylov basis (short
 # side x basis) would take more than this.
 _MAX_KRYLOV_BYTES = 2**30
@@ -88,6 +96,48 @@ def _blas_n_threads():
     if not info:
         return 1
     return max(1, min(lib["num_threads"] for lib in info))
+
+
+@contextmanager
+def _sparse_threading(sparse, n_threads):
+    """Threads for a solve: yields the :class:`_SplitGemm` to use, or ``None``.
+
+    Dense input keeps the BLAS as it is (``None``). With sparse input the
+    sparse products run in OpenMP threads between BLAS calls, and OpenBLAS's
+    pthreads workers busy-wait for about 0.1 s after every call: on a machine
+    with no spare core they take half the cores from the sparse products
+    (a 16-column gather on case (c) took 60 ms instead of 31 ms). So the BLAS
+    is held to one thread for the solve, and the large products with the basis
+    are split over a pool of ``n_threads`` threads instead.
+    """
+    if not sparse:
+        yield None
+        return
+    if n_threads == 1:
+        yield _SplitGemm()
+        return
+    blas = ThreadpoolController().select(user_api="blas")
+    with (
+        blas.limit(limits=1),
+        ThreadPoolExecutor(n_threads, thread_name_prefix="fasttsne-svd") as executor,
+    ):
+        yield _SplitGemm(executor)
+
+
+def _n_tiles(shape, nnz, width, dtype, n_threads):
+    """Number of column tiles for sparse products with blocks of ``width`` columns.
+
+    Enough tiles that one tile's slice of the dense operand (``cols / n_tiles``
+    rows of ``width`` values) fits in ``_TILE_BYTES``, rounded up to a multiple
+    of ``n_threads`` so that the scatter (one thread per tile) is balanced. Each
+    tile adds a pass over the row pointers and over the sequentially accessed
+    operand, so there are at most ``nnz / (4 rows)`` tiles: a tile must hold
+    four values per row on average to pay for its pass.
+    """
+    rows, cols = shape
+    needed = -(-cols * width * np.dtype(dtype).itemsize // _TILE_BYTES)
+    n_tiles = -(-needed // n_threads) * n_threads
+    return int(max(1, min(n_tiles, nnz // max(4 * rows, 1), cols)))
 
 
 class _LinearOperator:
@@ -103,105 +153,46 @@ class _LinearOperator:
         Work with ``A^T`` instead of ``A``.
     n_threads : int
         Threads for sparse products (dense products are left to BLAS).
-    n_chunks : int or None
-        Row chunks of a sparse matrix; ``None`` picks one per 250 000 stored
-        values, at most 4. Results depend on the chunks, never on the threads.
+    width : int
+        Typical number of columns of the blocks multiplied, which sizes the
+        column tiles of a sparse matrix (:func:`_n_tiles`).
     """
 
-    def __init__(self, A, *, mean=None, transpose=False, n_threads=1, n_chunks=None):
+    def __init__(self, A, *, mean=None, transpose=False, n_threads=1, width=16):
         self.dtype = A.dtype
         self.transpose = transpose
         self.mean = mean
         rows, cols = A.shape
         self.shape = (cols, rows) if transpose else (rows, cols)
-        self._executor = None
-        self._chunks = None
+        self._n_threads = max(1, int(n_threads))
+        self._tiles = None
         # Multiply-adds of one product with one column: the cost unit.
         self.work = A.nnz if sp.issparse(A) else rows * cols
         if sp.issparse(A):
             if A.format == "csc":
                 # A^T of a CSC matrix is a CSR matrix without a copy.
-                self._csr, self._csr_is_input = A.T, False
+                csr, self._csr_is_input = A.T, False
             else:
-                self._csr, self._csr_is_input = A.tocsr(), True
-            if n_chunks is None:
-                n_chunks = min(_MAX_CHUNKS, self._csr.nnz // _MIN_NNZ_PER_CHUNK)
-            self._chunks = self._row_chunks(self._csr, max(1, int(n_chunks)))
-            if len(self._chunks) > 1 and n_threads > 1:
-                self._executor = ThreadPoolExecutor(
-                    min(n_threads, len(self._chunks)),
-                    thread_name_prefix="fasttsne-svd",
-                )
+                csr, self._csr_is_input = A.tocsr(), True
+            if not csr.has_sorted_indices:
+                # Sorted rows make the sums of a gather independent of the tiling,
+                # which then may depend on the number of threads.
+                csr = csr.sorted_indices()
+            n_tiles = _n_tiles(csr.shape, csr.nnz, width, self.dtype, self._n_threads)
+            self._tiles = _spmm.tile_csr(
+                csr.indptr,
+                csr.indices,
+                csr.data,
+                csr.shape[1],
+                n_tiles,
+                self._n_threads,
+            )
         else:
             self._dense = A
 
-    @staticmethod
-    def _row_chunks(M, n_chunks):
-        """Split CSR ``M`` into contiguous row blocks that share its buffers."""
-        if n_chunks == 1:
-            return [(0, M.shape[0], M)]
-        # Balance the chunks by stored values, not by rows.
-        targets = np.linspace(0, M.nnz, n_chunks + 1)
-        bounds = np.searchsorted(M.indptr, targets, side="left")
-        bounds[0], bounds[-1] = 0, M.shape[0]
-        bounds = np.unique(bounds)
-        chunks = []
-        for start, stop in zip(bounds[:-1], bounds[1:]):
-            first, last = M.indptr[start], M.indptr[stop]
-            block = sp.csr_matrix(
-                (
-                    M.data[first:last],
-                    M.indices[first:last],
-                    M.indptr[start : stop + 1] - first,
-                ),
-                shape=(stop - start, M.shape[1]),
-                copy=False,
-            )
-            chunks.append((start, stop, block))
-        return chunks
-
-    def close(self):
-        """Shut the thread pool down."""
-        if self._executor is not None:
-            self._executor.shutdown()
-            self._executor = None
-
-    def _map(self, func):
-        if self._executor is None:
-            return [func(chunk) for chunk in self._chunks]
-        return list(self._executor.map(func, self._chunks))
-
-    def _gather(self, X):
-        """``M @ X`` for the CSR matrix ``M``: each chunk writes its own rows."""
-        X = np.ascontiguousarray(X)
-        if len(self._chunks) == 1:
-            return self._csr @ X
-        out = np.empty((self._csr.shape[0], X.shape[1]), dtype=self.dtype)
-
-        def work(chunk):
-            start, stop, block = chunk
-            out[start:stop] = block @ X
-
-        self._map(work)
-        return out
-
-    def _scatter(self, Y):
-        """``M^T @ Y`` for the CSR matrix ``M``: chunk partial sums, fixed order."""
-        Y = np.ascontiguousarray(Y)
-
-        def work(chunk):
-            start, stop, block = chunk
-            return block.T @ Y[start:stop]
-
-        parts = self._map(work)
-        out = np.asarray(parts[0], dtype=self.dtype)
-        for part in parts[1:]:
-            out += part
-        return out
-
     def _product(self, X, transposed):
         """``A @ X`` (``transposed=False``) or ``A^T @ X``, centred if asked."""
-        if self._chunks is None:
+        if self._tiles is None:
             A = self._dense
             if transposed:
                 out = A.T @ X
@@ -212,10 +203,9 @@ class _LinearOperator:
                 out = (X.T @ A.T).T
             else:
                 out = A @ X
-        elif transposed == self._csr_is_input:
-            out = self._scatter(X)
         else:
-            out = self._gather(X)
+            kernel = _spmm.scatter if transposed == self._csr_is_input else _spmm.gather
+            out = kernel(*self._tiles, np.ascontiguousarray(X), self._n_threads)
         if self.mean is not None:
             if transposed:
                 # (A - 1 mu^T)^T X = A^T X - mu (1^T X)
@@ -234,6 +224,23 @@ class _LinearOperator:
         return self._product(Y, not self.transpose)
 
 
+def _untouched(shape, dtype):
+    """An uninitialised Fortran-ordered array, its pages faulted in as written.
+
+    Large arrays come from an anonymous ``mmap`` rather than numpy's allocator,
+    which advises the kernel to back them with transparent huge pages. Where the
+    kernel cannot find any (THP in ``madvise`` mode with fragmented memory, as on
+    the benchmark machine), every first write of a page then pays for a failed
+    compaction: filling a fresh 50000 x 976 float64 basis block by block took
+    16.6 ms per 6.4 MB block from ``np.empty`` and 4.9 ms from plain pages.
+    """
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if nbytes < _MMAP_MIN_BYTES:
+        return np.empty(shape, dtype=dtype, order="F")
+    buffer = mmap.mmap(-1, nbytes)
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order="F")
+
+
 def _eps(dtype):
     """Machine epsilon of a float dtype."""
     return float(np.spacing(np.dtype(dtype).type(1)))
@@ -244,24 +251,94 @@ def _gaussian(rng, shape, dtype):
     return np.asarray(rng.standard_normal(size=shape), dtype=dtype)
 
 
-def _project_out(Z, basis, passes=2):
+class _SplitGemm:
+    """Tall, skinny products cut into fixed pieces, optionally run in a thread pool.
+
+    With sparse input the BLAS runs on one thread (see
+    :func:`_sparse_threading`), and the products with the Krylov basis, the
+    largest dense work, run here instead: ``B^T Z`` cut along the columns of
+    ``B`` and ``Z - B C`` along its rows, in ``_GEMM_PIECES`` pieces each
+    computed by one BLAS call. The pieces depend only on the shapes, so the
+    results do not depend on whether they run in the pool, or on its size.
+    Measured on case (c) (a basis of 50000 x 960, blocks of 16 columns), one
+    projection took 76 ms in two threads, 108 ms with OpenBLAS's two threads
+    and 148 ms with one.
+
+    Parameters
+    ----------
+    executor : ThreadPoolExecutor or None
+        Runs the pieces; ``None`` runs them in turn.
+    """
+
+    def __init__(self, executor=None):
+        self.executor = executor
+
+    def _run(self, func, bounds):
+        pieces = list(zip(bounds[:-1], bounds[1:]))
+        if self.executor is None:
+            for piece in pieces:
+                func(*piece)
+        else:
+            list(self.executor.map(lambda piece: func(*piece), pieces))
+
+    @staticmethod
+    def _bounds(length, other):
+        """Piece boundaries along ``length`` for an operand of ``length x other``."""
+        n_pieces = _GEMM_PIECES if length * other >= _MIN_SPLIT_SIZE else 1
+        n_pieces = max(1, min(n_pieces, length))
+        return np.linspace(0, length, n_pieces + 1).astype(np.intp)
+
+    def t_dot(self, B, Z):
+        """Return ``B^T Z``."""
+        out = np.empty((B.shape[1], Z.shape[1]), dtype=np.result_type(B, Z))
+
+        def piece(lo, hi):
+            np.matmul(B[:, lo:hi].T, Z, out=out[lo:hi])
+
+        self._run(piece, self._bounds(B.shape[1], B.shape[0]))
+        return out
+
+    def dot(self, B, C):
+        """Return ``B C``."""
+        out = np.empty((B.shape[0], C.shape[1]), dtype=np.result_type(B, C))
+
+        def piece(lo, hi):
+            np.matmul(B[lo:hi], C, out=out[lo:hi])
+
+        self._run(piece, self._bounds(B.shape[0], B.shape[1]))
+        return out
+
+    def subtract_dot(self, Z, B, C):
+        """``Z -= B C`` in place."""
+
+        def piece(lo, hi):
+            Z[lo:hi] -= B[lo:hi] @ C
+
+        self._run(piece, self._bounds(B.shape[0], B.shape[1]))
+
+
+def _project_out(Z, basis, passes=2, gemm=None):
     """Remove from ``Z`` (in place) its components along the orthonormal ``basis``.
 
     Classical Gram-Schmidt, by default run twice: one pass leaves an error
     proportional to ``eps * ||Z|| / ||Z_out||``, which a second pass removes
-    (Giraud et al., 2005).
+    (Giraud et al., 2005). ``gemm`` (a :class:`_SplitGemm`) runs the products
+    in pieces; ``None`` leaves them to the BLAS.
 
     Returns
     -------
     coef : ndarray of shape (basis.shape[1], Z.shape[1])
         ``basis^T Z`` of the input ``Z``.
     """
-    coef = basis.T @ Z
-    Z -= basis @ coef
-    for _ in range(passes - 1):
-        again = basis.T @ Z
-        Z -= basis @ again
-        coef += again
+    coef = None
+    for _ in range(passes):
+        if gemm is None:
+            again = basis.T @ Z
+            Z -= basis @ again
+        else:
+            again = gemm.t_dot(basis, Z)
+            gemm.subtract_dot(Z, basis, again)
+        coef = again if coef is None else coef + again
     return coef
 
 
@@ -480,13 +557,16 @@ class _BlockLanczos:
     leading blocks are contiguous), the projected matrix ``H = V^T A^T A V``
     (float64; block tridiagonal, filled block by block) and, while they fit in
     ``_MAX_KEPT_BYTES``, the blocks ``A V_j`` for the final Rayleigh-Ritz step (kept
-    as computed, never copied). Storage grows geometrically up to ``size``
-    columns, so that an iteration stopped early by its tolerance never allocates
-    the basis it did not need.
+    as computed, never copied). Unless ``full``, storage grows geometrically up
+    to ``size`` columns, so that an iteration stopped early by its tolerance never
+    allocates the basis it did not need; ``full`` allocates it at once (no
+    copies). ``gemm`` (a :class:`_SplitGemm` or ``None``) runs the products with
+    the basis.
     """
 
-    def __init__(self, op, block, size, rng):
+    def __init__(self, op, block, size, rng, *, full=False, gemm=None):
         self.op, self.block, self.rng, self.size = op, block, rng, size
+        self.gemm = gemm
         n = op.shape[1]
         self.V = self.H = None
         # A V_j, one array per block, or None: recomputing A (V Y) for the final
@@ -495,7 +575,7 @@ class _BlockLanczos:
         # next to the long side times the basis (dense input, say).
         m = op.shape[0]
         self.AV = [] if op.work > 4 * m * size else None
-        self._grow(min(size, 8 * block))
+        self._grow(size if full else min(size, 8 * block))
         self.V[:, :block] = _orthonormalize(_gaussian(rng, (n, block), op.dtype), rng)[
             0
         ]
@@ -505,7 +585,7 @@ class _BlockLanczos:
         m, n = self.op.shape
         dtype = self.op.dtype
         old = 0 if self.V is None else self.V.shape[1]
-        V = np.empty((n, capacity), dtype=dtype, order="F")
+        V = _untouched((n, capacity), dtype)
         H = np.zeros((capacity, capacity), dtype=np.float64)
         if old:
             V[:, :old] = self.V
@@ -539,8 +619,8 @@ class _BlockLanczos:
         # and j carry A^T A V_j. One full pass then removes the rounding-level
         # components along all blocks (the two passes of "twice is enough").
         near = max(0, lo - b)
-        local = _project_out(Z, self.V[:, near:hi], passes=1)
-        coef = _project_out(Z, self.V[:, :hi], passes=1)
+        local = _project_out(Z, self.V[:, near:hi], passes=1, gemm=self.gemm)
+        coef = _project_out(Z, self.V[:, :hi], passes=1, gemm=self.gemm)
         coef[near:hi] += local
         # Only the diagonal block is kept: H is block tridiagonal and the older
         # blocks of coef are rounding noise.
@@ -570,7 +650,11 @@ class _BlockLanczos:
             Y = _top_eigh_banded(H, 2 * b - 1, n_ritz)[1].astype(dtype, copy=False)
         else:
             Y = _top_eigh(H, n_ritz)[1].astype(dtype, copy=False)
-        VY = self.V[:, :size] @ Y
+        VY = (
+            self.V[:, :size] @ Y
+            if self.gemm is None
+            else self.gemm.dot(self.V[:, :size], Y)
+        )
         if self.AV is None:
             AVY = self.op.matmat(VY)
         else:
@@ -595,7 +679,9 @@ class _BlockLanczos:
         return Q @ P[:, :k], S[:k], Gt[:k] @ VY.T
 
 
-def _block_krylov(op, n_components, *, n_oversamples, block_size, n_iter, tol, rng):
+def _block_krylov(
+    op, n_components, *, n_oversamples, block_size, n_iter, tol, rng, gemm=None
+):
     """Randomized block Krylov SVD by block Lanczos on ``op^T op``.
 
     Builds an orthonormal basis ``V`` of ``span{Omega, (A^T A) Omega, ...,
@@ -611,6 +697,8 @@ def _block_krylov(op, n_components, *, n_oversamples, block_size, n_iter, tol, r
         ``n_components`` Ritz values is below ``tol``; ``0`` never stops early.
         ``None`` means ``sqrt(eps)``, tested only where the test (a banded
         eigenproblem of the basis size) costs little next to an iteration.
+    gemm : _SplitGemm or None
+        Runs the products with the basis; ``None`` leaves them to the BLAS.
 
     Returns
     -------
@@ -628,7 +716,7 @@ def _block_krylov(op, n_components, *, n_oversamples, block_size, n_iter, tol, r
         # 20 size (2b)^2 flops: test only when that is under a tenth.
         if 200 * (n_iter + 1) * b * b > op.work:
             tol = 0.0
-    lanczos = _BlockLanczos(op, b, (n_iter + 1) * b, rng)
+    lanczos = _BlockLanczos(op, b, (n_iter + 1) * b, rng, full=tol == 0, gemm=gemm)
     n_run = n_iter
     for j in range(n_iter + 1):
         R = lanczos.step(j, last=j == n_iter)
@@ -778,8 +866,11 @@ def _randomized_svd(  # pylint: disable=too-many-arguments
         sparse=sp.issparse(M),
     )
     n_threads = _blas_n_threads() if sp.issparse(M) else 1
-    op = _LinearOperator(M, mean=mean, transpose=transpose, n_threads=n_threads)
-    try:
+    width = block if algorithm == "krylov" else n_components + n_oversamples
+    op = _LinearOperator(
+        M, mean=mean, transpose=transpose, n_threads=n_threads, width=width
+    )
+    with _sparse_threading(sp.issparse(M), n_threads) as gemm:
         if algorithm == "krylov":
             U, S, Vt, n_run = _block_krylov(
                 op,
@@ -789,13 +880,12 @@ def _randomized_svd(  # pylint: disable=too-many-arguments
                 n_iter=n_iter,
                 tol=tol,
                 rng=rng,
+                gemm=gemm,
             )
         else:
             U, S, Vt, n_run = _subspace_iteration(
                 op, n_components, n_oversamples, n_iter, normalizer, rng
             )
-    finally:
-        op.close()
     if transpose:
         U, Vt = Vt.T, U.T
     if flip_sign:

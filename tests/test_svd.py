@@ -369,19 +369,23 @@ def test_small_matrix_is_exact(rng):
     assert_allclose((U * S) @ Vt, A @ Vt.T @ Vt, atol=1e-12)
 
 
-def test_sparse_products_bitwise_independent_of_threads(rng):
-    """Chunked, threaded sparse products: bitwise equal for 1, 2 or 3 threads."""
-    A = sp.random(3000, 500, density=0.05, format="csr", random_state=0)
-    X = rng.standard_normal((500, 7))
-    Y = rng.standard_normal((3000, 7))
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_products_bitwise_independent_of_threads(rng, fmt):
+    """Tiled, threaded sparse products: bitwise equal for 1, 2 or 3 threads.
+
+    The tile count follows the thread count (2, 2 and 3 tiles here), so this also
+    checks that the tiling leaves the sums unchanged.
+    """
+    A = sp.random(400, 20000, density=0.01, format=fmt, random_state=0)
+    X = rng.standard_normal((20000, 8))
+    Y = rng.standard_normal((400, 8))
     mean = np.asarray(A.mean(axis=0)).ravel()
     results = []
     for n_threads in (1, 2, 3):
-        op = _LinearOperator(A, mean=mean, n_threads=n_threads, n_chunks=4)
-        try:
-            results.append((op.matmat(X), op.rmatmat(Y)))
-        finally:
-            op.close()
+        op = _LinearOperator(A, mean=mean, n_threads=n_threads, width=8)
+        if fmt == "csr":
+            assert op._tiles[0].shape[0] == max(2, n_threads)
+        results.append((op.matmat(X), op.rmatmat(Y)))
     for AX, ATY in results[1:]:
         assert_array_equal(AX, results[0][0])
         assert_array_equal(ATY, results[0][1])
@@ -389,6 +393,23 @@ def test_sparse_products_bitwise_independent_of_threads(rng):
     # Entries of size ~1: absolute tolerances (centring cancels some to ~1e-3).
     assert_allclose(results[0][0], dense @ X, atol=1e-12)
     assert_allclose(results[0][1], dense.T @ Y, atol=1e-12)
+
+
+def test_sparse_products_unsorted_rows(rng):
+    """Rows stored out of column order give the same products, bitwise."""
+    A = sp.random(300, 20000, density=0.02, format="csr", random_state=1)
+    shuffled = A.copy()
+    for i in range(A.shape[0]):
+        lo, hi = A.indptr[i], A.indptr[i + 1]
+        order = rng.permutation(hi - lo)
+        shuffled.indices[lo:hi] = A.indices[lo:hi][order]
+        shuffled.data[lo:hi] = A.data[lo:hi][order]
+    shuffled.has_sorted_indices = False
+    X = rng.standard_normal((20000, 8))
+    expected = _LinearOperator(A, n_threads=2, width=8).matmat(X)
+    for n_threads in (1, 2):
+        op = _LinearOperator(shuffled, n_threads=n_threads, width=8)
+        assert_array_equal(op.matmat(X), expected)
 
 
 def test_orthonormalize_fills_dependent_directions(rng):

@@ -1,0 +1,131 @@
+"""Tests for the column-tiled sparse products of ``fasttsne._cython._spmm``.
+
+The oracle is the dense product with the densified matrix.
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+
+from fasttsne._cython import _spmm
+
+
+def _random_csr(shape, density, dtype, index_dtype, seed=0):
+    A = sp.random(*shape, density=density, format="csr", dtype=dtype, random_state=seed)
+    return (
+        A.indptr.astype(index_dtype),
+        A.indices.astype(index_dtype),
+        A.data,
+        A.toarray().astype(np.float64),
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("n_tiles", [1, 3, 7, 500])
+def test_products_match_dense(dtype, index_dtype, n_tiles):
+    """Gather and scatter equal the dense products for any tiling and dtype."""
+    rng = np.random.default_rng(0)
+    indptr, indices, data, dense = _random_csr((300, 200), 0.05, dtype, index_dtype)
+    tiles = _spmm.tile_csr(indptr, indices, data, 200, n_tiles, 2)
+    # More tiles than columns: one column per tile.
+    assert tiles[0].shape[0] == min(n_tiles, 200)
+    assert tiles[2].dtype == dtype
+    X = rng.standard_normal((200, 5)).astype(dtype)
+    Y = rng.standard_normal((300, 5)).astype(dtype)
+    rtol = 1e-5 if dtype == np.float32 else 1e-13
+    for n_threads in (1, 2, 3):
+        AX = _spmm.gather(*tiles, X, n_threads)
+        ATY = _spmm.scatter(*tiles, Y, n_threads)
+        assert AX.dtype == ATY.dtype == dtype
+        assert_allclose(AX, dense @ X, rtol=rtol, atol=rtol)
+        assert_allclose(ATY, dense.T @ Y, rtol=rtol, atol=rtol)
+
+
+def test_bitwise_independent_of_threads_and_tiles():
+    """Sorted rows: the sums do not depend on the threads or on the tiling."""
+    rng = np.random.default_rng(1)
+    indptr, indices, data, _ = _random_csr((2000, 3000), 0.01, np.float64, np.int32)
+    X = rng.standard_normal((3000, 9))
+    Y = rng.standard_normal((2000, 9))
+    reference = None
+    for n_tiles in (1, 4, 13):
+        tiles = _spmm.tile_csr(indptr, indices, data, 3000, n_tiles, 1)
+        for n_threads in (1, 2, 4):
+            result = (
+                _spmm.gather(*tiles, X, n_threads),
+                _spmm.scatter(*tiles, Y, n_threads),
+            )
+            if reference is None:
+                reference = result
+            assert_array_equal(result[0], reference[0])
+            assert_array_equal(result[1], reference[1])
+
+
+def test_tiles_keep_rows_and_relative_columns():
+    """Each tile is the CSR matrix of its columns, shifted to start at 0."""
+    indptr, indices, data, dense = _random_csr((50, 40), 0.2, np.float64, np.int64)
+    tile_indptr, tile_indices, tile_data, starts = _spmm.tile_csr(
+        indptr, indices, data, 40, 3, 2
+    )
+    assert_array_equal(starts, [0, 14, 28, 40])
+    for t in range(3):
+        lo, hi = starts[t], starts[t + 1]
+        # The arrays are shared: slice them by the tile's first and last pointer.
+        first, last = tile_indptr[t, 0], tile_indptr[t, -1]
+        tile = sp.csr_matrix(
+            (
+                tile_data[first:last],
+                tile_indices[first:last],
+                tile_indptr[t] - first,
+            ),
+            shape=(50, hi - lo),
+        )
+        assert_array_equal(tile.toarray(), dense[:, lo:hi])
+
+
+def test_empty_matrix_and_block():
+    """No stored values, or a block of zero columns, give zero products."""
+    indptr = np.zeros(6, dtype=np.int32)
+    indices = np.zeros(0, dtype=np.int32)
+    tiles = _spmm.tile_csr(indptr, indices, np.zeros(0), 4, 2, 1)
+    assert_array_equal(_spmm.gather(*tiles, np.ones((4, 3)), 2), np.zeros((5, 3)))
+    assert_array_equal(_spmm.scatter(*tiles, np.ones((5, 3)), 2), np.zeros((4, 3)))
+    assert _spmm.gather(*tiles, np.ones((4, 0)), 2).shape == (5, 0)
+
+
+@pytest.mark.parametrize(
+    "indptr, indices, n_cols, n_tiles, n_threads, match",
+    [
+        ([0, 1, 2], [0, 5], 5, 1, 1, r"Column indices must lie in \[0, 5\)"),
+        ([0, 1, 2], [0, -1], 5, 1, 1, r"Column indices must lie"),
+        ([0, 3, 2], [0, 1], 5, 1, 1, "indptr must be non-decreasing"),
+        ([1, 2, 2], [0, 1], 5, 1, 1, "starting at 0"),
+        ([0, 1, 3], [0, 1], 5, 1, 1, "must have indptr"),
+        ([0, 1, 2], [0, 1], 5, 0, 1, "n_cols and n_tiles must be >= 1"),
+        ([0, 1, 2], [0, 1], 0, 1, 1, "n_cols and n_tiles must be >= 1"),
+        ([0, 1, 2], [0, 1], 5, 1, 0, "n_threads must be >= 1"),
+    ],
+)
+def test_tile_csr_rejects_malformed_input(
+    indptr, indices, n_cols, n_tiles, n_threads, match
+):
+    """Malformed CSR arrays are named, never read out of bounds."""
+    indptr = np.asarray(indptr, dtype=np.int32)
+    indices = np.asarray(indices, dtype=np.int32)
+    data = np.ones(len(indices))
+    with pytest.raises(ValueError, match=match):
+        _spmm.tile_csr(indptr, indices, data, n_cols, n_tiles, n_threads)
+
+
+def test_products_reject_wrong_shapes():
+    """A block whose rows do not match the matrix is refused."""
+    indptr, indices, data, _ = _random_csr((30, 20), 0.2, np.float64, np.int32)
+    tiles = _spmm.tile_csr(indptr, indices, data, 20, 2, 1)
+    with pytest.raises(ValueError, match="X must have 20 rows"):
+        _spmm.gather(*tiles, np.ones((30, 2)), 1)
+    with pytest.raises(ValueError, match="Y must have 30 rows"):
+        _spmm.scatter(*tiles, np.ones((20, 2)), 1)
+    with pytest.raises(ValueError, match="n_threads"):
+        _spmm.gather(*tiles, np.ones((20, 2)), 0)
