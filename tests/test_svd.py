@@ -18,7 +18,12 @@ from sklearn.utils.extmath import randomized_svd as sklearn_randomized_svd
 from threadpoolctl import threadpool_limits
 
 from fasttsne import RandomizedSVD, randomized_svd
-from fasttsne._svd import _LinearOperator, _orthonormalize, _randomized_svd
+from fasttsne._svd import (
+    _BlockLanczos,
+    _LinearOperator,
+    _orthonormalize,
+    _randomized_svd,
+)
 
 N_SAMPLES, N_FEATURES, K = 400, 120, 10
 
@@ -358,6 +363,71 @@ def test_exactly_low_rank_stops_early(rng):
     no_stop = RandomizedSVD(4, algorithm="krylov", n_iter=10, tol=0, random_state=0)
     assert no_stop.fit(A).n_iter_ == 10
     assert_allclose(no_stop.singular_values_, svd.singular_values_, rtol=1e-12)
+
+
+def _run_lanczos(A, block, n_iter):
+    """Block Lanczos on ``A^T A`` for ``n_iter + 1`` blocks; returns the solver."""
+    lanczos = _BlockLanczos(
+        _LinearOperator(A), block, (n_iter + 1) * block, check_random_state(0)
+    )
+    for j in range(n_iter + 1):
+        lanczos.step(j, last=j == n_iter)
+    return lanczos
+
+
+def test_partial_reorthogonalisation_stays_semi_orthogonal(rng):
+    """A flat spectrum: full passes are skipped, the basis stays orthogonal to
+    far better than sqrt(eps) and the singular values match a dense SVD."""
+    A = rng.standard_normal((1500, 400))
+    lanczos = _run_lanczos(A, 8, 40)
+    assert lanczos._skipped
+    V = lanczos.V
+    assert np.abs(V.T @ V - np.eye(V.shape[1])).max() < 1e-9
+    U, S, Vt = lanczos.ritz_svd(V.shape[1], 10, 20)
+    expected = np.linalg.svd(A, compute_uv=False)[:10]
+    assert_allclose(S, expected, rtol=1e-6)
+    # The returned triplets are orthonormal to working precision.
+    assert_allclose(Vt @ Vt.T, np.eye(10), atol=1e-13)
+    assert_allclose(U.T @ U, np.eye(10), atol=1e-13)
+    assert_allclose(A @ Vt.T, U * S, atol=1e-10)
+
+
+def test_partial_reorthogonalisation_catches_cancellation(rng):
+    """Once the Krylov space holds the signal, new blocks cancel almost to noise,
+    which amplifies the basis's rounding errors: those steps reorthogonalise."""
+    m, n, r = 3000, 800, 100
+    U = np.linalg.qr(rng.standard_normal((m, r)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, r)))[0]
+    A = (U * 1000.0 * np.exp(-np.arange(r) / 50.0)) @ V.T
+    A += 0.01 * rng.standard_normal((m, n))
+    _, S, Vt = _randomized_svd(
+        A, 50, algorithm="krylov", block_size=16, n_iter=20, tol=0, random_state=0
+    )
+    # Without the check, one singular value came out 100% wrong.
+    assert_allclose(S, np.linalg.svd(A, compute_uv=False)[:50], rtol=1e-12)
+    assert_allclose(Vt @ Vt.T, np.eye(50), atol=1e-13)
+
+
+def test_sparse_solve_bitwise_independent_of_threads():
+    """A whole sparse solve (tiled products, split basis products, partial
+    reorthogonalisation) gives the same bits on one thread and on two."""
+    A = sp.random(20000, 4000, density=0.005, format="csr", random_state=0)
+    results = []
+    for n_threads in (1, 2):
+        with threadpool_limits(n_threads, user_api="blas"):
+            results.append(
+                _randomized_svd(
+                    A,
+                    20,
+                    algorithm="krylov",
+                    block_size=16,
+                    n_iter=30,
+                    tol=0,
+                    random_state=0,
+                )
+            )
+    for first, second in zip(*results):
+        assert_array_equal(first, second)
 
 
 def test_small_matrix_is_exact(rng):
