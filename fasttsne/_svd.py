@@ -23,20 +23,24 @@ recurrence on ``A^T A`` (the local three-term step, then one classical
 Gram-Schmidt pass over the whole basis: "twice is enough", Giraud et al. 2005),
 and it lives on the *short* side of ``A`` (a wide matrix is transposed), so
 orthogonalisation costs ``O(min(m, n) L^2)`` for a basis of ``L`` columns and
-never touches the long side. The full pass is partial (Simon 1984): it may be
-skipped, for a second local pass, on steps where the loss of orthogonality it
-last measured was small (``_BlockLanczos._reschedule``), which keeps the basis
-orthogonal to ``1e-10`` or better and saved 40% of the orthogonalisation on
-case (c) of the benchmark. Blocks are orthonormalised by SVQB
+never touches the long side. The full pass is partial (Simon 1984): in float64
+it may be skipped, for a second local pass, on steps where the loss of
+orthogonality it last measured was small and no cancellation amplified it since
+(``_BlockLanczos._reschedule``); this keeps the basis orthogonal to about
+``1e-10`` (2.7e-10 the worst seen), far below the ``sqrt(eps)`` that the Ritz
+values need. On case (c) of the benchmark (64 blocks of 16 columns) the full
+pass ran on 34 of the 63 steps. Blocks are orthonormalised by SVQB
 (Stathopoulos and Wu 2002): two GEMMs and a tiny eigenproblem, 50 times faster than
 Householder QR on tall blocks here. The projected matrix ``H = V^T A^T A V`` is block
 tridiagonal and comes for free from the recurrence coefficients; its eigenvectors
 give Ritz vectors. Because ``H`` squares the singular values, it is used only to
 *select* the ``k + p`` best Ritz vectors ``V'``; the final Rayleigh-Ritz step is
-taken on ``A V'`` itself (kept from the iteration, not recomputed), so the returned
-singular values carry the accuracy of ``A``, not of ``A^T A``. As a side effect
-``U S = A V^T`` holds to rounding, so ``fit_transform(X)`` and ``fit(X).transform(X)``
-agree. Cost: ``2 n_iter + 1`` products of a block with ``A`` or ``A^T``, plus
+taken on ``A V'`` itself (combined from the blocks ``A V_j`` kept from the
+iteration when they fit in ``_MAX_KEPT_BYTES``, else one more product with
+``k + p`` columns), so the returned singular values carry the accuracy of ``A``,
+not of ``A^T A``. As a side effect ``U S = A V^T`` holds to rounding, so
+``fit_transform(X)`` and ``fit(X).transform(X)`` agree. Cost: ``2 n_iter + 1``
+products of a block with ``A`` or ``A^T`` (plus that one), and
 ``O(min(m, n) L^2 + max(m, n) L k)``; memory ``(m + n) L``.
 
 Products: dense input goes to BLAS (float32 stays float32). Sparse input (CSR or
@@ -50,6 +54,7 @@ X)``.
 """
 
 import mmap
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from numbers import Integral, Real
@@ -86,6 +91,7 @@ _MAX_KEPT_BYTES = 2**30
 _TINY = float(np.finfo(np.float64).tiny)
 # _SplitGemm cuts products with at least this many basis entries into pieces.
 _GEMM_PIECES = 8
+_GEMM_PIECE_ROWS = 16384
 _MIN_SPLIT_SIZE = 2**20
 # Arrays of at least this size are allocated by _untouched from an anonymous mmap.
 _MMAP_MIN_BYTES = 2**24
@@ -93,7 +99,7 @@ _MMAP_MIN_BYTES = 2**24
 # skipped while the measured loss of orthogonality stays below _MAX_LOSS.
 _MAX_LOSS = 1e-10
 _MAX_SKIP = 8
-# ... and the local passes did not cancel more than this factor of a column's norm.
+# ... and no local pass cancelled more than this factor of a column's norm.
 _MAX_CANCELLATION = 100.0
 # algorithm="auto" falls back to subspace iteration when the Krylov basis (short
 # side x basis) would take more than this.
@@ -108,6 +114,37 @@ def _blas_n_threads():
     return max(1, min(lib["num_threads"] for lib in info))
 
 
+class _OneBlasThread:
+    """Hold the BLAS to one thread while any sparse solve runs.
+
+    threadpoolctl's limits are process-wide and each restores what it found on
+    entry, so overlapping solves (threads of a GridSearchCV, say) would leave the
+    BLAS at one thread for good if each set its own. Here the first solve to
+    enter sets the limit and the last to leave restores it.
+    """
+
+    _lock = threading.Lock()
+    _depth = 0
+    _limiter = None
+
+    def __enter__(self):
+        cls = type(self)
+        with cls._lock:
+            if cls._depth == 0:
+                blas = ThreadpoolController().select(user_api="blas")
+                cls._limiter = blas.limit(limits=1)
+            cls._depth += 1
+        return self
+
+    def __exit__(self, *exc_info):
+        cls = type(self)
+        with cls._lock:
+            cls._depth -= 1
+            if cls._depth == 0:
+                cls._limiter.restore_original_limits()
+                cls._limiter = None
+
+
 @contextmanager
 def _sparse_threading(sparse, n_threads):
     """Threads for a solve: yields the :class:`_SplitGemm` to use, or ``None``.
@@ -117,8 +154,9 @@ def _sparse_threading(sparse, n_threads):
     pthreads workers busy-wait for about 0.1 s after every call: on a machine
     with no spare core they take half the cores from the sparse products
     (a 16-column gather on case (c) took 60 ms instead of 31 ms). So the BLAS
-    is held to one thread for the solve, and the large products with the basis
-    are split over a pool of ``n_threads`` threads instead.
+    is held to one thread for the solve (:class:`_OneBlasThread`), and the
+    large products with the basis are split over a pool of ``n_threads``
+    threads instead.
     """
     if not sparse:
         yield None
@@ -126,9 +164,8 @@ def _sparse_threading(sparse, n_threads):
     if n_threads == 1:
         yield _SplitGemm()
         return
-    blas = ThreadpoolController().select(user_api="blas")
     with (
-        blas.limit(limits=1),
+        _OneBlasThread(),
         ThreadPoolExecutor(n_threads, thread_name_prefix="fasttsne-svd") as executor,
     ):
         yield _SplitGemm(executor)
@@ -235,8 +272,11 @@ class _LinearOperator:
 
 
 def _column_norms(Z):
-    """Euclidean norms of the columns of ``Z`` (4x faster than ``np.linalg.norm``
-    on a 50000 x 16 block; no guard against overflow, like it)."""
+    """Euclidean norms of the columns of ``Z``, without overflow guard.
+
+    4x faster than ``np.linalg.norm(Z, axis=0)`` (which has none either) on a
+    50000 x 16 block.
+    """
     return np.sqrt(np.einsum("ij,ij->j", Z, Z))
 
 
@@ -272,10 +312,10 @@ class _SplitGemm:
 
     With sparse input the BLAS runs on one thread (see
     :func:`_sparse_threading`), and the products with the Krylov basis, the
-    largest dense work, run here instead: ``B^T Z`` cut along the columns of
-    ``B`` and ``Z - B C`` along its rows, in ``_GEMM_PIECES`` pieces each
-    computed by one BLAS call. The pieces depend only on the shapes, so the
-    results do not depend on whether they run in the pool, or on its size.
+    largest dense work, run here instead, cut along the rows of the tall
+    operand (``B^T Z`` as partial products summed in order), each piece one BLAS
+    call. The pieces depend only on the shapes, so the results do not depend on
+    whether they run in the pool, or on its size.
     Measured on case (c) (a basis of 50000 x 960, blocks of 16 columns), one
     projection took 76 ms in two threads, 108 ms with OpenBLAS's two threads
     and 148 ms with one.
@@ -302,9 +342,12 @@ class _SplitGemm:
             list(self.executor.map(lambda piece: func(*piece), pieces))
 
     def _bounds(self, length, other):
-        """Piece boundaries along ``length`` for an operand of ``length x other``."""
-        split = self.split and length * other >= _MIN_SPLIT_SIZE
-        n_pieces = _GEMM_PIECES if split else 1
+        """Piece boundaries along ``length`` for an operand of ``length x other``:
+        ``_GEMM_PIECES`` pieces, more (up to 64) of ``_GEMM_PIECE_ROWS`` rows for
+        very tall operands, so that many cores find work."""
+        n_pieces = 1
+        if self.split and length * other >= _MIN_SPLIT_SIZE:
+            n_pieces = min(64, max(_GEMM_PIECES, length // _GEMM_PIECE_ROWS))
         n_pieces = max(1, min(n_pieces, length))
         return np.linspace(0, length, n_pieces + 1).astype(np.intp)
 
@@ -312,7 +355,8 @@ class _SplitGemm:
         """Return ``B^T Z``: partial products over pieces of rows, summed in order.
 
         (Cutting along the columns of ``B`` instead would read ``Z`` once per
-        piece: with 32 basis columns, 5.9 ms a projection instead of 2.)
+        piece: with 32 basis columns on case (c), 6.0 ms a projection instead
+        of 3.1 ms.)
         """
         bounds = self._bounds(B.shape[0], B.shape[1])
         parts = np.empty(
@@ -605,6 +649,8 @@ class _BlockLanczos:
         # Reorthogonalisation schedule (see _full_pass_due).
         self._phase = self._skip = 0
         self._skipped = False
+        # Running estimate of the loss of orthogonality since the last full pass.
+        self._estimate = _eps(np.float64)
         n = op.shape[1]
         self.V = self.H = None
         # A V_j, one array per block, or None: recomputing A (V Y) for the final
@@ -643,26 +689,31 @@ class _BlockLanczos:
         Cycles of ``2 + skip`` steps: two full passes (the first measures the
         loss of orthogonality built up since the last cycle; the second
         cleans the block the skipped steps left behind), then ``skip`` steps
-        with local passes only.
+        with local passes only. Bases in float32, whose rounding errors alone
+        exceed ``_MAX_LOSS``, always take the full pass.
         """
+        if self.op.dtype != np.float64:
+            return True
         full = self._phase < 2
         self._phase = (self._phase + 1) % (2 + self._skip)
         return full
 
-    def _reschedule(self, loss):
-        """Adapt ``skip`` to the measured loss of orthogonality.
+    def _reschedule(self, loss, grow):
+        """Adapt ``skip`` to the loss of orthogonality measured by a full pass.
 
         Rounding errors grow along converged Ritz vectors by a roughly constant
         factor per step: on case (c) of the benchmark from 2e-16 to 3e-14 to
         2e-12 over two steps without a full pass; on a fast-decaying spectrum
-        from 6e-10 to 3e-4 in one. ``skip`` grows while the loss measured at the
-        start of a cycle stays below ``1e-12`` and falls to 0 above ``1e-10``,
-        far below the semi-orthogonality ``sqrt(eps)`` under which the Ritz
-        values of ``H`` keep full accuracy (Simon, 1984).
+        from 6e-10 to 3e-4 in one. ``skip`` grows (if ``grow``) while the loss
+        measured at the start of a cycle stays below ``_MAX_LOSS / 100`` and
+        falls to 0 above ``_MAX_LOSS``, far below the semi-orthogonality
+        ``sqrt(eps) ~ 1.5e-8`` under which the Ritz values of ``H`` keep full
+        accuracy (Simon, 1984).
         """
+        self._estimate = max(loss, _eps(np.float64))
         if loss > _MAX_LOSS:
             self._skip, self._phase = 0, 0
-        elif loss <= _MAX_LOSS / 100 and self._phase == 1:
+        elif grow and loss <= _MAX_LOSS / 100 and self._phase == 1:
             self._skip = min(self._skip + 1, _MAX_SKIP)
 
     def step(self, j, last):
@@ -691,18 +742,23 @@ class _BlockLanczos:
             Z, self.V[:, near:hi], passes=1 if full else 2, gemm=self.gemm
         )
         left = _column_norms(Z)
-        if not full and np.max(norms / np.maximum(left, _TINY)) > _MAX_CANCELLATION:
-            # Z nearly lay in the span of the last blocks: relative to what is
-            # left, the rounding errors of the basis are amplified by the ratio
-            # of the norms. Reorthogonalise now and on the next step.
-            full, self._skip, self._phase = True, 0, 1
+        forced = False
+        if not full:
+            # Relative to what is left of Z, the rounding errors of the basis are
+            # amplified by the ratio of the norms (Simon's ||A^T A|| / beta).
+            growth = float(np.max(norms / np.maximum(left, _TINY)))
+            self._estimate *= growth
+            if growth > _MAX_CANCELLATION or self._estimate > _MAX_LOSS:
+                # Reorthogonalise now and on the next step.
+                full = forced = True
+                self._skip, self._phase = 0, 1
         self._skipped = self._skipped or not full
         if full:
             coef = _project_out(Z, self.V[:, :hi], passes=1, gemm=self.gemm)
             if near:
                 # The loss of orthogonality: how much of Z lay along old blocks.
                 loss = np.max(np.abs(coef[:near]) / np.maximum(left, _TINY))
-                self._reschedule(loss)
+                self._reschedule(float(loss), grow=not forced)
             local += coef[near:hi]
         # Only the diagonal block is kept: H is block tridiagonal and the older
         # blocks of coef are rounding noise.
@@ -732,34 +788,39 @@ class _BlockLanczos:
             Y = _top_eigh_banded(H, 2 * b - 1, n_ritz)[1].astype(dtype, copy=False)
         else:
             Y = _top_eigh(H, n_ritz)[1].astype(dtype, copy=False)
-        VY = (self.gemm or _SplitGemm(split=False)).dot(self.V[:, :size], Y)
-        if self._skipped:
-            # A basis orthogonal only to _MAX_LOSS: make the Ritz vectors
-            # orthonormal to working precision, so that the singular values below
-            # are those of A on their span.
-            VY = _orthonormalize(VY, self.rng)[0]
-            AVY = self.op.matmat(VY)
-        elif self.AV is None:
-            AVY = self.op.matmat(VY)
-        else:
+        gemm = self.gemm or _SplitGemm(split=False)
+        VY = gemm.dot(self.V[:, :size], Y)
+        AVY = None
+        if self.AV is not None:
             AVY = self.AV[0] @ Y[:b]
             term = np.empty_like(AVY)
             for j in range(1, size // b):
                 np.matmul(self.AV[j], Y[j * b : (j + 1) * b], out=term)
                 AVY += term
+        if self._skipped:
+            # A basis orthogonal only to about _MAX_LOSS: make the Ritz vectors
+            # orthonormal to working precision, so that the singular values below
+            # are those of A on their span. VY = Q T with T ~ I, so A Q = AVY T^-1.
+            Q, T = _orthonormalize(VY, self.rng, gemm=gemm)
+            if AVY is not None and np.linalg.cond(T) < 2:
+                AVY = np.linalg.solve(T.T, AVY.T).T
+            else:
+                AVY = None
+            VY = Q
+        if AVY is None:
+            AVY = self.op.matmat(VY)
         # On A itself, not on H, whose entries square the singular values:
         # A V Y = Q R = (Q P) diag(S) Gt, so A (V Y Gt^T) = (Q P) diag(S). The
         # columns of A V Y are nearly orthogonal (Ritz vectors): a Gram matrix in
         # the working precision orthonormalises them, unless it cannot resolve
         # them all (A of low rank), where float64 and random fill take over.
-        gemm = self.gemm or _SplitGemm(split=False)
         Q, exact = _svqb(AVY, _gram_threshold(AVY, dtype), dtype, gemm)
         if Q.shape[1] == AVY.shape[1]:
             if not exact:
                 Q = _svqb(Q, _gram_threshold(Q, dtype), dtype, gemm)[0]
             R = gemm.t_dot(Q, AVY)
         else:
-            Q, R = _orthonormalize(AVY, self.rng)
+            Q, R = _orthonormalize(AVY, self.rng, gemm=gemm)
         P, S, Gt = scipy.linalg.svd(R, check_finite=False, lapack_driver="gesdd")
         k = n_components
         return gemm.dot(Q, P[:, :k]), S[:k], gemm.dot(VY, Gt[:k].T).T

@@ -15,14 +15,16 @@ from sklearn.base import clone
 from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import randomized_svd as sklearn_randomized_svd
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from fasttsne import RandomizedSVD, randomized_svd
 from fasttsne._svd import (
     _BlockLanczos,
     _LinearOperator,
+    _OneBlasThread,
     _orthonormalize,
     _randomized_svd,
+    _untouched,
 )
 
 N_SAMPLES, N_FEATURES, K = 400, 120, 10
@@ -385,6 +387,7 @@ def test_partial_reorthogonalisation_stays_semi_orthogonal(rng):
     assert np.abs(V.T @ V - np.eye(V.shape[1])).max() < 1e-9
     U, S, Vt = lanczos.ritz_svd(V.shape[1], 10, 20)
     expected = np.linalg.svd(A, compute_uv=False)[:10]
+    # 41 blocks of 8 do not converge a flat spectrum further (full passes alike).
     assert_allclose(S, expected, rtol=1e-6)
     # The returned triplets are orthonormal to working precision.
     assert_allclose(Vt @ Vt.T, np.eye(10), atol=1e-13)
@@ -428,6 +431,42 @@ def test_sparse_solve_bitwise_independent_of_threads():
             )
     for first, second in zip(*results):
         assert_array_equal(first, second)
+
+
+def test_basis_memory_from_mmap_behaves_like_numpy():
+    """Bases of 16 MiB and more come from an anonymous mmap: Fortran-ordered,
+    writable, and freed with the array."""
+    shape = (2100, 1000)  # 16.8 MB of float64
+    V = _untouched(shape, np.float64)
+    assert V.shape == shape and V.dtype == np.float64
+    assert V.flags.f_contiguous and V.flags.writeable
+    V[:, 5:9] = 1.5
+    assert V[:, 5:9].sum() == 1.5 * 4 * shape[0]
+    assert _untouched((10, 3), np.float32).flags.f_contiguous
+
+
+def test_blas_limit_nests_and_restores():
+    """Overlapping sparse solves hold the BLAS at one thread until the last one
+    ends, which restores it, also after an exception."""
+    controller = ThreadpoolController()
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in controller.select(user_api="blas").info()]
+
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        first, second = _OneBlasThread(), _OneBlasThread()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert set(blas_threads()) == {1}
+        second.__exit__(None, None, None)
+        assert blas_threads() == before
+        with pytest.raises(RuntimeError):
+            with _OneBlasThread():
+                assert set(blas_threads()) == {1}
+                raise RuntimeError("solve failed")
+        assert blas_threads() == before
 
 
 def test_small_matrix_is_exact(rng):
