@@ -48,7 +48,8 @@ CSC) is never densified. It is copied once, in O(nnz), into tiles of consecutive
 columns (:mod:`fasttsne._cython._spmm`) small enough that the rows of the dense
 block a tile picks at random stay in the L2 cache; the products run in OpenMP
 threads, as many as the BLAS uses, and are bitwise identical for any number of
-threads. The copy takes ``nnz (4 + itemsize)`` bytes next to the input. Centring
+threads. The copy takes ``nnz (4 + itemsize) + 8 n_tiles (n_rows + 1)`` bytes next
+to the input (and a sorted copy first if its rows are not sorted). Centring
 (``center=True``) of sparse input is implicit: ``(A - 1 mu^T) X = A X - 1 (mu^T
 X)``.
 """
@@ -89,9 +90,12 @@ _TILE_BYTES = 2**20
 # The Krylov solver keeps A V (long side x basis) when it takes at most this much.
 _MAX_KEPT_BYTES = 2**30
 _TINY = float(np.finfo(np.float64).tiny)
-# _SplitGemm cuts products with at least this many basis entries into pieces.
+# _SplitGemm cuts products whose tall operand has at least _MIN_SPLIT_SIZE
+# entries into _GEMM_PIECES pieces of rows, or into pieces of _GEMM_PIECE_ROWS
+# rows (at most _MAX_GEMM_PIECES) when that makes more.
 _GEMM_PIECES = 8
 _GEMM_PIECE_ROWS = 16384
+_MAX_GEMM_PIECES = 64
 _MIN_SPLIT_SIZE = 2**20
 # Arrays of at least this size are allocated by _untouched from an anonymous mmap.
 _MMAP_MIN_BYTES = 2**24
@@ -101,17 +105,28 @@ _MAX_LOSS = 1e-10
 _MAX_SKIP = 8
 # ... and no local pass cancelled more than this factor of a column's norm.
 _MAX_CANCELLATION = 100.0
+# A Lanczos column whose norm left is below _BREAKDOWN * eps * ||A^T A|| is noise.
+_BREAKDOWN = 1000.0
 # algorithm="auto" falls back to subspace iteration when the Krylov basis (short
 # side x basis) would take more than this.
 _MAX_KRYLOV_BYTES = 2**30
 
 
-def _blas_n_threads():
-    """Number of threads the BLAS uses; sparse products use as many."""
+def _blas_threads_now():
+    """Number of threads the BLAS is set to use now."""
     info = ThreadpoolController().select(user_api="blas").info()
     if not info:
         return 1
     return max(1, min(lib["num_threads"] for lib in info))
+
+
+def _blas_n_threads():
+    """Number of threads the BLAS uses; sparse products use as many.
+
+    While a sparse solve holds the BLAS to one thread, the count it found.
+    """
+    held = _OneBlasThread.held_count()
+    return _blas_threads_now() if held is None else held
 
 
 class _OneBlasThread:
@@ -120,17 +135,28 @@ class _OneBlasThread:
     threadpoolctl's limits are process-wide and each restores what it found on
     entry, so overlapping solves (threads of a GridSearchCV, say) would leave the
     BLAS at one thread for good if each set its own. Here the first solve to
-    enter sets the limit and the last to leave restores it.
+    enter sets the limit and the last to leave restores it, and
+    :func:`_blas_n_threads` reports the count from before. (A
+    ``threadpool_limits`` that another thread of the user's enters and leaves
+    across a solve can still restore the wrong count.)
     """
 
     _lock = threading.Lock()
     _depth = 0
     _limiter = None
+    _count = None
+
+    @classmethod
+    def held_count(cls):
+        """The BLAS threads before the limit while it is held, else ``None``."""
+        with cls._lock:
+            return cls._count if cls._depth else None
 
     def __enter__(self):
         cls = type(self)
         with cls._lock:
             if cls._depth == 0:
+                cls._count = _blas_threads_now()
                 blas = ThreadpoolController().select(user_api="blas")
                 cls._limiter = blas.limit(limits=1)
             cls._depth += 1
@@ -153,7 +179,8 @@ def _sparse_threading(sparse, n_threads):
     sparse products run in OpenMP threads between BLAS calls, and OpenBLAS's
     pthreads workers busy-wait for about 0.1 s after every call: on a machine
     with no spare core they take half the cores from the sparse products
-    (a 16-column gather on case (c) took 60 ms instead of 31 ms). So the BLAS
+    (a 16-column gather on case (c) took 60 ms instead of 31 ms, measured
+    before the gather kept its sums in registers). So the BLAS
     is held to one thread for the solve (:class:`_OneBlasThread`), and the
     large products with the basis are split over a pool of ``n_threads``
     threads instead.
@@ -347,7 +374,9 @@ class _SplitGemm:
         very tall operands, so that many cores find work."""
         n_pieces = 1
         if self.split and length * other >= _MIN_SPLIT_SIZE:
-            n_pieces = min(64, max(_GEMM_PIECES, length // _GEMM_PIECE_ROWS))
+            n_pieces = min(
+                _MAX_GEMM_PIECES, max(_GEMM_PIECES, length // _GEMM_PIECE_ROWS)
+            )
         n_pieces = max(1, min(n_pieces, length))
         return np.linspace(0, length, n_pieces + 1).astype(np.intp)
 
@@ -648,9 +677,12 @@ class _BlockLanczos:
         self.gemm = gemm
         # Reorthogonalisation schedule (see _full_pass_due).
         self._phase = self._skip = 0
+        # Whether any step skipped the full pass (for inspection and tests).
         self._skipped = False
-        # Running estimate of the loss of orthogonality since the last full pass.
+        # Running estimate of the loss of orthogonality since the last full pass,
+        # and of ||A^T A||.
         self._estimate = _eps(np.float64)
+        self._scale = 0.0
         n = op.shape[1]
         self.V = self.H = None
         # A V_j, one array per block, or None: recomputing A (V Y) for the final
@@ -743,12 +775,16 @@ class _BlockLanczos:
         )
         left = _column_norms(Z)
         forced = False
+        # ||A^T A|| from below: the largest column norm of A^T A V_j so far.
+        self._scale = max(self._scale, float(np.max(norms)))
         if not full:
-            # Relative to what is left of Z, the rounding errors of the basis are
-            # amplified by the ratio of the norms (Simon's ||A^T A|| / beta).
-            growth = float(np.max(norms / np.maximum(left, _TINY)))
-            self._estimate *= growth
-            if growth > _MAX_CANCELLATION or self._estimate > _MAX_LOSS:
+            # The rounding errors of the basis grow by up to ||A^T A|| / beta per
+            # step (Simon 1984; beta: what the local passes left of Z), and a
+            # column that cancels sharply is a warning on its own.
+            smallest = max(float(np.min(left)), _TINY)
+            self._estimate *= self._scale / smallest
+            cancelled = float(np.max(norms / np.maximum(left, _TINY)))
+            if cancelled > _MAX_CANCELLATION or self._estimate > _MAX_LOSS:
                 # Reorthogonalise now and on the next step.
                 full = forced = True
                 self._skip, self._phase = 0, 1
@@ -759,11 +795,21 @@ class _BlockLanczos:
                 # The loss of orthogonality: how much of Z lay along old blocks.
                 loss = np.max(np.abs(coef[:near]) / np.maximum(left, _TINY))
                 self._reschedule(float(loss), grow=not forced)
+                if np.any(_column_norms(Z) < left / np.sqrt(2)):
+                    # The older blocks had only this one pass: a pass that removed
+                    # much needs a second (Daniel, Gragg, Kaufman and Stewart).
+                    coef += _project_out(Z, self.V[:, :hi], passes=1, gemm=self.gemm)
             local += coef[near:hi]
         # Only the diagonal block is kept: H is block tridiagonal and the older
         # blocks of coef are rounding noise.
         self.H[lo:hi, lo:hi] = local[lo - near :]
-        Q, R = _orthonormalize(Z, self.rng, self.V[:, :hi], norms, self.gemm)
+        # A column left with no more than rounding errors of A^T A V_j (the
+        # numerical rank of A^T A is used up) is noise: _orthonormalize replaces
+        # it with a random direction.
+        floor = _BREAKDOWN * np.sqrt(_eps(self.op.dtype)) * self._scale
+        Q, R = _orthonormalize(
+            Z, self.rng, self.V[:, :hi], np.maximum(norms, floor), self.gemm
+        )
         self.V[:, hi : hi + b] = Q
         self.H[hi : hi + b, lo:hi] = R
         self.H[lo:hi, hi : hi + b] = R.T
@@ -797,13 +843,17 @@ class _BlockLanczos:
             for j in range(1, size // b):
                 np.matmul(self.AV[j], Y[j * b : (j + 1) * b], out=term)
                 AVY += term
-        if self._skipped:
-            # A basis orthogonal only to about _MAX_LOSS: make the Ritz vectors
+        gram = gemm.t_dot(VY, VY)
+        if np.max(np.abs(gram - np.eye(gram.shape[0]))) > 64 * _eps(dtype):
+            # A basis orthogonal only to about _MAX_LOSS (skipped passes), or
+            # worse where A^T A ran out of numerical rank: make the Ritz vectors
             # orthonormal to working precision, so that the singular values below
-            # are those of A on their span. VY = Q T with T ~ I, so A Q = AVY T^-1.
+            # are those of A on their span. VY = Q T for an invertible T (a
+            # rotation when VY was nearly orthonormal), so A Q = AVY T^-1; T is
+            # ill-conditioned only where directions were replaced by random ones.
             Q, T = _orthonormalize(VY, self.rng, gemm=gemm)
             if AVY is not None and np.linalg.cond(T) < 2:
-                AVY = np.linalg.solve(T.T, AVY.T).T
+                AVY = gemm.dot(AVY, np.linalg.inv(T).astype(dtype, copy=False))
             else:
                 AVY = None
             VY = Q

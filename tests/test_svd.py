@@ -22,6 +22,7 @@ from fasttsne._svd import (
     _BlockLanczos,
     _LinearOperator,
     _OneBlasThread,
+    _blas_n_threads,
     _orthonormalize,
     _randomized_svd,
     _untouched,
@@ -409,6 +410,67 @@ def test_partial_reorthogonalisation_catches_cancellation(rng):
     # Without the check, one singular value came out 100% wrong.
     assert_allclose(S, np.linalg.svd(A, compute_uv=False)[:50], rtol=1e-12)
     assert_allclose(Vt @ Vt.T, np.eye(50), atol=1e-13)
+
+
+def test_partial_reorthogonalisation_bounds_growth_by_the_norm_of_a(rng):
+    """Late Lanczos blocks of a steep spectrum live in its low part: the loss of
+    orthogonality grows by ||A^T A|| / beta per step, not by their own norms."""
+    m, n, r = 3000, 800, 100
+    U = np.linalg.qr(rng.standard_normal((m, r)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, r)))[0]
+    A = (U * 1000.0 * np.exp(-np.arange(r) / 10.0)) @ V.T
+    A += 1e-8 * rng.standard_normal((m, n))
+    _, S, Vt = _randomized_svd(
+        A, 20, algorithm="krylov", block_size=4, n_iter=120, tol=0, random_state=0
+    )
+    # With each block's own norm as the growth, sigma_9 came back as 8e-8.
+    assert_allclose(S, np.linalg.svd(A, compute_uv=False)[:20], rtol=1e-12)
+    assert_allclose(Vt @ Vt.T, np.eye(20), atol=1e-13)
+
+
+def test_ritz_vectors_orthonormal_past_the_numerical_rank(rng):
+    """Singular values below sqrt(eps) s_1 are out of reach through A^T A, but the
+    returned vectors stay orthonormal and U S = A V^T still holds."""
+    m, n, r = 2000, 600, 100
+    U = np.linalg.qr(rng.standard_normal((m, r)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, r)))[0]
+    A = (U * 1000.0 * np.exp(-np.arange(r) / 3.0)) @ V.T
+    A += 1e-9 * rng.standard_normal((m, n))
+    U_, S, Vt = _randomized_svd(
+        A, 50, algorithm="krylov", block_size=16, n_iter=30, tol=0, random_state=0
+    )
+    assert_allclose(Vt @ Vt.T, np.eye(50), atol=1e-13)
+    assert_allclose(U_.T @ U_, np.eye(50), atol=1e-13)
+    # Directions of A V Y below about sqrt(eps) of its norm are dropped: U S =
+    # A V^T holds to about that level (2e-8 s_1 seen), not to rounding.
+    assert_allclose(A @ Vt.T, U_ * S, atol=1e-7 * S[0])
+    # The top singular values, well above sqrt(eps) s_1, are accurate (the
+    # relative error grows like eps (s_1 / s_i)^2 through A^T A).
+    assert_allclose(S[:15], np.linalg.svd(A, compute_uv=False)[:15], rtol=1e-10)
+
+
+def test_kept_products_mapped_after_skipped_passes(rng):
+    """Dense input keeps A V_j; after skipped passes they are mapped through the
+    re-orthonormalisation of the Ritz vectors instead of recomputed."""
+    A = rng.standard_normal((3000, 1000))
+    lanczos = _run_lanczos(A, 4, 40)
+    assert lanczos.AV is not None and lanczos._skipped
+    with mock.patch.object(
+        lanczos.op, "matmat", side_effect=AssertionError("recomputed")
+    ):
+        U, S, Vt = lanczos.ritz_svd(lanczos.V.shape[1], 10, 20)
+    assert_allclose(Vt @ Vt.T, np.eye(10), atol=1e-13)
+    # U S = A V^T holds only if A V Y was mapped like V Y.
+    assert_allclose(A @ Vt.T, U * S, atol=1e-10)
+
+
+def test_blas_threads_reported_from_before_the_limit():
+    """A solve starting while another holds the BLAS to one thread still sees the
+    count from before, and runs its sparse products on as many threads."""
+    with threadpool_limits(2, user_api="blas"):
+        with _OneBlasThread():
+            assert _blas_n_threads() == 2
+        assert _blas_n_threads() == 2
 
 
 def test_sparse_solve_bitwise_independent_of_threads():

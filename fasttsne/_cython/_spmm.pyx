@@ -188,11 +188,10 @@ def gather(
     cdef intp_t n_tiles = tile_indptr.shape[0], m = tile_indptr.shape[1] - 1
     cdef intp_t b = X.shape[1], t, i, first
 
-    _check_tiles(tile_indptr, tile_indices.shape[0], tile_data.shape[0], starts)
+    _check_tiles(tile_indptr, tile_indices.shape[0], tile_data.shape[0], starts,
+                 n_threads)
     if X.shape[0] != starts[n_tiles]:
         raise ValueError(f"X must have {starts[n_tiles]} rows, got {X.shape[0]}.")
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}.")
     out = np.zeros((m, b), dtype=np.asarray(tile_data).dtype)
     cdef floating[:, ::1] out_view = out
     if b == 0 or tile_data.shape[0] == 0:
@@ -235,11 +234,10 @@ def scatter(
     cdef const floating* y_row
     cdef floating* out_row
 
-    _check_tiles(tile_indptr, tile_indices.shape[0], tile_data.shape[0], starts)
+    _check_tiles(tile_indptr, tile_indices.shape[0], tile_data.shape[0], starts,
+                 n_threads)
     if Y.shape[0] != m:
         raise ValueError(f"Y must have {m} rows, got {Y.shape[0]}.")
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}.")
     out = np.zeros((starts[n_tiles], b), dtype=np.asarray(tile_data).dtype)
     cdef floating[:, ::1] out_view = out
     if b == 0 or tile_data.shape[0] == 0:
@@ -302,16 +300,22 @@ cdef _check_tiles(
     intp_t n_indices,
     intp_t n_data,
     const int64_t[::1] starts,
+    int n_threads,
 ):
-    """Shape checks shared by :func:`gather` and :func:`scatter`.
+    """Checks shared by :func:`gather` and :func:`scatter`.
 
-    The contents are trusted: they come from :func:`tile_csr`.
+    The shapes and ``starts`` are checked; the other contents are trusted:
+    they come from :func:`tile_csr`.
     """
     cdef intp_t n_tiles = tile_indptr.shape[0], t
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}.")
     if tile_indptr.shape[1] < 1 or starts.shape[0] != n_tiles + 1:
         raise ValueError("tile_indptr and starts do not describe the same tiles.")
+    if starts[0] != 0:
+        raise ValueError("starts must increase from 0.")
     for t in range(n_tiles):
-        if starts[t] < 0 or starts[t + 1] <= starts[t]:
+        if starts[t + 1] <= starts[t]:
             raise ValueError("starts must increase from 0.")
     if n_tiles and (
         tile_indptr[n_tiles - 1, tile_indptr.shape[1] - 1] != n_indices
