@@ -368,6 +368,15 @@ def test_exactly_low_rank_stops_early(rng):
     assert_allclose(no_stop.singular_values_, svd.singular_values_, rtol=1e-12)
 
 
+def _decaying(rng, shape, rank, rate, noise):
+    """``rank`` singular values ``1000 exp(-i / rate)`` plus Gaussian noise."""
+    m, n = shape
+    U = np.linalg.qr(rng.standard_normal((m, rank)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, rank)))[0]
+    A = (U * 1000.0 * np.exp(-np.arange(rank) / rate)) @ V.T
+    return A + noise * rng.standard_normal((m, n))
+
+
 def _run_lanczos(A, block, n_iter):
     """Block Lanczos on ``A^T A`` for ``n_iter + 1`` blocks; returns the solver."""
     lanczos = _BlockLanczos(
@@ -399,11 +408,7 @@ def test_partial_reorthogonalisation_stays_semi_orthogonal(rng):
 def test_partial_reorthogonalisation_catches_cancellation(rng):
     """Once the Krylov space holds the signal, new blocks cancel almost to noise,
     which amplifies the basis's rounding errors: those steps reorthogonalise."""
-    m, n, r = 3000, 800, 100
-    U = np.linalg.qr(rng.standard_normal((m, r)))[0]
-    V = np.linalg.qr(rng.standard_normal((n, r)))[0]
-    A = (U * 1000.0 * np.exp(-np.arange(r) / 50.0)) @ V.T
-    A += 0.01 * rng.standard_normal((m, n))
+    A = _decaying(rng, (3000, 800), 100, 50.0, 0.01)
     _, S, Vt = _randomized_svd(
         A, 50, algorithm="krylov", block_size=16, n_iter=20, tol=0, random_state=0
     )
@@ -415,11 +420,7 @@ def test_partial_reorthogonalisation_catches_cancellation(rng):
 def test_partial_reorthogonalisation_bounds_growth_by_the_norm_of_a(rng):
     """Late Lanczos blocks of a steep spectrum live in its low part: the loss of
     orthogonality grows by ||A^T A|| / beta per step, not by their own norms."""
-    m, n, r = 3000, 800, 100
-    U = np.linalg.qr(rng.standard_normal((m, r)))[0]
-    V = np.linalg.qr(rng.standard_normal((n, r)))[0]
-    A = (U * 1000.0 * np.exp(-np.arange(r) / 10.0)) @ V.T
-    A += 1e-8 * rng.standard_normal((m, n))
+    A = _decaying(rng, (3000, 800), 100, 10.0, 1e-8)
     _, S, Vt = _randomized_svd(
         A, 20, algorithm="krylov", block_size=4, n_iter=120, tol=0, random_state=0
     )
@@ -431,11 +432,7 @@ def test_partial_reorthogonalisation_bounds_growth_by_the_norm_of_a(rng):
 def test_ritz_vectors_orthonormal_past_the_numerical_rank(rng):
     """Singular values below sqrt(eps) s_1 are out of reach through A^T A, but the
     returned vectors stay orthonormal and U S = A V^T still holds."""
-    m, n, r = 2000, 600, 100
-    U = np.linalg.qr(rng.standard_normal((m, r)))[0]
-    V = np.linalg.qr(rng.standard_normal((n, r)))[0]
-    A = (U * 1000.0 * np.exp(-np.arange(r) / 3.0)) @ V.T
-    A += 1e-9 * rng.standard_normal((m, n))
+    A = _decaying(rng, (2000, 600), 100, 3.0, 1e-9)
     U_, S, Vt = _randomized_svd(
         A, 50, algorithm="krylov", block_size=16, n_iter=30, tol=0, random_state=0
     )
