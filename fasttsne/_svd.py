@@ -173,9 +173,9 @@ class _OneBlasThread:
 
 @contextmanager
 def _sparse_threading(sparse, n_threads):
-    """Threads for a solve: yields the :class:`_SplitGemm` to use, or ``None``.
+    """Threads for a solve: yields the :class:`_SplitGemm` to use.
 
-    Dense input keeps the BLAS as it is (``None``). With sparse input the
+    Dense input keeps the BLAS as it is (``_UNSPLIT``). With sparse input the
     sparse products run in OpenMP threads between BLAS calls, and OpenBLAS's
     pthreads workers busy-wait for about 0.1 s after every call: on a machine
     with no spare core they take half the cores from the sparse products
@@ -186,7 +186,7 @@ def _sparse_threading(sparse, n_threads):
     threads instead.
     """
     if not sparse:
-        yield None
+        yield _UNSPLIT
         return
     if n_threads == 1:
         yield _SplitGemm()
@@ -421,13 +421,16 @@ class _SplitGemm:
         self._run(piece, self._bounds(B.shape[0], B.shape[1]))
 
 
-def _project_out(Z, basis, passes=2, gemm=None):
+# Every product one BLAS call: dense input, where the BLAS keeps its threads.
+_UNSPLIT = _SplitGemm(split=False)
+
+
+def _project_out(Z, basis, passes=2, gemm=_UNSPLIT):
     """Remove from ``Z`` (in place) its components along the orthonormal ``basis``.
 
     Classical Gram-Schmidt, by default run twice: one pass leaves an error
     proportional to ``eps * ||Z|| / ||Z_out||``, which a second pass removes
-    (Giraud et al., 2005). ``gemm`` (a :class:`_SplitGemm`) runs the products
-    in pieces; ``None`` leaves them to the BLAS.
+    (Giraud et al., 2005). ``gemm`` (a :class:`_SplitGemm`) runs the products.
 
     Returns
     -------
@@ -436,12 +439,8 @@ def _project_out(Z, basis, passes=2, gemm=None):
     """
     coef = None
     for _ in range(passes):
-        if gemm is None:
-            again = basis.T @ Z
-            Z -= basis @ again
-        else:
-            again = gemm.t_dot(basis, Z)
-            gemm.subtract_dot(Z, basis, again)
+        again = gemm.t_dot(basis, Z)
+        gemm.subtract_dot(Z, basis, again)
         coef = again if coef is None else coef + again
     return coef
 
@@ -456,7 +455,7 @@ def _gram_threshold(Z, gram_dtype=np.float64):
     return max(16 * b * _eps(gram_dtype), (b * _eps(Z.dtype)) ** 2)
 
 
-def _svqb(Z, threshold, gram_dtype=np.float64, gemm=None):
+def _svqb(Z, threshold, gram_dtype=np.float64, gemm=_UNSPLIT):
     """Orthonormalise the columns of ``Z`` through its Gram matrix (SVQB).
 
     One pass of Stathopoulos and Wu's SVQB (2002): scale the columns to unit norm,
@@ -466,8 +465,7 @@ def _svqb(Z, threshold, gram_dtype=np.float64, gemm=None):
     and a tiny eigenproblem, which is much faster on tall, skinny blocks. A float64
     Gram matrix resolves directions down to ``sqrt(eps64)`` relative norm; the
     working precision suffices (and saves casting ``Z``) for nearly orthogonal
-    columns. ``gemm`` (a :class:`_SplitGemm`) runs the two GEMMs; ``None`` leaves
-    them to the BLAS.
+    columns. ``gemm`` (a :class:`_SplitGemm`) runs the two GEMMs.
 
     Returns
     -------
@@ -479,7 +477,6 @@ def _svqb(Z, threshold, gram_dtype=np.float64, gemm=None):
     """
     if Z.shape[1] == 0:
         return Z, True
-    gemm = gemm or _SplitGemm(split=False)
     if Z.dtype == gram_dtype:
         G = gemm.t_dot(Z, Z).astype(np.float64, copy=False)
     else:
@@ -495,13 +492,13 @@ def _svqb(Z, threshold, gram_dtype=np.float64, gemm=None):
     return gemm.dot(Z, transform.astype(Z.dtype, copy=False)), exact
 
 
-def _svqb2(Z, threshold, gemm=None):
+def _svqb2(Z, threshold, gemm=_UNSPLIT):
     """SVQB run twice ("twice is enough"), the second pass only when needed."""
     Q, exact = _svqb(Z, threshold, gemm=gemm)
     return Q if exact else _svqb(Q, threshold, gemm=gemm)[0]
 
 
-def _orthonormalize(Z, rng, basis=None, norms_before=None, gemm=None):
+def _orthonormalize(Z, rng, basis=None, norms_before=None, gemm=_UNSPLIT):
     """Orthonormal basis of ``range(Z)`` orthogonal to ``basis``, and coefficients.
 
     SVQB, twice if needed; numerically dependent directions (``A`` of
@@ -520,8 +517,8 @@ def _orthonormalize(Z, rng, basis=None, norms_before=None, gemm=None):
         Column norms of ``Z`` before it was projected away from ``basis``. A column
         that lost all but ``sqrt(eps)`` of its norm lay numerically in
         ``range(basis)``: what is left is rounding noise and is discarded.
-    gemm : _SplitGemm or None
-        Runs the products with ``Z``; ``None`` leaves them to the BLAS.
+    gemm : _SplitGemm
+        Runs the products with ``Z``.
 
     Returns
     -------
@@ -554,7 +551,7 @@ def _orthonormalize(Z, rng, basis=None, norms_before=None, gemm=None):
             # The space is exhausted (b exceeds its dimension); zero columns
             # contribute nothing to any projection.
             Q = np.hstack([Q, np.zeros((n, b - Q.shape[1]), dtype=Z.dtype)])
-    return Q, (gemm or _SplitGemm(split=False)).t_dot(Q, Z)
+    return Q, gemm.t_dot(Q, Z)
 
 
 def _flip_signs(U, Vt):
@@ -668,11 +665,10 @@ class _BlockLanczos:
     as computed, never copied). Unless ``full``, storage grows geometrically up
     to ``size`` columns, so that an iteration stopped early by its tolerance never
     allocates the basis it did not need; ``full`` allocates it at once (no
-    copies). ``gemm`` (a :class:`_SplitGemm` or ``None``) runs the products with
-    the basis.
+    copies). ``gemm`` (a :class:`_SplitGemm`) runs the products with the basis.
     """
 
-    def __init__(self, op, block, size, rng, *, full=False, gemm=None):
+    def __init__(self, op, block, size, rng, *, full=False, gemm=_UNSPLIT):
         self.op, self.block, self.rng, self.size = op, block, rng, size
         self.gemm = gemm
         # Reorthogonalisation schedule (see _full_pass_due).
@@ -834,7 +830,7 @@ class _BlockLanczos:
             Y = _top_eigh_banded(H, 2 * b - 1, n_ritz)[1].astype(dtype, copy=False)
         else:
             Y = _top_eigh(H, n_ritz)[1].astype(dtype, copy=False)
-        gemm = self.gemm or _SplitGemm(split=False)
+        gemm = self.gemm
         VY = gemm.dot(self.V[:, :size], Y)
         AVY = None
         if self.AV is not None:
@@ -877,7 +873,7 @@ class _BlockLanczos:
 
 
 def _block_krylov(
-    op, n_components, *, n_oversamples, block_size, n_iter, tol, rng, gemm=None
+    op, n_components, *, n_oversamples, block_size, n_iter, tol, rng, gemm=_UNSPLIT
 ):
     """Randomized block Krylov SVD by block Lanczos on ``op^T op``.
 
@@ -894,8 +890,8 @@ def _block_krylov(
         ``n_components`` Ritz values is below ``tol``; ``0`` never stops early.
         ``None`` means ``sqrt(eps)``, tested only where the test (a banded
         eigenproblem of the basis size) costs little next to an iteration.
-    gemm : _SplitGemm or None
-        Runs the products with the basis; ``None`` leaves them to the BLAS.
+    gemm : _SplitGemm
+        Runs the products with the basis.
 
     Returns
     -------
