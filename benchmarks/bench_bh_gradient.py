@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from fasttsne._cython._quadtree import _Workspace, bh_repulsion
-from fasttsne._gradients._bh import BarnesHutGradient
+from fasttsne.tsne._gradients._bh import BarnesHutGradient
 
 
 def make_embedding(rng, n_samples, n_clusters=20, span=80.0):

@@ -32,7 +32,7 @@ from fasttsne._cython._interp import (
     fft_repulsion,
     interpolation_grid,
 )
-from fasttsne._toeplitz import _apply_spectrum, _kernel_spectrum
+from fasttsne.linalg._circulant import _apply_spectrum, _kernel_spectrum
 
 KNOBS = {"n_interpolation_points": 3, "min_num_intervals": 50, "ints_in_interval": 1}
 
@@ -268,7 +268,7 @@ def full_gradient(args):
     """The whole gradient: FFTGradient against openTSNE's kl_divergence_fft."""
     from openTSNE.tsne import kl_divergence_fft
 
-    from fasttsne._gradients._fft import FFTGradient
+    from fasttsne.tsne._gradients._fft import FFTGradient
 
     backend = FFTGradient(**KNOBS)
     rows = []

@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
 
-from fasttsne._affinity import _euclidean_knn, nearest_neighbors
+from fasttsne.tsne._affinity import _euclidean_knn, nearest_neighbors
 
 
 def make_data(n_samples):

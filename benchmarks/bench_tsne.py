@@ -77,7 +77,7 @@ class _Clock:
 
 def run_fasttsne(method, X, args):
     """Fit fasttsne, timing the neighbour search and affinities separately."""
-    from fasttsne import _affinity
+    from fasttsne.tsne import _affinity
     from fasttsne import BarnesHutTSNE, FFTInterpTSNE
 
     clock = _Clock()
@@ -179,7 +179,7 @@ def quality(X, Y, y, n_eval, seed=0):
 
 def common_affinities(X, threads):
     """fasttsne's perplexity-30 affinities, the yardstick for every KL."""
-    from fasttsne import _affinity
+    from fasttsne.tsne import _affinity
 
     # A fixed seed: the approximate kNN (from 80k points) gives the same P
     # in every run, so KL figures compare across runs too.
@@ -190,7 +190,7 @@ def common_affinities(X, threads):
 
 def kl_of(P, Y, threads):
     """KL(P || Q) for a common P, with Z by Barnes-Hut at angle 0.2 (~0.1%)."""
-    from fasttsne._gradients import get_backend
+    from fasttsne.tsne._gradients import get_backend
 
     backend = get_backend("bh", params={"bh": {"angle": 0.2}})
     Y = np.ascontiguousarray(Y, dtype=np.float64)

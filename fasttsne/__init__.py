@@ -1,9 +1,7 @@
 """fasttsne: fast t-SNE, randomized SVD and Toeplitz kernels for scikit-learn."""
 
-from fasttsne._bh import BarnesHutTSNE
-from fasttsne._fft import FFTInterpTSNE
-from fasttsne._svd import RandomizedSVD, randomized_svd
-from fasttsne._toeplitz import ToeplitzKernel
+from fasttsne.linalg import RandomizedSVD, ToeplitzKernel, randomized_svd
+from fasttsne.tsne import BarnesHutTSNE, FFTInterpTSNE
 
 __version__ = "0.1.0"
 

@@ -57,7 +57,7 @@ raised to fill the FFT length ``_next_fft_friendly(2 p n_boxes - 1)``. Each
 box holds ``p = n_interpolation_points`` equispaced nodes at ``(k + 1/2) / p``
 of its width (FIt-SNE's layout), so all nodes form one equispaced grid of
 ``n_boxes * p`` nodes per axis and the node-to-node kernel matrix is
-(block-)Toeplitz: ``fasttsne._toeplitz`` multiplies it by the charge grids
+(block-)Toeplitz: ``fasttsne.linalg._toeplitz`` multiplies it by the charge grids
 through the FFT of its circulant embedding.
 
 Cap and the speed cliff: with ``ints_in_interval = 1`` the grid grows with
@@ -83,7 +83,7 @@ Steps and complexity (N points, G = grid nodes, T = d + 1 charges)
    in box order (so that later passes stream through them and the points of
    a box touch the same few cache lines of the grids), then spread their
    charges, O(N p^d T); then the kernel on all grid offsets, O(G);
-4. FFTs: O(T G log G) in scipy (``fasttsne._toeplitz``);
+4. FFTs: O(T G log G) in scipy (``fasttsne.linalg._toeplitz``);
 5. one parallel region over box rows: interpolation back, with each point's
    share of ``Z``, O(N p^d T);
 6. ``Z``: O(N), serial.
@@ -136,7 +136,11 @@ from cython.parallel cimport parallel, prange
 from libc.math cimport ceil, isfinite, pow
 
 from fasttsne._cython._typedefs cimport intp_t
-from fasttsne._toeplitz import _apply_spectrum, _kernel_spectrum, _next_fft_friendly
+from fasttsne.linalg._circulant import (
+    _apply_spectrum,
+    _kernel_spectrum,
+    _next_fft_friendly,
+)
 
 #: Largest supported ``n_interpolation_points`` (stack arrays are this long);
 #: equispaced interpolation of higher degree is ill-conditioned anyway (Runge).

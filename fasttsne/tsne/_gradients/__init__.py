@@ -9,7 +9,7 @@ else, so it never knows how a gradient is computed.
 
 import importlib
 
-from fasttsne._gradients._exact import ExactGradient
+from fasttsne.tsne._gradients._exact import ExactGradient
 
 # name -> factory taking the backend's own knobs (angle, grid sizes...).
 _BACKENDS = {"exact": ExactGradient}
@@ -29,7 +29,7 @@ def list_backends():
 
 def _load_optional_backends():
     """Import the compiled backends so that they register themselves."""
-    for module in ("fasttsne._gradients._bh", "fasttsne._gradients._fft"):
+    for module in ("fasttsne.tsne._gradients._bh", "fasttsne.tsne._gradients._fft"):
         importlib.import_module(module)
 
 

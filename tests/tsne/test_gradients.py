@@ -8,9 +8,9 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import check_grad
 
-from fasttsne._gradients import get_backend, list_backends
-from fasttsne._gradients._bh import BarnesHutGradient
-from fasttsne._gradients._exact import ExactGradient, kl_divergence
+from fasttsne.tsne._gradients import get_backend, list_backends
+from fasttsne.tsne._gradients._bh import BarnesHutGradient
+from fasttsne.tsne._gradients._exact import ExactGradient, kl_divergence
 
 
 @pytest.fixture(name="rng")
@@ -294,7 +294,7 @@ def test_bh_identical_points(rng):
 @pytest.mark.parametrize("backend_name", ["bh", "fft"])
 def test_non_finite_embedding_raises(rng, backend_name):
     """A diverged embedding is reported, not walked into a degenerate tree."""
-    from fasttsne._gradients import get_backend
+    from fasttsne.tsne._gradients import get_backend
 
     P = _affinities(rng, 50)
     Y = _embedding(rng, 50, 2)

@@ -42,7 +42,7 @@ def pca_init(X, n_components, rng):
     never densified. Signs follow the SVD's deterministic sign convention.
     """
     # pylint: disable=cyclic-import
-    from fasttsne._svd import RandomizedSVD
+    from fasttsne.linalg._svd._randomized import RandomizedSVD
 
     n_samples, n_features = X.shape
     k = min(n_components, n_samples - 1, n_features)

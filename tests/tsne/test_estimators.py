@@ -13,7 +13,8 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
-from fasttsne import BarnesHutTSNE, FFTInterpTSNE, _base
+from fasttsne import BarnesHutTSNE, FFTInterpTSNE
+from fasttsne.tsne import _base
 
 ESTIMATORS = [BarnesHutTSNE, FFTInterpTSNE]
 

@@ -17,11 +17,11 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 
-from fasttsne import _affinity
-from fasttsne._gradients import get_backend, list_backends
-from fasttsne._gradients._bh import NewPointGradient
-from fasttsne._initialization import initialize
-from fasttsne._optimizer import GradientDescent
+from fasttsne.tsne import _affinity
+from fasttsne.tsne._gradients import get_backend, list_backends
+from fasttsne.tsne._gradients._bh import NewPointGradient
+from fasttsne.tsne._initialization import initialize
+from fasttsne.tsne._optimizer import GradientDescent
 from fasttsne._utils import _Printer
 from fasttsne._validation import (
     Interval,

@@ -974,7 +974,7 @@ def nearest_neighbors(
     Examples
     --------
     >>> import numpy as np
-    >>> from fasttsne._affinity import nearest_neighbors
+    >>> from fasttsne.tsne._affinity import nearest_neighbors
     >>> X = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]])
     >>> indices, distances = nearest_neighbors(X, 1)
     >>> indices.ravel().tolist(), distances.ravel().tolist()
@@ -1059,7 +1059,7 @@ def joint_probabilities(
     Examples
     --------
     >>> import numpy as np
-    >>> from fasttsne._affinity import joint_probabilities
+    >>> from fasttsne.tsne._affinity import joint_probabilities
     >>> X = np.random.default_rng(0).normal(size=(50, 3))
     >>> P = joint_probabilities(X, perplexity=5.0)
     >>> bool(abs(P.sum() - 1.0) < 1e-12), bool(abs(P - P.T).max() == 0.0)
@@ -1180,7 +1180,7 @@ def new_point_affinities(
     Examples
     --------
     >>> import numpy as np
-    >>> from fasttsne._affinity import new_point_affinities
+    >>> from fasttsne.tsne._affinity import new_point_affinities
     >>> X_fit = np.random.default_rng(0).normal(size=(30, 2))
     >>> P_new, match = new_point_affinities(X_fit[[4, 7]] + [0.0, 1e-3], X_fit, 3.0)
     >>> P_new.shape, match.tolist()

@@ -4,8 +4,8 @@ import numpy as np
 
 from fasttsne._cython._forces import attractive_forces
 from fasttsne._cython._quadtree import _Workspace, bh_repulsion, bh_repulsion_reference
-from fasttsne._gradients import register_backend
-from fasttsne._gradients._sparse import SparseAttractionBackend
+from fasttsne.tsne._gradients import register_backend
+from fasttsne.tsne._gradients._sparse import SparseAttractionBackend
 
 
 @register_backend

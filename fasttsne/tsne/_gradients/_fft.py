@@ -45,8 +45,8 @@ from fasttsne._cython._interp import (
     fft_repulsion,
 )
 from fasttsne._cython._quadtree import _Workspace, bh_repulsion
-from fasttsne._gradients import register_backend
-from fasttsne._gradients._sparse import SparseAttractionBackend
+from fasttsne.tsne._gradients import register_backend
+from fasttsne.tsne._gradients._sparse import SparseAttractionBackend
 
 # Below this many points the exact O(N^2) sums (a Barnes-Hut walk at angle 0)
 # are cheaper than the smallest grid (min_num_intervals=50, 3 nodes: a 300 x 300
@@ -63,7 +63,7 @@ class FFTGradient(SparseAttractionBackend):
     The attraction is summed exactly over the stored entries of the sparse P
     (O(nnz)); the repulsion and the normaliser Z are interpolated on a grid in
     O(N p^d) plus O(G log G) for a grid of G nodes (Linderman et al. 2019),
-    against O(N^2) for :class:`~fasttsne._gradients._exact.ExactGradient`.
+    against O(N^2) for :class:`~fasttsne.tsne._gradients._exact.ExactGradient`.
     1-D and 2-D embeddings on the CPU.
 
     Parameters

@@ -1,4 +1,4 @@
-"""Tests of fasttsne._affinity and the perplexity kernel against slow oracles."""
+"""Tests of fasttsne.tsne._affinity and the perplexity kernel against slow oracles."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from scipy import sparse
 from scipy.spatial.distance import cdist
 from sklearn.neighbors import NearestNeighbors, kneighbors_graph
 
-from fasttsne._affinity import (
+from fasttsne.tsne._affinity import (
     _approx_euclidean_knn,
     _rerank,
     joint_probabilities,

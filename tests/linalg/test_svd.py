@@ -18,7 +18,7 @@ from sklearn.utils.extmath import randomized_svd as sklearn_randomized_svd
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from fasttsne import RandomizedSVD, randomized_svd
-from fasttsne._svd import (
+from fasttsne.linalg._svd._randomized import (
     _BlockLanczos,
     _LinearOperator,
     _OneBlasThread,

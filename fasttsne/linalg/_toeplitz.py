@@ -1,13 +1,8 @@
 """Toeplitz and block-Toeplitz kernel products by circulant embedding and FFT.
 
-The core: a (block-)Toeplitz matrix ``T[i, j] = k(x_i - x_j)`` on a regular grid
-of shape ``(n_1, ..., n_d)`` is the top-left corner of a circulant matrix of
-shape ``L_k >= 2 n_k - 1`` per axis, and a circulant product is a pointwise
-product of real FFTs. ``_kernel_spectrum`` computes that FFT once per grid;
-``_apply_spectrum`` then multiplies any batch of charge vectors in
-O(L log L). ``FFTInterpTSNE`` uses the same two functions for its grid sums.
-
-On top of the core, :class:`ToeplitzKernel` exposes the product as a
+On top of the FFT core (:mod:`fasttsne.linalg._circulant`: a (block-)Toeplitz
+matrix is the corner of a circulant one, whose product is a pointwise product
+of real FFTs), :class:`ToeplitzKernel` exposes the product as a
 scikit-learn transformer, and solves ``(T + alpha I) z = x`` by preconditioned
 conjugate gradients with a circulant preconditioner (Strang or T. Chan), one
 O(L log L) product per iteration, for a whole batch of rows at once.
@@ -32,171 +27,13 @@ from fasttsne._validation import (
     check_n_threads,
     validate_data,
 )
-
-# Complex workspace, in bytes, that one chunk of a batched product may use. A
-# chunk runs its forward FFT, spectral product and inverse FFT back to back, so
-# its buffers stay in cache; measured on a 2-core Xeon, chunks of a few MiB beat
-# one transform of a whole batch of 64 rows by 25-45 % at n = 1e4 and 1e5.
-_CHUNK_BYTES = 1 << 22
+from fasttsne.linalg._circulant import _circulant_product, _kernel_spectrum
 
 # Eigenvalues of the circulant preconditioner below this fraction of the largest
 # one are raised to it. Any symmetric positive definite (or, for CGNR, any
 # nonsingular) preconditioner leaves the solution unchanged; the floor only
 # stops a numerically singular one from amplifying rounding errors.
 _PRECONDITIONER_FLOOR = 1e-12
-
-
-def _next_fft_friendly(n):
-    """Smallest size ``>= n`` whose real FFT is fast (a 2-3-5-smooth number).
-
-    scipy's ``next_fast_len`` knows which sizes its pocketfft handles best, so we
-    defer to it rather than keep a table of our own.
-    """
-    return scipy.fft.next_fast_len(int(n), real=True)
-
-
-class _GridSpectrum(NamedTuple):
-    """Real FFT of a circulant embedding, ready to be applied to charges."""
-
-    grid_shape: tuple  # (n_1, ..., n_d): the Toeplitz grid
-    fft_shape: tuple  # (L_1, ..., L_d): the circulant size per axis
-    spectrum: np.ndarray  # rfftn of the embedded kernel, shape (L_1, ..., L_d // 2 + 1)
-
-
-def _kernel_spectrum(kernel_on_offsets, grid_shape, *, workers=None):
-    """Precompute the real FFT of the circulant embedding of a Toeplitz kernel.
-
-    Parameters
-    ----------
-    kernel_on_offsets : ndarray of shape (2 * n_1 - 1, ..., 2 * n_d - 1)
-        Kernel values at every grid offset; the entry at index
-        ``(m_1 + n_1 - 1, ..., m_d + n_d - 1)`` is ``k(m)``, i.e. the centre
-        holds the zero offset.
-    grid_shape : tuple of int
-        ``(n_1, ..., n_d)``.
-    workers : int, default=None
-        Threads for scipy.fft.
-
-    Returns
-    -------
-    spectrum : _GridSpectrum
-    """
-    grid_shape = tuple(int(n) for n in grid_shape)
-    kernel_on_offsets = np.asarray(kernel_on_offsets)
-    expected = tuple(2 * n - 1 for n in grid_shape)
-    if kernel_on_offsets.shape != expected:
-        raise ValueError(
-            f"kernel_on_offsets has shape {kernel_on_offsets.shape}, expected "
-            f"{expected} for grid_shape={grid_shape}."
-        )
-    fft_shape = tuple(_next_fft_friendly(2 * n - 1) for n in grid_shape)
-    embedded = np.zeros(fft_shape, dtype=np.float64)
-    # Offsets 0..n-1 go to the front, offsets -(n-1)..-1 wrap to the back.
-    for corner in np.ndindex(*(2,) * len(grid_shape)):
-        src, dst = [], []
-        for axis, n in enumerate(grid_shape):
-            if corner[axis] == 0:  # non-negative offsets
-                src.append(slice(n - 1, 2 * n - 1))
-                dst.append(slice(0, n))
-            else:  # negative offsets
-                src.append(slice(0, n - 1))
-                dst.append(slice(fft_shape[axis] - (n - 1), fft_shape[axis]))
-        embedded[tuple(dst)] = kernel_on_offsets[tuple(src)]
-    spectrum = scipy.fft.rfftn(embedded, workers=workers)
-    return _GridSpectrum(grid_shape, fft_shape, spectrum)
-
-
-def _circulant_product(values, fft_shape, grid_shape, charges, out, *, workers=None):
-    """Write ``T @ q`` for every grid ``q`` of ``charges`` into ``out``.
-
-    Body of :func:`_apply_spectrum` without input validation. The batch runs in
-    chunks of about ``_CHUNK_BYTES`` of spectrum. Each axis is zero-padded only
-    when it is transformed and cropped as soon as it is transformed back, so no
-    FFT along a later axis runs over padding rows (a quarter of the work of
-    ``rfftn``/``irfftn`` in 2-D).
-
-    Parameters
-    ----------
-    values : ndarray of complex, shape (L_1, ..., L_d // 2 + 1)
-        The spectrum; complex64 for float32 charges, complex128 for float64.
-    fft_shape, grid_shape : tuple of int
-        ``(L_1, ..., L_d)`` and ``(n_1, ..., n_d)``.
-    charges : ndarray of shape (n_batch, n_1, ..., n_d)
-        Real, C-contiguous; only read.
-    out : ndarray of shape (n_batch, n_1, ..., n_d)
-        Same dtype as ``charges``; overwritten.
-    workers : int, default=None
-        Threads for scipy.fft (they split the rows of a chunk).
-    """
-    n_dims = len(grid_shape)
-    chunk = max(1, _CHUNK_BYTES // max(values.nbytes, 1), workers or 1)
-    for start in range(0, charges.shape[0], chunk):
-        block = charges[start : start + chunk]
-        # Forward: real FFT along the last axis, then complex FFTs along the
-        # others, each padding its own axis from n_k to L_k.
-        spec = scipy.fft.rfft(block, n=fft_shape[-1], axis=-1, workers=workers)
-        for axis in range(n_dims - 2, -1, -1):
-            spec = scipy.fft.fft(
-                spec,
-                n=fft_shape[axis],
-                axis=axis + 1,
-                workers=workers,
-                overwrite_x=True,
-            )
-        spec *= values
-        # Inverse: crop each axis right after its inverse FFT.
-        for axis in range(n_dims - 1):
-            spec = scipy.fft.ifft(
-                spec, axis=axis + 1, workers=workers, overwrite_x=True
-            )
-            spec = spec[(slice(None),) * (axis + 1) + (slice(0, grid_shape[axis]),)]
-        # np.asarray costs nothing; it only tells pylint this is an ndarray.
-        full = np.asarray(
-            scipy.fft.irfft(spec, n=fft_shape[-1], axis=-1, workers=workers)
-        )
-        out[start : start + chunk] = full[..., : grid_shape[-1]]
-
-
-def _apply_spectrum(spectrum, charges, *, workers=None):
-    """Multiply a batch of charge grids by the Toeplitz kernel: ``T @ q``.
-
-    Parameters
-    ----------
-    spectrum : _GridSpectrum
-        From :func:`_kernel_spectrum`.
-    charges : ndarray of shape (n_batch, n_1, ..., n_d)
-        One grid of charges per batch entry (any number of leading axes is
-        accepted; the last ``d`` must be the grid).
-    workers : int, default=None
-        Threads for scipy.fft.
-
-    Returns
-    -------
-    potentials : ndarray of shape (n_batch, n_1, ..., n_d)
-        C-contiguous; float32 for float32 charges (the FFTs then run in single
-        precision), float64 otherwise.
-    """
-    grid_shape = spectrum.grid_shape
-    charges = np.asarray(charges)
-    if charges.dtype != np.float32:
-        charges = charges.astype(np.float64, copy=False)
-    if charges.ndim < len(grid_shape) or charges.shape[-len(grid_shape) :] != tuple(
-        grid_shape
-    ):
-        raise ValueError(
-            f"charges has shape {charges.shape}; its last axes must be the grid "
-            f"{grid_shape}."
-        )
-    lead_shape = charges.shape[: -len(grid_shape)]
-    charges = np.ascontiguousarray(charges).reshape((-1,) + tuple(grid_shape))
-    values = spectrum.spectrum
-    if charges.dtype == np.float32:
-        values = values.astype(np.complex64)
-    out = np.empty_like(charges)
-    _circulant_product(
-        values, spectrum.fft_shape, grid_shape, charges, out, workers=workers
-    )
-    return out.reshape(lead_shape + tuple(grid_shape))
 
 
 def _offset_axes(grid_shape, bandwidth):

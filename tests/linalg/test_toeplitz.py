@@ -22,12 +22,12 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 
 from fasttsne import ToeplitzKernel
-from fasttsne._toeplitz import (
+from fasttsne.linalg._circulant import (
     _apply_spectrum,
-    _circulant_approximation,
     _kernel_spectrum,
     _next_fft_friendly,
 )
+from fasttsne.linalg._toeplitz import _circulant_approximation
 
 EPS = 2.0**-52  # float64 machine epsilon
 

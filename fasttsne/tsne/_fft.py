@@ -2,7 +2,7 @@
 
 from numbers import Integral, Real
 
-from fasttsne._base import _BaseTSNE, _fill_doc
+from fasttsne.tsne._base import _BaseTSNE, _fill_doc
 from fasttsne._validation import Interval
 
 

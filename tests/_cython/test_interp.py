@@ -15,8 +15,8 @@ from fasttsne._cython._interp import (
     interpolation_grid,
     lagrange_weights,
 )
-from fasttsne._gradients._exact import ExactGradient, _kernel_terms
-from fasttsne._toeplitz import _next_fft_friendly
+from fasttsne.tsne._gradients._exact import ExactGradient, _kernel_terms
+from fasttsne.linalg._circulant import _next_fft_friendly
 
 
 def _exact_repulsion(Y, dof):
@@ -317,7 +317,7 @@ def _joint_affinities(rng, Y_high, n_neighbors=10):
 
 def test_backend_matches_exact_gradient():
     """FFTGradient against ExactGradient: gradient and KL, 1-D and 2-D."""
-    from fasttsne._gradients._fft import FFTGradient
+    from fasttsne.tsne._gradients._fft import FFTGradient
 
     rng = np.random.default_rng(8)
     # 1,600 points: above the size where the backend sums directly.
@@ -339,8 +339,8 @@ def test_backend_matches_exact_gradient():
 
 def test_backend_threads_dtypes_and_registry():
     """Backend determinism, float32, registry aliases, usability."""
-    from fasttsne._gradients import get_backend
-    from fasttsne._gradients._fft import FFTGradient
+    from fasttsne.tsne._gradients import get_backend
+    from fasttsne.tsne._gradients._fft import FFTGradient
 
     rng = np.random.default_rng(9)
     X = _clusters(rng, 1600, 4)
@@ -373,7 +373,7 @@ def test_backend_threads_dtypes_and_registry():
 
 def test_backend_sums_small_inputs_exactly():
     """Up to 1,500 points the repulsion is the exact sum (cheaper than a grid)."""
-    from fasttsne._gradients._fft import _DIRECT_MAX_N, FFTGradient
+    from fasttsne.tsne._gradients._fft import _DIRECT_MAX_N, FFTGradient
 
     rng = np.random.default_rng(10)
     n_samples = _DIRECT_MAX_N

@@ -3,7 +3,7 @@
 import numpy as np
 from numpy.testing import assert_allclose
 
-from fasttsne._optimizer import GradientDescent
+from fasttsne.tsne._optimizer import GradientDescent
 
 
 def _quadratic(target):

@@ -1,0 +1,5 @@
+"""Randomized truncated SVD: the solvers, their compute interfaces and the estimator."""
+
+from fasttsne.linalg._svd._randomized import RandomizedSVD, randomized_svd
+
+__all__ = ["RandomizedSVD", "randomized_svd"]
