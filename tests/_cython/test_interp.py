@@ -5,7 +5,6 @@ import pickle
 
 import numpy as np
 import pytest
-import scipy.sparse
 from numpy.testing import assert_allclose, assert_array_equal
 
 from fasttsne._cython._interp import (
@@ -15,24 +14,9 @@ from fasttsne._cython._interp import (
     interpolation_grid,
     lagrange_weights,
 )
-from fasttsne.tsne._gradients._exact import ExactGradient, _kernel_terms
+from fasttsne.tsne._gradients._exact import ExactGradient
 from fasttsne.linalg._circulant import _next_fft_friendly
-
-
-def _exact_repulsion(Y, dof):
-    """``sum_{j != i} (w_ij / t_ij) (y_i - y_j)`` and ``Z``, in float64."""
-    Y = np.asarray(Y, dtype=np.float64)
-    W, inv_t = _kernel_terms(Y, dof)
-    M = W * inv_t
-    return M.sum(axis=1)[:, None] * Y - M @ Y, W.sum()
-
-
-def _clusters(rng, n_samples, n_components, scale=10.0, n_clusters=8):
-    """Gaussian blobs of width 1 around centres of spread ``scale``."""
-    centres = rng.normal(size=(n_clusters, n_components)) * scale
-    labels = rng.integers(n_clusters, size=n_samples)
-    Y = centres[labels] + rng.normal(size=(n_samples, n_components))
-    return np.ascontiguousarray(Y)
+from tests._oracles import clusters, exact_repulsion, random_affinities
 
 
 def _run(Y, *, dof=1.0, p=3, min_num_intervals=50, ints=1.0, n_threads=1, cap=0):
@@ -143,8 +127,8 @@ _GRID_TABLE_CASES = [(p, ints) for p in (2, 3, 4, 5) for ints in (1.0, 0.5, 0.25
 def test_repulsion_matches_exact_with_default_grid(n_components, dof):
     """Default knobs: repulsion and Z within the measured error, any dof."""
     rng = np.random.default_rng(1)
-    Y = _clusters(rng, 1000, n_components)
-    expected, Z_exact = _exact_repulsion(Y, dof)
+    Y = clusters(rng, 1000, n_components)
+    expected, Z_exact = exact_repulsion(Y, dof)
     out, Z = _run(Y, dof=dof)
     # Bounds: the table above (2e-2 / 6e-4 measured) with a margin of ~2-3x.
     assert _relative_error(out, expected) < 5e-2
@@ -155,8 +139,8 @@ def test_repulsion_matches_exact_with_default_grid(n_components, dof):
 def test_error_falls_as_the_grid_refines(n_components):
     """More boxes or more nodes per box: smaller error (the table above)."""
     rng = np.random.default_rng(2)
-    Y = _clusters(rng, 1000, n_components)
-    expected, Z_exact = _exact_repulsion(Y, 1.0)
+    Y = clusters(rng, 1000, n_components)
+    expected, Z_exact = exact_repulsion(Y, 1.0)
     errors = {}
     for p, ints in _GRID_TABLE_CASES:
         out, Z = _run(Y, p=p, min_num_intervals=1, ints=ints)
@@ -179,7 +163,7 @@ def test_repulsion_exact_for_uniform_spread_points():
     """
     rng = np.random.default_rng(3)
     Y = rng.uniform(-30.0, 30.0, size=(1500, 2))
-    expected, Z_exact = _exact_repulsion(Y, 1.0)
+    expected, Z_exact = exact_repulsion(Y, 1.0)
     out, Z = _run(Y)
     assert abs(Z / Z_exact - 1) < 1e-3  # measured 2.7e-4
     assert _relative_error(out, expected) < 5e-2
@@ -188,8 +172,8 @@ def test_repulsion_exact_for_uniform_spread_points():
 def test_cap_trades_accuracy_for_grid_size():
     """A lower max_num_intervals widens the boxes: the error grows with it."""
     rng = np.random.default_rng(4)
-    Y = _clusters(rng, 800, 2, scale=25.0)  # span ~80: ~80 boxes uncapped
-    expected, _ = _exact_repulsion(Y, 1.0)
+    Y = clusters(rng, 800, 2, spread=50.0)  # span ~80: ~80 boxes uncapped
+    expected, _ = exact_repulsion(Y, 1.0)
     errors = [
         _relative_error(_run(Y, min_num_intervals=10, cap=cap)[0], expected)
         for cap in (0, 40, 20)
@@ -209,7 +193,7 @@ def test_cap_trades_accuracy_for_grid_size():
 def test_bitwise_identical_across_thread_counts(n_components, p, dtype):
     """1, 2 and 4 threads give bit-identical repulsion and Z."""
     rng = np.random.default_rng(5)
-    Y = _clusters(rng, 3000, n_components).astype(dtype)
+    Y = clusters(rng, 3000, n_components).astype(dtype)
     out1, Z1 = _run(Y, p=p, n_threads=1)
     for n_threads in (2, 4):
         out, Z = _run(Y, p=p, n_threads=n_threads)
@@ -221,7 +205,7 @@ def test_bitwise_identical_across_thread_counts(n_components, p, dtype):
 def test_float32_runs_in_double_internally(n_components):
     """float32 input gives the float64 result for the same (rounded) points."""
     rng = np.random.default_rng(6)
-    Y32 = _clusters(rng, 1000, n_components).astype(np.float32)
+    Y32 = clusters(rng, 1000, n_components).astype(np.float32)
     out32, Z32 = _run(Y32)
     out64, Z64 = _run(Y32.astype(np.float64))
     assert out32.dtype == np.float32
@@ -248,9 +232,9 @@ def test_all_points_identical(n_components):
 def test_duplicates_and_tiny_inputs(n_components):
     """Many duplicates, N = 2 and N = 1 run and stay accurate."""
     rng = np.random.default_rng(7)
-    Y = _clusters(rng, 300, n_components)
+    Y = clusters(rng, 300, n_components)
     Y[100:200] = Y[0]  # a hundred copies of one point
-    expected, Z_exact = _exact_repulsion(Y, 1.0)
+    expected, Z_exact = exact_repulsion(Y, 1.0)
     out, Z = _run(Y)
     assert np.all(np.isfinite(out))
     assert _relative_error(out, expected) < 5e-2
@@ -259,7 +243,7 @@ def test_duplicates_and_tiny_inputs(n_components):
     assert abs(Z / Z_exact - 1) < 3e-2
 
     two = np.array([[0.0, 0.0], [1.0, 2.0]])[:, :n_components].copy()
-    expected, Z_exact = _exact_repulsion(two, 1.0)
+    expected, Z_exact = exact_repulsion(two, 1.0)
     out, Z = _run(two)
     # rtol: 50 boxes over a span of 1-2 leave an error ~h^3 of a few 1e-6.
     assert_allclose(Z, Z_exact, rtol=2e-5)
@@ -302,30 +286,17 @@ def test_input_validation():
 # ---------------------------------------------------------------------------
 
 
-def _joint_affinities(rng, Y_high, n_neighbors=10):
-    """A symmetric CSR P summing to 1 from a kNN graph (test data only)."""
-    n = Y_high.shape[0]
-    D = ((Y_high[:, None, :] - Y_high[None, :, :]) ** 2).sum(-1)
-    np.fill_diagonal(D, np.inf)
-    neighbors = np.argsort(D, axis=1)[:, :n_neighbors]
-    rows = np.repeat(np.arange(n), n_neighbors)
-    values = rng.uniform(0.5, 1.5, size=rows.size)
-    P = scipy.sparse.csr_matrix((values, (rows, neighbors.ravel())), shape=(n, n))
-    P = P + P.T
-    return (P / P.sum()).tocsr()
-
-
 def test_backend_matches_exact_gradient():
     """FFTGradient against ExactGradient: gradient and KL, 1-D and 2-D."""
     from fasttsne.tsne._gradients._fft import FFTGradient
 
     rng = np.random.default_rng(8)
     # 1,600 points: above the size where the backend sums directly.
-    X = _clusters(rng, 1600, 5, scale=5.0)
-    P = _joint_affinities(rng, X)
+    X = clusters(rng, 1600, 5, spread=10.0)
+    P = random_affinities(rng, X.shape[0])
     backend = FFTGradient()
     for n_components in (1, 2):
-        Y = _clusters(rng, 1600, n_components, scale=6.0)
+        Y = clusters(rng, 1600, n_components, spread=12.0)
         for dof, exaggeration in [(1.0, 1.0), (1.0, 12.0), (0.7, 4.0)]:
             kwargs = {"dof": dof, "exaggeration": exaggeration, "n_threads": 2}
             kl, grad = backend(Y, P, compute_error=True, **kwargs)
@@ -343,9 +314,9 @@ def test_backend_threads_dtypes_and_registry():
     from fasttsne.tsne._gradients._fft import FFTGradient
 
     rng = np.random.default_rng(9)
-    X = _clusters(rng, 1600, 4)
-    P = _joint_affinities(rng, X)
-    Y = _clusters(rng, 1600, 2)
+    X = clusters(rng, 1600, 4)
+    P = random_affinities(rng, X.shape[0])
+    Y = clusters(rng, 1600, 2)
     backend = FFTGradient(n_interpolation_points=4, max_num_intervals=100)
     kwargs = {"dof": 1.0, "exaggeration": 2.0, "compute_error": True}
     kl1, grad1 = backend(Y, P, n_threads=1, **kwargs)
@@ -377,9 +348,9 @@ def test_backend_sums_small_inputs_exactly():
 
     rng = np.random.default_rng(10)
     n_samples = _DIRECT_MAX_N
-    X = _clusters(rng, n_samples, 4)
-    P = _joint_affinities(rng, X)
-    Y = _clusters(rng, n_samples, 2)
+    X = clusters(rng, n_samples, 4)
+    P = random_affinities(rng, X.shape[0])
+    Y = clusters(rng, n_samples, 2)
     kwargs = {"dof": 1.0, "exaggeration": 1.0, "compute_error": True, "n_threads": 2}
     kl, grad = FFTGradient()(Y, P, **kwargs)
     kl_exact, grad_exact = ExactGradient()(Y, P, **kwargs)

@@ -15,52 +15,25 @@ from fasttsne._cython._quadtree import (
     bh_repulsion,
     bh_repulsion_reference,
 )
-
-
-@pytest.fixture(name="rng")
-def fixture_rng():
-    """A seeded generator, fresh for every test."""
-    return np.random.default_rng(0)
-
-
-def _kernel(Yq, Yr, dof):
-    """Pairwise differences, w and w / t of query rows against reference rows."""
-    diff = Yq[:, None, :].astype(np.float64) - Yr[None, :, :].astype(np.float64)
-    t = 1.0 + np.einsum("ijk,ijk->ij", diff, diff) / dof
-    w = t**-dof
-    return diff, w, w / t
-
-
-def _exact_repulsion(Y, dof):
-    """(forces, Z) of the embedding Y against itself, diagonal excluded."""
-    diff, w, wt = _kernel(Y, Y, dof)
-    np.fill_diagonal(w, 0.0)
-    np.fill_diagonal(wt, 0.0)
-    return np.einsum("ij,ijk->ik", wt, diff), w.sum()
-
-
-def _exact_reference(Y_ref, Y_query, dof):
-    """(forces, per-query kernel sums) of query points against a reference."""
-    diff, w, wt = _kernel(Y_query, Y_ref, dof)
-    return np.einsum("ij,ijk->ik", wt, diff), w.sum(axis=1)
-
-
-def _clusters(rng, n, d, n_clusters=8, spread=20.0):
-    """A Gaussian mixture, like an embedding in the middle of an optimisation."""
-    centres = rng.uniform(-spread, spread, size=(n_clusters, d))
-    return centres[rng.integers(n_clusters, size=n)] + rng.normal(size=(n, d))
+from tests._oracles import (
+    clusters,
+    exact_attraction,
+    exact_kl_attraction_term,
+    exact_reference_repulsion,
+    exact_repulsion,
+    random_csr,
+)
 
 
 def _random_csr(rng, n_rows, n_cols, density, index_dtype=np.int32, square=False):
-    """A random non-negative CSR matrix with sorted indices."""
-    A = sp.random(n_rows, n_cols, density=density, random_state=rng, format="csr")
+    """A random non-negative CSR matrix; ``square`` makes it a symmetric P."""
+    A = random_csr(rng, n_rows, n_cols, density)
     if square:
         A = A + A.T
         A.setdiag(0)
         A.eliminate_zeros()
-        A = A / A.sum()
-    A = sp.csr_matrix(A)
-    A.sort_indices()
+        A = sp.csr_matrix(A / A.sum())
+        A.sort_indices()
     A.indptr = A.indptr.astype(index_dtype)
     A.indices = A.indices.astype(index_dtype)
     return A
@@ -81,9 +54,9 @@ def _repulsion(Y, angle, dof=1.0, n_threads=1):
 @pytest.mark.parametrize("dof", [1.0, 0.5, 3.0])
 def test_bh_angle_zero_is_exact(rng, d, dof):
     """angle = 0 reproduces the exact repulsion and Z."""
-    Y = _clusters(rng, 600, d)
+    Y = clusters(rng, 600, d)
     out, Z = _repulsion(Y, 0.0, dof)
-    F, Z_exact = _exact_repulsion(Y, dof)
+    F, Z_exact = exact_repulsion(Y, dof)
     # angle = 0 opens every node: only the summation order differs.
     assert_allclose(Z, Z_exact, rtol=1e-12)
     assert_allclose(out, F, rtol=1e-11, atol=1e-12 * np.abs(F).max())
@@ -93,9 +66,9 @@ def test_bh_angle_zero_is_exact(rng, d, dof):
 @pytest.mark.parametrize("dof", [1.0, 0.5, 3.0])
 def test_bh_angle_half_close_to_exact(rng, d, dof):
     """The default angle stays within a stated error of the exact sums."""
-    Y = _clusters(rng, 800, d)
+    Y = clusters(rng, 800, d)
     out, Z = _repulsion(Y, 0.5, dof)
-    F, Z_exact = _exact_repulsion(Y, dof)
+    F, Z_exact = exact_repulsion(Y, dof)
     # Measured worst over 5 seeds and these cases: 1.5% (forces), 0.6% (Z).
     assert np.linalg.norm(out - F) / np.linalg.norm(F) < 0.03
     assert abs(Z - Z_exact) / Z_exact < 0.015
@@ -103,8 +76,8 @@ def test_bh_angle_half_close_to_exact(rng, d, dof):
 
 def test_bh_error_shrinks_with_angle(rng):
     """A smaller opening angle gives a smaller error."""
-    Y = _clusters(rng, 800, 2)
-    F, _ = _exact_repulsion(Y, 1.0)
+    Y = clusters(rng, 800, 2)
+    F, _ = exact_repulsion(Y, 1.0)
     errors = [
         np.linalg.norm(_repulsion(Y, angle)[0] - F) for angle in (0.8, 0.5, 0.2, 0.05)
     ]
@@ -117,9 +90,9 @@ def test_bh_float_kernel_tiny_angle(rng, d, dof):
     """The float kernels carry only float rounding when nothing is summarised."""
     # angle > 0 runs the float kernels; with a tiny angle nothing is
     # summarised, so the only error left is float rounding.
-    Y = _clusters(rng, 700, d)
+    Y = clusters(rng, 700, d)
     out, Z = _repulsion(Y, 1e-6, dof)
-    F, Z_exact = _exact_repulsion(Y, dof)
+    F, Z_exact = exact_repulsion(Y, dof)
     # Float terms summed in blocks of 64, then in double: ~1e-7 relative.
     assert_allclose(Z, Z_exact, rtol=1e-5)
     assert_allclose(out, F, rtol=1e-4, atol=1e-5 * np.abs(F).max())
@@ -129,7 +102,7 @@ def test_bh_float_kernel_tiny_angle(rng, d, dof):
 @pytest.mark.parametrize("angle", [0.0, 0.5])
 def test_bh_float32_matches_float64(rng, d, angle):
     """float32 embeddings give the float64 answer up to input rounding."""
-    Y = _clusters(rng, 900, d)
+    Y = clusters(rng, 900, d)
     out64, Z64 = _repulsion(Y, angle)
     out32, Z32 = _repulsion(Y.astype(np.float32), angle)
     assert out32.dtype == np.float32
@@ -145,7 +118,7 @@ def test_bh_float32_matches_float64(rng, d, angle):
 @pytest.mark.parametrize("dof", [1.0, 0.7])
 def test_bh_bitwise_across_threads_and_calls(rng, d, dtype, dof):
     """Results are bitwise equal for 1, 2 and 4 threads and on repeat."""
-    Y = _clusters(rng, 2000, d).astype(dtype)
+    Y = clusters(rng, 2000, d).astype(dtype)
     out1, Z1 = _repulsion(Y, 0.5, dof, n_threads=1)
     for n_threads in (2, 4, 1):
         out, Z = _repulsion(Y, 0.5, dof, n_threads=n_threads)
@@ -157,7 +130,7 @@ def test_bh_workspace_reuse(rng):
     """A kept workspace (growing, shrinking, any d) changes no bit of the result."""
     workspace = _Workspace()
     for n, d in [(300, 2), (1500, 3), (40, 1), (1500, 2), (700, 2)]:
-        Y = _clusters(rng, n, d)
+        Y = clusters(rng, n, d)
         out_fresh, Z_fresh = _repulsion(Y, 0.5)
         out = np.empty_like(Y)
         Z = bh_repulsion(Y, 0.5, 1.0, out, 2, workspace=workspace)
@@ -179,10 +152,10 @@ def test_bh_all_points_identical():
 def test_bh_exact_duplicates(rng, angle, d):
     """Repeated points are handled exactly and without blow-up."""
     # 40 distinct points, each repeated 7 times (leaves full of duplicates).
-    Y = np.repeat(_clusters(rng, 40, d, spread=5.0), 7, axis=0)
+    Y = np.repeat(clusters(rng, 40, d, spread=5.0), 7, axis=0)
     Y = Y[rng.permutation(len(Y))]
     out, Z = _repulsion(Y, angle)
-    F, Z_exact = _exact_repulsion(Y, 1.0)
+    F, Z_exact = exact_repulsion(Y, 1.0)
     assert np.all(np.isfinite(out))
     if angle == 0.0:
         assert_allclose(Z, Z_exact, rtol=1e-12)
@@ -199,7 +172,7 @@ def test_bh_near_duplicates(rng, angle):
     Y = 1.0 + 1e-13 * rng.normal(size=(300, 2))
     Y[:5] += 10.0  # and a few far away, so the tree is not a single leaf
     out, Z = _repulsion(Y, angle)
-    F, Z_exact = _exact_repulsion(Y, 1.0)
+    F, Z_exact = exact_repulsion(Y, 1.0)
     assert_allclose(Z, Z_exact, rtol=1e-6)
     assert_allclose(out, F, rtol=1e-4, atol=1e-6 * np.abs(F).max())
 
@@ -211,7 +184,7 @@ def test_bh_tiny_inputs(rng, n, d, angle):
     """One to five points, any dimension and angle."""
     Y = rng.normal(size=(n, d)) * 10.0
     out, Z = _repulsion(Y, angle)
-    F, Z_exact = _exact_repulsion(Y, 1.0)
+    F, Z_exact = exact_repulsion(Y, 1.0)
     # Tiny inputs are far below the group size: exact up to float kernels.
     assert_allclose(Z, Z_exact, rtol=1e-6)
     assert_allclose(out, F, rtol=1e-5, atol=1e-7)
@@ -222,7 +195,7 @@ def test_bh_far_apart_points_keep_precision():
     # Tiny kernel values must not drown in the self-term (w = 1) of each point.
     Y = np.array([[0.0, 0.0], [1000.0, 0.0], [0.0, 3000.0]])
     out, Z = _repulsion(Y, 0.5)
-    F, Z_exact = _exact_repulsion(Y, 1.0)
+    F, Z_exact = exact_repulsion(Y, 1.0)
     assert_allclose(Z, Z_exact, rtol=1e-6)
     assert_allclose(out, F, rtol=1e-6)
 
@@ -267,10 +240,10 @@ def _reference(Y_ref, Y_query, angle, dof=1.0, n_threads=1):
 @pytest.mark.parametrize("dof", [1.0, 0.6])
 def test_reference_against_oracle(rng, d, dof):
     """Query points against a fixed reference match the dense oracle."""
-    Y_ref = _clusters(rng, 900, d)
-    Y_query = _clusters(rng, 120, d, spread=25.0)
+    Y_ref = clusters(rng, 900, d)
+    Y_query = clusters(rng, 120, d, spread=25.0)
     Y_query[:3] = Y_ref[:3]  # queries may coincide with reference points
-    F, W = _exact_reference(Y_ref, Y_query, dof)
+    F, W = exact_reference_repulsion(Y_ref, Y_query, dof)
     out, sum_w = _reference(Y_ref, Y_query, 0.0, dof)
     assert_allclose(sum_w, W, rtol=1e-12)
     assert_allclose(out, F, rtol=1e-10, atol=1e-12 * np.abs(F).max())
@@ -284,8 +257,8 @@ def test_reference_against_oracle(rng, d, dof):
 
 def test_reference_rows_are_independent(rng):
     """A query row depends only on itself and Y_ref, bitwise."""
-    Y_ref = _clusters(rng, 1500, 2)
-    Y_query = _clusters(rng, 200, 2)
+    Y_ref = clusters(rng, 1500, 2)
+    Y_query = clusters(rng, 200, 2)
     out, sum_w = _reference(Y_ref, Y_query, 0.5)
     for n_threads in (2, 4):
         out_t, sum_w_t = _reference(Y_ref, Y_query, 0.5, n_threads=n_threads)
@@ -303,8 +276,8 @@ def test_reference_rows_are_independent(rng):
 
 def test_reference_workspace_reuses_only_the_same_tree(rng):
     """A kept workspace reuses the tree of identical references, and only those."""
-    Y_ref = _clusters(rng, 800, 2)
-    Y_query = _clusters(rng, 50, 2)
+    Y_ref = clusters(rng, 800, 2)
+    Y_query = clusters(rng, 50, 2)
     expected = _reference(Y_ref, Y_query, 0.5)
     workspace = _Workspace()
 
@@ -334,12 +307,12 @@ def test_reference_workspace_reuses_only_the_same_tree(rng):
 
 def test_reference_dtypes(rng):
     """float32 inputs and a float32 sum_w work; bad shapes raise."""
-    Y_ref = _clusters(rng, 400, 2).astype(np.float32)
-    Y_query = _clusters(rng, 30, 2).astype(np.float32)
+    Y_ref = clusters(rng, 400, 2).astype(np.float32)
+    Y_query = clusters(rng, 30, 2).astype(np.float32)
     out = np.empty_like(Y_query)
     sum_w32 = np.empty(30, dtype=np.float32)
     bh_repulsion_reference(Y_ref, Y_query, 0.0, 1.0, out, sum_w32, 1)
-    F, W = _exact_reference(Y_ref, Y_query, 1.0)
+    F, W = exact_reference_repulsion(Y_ref, Y_query, 1.0)
     # Sums in double, stored in float32.
     assert_allclose(sum_w32, W, rtol=1e-6)
     assert_allclose(out, F, rtol=1e-5, atol=1e-6 * np.abs(F).max())
@@ -356,22 +329,6 @@ def test_reference_dtypes(rng):
 # ---------------------------------------------------------------------------
 
 
-def _exact_attraction(P, Y, dof, exaggeration, Y_ref=None):
-    Y_ref = Y if Y_ref is None else Y_ref
-    diff, _, _ = _kernel(Y, Y_ref, dof)
-    t = 1.0 + np.einsum("ijk,ijk->ij", diff, diff) / dof
-    M = P.toarray() / t
-    return exaggeration * np.einsum("ij,ijk->ik", M, diff)
-
-
-def _exact_kl_term(P, Y, dof, Y_ref=None):
-    Y_ref = Y if Y_ref is None else Y_ref
-    _, w, _ = _kernel(Y, Y_ref, dof)
-    Pd = P.toarray().astype(np.float64)
-    mask = Pd > 0
-    return np.sum(Pd[mask] * np.log(Pd[mask] / w[mask]))
-
-
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("dof", [1.0, 0.5])
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
@@ -379,12 +336,12 @@ def test_attraction_square(rng, d, dof, index_dtype):
     """Attraction and KL term of a square P against the dense oracle."""
     n = 400
     P = _random_csr(rng, n, n, 0.05, index_dtype, square=True)
-    Y = _clusters(rng, n, d)
+    Y = clusters(rng, n, d)
     out = np.empty_like(Y)
     attractive_forces(P.indptr, P.indices, P.data, Y, dof, 12.0, out, 2)
-    assert_allclose(out, _exact_attraction(P, Y, dof, 12.0), rtol=1e-12, atol=1e-18)
+    assert_allclose(out, exact_attraction(P, Y, dof, 12.0), rtol=1e-12, atol=1e-18)
     term = kl_attraction_term(P.indptr, P.indices, P.data, Y, dof, 2)
-    assert_allclose(term, _exact_kl_term(P, Y, dof), rtol=1e-12)
+    assert_allclose(term, exact_kl_attraction_term(P, Y, dof), rtol=1e-12)
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
@@ -394,15 +351,15 @@ def test_attraction_rectangular(rng, d, dtype):
     n_query, n_ref = 90, 500
     P = _random_csr(rng, n_query, n_ref, 0.03)
     P.data = P.data.astype(dtype)
-    Y = _clusters(rng, n_query, d).astype(dtype)
-    Y_ref = _clusters(rng, n_ref, d).astype(dtype)
+    Y = clusters(rng, n_query, d).astype(dtype)
+    Y_ref = clusters(rng, n_ref, d).astype(dtype)
     out = np.empty_like(Y)
     attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 1.0, out, 2, Y_ref=Y_ref)
     rtol = 1e-12 if dtype == np.float64 else 1e-6  # double sums, stored in Y's dtype
-    expected = _exact_attraction(P, Y, 1.0, 1.0, Y_ref)
+    expected = exact_attraction(P, Y, 1.0, 1.0, Y_ref)
     assert_allclose(out, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
     term = kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, 2, Y_ref=Y_ref)
-    assert_allclose(term, _exact_kl_term(P, Y, 1.0, Y_ref), rtol=rtol)
+    assert_allclose(term, exact_kl_attraction_term(P, Y, 1.0, Y_ref), rtol=rtol)
 
 
 def test_attraction_zeros_and_empty_rows(rng):
@@ -416,10 +373,10 @@ def test_attraction_zeros_and_empty_rows(rng):
     Y = rng.normal(size=(50, 2))
     out = np.empty_like(Y)
     attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 1.0, out, 1)
-    assert_allclose(out, _exact_attraction(P, Y, 1.0, 1.0), rtol=1e-12, atol=1e-18)
+    assert_allclose(out, exact_attraction(P, Y, 1.0, 1.0), rtol=1e-12, atol=1e-18)
     assert_array_equal(out[7], 0.0)
     term = kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, 1)
-    assert_allclose(term, _exact_kl_term(P, Y, 1.0), rtol=1e-12)
+    assert_allclose(term, exact_kl_attraction_term(P, Y, 1.0), rtol=1e-12)
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
@@ -427,7 +384,7 @@ def test_attraction_bitwise_across_threads(rng, d):
     """Attraction and KL term are bitwise equal across thread counts."""
     n = 2000
     P = _random_csr(rng, n, n, 0.01, square=True)
-    Y = _clusters(rng, n, d)
+    Y = clusters(rng, n, d)
     out1 = np.empty_like(Y)
     attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 4.0, out1, 1)
     term1 = kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, 1)

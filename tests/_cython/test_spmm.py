@@ -9,16 +9,13 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 from fasttsne._cython import _spmm
+from tests._oracles import random_csr
 
 
 def _random_csr(shape, density, dtype, index_dtype, seed=0):
-    A = sp.random(*shape, density=density, format="csr", dtype=dtype, random_state=seed)
-    return (
-        A.indptr.astype(index_dtype),
-        A.indices.astype(index_dtype),
-        A.data,
-        A.toarray().astype(np.float64),
-    )
+    """(indptr, indices, data) of a random CSR matrix and its float64 dense form."""
+    A = random_csr(np.random.default_rng(seed), *shape, density, index_dtype, dtype)
+    return A.indptr, A.indices, A.data, A.toarray().astype(np.float64)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -39,12 +39,6 @@ def _one_blas_thread():
         yield
 
 
-@pytest.fixture(name="rng")
-def fixture_rng():
-    """A seeded generator, fresh for every test."""
-    return np.random.default_rng(0)
-
-
 def _low_rank_plus_noise(rng, n_samples=N_SAMPLES, n_features=N_FEATURES):
     """Rank-10 signal with singular values 100 .. 20, plus noise of norm ~3."""
     U = np.linalg.qr(rng.standard_normal((n_samples, 10)))[0]

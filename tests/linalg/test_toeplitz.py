@@ -32,12 +32,6 @@ from fasttsne.linalg._toeplitz import _circulant_approximation
 EPS = 2.0**-52  # float64 machine epsilon
 
 
-@pytest.fixture(name="rng")
-def fixture_rng():
-    """A fresh seeded generator for each test."""
-    return np.random.default_rng(0)
-
-
 def _relative_error(actual, desired):
     """Norm-wise relative error."""
     return np.linalg.norm(actual - desired) / np.linalg.norm(desired)

@@ -17,12 +17,6 @@ from fasttsne.tsne._affinity import (
 from fasttsne._cython._perplexity import binary_search_perplexity, symmetrize
 
 
-@pytest.fixture(name="rng")
-def fixture_rng():
-    """A seeded generator, fresh for every test."""
-    return np.random.default_rng(0)
-
-
 def _perplexity_of(P):
     """exp(H) of each row of conditional probabilities (0 log 0 = 0)."""
     logs = np.log(np.where(P > 0, P, 1.0))

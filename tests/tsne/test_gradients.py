@@ -4,43 +4,13 @@ import pickle
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import check_grad
 
 from fasttsne.tsne._gradients import get_backend, list_backends
 from fasttsne.tsne._gradients._bh import BarnesHutGradient
 from fasttsne.tsne._gradients._exact import ExactGradient, kl_divergence
-
-
-@pytest.fixture(name="rng")
-def fixture_rng():
-    """A seeded generator, fresh for every test."""
-    return np.random.default_rng(0)
-
-
-def _affinities(rng, n, n_neighbors=10, index_dtype=np.int32):
-    """Symmetric sparse P summing to 1 from a random kNN-like graph."""
-    n_neighbors = min(n_neighbors, n - 1)
-    rows = np.repeat(np.arange(n), n_neighbors)
-    cols = np.concatenate(
-        [
-            rng.choice(np.delete(np.arange(n), i), n_neighbors, replace=False)
-            for i in range(n)
-        ]
-    )
-    A = sp.csr_matrix((rng.uniform(0.1, 1.0, len(rows)), (rows, cols)), shape=(n, n))
-    P = A + A.T
-    P = sp.csr_matrix(P / P.sum())
-    P.sort_indices()
-    P.indptr = P.indptr.astype(index_dtype)
-    P.indices = P.indices.astype(index_dtype)
-    return P
-
-
-def _embedding(rng, n, d, n_clusters=6, spread=15.0):
-    centres = rng.uniform(-spread, spread, size=(n_clusters, d))
-    return centres[rng.integers(n_clusters, size=n)] + rng.normal(size=(n, d))
+from tests._oracles import clusters, random_affinities
 
 
 def _call(backend, Y, P, *, dof=1.0, exaggeration=1.0, n_threads=1):
@@ -64,8 +34,8 @@ def _call(backend, Y, P, *, dof=1.0, exaggeration=1.0, n_threads=1):
 def test_exact_gradient_is_gradient_of_kl(rng, d, dof):
     """ExactGradient is the gradient of the exact KL (finite differences)."""
     n = 30
-    P = _affinities(rng, n, 6)
-    Y0 = _embedding(rng, n, d, spread=3.0)
+    P = random_affinities(rng, n, 6)
+    Y0 = clusters(rng, n, d, n_clusters=6, spread=3.0)
     exact = ExactGradient()
 
     def objective(flat):
@@ -89,8 +59,8 @@ def test_exact_gradient_is_gradient_of_kl(rng, d, dof):
 
 def test_exact_kl_matches_kl_divergence(rng):
     """The KL of ExactGradient ignores exaggeration and matches kl_divergence."""
-    P = _affinities(rng, 40)
-    Y = _embedding(rng, 40, 2)
+    P = random_affinities(rng, 40)
+    Y = clusters(rng, 40, 2, n_clusters=6, spread=15.0)
     kl, _ = _call(ExactGradient(), Y, P, exaggeration=12.0)
     assert_allclose(kl, kl_divergence(Y, P), rtol=1e-12)
 
@@ -135,8 +105,8 @@ def test_bh_usable_for():
 def test_bh_angle_zero_equals_exact(rng, d, dof, exaggeration):
     """With angle = 0 the backend equals ExactGradient."""
     n = 300
-    P = _affinities(rng, n)
-    Y = _embedding(rng, n, d)
+    P = random_affinities(rng, n)
+    Y = clusters(rng, n, d, n_clusters=6, spread=15.0)
     kl, grad = _call(
         BarnesHutGradient(angle=0.0), Y, P, dof=dof, exaggeration=exaggeration
     )
@@ -153,8 +123,8 @@ def test_bh_angle_zero_equals_exact(rng, d, dof, exaggeration):
 def test_bh_angle_half_close_to_exact(rng, d, dof):
     """The default angle stays within a stated error of the exact sums."""
     n = 1000
-    P = _affinities(rng, n)
-    Y = _embedding(rng, n, d)
+    P = random_affinities(rng, n)
+    Y = clusters(rng, n, d, n_clusters=6, spread=15.0)
     kl, grad = _call(BarnesHutGradient(0.5), Y, P, dof=dof)
     kl_exact, grad_exact = _call(ExactGradient(), Y, P, dof=dof)
     # The repulsion is approximated to ~1% (see test_quadtree); the attraction
@@ -168,8 +138,8 @@ def test_bh_angle_half_close_to_exact(rng, d, dof):
 def test_bh_float32_matches_float64(rng, angle):
     """float32 embeddings give the float64 answer up to input rounding."""
     n = 800
-    P = _affinities(rng, n)
-    Y = _embedding(rng, n, 2)
+    P = random_affinities(rng, n)
+    Y = clusters(rng, n, 2, n_clusters=6, spread=15.0)
     kl64, grad64 = _call(BarnesHutGradient(angle), Y, P, exaggeration=4.0)
     kl32, grad32 = _call(
         BarnesHutGradient(angle), Y.astype(np.float32), P, exaggeration=4.0
@@ -186,8 +156,8 @@ def test_bh_float32_matches_float64(rng, angle):
 def test_bh_bitwise_across_threads_and_calls(rng, dtype, d):
     """Results are bitwise equal for 1, 2 and 4 threads and on repeat."""
     n = 2000
-    P = _affinities(rng, n)
-    Y = _embedding(rng, n, d).astype(dtype)
+    P = random_affinities(rng, n)
+    Y = clusters(rng, n, d, n_clusters=6, spread=15.0).astype(dtype)
     backend = BarnesHutGradient()
     kl1, grad1 = _call(backend, Y, P, exaggeration=12.0, n_threads=1)
     for n_threads in (2, 4, 1):
@@ -201,8 +171,8 @@ def test_bh_bitwise_across_threads_and_calls(rng, dtype, d):
 
 def test_bh_returns_fresh_gradients(rng):
     """Reused buffers never leak into returned gradients."""
-    P = _affinities(rng, 100)
-    Y = _embedding(rng, 100, 2)
+    P = random_affinities(rng, 100)
+    Y = clusters(rng, 100, 2, n_clusters=6, spread=15.0)
     backend = BarnesHutGradient()
     _, grad1 = _call(backend, Y, P)
     saved = grad1.copy()
@@ -214,9 +184,9 @@ def test_bh_returns_fresh_gradients(rng):
 def test_bh_csr_variants_and_p_untouched(rng):
     """int64/mixed indices and float32 P work, and P is never modified."""
     n = 200
-    P = _affinities(rng, n, index_dtype=np.int64)
+    P = random_affinities(rng, n, index_dtype=np.int64)
     P_copy = P.copy()
-    Y = _embedding(rng, n, 2)
+    Y = clusters(rng, n, 2, n_clusters=6, spread=15.0)
     kl, grad = _call(BarnesHutGradient(0.0), Y, P, exaggeration=12.0)
     kl_exact, grad_exact = _call(ExactGradient(), Y, P, exaggeration=12.0)
     assert_allclose(kl, kl_exact, rtol=1e-12)
@@ -243,8 +213,8 @@ def test_bh_csr_variants_and_p_untouched(rng):
 
 def test_bh_pickles_without_caches(rng):
     """A pickled backend keeps its angle and computes the same gradient."""
-    P = _affinities(rng, 300)
-    Y = _embedding(rng, 300, 2)
+    P = random_affinities(rng, 300)
+    Y = clusters(rng, 300, 2, n_clusters=6, spread=15.0)
     backend = BarnesHutGradient(angle=0.3)
     _, grad = _call(backend, Y, P)
     clone = pickle.loads(pickle.dumps(backend))
@@ -256,8 +226,8 @@ def test_bh_pickles_without_caches(rng):
 
 def test_bh_no_error_when_not_asked(rng):
     """compute_error=False returns None for the KL."""
-    P = _affinities(rng, 50)
-    Y = _embedding(rng, 50, 2)
+    P = random_affinities(rng, 50)
+    Y = clusters(rng, 50, 2, n_clusters=6, spread=15.0)
     kl, grad = BarnesHutGradient()(
         Y, P, dof=1.0, exaggeration=1.0, compute_error=False, n_threads=1
     )
@@ -269,7 +239,7 @@ def test_bh_no_error_when_not_asked(rng):
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_bh_tiny_problems(rng, n, d):
     """Two to five points match the exact gradient."""
-    P = _affinities(rng, n, n_neighbors=n - 1)
+    P = random_affinities(rng, n, n_neighbors=n - 1)
     Y = rng.normal(size=(n, d))
     kl, grad = _call(BarnesHutGradient(), Y, P, exaggeration=4.0)
     kl_exact, grad_exact = _call(ExactGradient(), Y, P, exaggeration=4.0)
@@ -282,7 +252,7 @@ def test_bh_tiny_problems(rng, n, d):
 def test_bh_identical_points(rng):
     """All points identical: zero gradient, exact KL."""
     n = 20
-    P = _affinities(rng, n)
+    P = random_affinities(rng, n)
     Y = np.ones((n, 2))
     kl, grad = _call(BarnesHutGradient(), Y, P)
     kl_exact, grad_exact = _call(ExactGradient(), Y, P)
@@ -296,8 +266,8 @@ def test_non_finite_embedding_raises(rng, backend_name):
     """A diverged embedding is reported, not walked into a degenerate tree."""
     from fasttsne.tsne._gradients import get_backend
 
-    P = _affinities(rng, 50)
-    Y = _embedding(rng, 50, 2)
+    P = random_affinities(rng, 50)
+    Y = clusters(rng, 50, 2, n_clusters=6, spread=15.0)
     Y[3, 0] = np.inf
     with pytest.raises(ValueError, match="NaN or infinity"):
         get_backend(backend_name)(
