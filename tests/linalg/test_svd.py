@@ -18,15 +18,11 @@ from sklearn.utils.extmath import randomized_svd as sklearn_randomized_svd
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from fasttsne import RandomizedSVD, randomized_svd
-from fasttsne.linalg._svd._randomized import (
-    _BlockLanczos,
-    _LinearOperator,
-    _OneBlasThread,
-    _blas_n_threads,
-    _orthonormalize,
-    _randomized_svd,
-    _untouched,
-)
+from fasttsne.linalg._svd._lanczos import _BlockLanczos
+from fasttsne.linalg._svd._operators import _LinearOperator, _untouched
+from fasttsne.linalg._svd._orthogonal import _orthonormalize
+from fasttsne.linalg._svd._randomized import _randomized_svd
+from fasttsne.linalg._svd._threading import _blas_n_threads, _OneBlasThread
 
 N_SAMPLES, N_FEATURES, K = 400, 120, 10
 
