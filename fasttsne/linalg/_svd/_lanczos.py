@@ -1,40 +1,43 @@
 """Randomized block Krylov SVD: block Lanczos with partial reorthogonalisation.
 
-Implementation notes. The basis is built by a block Lanczos
-recurrence on ``A^T A`` (the local three-term step, then one classical
-Gram-Schmidt pass over the whole basis: "twice is enough", Giraud et al. 2005),
-and it lives on the *short* side of ``A`` (a wide matrix is transposed), so
-orthogonalisation costs ``O(min(m, n) L^2)`` for a basis of ``L`` columns and
-never touches the long side. The full pass is partial (Simon 1984): in float64
-it may be skipped, for a second local pass, on steps where the loss of
-orthogonality it last measured was small and no cancellation amplified it since
+Randomized block Krylov iteration (Musco and Musco, 2015) keeps the whole block
+Krylov space ``span{Omega, (A^T A) Omega, ..., (A^T A)^q Omega}`` of a Gaussian
+``Omega`` and extracts the best approximation from it.
+
+Implementation notes. The basis is built by a block Lanczos recurrence on
+``A^T A`` (the local three-term step, then one classical Gram-Schmidt pass over
+the whole basis: "twice is enough", Giraud et al. 2005), and it lives on the
+*short* side of ``A`` (a wide matrix is transposed), so orthogonalisation costs
+``O(min(m, n) L^2)`` for a basis of ``L`` columns and never touches the long
+side. The full pass is partial (Simon 1984): in float64 it may be skipped, for
+a second local pass, on steps where the loss of orthogonality it last measured
+was small and no cancellation amplified it since
 (``_BlockLanczos._reschedule``); this keeps the basis orthogonal to about
-``1e-10`` (2.7e-10 the worst seen), far below the ``sqrt(eps)`` that the Ritz
-values need. On case (c) of the benchmark (64 blocks of 16 columns) 40 full
-passes ran in the 63 steps, second passes included. Blocks are orthonormalised by SVQB
-(Stathopoulos and Wu 2002): two GEMMs and a tiny eigenproblem, 50 times faster than
-Householder QR on tall blocks here. The projected matrix ``H = V^T A^T A V`` is block
-tridiagonal and comes for free from the recurrence coefficients; its eigenvectors
-give Ritz vectors. Because ``H`` squares the singular values, it is used only to
-*select* the ``k + p`` best Ritz vectors ``V'``; the final Rayleigh-Ritz step is
-taken on ``A V'`` itself (combined from the blocks ``A V_j`` kept from the
-iteration when they fit in ``_MAX_KEPT_BYTES``, else one more product with
-``k + p`` columns), so the returned singular values carry the accuracy of ``A``,
-not of ``A^T A``. As a side effect ``U S = A V^T`` holds to rounding, so
-``fit_transform(X)`` and ``fit(X).transform(X)`` agree. Cost: ``2 n_iter + 1``
-products of a block with ``A`` or ``A^T`` (plus that one), and
-``O(min(m, n) L^2 + max(m, n) L k)``; memory ``(m + n) L``.
+``1e-10``, far below the ``sqrt(eps)`` that the Ritz values need, for a fraction
+of the full passes (counts in docs/svd.rst). Blocks are orthonormalised by SVQB
+(Stathopoulos and Wu 2002, :mod:`~fasttsne.linalg._svd._orthogonal`): two GEMMs
+and a tiny eigenproblem, much faster than Householder QR on tall blocks. The
+projected matrix ``H = V^T A^T A V`` is block tridiagonal and comes for free
+from the recurrence coefficients; its eigenvectors give Ritz vectors. Because
+``H`` squares the singular values, it is used only to *select* the ``k + p``
+best Ritz vectors ``V'``; the final Rayleigh-Ritz step is taken on ``A V'``
+itself (combined from the blocks ``A V_j`` kept from the iteration when they fit
+in ``_MAX_KEPT_BYTES``, else one more product with ``k + p`` columns), so the
+returned singular values carry the accuracy of ``A``, not of ``A^T A``. As a
+side effect ``U S = A V^T`` holds to rounding, so ``fit_transform(X)`` and
+``fit(X).transform(X)`` agree. Cost: ``2 n_iter + 1`` products of a block with
+``A`` or ``A^T`` (plus that one), and ``O(min(m, n) L^2 + max(m, n) L k)``;
+memory ``(m + n) L``.
+
+The basis, the blocks and the Ritz vectors are tall arrays, reached only
+through the operator ``op`` and the basis-products object ``products``
+(:mod:`~fasttsne.linalg._svd._operators`); ``H`` and every coefficient block
+are small NumPy arrays.
 """
 
 import numpy as np
 import scipy.linalg
 
-from fasttsne.linalg._svd._operators import (
-    _UNSPLIT,
-    _column_norms,
-    _gaussian,
-    _untouched,
-)
 from fasttsne.linalg._svd._orthogonal import (
     _TINY,
     _eps,
@@ -98,16 +101,15 @@ class _BlockLanczos:
     as computed, never copied). Unless ``full``, storage grows geometrically up
     to ``size`` columns, so that an iteration stopped early by its tolerance never
     allocates the basis it did not need; ``full`` allocates it at once (no
-    copies). ``gemm`` (a :class:`_SplitGemm`) runs the products with the basis.
+    copies). ``products`` (a :class:`_BasisProducts`) runs every operation on
+    the tall arrays.
     """
 
-    def __init__(self, op, block, size, rng, *, full=False, gemm=_UNSPLIT):
+    def __init__(self, op, block, size, rng, products, *, full=False):
         self.op, self.block, self.rng, self.size = op, block, rng, size
-        self.gemm = gemm
+        self.products = products
         # Reorthogonalisation schedule (see _full_pass_due).
-        self._phase = self._skip = 0
-        # Whether any step skipped the full pass (for inspection and tests).
-        self._skipped = False
+        self._phase = self._n_skip = 0
         # Running estimate of the loss of orthogonality since the last full pass,
         # and of ||A^T A||.
         self._estimate = _eps(np.float64)
@@ -119,18 +121,17 @@ class _BlockLanczos:
         # blocks (and faulting in their memory) unless a product is expensive
         # next to the long side times the basis (dense input, say).
         m = op.shape[0]
-        self.AV = [] if op.work > 4 * m * size else None
+        self.AV = [] if op.cost_per_column > 4 * m * size else None
         self._grow(size if full else min(size, 8 * block))
-        self.V[:, :block] = _orthonormalize(_gaussian(rng, (n, block), op.dtype), rng)[
-            0
-        ]
+        start = products.gaussian(rng, (n, block), op.dtype)
+        self.V[:, :block] = _orthonormalize(start, rng, products)[0]
 
     def _grow(self, capacity):
         """Reallocate the state for ``capacity`` columns, keeping its contents."""
         m, n = self.op.shape
         dtype = self.op.dtype
         old = 0 if self.V is None else self.V.shape[1]
-        V = _untouched((n, capacity), dtype)
+        V = self.products.empty((n, capacity), dtype)
         H = np.zeros((capacity, capacity), dtype=np.float64)
         if old:
             V[:, :old] = self.V
@@ -147,25 +148,24 @@ class _BlockLanczos:
     def _full_pass_due(self):
         """Whether this step reorthogonalises against the whole basis.
 
-        Cycles of ``2 + skip`` steps: two full passes (the first measures the
+        Cycles of ``2 + n_skip`` steps: two full passes (the first measures the
         loss of orthogonality built up since the last cycle; the second
-        cleans the block the skipped steps left behind), then ``skip`` steps
+        cleans the block the skipped steps left behind), then ``n_skip`` steps
         with local passes only. Bases in float32, whose rounding errors alone
         exceed ``_MAX_LOSS``, always take the full pass.
         """
         if self.op.dtype != np.float64:
             return True
         full = self._phase < 2
-        self._phase = (self._phase + 1) % (2 + self._skip)
+        self._phase = (self._phase + 1) % (2 + self._n_skip)
         return full
 
     def _reschedule(self, loss, grow):
-        """Adapt ``skip`` to the loss of orthogonality measured by a full pass.
+        """Adapt ``n_skip`` to the loss of orthogonality measured by a full pass.
 
         Rounding errors grow along converged Ritz vectors by a roughly constant
-        factor per step: on case (c) of the benchmark from 2e-16 to 3e-14 to
-        2e-12 over two steps without a full pass; on a fast-decaying spectrum
-        from 6e-10 to 3e-4 in one. ``skip`` grows (if ``grow``) while the loss
+        factor per step, small on flat spectra and large on fast-decaying ones
+        (docs/svd.rst). ``n_skip`` grows (if ``grow``) while the loss
         measured at the start of a cycle stays below ``_MAX_LOSS / 100`` and
         falls to 0 above ``_MAX_LOSS``, far below the semi-orthogonality
         ``sqrt(eps) ~ 1.5e-8`` under which the Ritz values of ``H`` keep full
@@ -173,36 +173,36 @@ class _BlockLanczos:
         """
         self._estimate = max(loss, _eps(np.float64))
         if loss > _MAX_LOSS:
-            self._skip, self._phase = 0, 0
+            self._n_skip, self._phase = 0, 0
         elif grow and loss <= _MAX_LOSS / 100 and self._phase == 1:
-            self._skip = min(self._skip + 1, _MAX_SKIP)
+            self._n_skip = min(self._n_skip + 1, _MAX_SKIP)
 
     def step(self, j, last):
         """Apply ``A`` to block ``j`` and, unless ``last``, grow block ``j + 1``.
 
         Returns the coupling ``R = V_{j+1}^T A^T A V_j`` (``None`` when ``last``).
         """
-        b = self.block
+        b, products = self.block, self.products
         lo, hi = j * b, (j + 1) * b
         self._reserve(hi if last else hi + b)
         W = self.op.matmat(self.V[:, lo:hi])
         if self.AV is not None:
             self.AV.append(W)
         if last:
-            self.H[lo:hi, lo:hi] = W.T @ W
+            self.H[lo:hi, lo:hi] = products.inner(W, W)
             return None
         Z = self.op.rmatmat(W)
-        norms = _column_norms(Z)
+        norms = products.column_norms(Z)
         # The three-term recurrence first: in exact arithmetic only blocks j - 1
         # and j carry A^T A V_j. A full pass over all blocks then removes the
         # rounding-level rest (the two passes of "twice is enough") on the steps
         # the schedule picks; on the others a second local pass does.
-        near = max(0, lo - b)
+        first_local = max(0, lo - b)
         full = self._full_pass_due()
         local = _project_out(
-            Z, self.V[:, near:hi], passes=1 if full else 2, gemm=self.gemm
+            Z, self.V[:, first_local:hi], products, passes=1 if full else 2
         )
-        left = _column_norms(Z)
+        left = products.column_norms(Z)
         forced = False
         # ||A^T A|| from below: the largest column norm of A^T A V_j so far.
         self._scale = max(self._scale, float(np.max(norms)))
@@ -216,28 +216,32 @@ class _BlockLanczos:
             if cancelled > _MAX_CANCELLATION or self._estimate > _MAX_LOSS:
                 # Reorthogonalise now and on the next step.
                 full = forced = True
-                self._skip, self._phase = 0, 1
-        self._skipped = self._skipped or not full
+                self._n_skip, self._phase = 0, 1
         if full:
-            coef = _project_out(Z, self.V[:, :hi], passes=1, gemm=self.gemm)
-            if near:
+            coef = _project_out(Z, self.V[:, :hi], products, passes=1)
+            if first_local:
                 # The loss of orthogonality: how much of Z lay along old blocks.
-                loss = np.max(np.abs(coef[:near]) / np.maximum(left, _TINY))
+                old = coef[:first_local]
+                loss = np.max(np.abs(old) / np.maximum(left, _TINY))
                 self._reschedule(float(loss), grow=not forced)
-                if np.any(_column_norms(Z) < left / np.sqrt(2)):
+                if np.any(products.column_norms(Z) < left / np.sqrt(2)):
                     # The older blocks had only this one pass: a pass that removed
                     # much needs a second (Daniel, Gragg, Kaufman and Stewart).
-                    coef += _project_out(Z, self.V[:, :hi], passes=1, gemm=self.gemm)
-            local += coef[near:hi]
+                    coef += _project_out(Z, self.V[:, :hi], products, passes=1)
+            local += coef[first_local:hi]
         # Only the diagonal block is kept: H is block tridiagonal and the older
         # blocks of coef are rounding noise.
-        self.H[lo:hi, lo:hi] = local[lo - near :]
+        self.H[lo:hi, lo:hi] = local[lo - first_local :]
         # A column left with no more than rounding errors of A^T A V_j (the
         # numerical rank of A^T A is used up) is noise: _orthonormalize replaces
         # it with a random direction.
         floor = _BREAKDOWN * np.sqrt(_eps(self.op.dtype)) * self._scale
         Q, R = _orthonormalize(
-            Z, self.rng, self.V[:, :hi], np.maximum(norms, floor), self.gemm
+            Z,
+            self.rng,
+            products,
+            basis=self.V[:, :hi],
+            norms_before=np.maximum(norms, floor),
         )
         self.V[:, hi : hi + b] = Q
         self.H[hi : hi + b, lo:hi] = R
@@ -248,11 +252,11 @@ class _BlockLanczos:
         """Whether the top Ritz values of blocks ``0..j`` are within ``tol``."""
         b = self.block
         hi = (j + 1) * b
-        lam, Y = _top_eigh_banded(self.H[:hi, :hi], 2 * b - 1, n_components)
-        # ||A^T A x - lam x|| = ||R y_last|| for the Ritz vector x = V y; an error
-        # r in sigma^2 is a relative error r / (2 lam) in sigma.
+        ritz_values, Y = _top_eigh_banded(self.H[:hi, :hi], 2 * b - 1, n_components)
+        # ||A^T A x - theta x|| = ||R y_last|| for the Ritz pair (theta, x = V y);
+        # an error r in sigma^2 is a relative error r / (2 theta) in sigma.
         residual = np.linalg.norm(R @ Y[j * b : hi], axis=0)
-        return bool(np.all(residual <= 2 * tol * np.maximum(lam, _TINY)))
+        return bool(np.all(residual <= 2 * tol * np.maximum(ritz_values, _TINY)))
 
     def ritz_svd(self, size, n_components, n_ritz):
         """Rayleigh-Ritz on ``A`` over the best ``n_ritz`` Ritz vectors of blocks
@@ -263,16 +267,14 @@ class _BlockLanczos:
             Y = _top_eigh_banded(H, 2 * b - 1, n_ritz)[1].astype(dtype, copy=False)
         else:
             Y = _top_eigh(H, n_ritz)[1].astype(dtype, copy=False)
-        gemm = self.gemm
-        VY = gemm.dot(self.V[:, :size], Y)
+        products = self.products
+        VY = products.dot(self.V[:, :size], Y)
         AVY = None
         if self.AV is not None:
-            AVY = self.AV[0] @ Y[:b]
-            term = np.empty_like(AVY)
+            AVY = products.dot(self.AV[0], Y[:b])
             for j in range(1, size // b):
-                np.matmul(self.AV[j], Y[j * b : (j + 1) * b], out=term)
-                AVY += term
-        gram = gemm.t_dot(VY, VY)
+                products.add_dot(AVY, self.AV[j], Y[j * b : (j + 1) * b])
+        gram = products.inner(VY, VY)
         if np.max(np.abs(gram - np.eye(gram.shape[0]))) > 64 * _eps(dtype):
             # A basis orthogonal only to about _MAX_LOSS (skipped passes), or
             # worse where A^T A ran out of numerical rank: make the Ritz vectors
@@ -280,9 +282,9 @@ class _BlockLanczos:
             # are those of A on their span. VY = Q T for an invertible T (a
             # rotation when VY was nearly orthonormal), so A Q = AVY T^-1; T is
             # ill-conditioned only where directions were replaced by random ones.
-            Q, T = _orthonormalize(VY, self.rng, gemm=gemm)
+            Q, T = _orthonormalize(VY, self.rng, products)
             if AVY is not None and np.linalg.cond(T) < 2:
-                AVY = gemm.dot(AVY, np.linalg.inv(T).astype(dtype, copy=False))
+                AVY = products.dot(AVY, np.linalg.inv(T))
             else:
                 AVY = None
             VY = Q
@@ -293,20 +295,21 @@ class _BlockLanczos:
         # columns of A V Y are nearly orthogonal (Ritz vectors): a Gram matrix in
         # the working precision orthonormalises them, unless it cannot resolve
         # them all (A of low rank), where float64 and random fill take over.
-        Q, exact = _svqb(AVY, _gram_threshold(AVY, dtype), dtype, gemm)
+        threshold = _gram_threshold(AVY.shape[1], dtype, dtype)
+        Q, exact = _svqb(AVY, threshold, products, dtype)
         if Q.shape[1] == AVY.shape[1]:
             if not exact:
-                Q = _svqb(Q, _gram_threshold(Q, dtype), dtype, gemm)[0]
-            R = gemm.t_dot(Q, AVY)
+                Q = _svqb(Q, threshold, products, dtype)[0]
+            R = products.inner(Q, AVY)
         else:
-            Q, R = _orthonormalize(AVY, self.rng, gemm=gemm)
+            Q, R = _orthonormalize(AVY, self.rng, products)
         P, S, Gt = scipy.linalg.svd(R, check_finite=False, lapack_driver="gesdd")
         k = n_components
-        return gemm.dot(Q, P[:, :k]), S[:k], gemm.dot(VY, Gt[:k].T).T
+        return products.dot(Q, P[:, :k]), S[:k], products.dot(VY, Gt[:k].T).T
 
 
 def _block_krylov(
-    op, n_components, *, n_oversamples, block_size, n_iter, tol, rng, gemm=_UNSPLIT
+    op, n_components, *, n_oversamples, block_size, n_iter, tol, rng, products
 ):
     """Randomized block Krylov SVD by block Lanczos on ``op^T op``.
 
@@ -318,13 +321,22 @@ def _block_krylov(
 
     Parameters
     ----------
+    op : _LinearOperator
+        The matrix ``A`` (m x n, ``n <= m`` for the basis to be on the short side).
+    n_components, n_oversamples : int
+        ``k`` and ``p``: the Rayleigh-Ritz step runs on the ``k + p`` best Ritz
+        vectors.
+    block_size, n_iter : int
+        Columns per block, and blocks after the first.
     tol : float or None
         Stop early once the residual bound on the relative error of each of the top
         ``n_components`` Ritz values is below ``tol``; ``0`` never stops early.
         ``None`` means ``sqrt(eps)``, tested only where the test (a banded
         eigenproblem of the basis size) costs little next to an iteration.
-    gemm : _SplitGemm
-        Runs the products with the basis.
+    rng : RandomState or Generator
+        Source of the starting block and of replacement directions.
+    products : _BasisProducts
+        Runs every operation on the basis and the other tall arrays.
 
     Returns
     -------
@@ -338,11 +350,11 @@ def _block_krylov(
         b, n_iter = n, 0
     if tol is None:
         tol = float(np.sqrt(_eps(op.dtype)))
-        # An iteration costs ~4 b work flops (two products), the test about
-        # 20 size (2b)^2 flops: test only when that is under a tenth.
-        if 200 * (n_iter + 1) * b * b > op.work:
+        # An iteration costs ~4 b cost_per_column flops (two products), the test
+        # about 20 size (2b)^2 flops: test only when that is under a tenth.
+        if 200 * (n_iter + 1) * b * b > op.cost_per_column:
             tol = 0.0
-    lanczos = _BlockLanczos(op, b, (n_iter + 1) * b, rng, full=tol == 0, gemm=gemm)
+    lanczos = _BlockLanczos(op, b, (n_iter + 1) * b, rng, products, full=tol == 0)
     n_run = n_iter
     for j in range(n_iter + 1):
         R = lanczos.step(j, last=j == n_iter)

@@ -1,8 +1,11 @@
-"""Orthonormalisation of tall blocks: Gram-Schmidt projections and SVQB."""
+"""Orthonormalisation of tall blocks: Gram-Schmidt projections and SVQB.
+
+Every product with a tall array goes through the basis-products object
+(``products``, see :mod:`~fasttsne.linalg._svd._operators`); the Gram matrices
+and their eigenproblems are small NumPy work.
+"""
 
 import numpy as np
-
-from fasttsne.linalg._svd._operators import _UNSPLIT, _column_norms, _gaussian
 
 _TINY = float(np.finfo(np.float64).tiny)
 
@@ -12,12 +15,12 @@ def _eps(dtype):
     return float(np.spacing(np.dtype(dtype).type(1)))
 
 
-def _project_out(Z, basis, passes=2, gemm=_UNSPLIT):
+def _project_out(Z, basis, products, passes=2):
     """Remove from ``Z`` (in place) its components along the orthonormal ``basis``.
 
     Classical Gram-Schmidt, by default run twice: one pass leaves an error
     proportional to ``eps * ||Z|| / ||Z_out||``, which a second pass removes
-    (Giraud et al., 2005). ``gemm`` (a :class:`_SplitGemm`) runs the products.
+    (Giraud et al., 2005).
 
     Returns
     -------
@@ -26,23 +29,23 @@ def _project_out(Z, basis, passes=2, gemm=_UNSPLIT):
     """
     coef = None
     for _ in range(passes):
-        again = gemm.t_dot(basis, Z)
-        gemm.subtract_dot(Z, basis, again)
+        again = products.inner(basis, Z)
+        products.subtract_dot(Z, basis, again)
         coef = again if coef is None else coef + again
     return coef
 
 
-def _gram_threshold(Z, gram_dtype=np.float64):
-    """Scaled Gram eigenvalues of ``Z`` below this are rounding noise.
+def _gram_threshold(n_columns, dtype, gram_dtype=np.float64):
+    """Scaled Gram eigenvalues of ``n_columns`` columns below this are noise.
 
     The Gram matrix is formed in ``gram_dtype``; the columns themselves carry
-    relative errors of ``eps(Z.dtype)``.
+    relative errors of ``eps(dtype)``.
     """
-    b = max(Z.shape[1], 1)
-    return max(16 * b * _eps(gram_dtype), (b * _eps(Z.dtype)) ** 2)
+    b = max(n_columns, 1)
+    return max(16 * b * _eps(gram_dtype), (b * _eps(dtype)) ** 2)
 
 
-def _svqb(Z, threshold, gram_dtype=np.float64, gemm=_UNSPLIT):
+def _svqb(Z, threshold, products, gram_dtype=np.float64):
     """Orthonormalise the columns of ``Z`` through its Gram matrix (SVQB).
 
     One pass of Stathopoulos and Wu's SVQB (2002): scale the columns to unit norm,
@@ -52,11 +55,11 @@ def _svqb(Z, threshold, gram_dtype=np.float64, gemm=_UNSPLIT):
     and a tiny eigenproblem, which is much faster on tall, skinny blocks. A float64
     Gram matrix resolves directions down to ``sqrt(eps64)`` relative norm; the
     working precision suffices (and saves casting ``Z``) for nearly orthogonal
-    columns. ``gemm`` (a :class:`_SplitGemm`) runs the two GEMMs.
+    columns.
 
     Returns
     -------
-    Q : ndarray of shape (n, r), r <= Z.shape[1]
+    Q : tall array of shape (n, r), r <= Z.shape[1]
     exact : bool
         Whether ``Q`` is orthonormal to working precision already: the loss of
         orthogonality of one pass is about ``eps * cond(scaled Z)^2``, at most
@@ -64,11 +67,7 @@ def _svqb(Z, threshold, gram_dtype=np.float64, gemm=_UNSPLIT):
     """
     if Z.shape[1] == 0:
         return Z, True
-    if Z.dtype == gram_dtype:
-        G = gemm.t_dot(Z, Z).astype(np.float64, copy=False)
-    else:
-        Z_cast = Z.astype(gram_dtype)
-        G = gemm.t_dot(Z_cast, Z_cast)
+    G = products.gram(Z, gram_dtype).astype(np.float64, copy=False)
     d = np.sqrt(np.diag(G))
     d[d == 0] = 1.0
     evals, evecs = np.linalg.eigh(G / np.outer(d, d))
@@ -76,16 +75,16 @@ def _svqb(Z, threshold, gram_dtype=np.float64, gemm=_UNSPLIT):
     keep = evals > threshold * top
     transform = evecs[:, keep] / (d[:, np.newaxis] * np.sqrt(evals[keep]))
     exact = bool(np.all(keep)) and evals[0] >= top / 64
-    return gemm.dot(Z, transform.astype(Z.dtype, copy=False)), exact
+    return products.dot(Z, transform), exact
 
 
-def _svqb2(Z, threshold, gemm=_UNSPLIT):
+def _svqb_twice_if_needed(Z, threshold, products):
     """SVQB run twice ("twice is enough"), the second pass only when needed."""
-    Q, exact = _svqb(Z, threshold, gemm=gemm)
-    return Q if exact else _svqb(Q, threshold, gemm=gemm)[0]
+    Q, exact = _svqb(Z, threshold, products)
+    return Q if exact else _svqb(Q, threshold, products)[0]
 
 
-def _orthonormalize(Z, rng, basis=None, norms_before=None, gemm=_UNSPLIT):
+def _orthonormalize(Z, rng, products, *, basis=None, norms_before=None):
     """Orthonormal basis of ``range(Z)`` orthogonal to ``basis``, and coefficients.
 
     SVQB, twice if needed; numerically dependent directions (``A`` of
@@ -95,47 +94,47 @@ def _orthonormalize(Z, rng, basis=None, norms_before=None, gemm=_UNSPLIT):
 
     Parameters
     ----------
-    Z : ndarray of shape (n, b)
+    Z : tall array of shape (n, b)
     rng : RandomState or Generator
         Source of the replacement directions.
-    basis : ndarray of shape (n, c) or None
+    products : _BasisProducts
+        Runs every product with ``Z`` and ``basis``.
+    basis : tall array of shape (n, c) or None
         Orthonormal columns to stay orthogonal to.
     norms_before : ndarray of shape (b,) or None
         Column norms of ``Z`` before it was projected away from ``basis``. A column
         that lost all but ``sqrt(eps)`` of its norm lay numerically in
         ``range(basis)``: what is left is rounding noise and is discarded.
-    gemm : _SplitGemm
-        Runs the products with ``Z``.
 
     Returns
     -------
-    Q : ndarray of shape (n, b)
+    Q : tall array of shape (n, b)
         Orthonormal columns.
     R : ndarray of shape (b, b)
         ``Q^T Z``, so that ``Z ~= Q R`` up to the dropped directions.
     """
     n, b = Z.shape
-    eps = _eps(Z.dtype)
-    threshold = _gram_threshold(Z)
+    dtype = products.dtype_of(Z)
+    threshold = _gram_threshold(b, dtype)
     if norms_before is not None:
-        noise = _column_norms(Z) <= np.sqrt(eps) * norms_before
+        noise = products.column_norms(Z) <= np.sqrt(_eps(dtype)) * norms_before
         if np.any(noise):
-            Z = Z.copy()
+            Z = products.copy(Z)
             Z[:, noise] = 0
-    Q = _svqb2(Z, threshold, gemm)
+    Q = _svqb_twice_if_needed(Z, threshold, products)
     if Q.shape[1] < b:
         if basis is not None and basis.shape[1]:
             # Directions that nearly cancelled lose orthogonality to basis.
-            _project_out(Q, basis)
-            Q = _svqb2(Q, threshold)
-        known = Q if basis is None else np.hstack([basis, Q])
+            _project_out(Q, basis, products)
+            Q = _svqb_twice_if_needed(Q, threshold, products)
+        known = Q if basis is None else products.hstack([basis, Q])
         n_fill = min(b - Q.shape[1], n - known.shape[1])
-        fill = _gaussian(rng, (n, n_fill), Z.dtype)
+        fill = products.gaussian(rng, (n, n_fill), dtype)
         if known.shape[1]:
-            _project_out(fill, known)
-        Q = np.hstack([Q, _svqb2(fill, threshold)])
+            _project_out(fill, known, products)
+        Q = products.hstack([Q, _svqb_twice_if_needed(fill, threshold, products)])
         if Q.shape[1] < b:
             # The space is exhausted (b exceeds its dimension); zero columns
             # contribute nothing to any projection.
-            Q = np.hstack([Q, np.zeros((n, b - Q.shape[1]), dtype=Z.dtype)])
-    return Q, gemm.t_dot(Q, Z)
+            Q = products.hstack([Q, products.zeros((n, b - Q.shape[1]), dtype)])
+    return Q, products.inner(Q, Z)

@@ -32,7 +32,7 @@ from fasttsne._validation import Interval, StrOptions, validate_params
 from fasttsne.linalg._svd._lanczos import _block_krylov
 from fasttsne.linalg._svd._operators import _LinearOperator
 from fasttsne.linalg._svd._subspace import _subspace_iteration
-from fasttsne.linalg._svd._threading import _blas_n_threads, _sparse_threading
+from fasttsne.linalg._svd._threading import _blas_n_threads, _threaded_products
 
 __all__ = ["randomized_svd"]
 
@@ -67,7 +67,7 @@ def _krylov_auto_iter(n_components, n_oversamples, block):
     return max(4, (budget // block - 1) // 2)
 
 
-def _resolve(
+def _resolve_options(
     shape,
     n_components,
     *,
@@ -174,7 +174,7 @@ def _randomized_svd(  # pylint: disable=too-many-arguments
             # Dense input is centred explicitly: A X - 1 (mu^T X) would cancel
             # catastrophically when the means dwarf the spread.
             M, mean = M - mean, None
-    algorithm, n_iter, normalizer, block = _resolve(
+    algorithm, n_iter, normalizer, block = _resolve_options(
         M.shape,
         n_components,
         n_oversamples=n_oversamples,
@@ -189,7 +189,7 @@ def _randomized_svd(  # pylint: disable=too-many-arguments
     op = _LinearOperator(
         M, mean=mean, transpose=transpose, n_threads=n_threads, width=width
     )
-    with _sparse_threading(sp.issparse(M), n_threads) as gemm:
+    with _threaded_products(sp.issparse(M), n_threads) as products:
         if algorithm == "krylov":
             U, S, Vt, n_run = _block_krylov(
                 op,
@@ -199,11 +199,17 @@ def _randomized_svd(  # pylint: disable=too-many-arguments
                 n_iter=n_iter,
                 tol=tol,
                 rng=rng,
-                gemm=gemm,
+                products=products,
             )
         else:
             U, S, Vt, n_run = _subspace_iteration(
-                op, n_components, n_oversamples, n_iter, normalizer, rng
+                op,
+                n_components,
+                n_oversamples=n_oversamples,
+                n_iter=n_iter,
+                normalizer=normalizer,
+                rng=rng,
+                products=products,
             )
     if transpose:
         U, Vt = Vt.T, U.T

@@ -1,4 +1,10 @@
-"""BLAS threads during a solve, and the basis products that go with them."""
+"""BLAS threads during a solve, and the basis products that go with them.
+
+Dense solves leave the BLAS as it is. Sparse solves alternate OpenMP sparse
+products with BLAS calls, so they hold the BLAS to one thread
+(:class:`_OneBlasThread`) and split the large products with the basis over a
+thread pool of their own instead (:func:`_threaded_products`).
+"""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -6,7 +12,7 @@ from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
 
-from fasttsne.linalg._svd._operators import _UNSPLIT, _SplitGemm
+from fasttsne.linalg._svd._operators import _ONE_CALL_PRODUCTS, _BasisProducts
 
 
 def _blas_threads_now():
@@ -69,27 +75,25 @@ class _OneBlasThread:
 
 
 @contextmanager
-def _sparse_threading(sparse, n_threads):
-    """Threads for a solve: yields the :class:`_SplitGemm` to use.
+def _threaded_products(sparse, n_threads):
+    """Threads for a solve: yields the :class:`_BasisProducts` to use.
 
-    Dense input keeps the BLAS as it is (``_UNSPLIT``). With sparse input the
-    sparse products run in OpenMP threads between BLAS calls, and OpenBLAS's
-    pthreads workers busy-wait for about 0.1 s after every call: on a machine
-    with no spare core they take half the cores from the sparse products
-    (a 16-column gather on case (c) took 60 ms instead of 31 ms, measured
-    before the gather kept its sums in registers). So the BLAS
-    is held to one thread for the solve (:class:`_OneBlasThread`), and the
-    large products with the basis are split over a pool of ``n_threads``
-    threads instead.
+    Dense input keeps the BLAS as it is (``_ONE_CALL_PRODUCTS``). With sparse
+    input the sparse products run in OpenMP threads between BLAS calls, and
+    OpenBLAS's pthreads workers busy-wait for about 0.1 s after every call: on
+    a machine with no spare core they take half the cores from the sparse
+    products (docs/svd.rst, "Benchmark"). So the BLAS is held to one thread for
+    the solve (:class:`_OneBlasThread`), and the large products with the basis
+    are split over a pool of ``n_threads`` threads instead.
     """
     if not sparse:
-        yield _UNSPLIT
+        yield _ONE_CALL_PRODUCTS
         return
     if n_threads == 1:
-        yield _SplitGemm()
+        yield _BasisProducts()
         return
     with (
         _OneBlasThread(),
         ThreadPoolExecutor(n_threads, thread_name_prefix="fasttsne-svd") as executor,
     ):
-        yield _SplitGemm(executor)
+        yield _BasisProducts(executor)
