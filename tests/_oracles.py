@@ -102,3 +102,62 @@ def random_affinities(rng, n_samples, n_neighbors=10, index_dtype=np.int32):
     P.indptr = P.indptr.astype(index_dtype)
     P.indices = P.indices.astype(index_dtype)
     return P
+
+
+# --- linear algebra: matrices with known spectra, dense Toeplitz matrices ------
+
+
+def low_rank_plus_noise(rng, n_samples, n_features):
+    """Rank-10 signal with singular values 100 .. 20, plus noise of norm ~3."""
+    U = np.linalg.qr(rng.standard_normal((n_samples, 10)))[0]
+    V = np.linalg.qr(rng.standard_normal((n_features, 10)))[0]
+    signal = (U * np.geomspace(100, 20, 10)) @ V.T
+    return signal + 0.1 * rng.standard_normal((n_samples, n_features))
+
+
+def flat_spectrum(rng, n_samples, n_features):
+    """Gaussian matrix: Marchenko-Pastur spectrum, no gap anywhere."""
+    return rng.standard_normal((n_samples, n_features))
+
+
+def rank_deficient(rng, n_samples, n_features, rank=8):
+    """A product of Gaussian factors: exactly of rank ``rank``."""
+    return rng.standard_normal((n_samples, rank)) @ rng.standard_normal(
+        (rank, n_features)
+    )
+
+
+def power_law(rng, n_samples, n_features, exponent=0.5):
+    """Singular values ``i^-exponent``, ``i = 1 .. min(shape)``, random vectors."""
+    rank = min(n_samples, n_features)
+    U = np.linalg.qr(rng.standard_normal((n_samples, rank)))[0]
+    V = np.linalg.qr(rng.standard_normal((n_features, rank)))[0]
+    return (U * np.arange(1, rank + 1) ** -exponent) @ V.T
+
+
+def relative_error(actual, desired):
+    """Norm-wise relative error."""
+    return np.linalg.norm(actual - desired) / np.linalg.norm(desired)
+
+
+def fft_tolerance(n):
+    """Tolerance for a norm-wise relative error of a float64 FFT product of size n.
+
+    The rounding error grows like ``eps * log2(L)``; the factor 20 leaves a
+    margin of 10-100 over what the Toeplitz tests measured (1e-16 to 1.1e-15).
+    """
+    return 20 * 2.0**-52 * np.log2(max(4 * n, 4))
+
+
+def dense_toeplitz(kernel_on_offsets, grid_shape):
+    """The explicit (block-)Toeplitz matrix ``T[i, j] = k(x_i - x_j)``.
+
+    ``kernel_on_offsets`` has shape ``(2 n_1 - 1, ..., 2 n_d - 1)`` with the
+    zero offset at the centre; rows and columns follow the C order of the grid.
+    """
+    index = np.indices(grid_shape).reshape(len(grid_shape), -1)
+    offsets = tuple(
+        index[axis][:, None] - index[axis][None, :] + n - 1
+        for axis, n in enumerate(grid_shape)
+    )
+    return kernel_on_offsets[offsets]

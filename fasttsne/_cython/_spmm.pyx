@@ -6,16 +6,13 @@ A product of a CSR matrix M (m x n) with a block of b dense columns is not
 limited by its arithmetic but by memory latency: each stored value M_ij reads
 (``M @ X``, the *gather*) or updates (``M^T @ Y``, the *scatter*) the row j of
 an n x b array, at random. When that array is larger than the L2 cache, almost
-every such access misses. On case (c) of ``benchmarks/bench_svd.py``
-(200 000 x 50 000, 1e7 stored values, b = 16: a 6.4 MB operand) scipy takes
-110 ms for the gather and 107 ms for the scatter on one thread.
+every such access misses.
 
 Here the columns of M are split into tiles small enough that the slice of
 the randomly accessed operand belonging to one tile stays in L2 (the caller
 picks their number); the other operand, read or written in row order, is then
-streamed once per tile instead of once. On the same case with 8 tiles and
-two threads, in the middle of a solve, the gather takes 23-25 ms and the
-scatter 34 ms.
+streamed once per tile instead of once. Timings against scipy's products are
+in ``docs/svd.rst`` ("Benchmark").
 
 * ``tile_csr`` copies M into tile-major order with a counting sort: tile t
   holds the columns ``[t w, (t + 1) w)`` (w = ceil(n / n_tiles)) as a CSR
@@ -27,8 +24,8 @@ scatter 34 ms.
   threads. Each output row adds its tiles in order and, within a tile, its
   values in order, so the result is bitwise identical for any number of
   threads (and, for rows sorted by column, for any number of tiles). The
-  sums of a row stay in registers, ``_PANEL`` columns at a time (about
-  24 ms against 34 ms accumulating in memory, case (c), two threads).
+  sums of a row stay in registers, ``_PANEL`` columns at a time, which is
+  faster than accumulating them in the output row (docs/svd.rst).
 * ``scatter``: each tile belongs to one thread (dynamic schedule), which owns
   the output rows of the tile's columns and adds the rows of Y in row order:
   bitwise identical for any number of threads. With fewer tiles than threads

@@ -16,8 +16,8 @@ import scipy.fft
 
 # Complex workspace, in bytes, that one chunk of a batched product may use. A
 # chunk runs its forward FFT, spectral product and inverse FFT back to back, so
-# its buffers stay in cache; measured on a 2-core Xeon, chunks of a few MiB beat
-# one transform of a whole batch of 64 rows by 25-45 % at n = 1e4 and 1e5.
+# its buffers stay in cache, which beats one transform of a whole batch
+# (docs/toeplitz.rst, "Benchmarks").
 _CHUNK_BYTES = 1 << 22
 
 

@@ -9,6 +9,8 @@ PCA layout's global structure.
 import numpy as np
 import scipy.sparse as sp
 
+from fasttsne.linalg._svd._randomized import _randomized_svd
+
 _TARGET_STD = 1e-4
 
 
@@ -38,17 +40,16 @@ def _pad_with_noise(Y, n_components, rng):
 def pca_init(X, n_components, rng):
     """Leading principal components of ``X`` (dense or sparse).
 
-    Uses fasttsne's randomized SVD with implicit centring, so sparse input is
-    never densified. Signs follow the SVD's deterministic sign convention.
+    ``U * S`` of fasttsne's randomized SVD with implicit centring, so sparse
+    input is never densified; signs follow the SVD's deterministic sign
+    convention. ``X`` is the validated t-SNE input (float32 or float64, dense or
+    CSR), so the solver is called without validating it again.
     """
-    # pylint: disable=cyclic-import
-    from fasttsne.linalg._svd._randomized import RandomizedSVD
-
     n_samples, n_features = X.shape
     k = min(n_components, n_samples - 1, n_features)
     if k >= 1:
-        svd = RandomizedSVD(k, center=True, random_state=rng)
-        Y = svd.fit_transform(X).astype(np.float64, copy=False)
+        U, S, _ = _randomized_svd(X, k, center=True, random_state=rng)
+        Y = (U * S).astype(np.float64, copy=False)
     else:
         Y = np.empty((n_samples, 0))
     return _pad_with_noise(Y, n_components, rng)

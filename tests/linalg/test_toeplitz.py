@@ -1,4 +1,4 @@
-"""Tests of ToeplitzKernel and the circulant-embedding FFT core.
+"""Tests of ToeplitzKernel: products, solves and circulant preconditioners.
 
 Every fast path is checked against a slow exact oracle: dense
 ``scipy.linalg.toeplitz(c, r) @ x`` and explicit block-Toeplitz matrices up to a
@@ -12,7 +12,6 @@ import warnings
 
 import numpy as np
 import pytest
-import scipy.fft
 import scipy.linalg
 import scipy.signal
 from numpy.testing import assert_allclose, assert_array_equal
@@ -22,37 +21,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 
 from fasttsne import ToeplitzKernel
-from fasttsne.linalg._circulant import (
-    _apply_spectrum,
-    _kernel_spectrum,
-    _next_fft_friendly,
-)
 from fasttsne.linalg._toeplitz import _circulant_approximation
-
-EPS = 2.0**-52  # float64 machine epsilon
-
-
-def _relative_error(actual, desired):
-    """Norm-wise relative error."""
-    return np.linalg.norm(actual - desired) / np.linalg.norm(desired)
-
-
-def _fft_tolerance(n):
-    """Tolerance for a norm-wise relative error of an FFT product of size n."""
-    # Norm-wise rounding error of an FFT product grows like eps * log2(L); the
-    # factor 20 leaves a margin of 10-100 over what we measured (1e-16 to
-    # 1.1e-15).
-    return 20 * EPS * np.log2(max(4 * n, 4))
-
-
-def _dense_from_offsets(kernel_values, grid_shape):
-    """The explicit (block-)Toeplitz matrix T[i, j] = k(x_i - x_j)."""
-    index = np.indices(grid_shape).reshape(len(grid_shape), -1)
-    offsets = tuple(
-        index[axis][:, None] - index[axis][None, :] + n - 1
-        for axis, n in enumerate(grid_shape)
-    )
-    return kernel_values[offsets]
+from tests._oracles import dense_toeplitz, fft_tolerance, relative_error
 
 
 def _dummy_kernel(offsets):
@@ -72,7 +42,7 @@ def test_transform_matches_dense_symmetric(rng, n):
     c = est.kernel_values_[n - 1 :]
     desired = X @ scipy.linalg.toeplitz(c).T
     assert est.symmetric_
-    assert _relative_error(est.transform(X), desired) <= _fft_tolerance(n)
+    assert relative_error(est.transform(X), desired) <= fft_tolerance(n)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 11, 64, 127, 1000, 2049])
@@ -86,7 +56,7 @@ def test_transform_matches_dense_nonsymmetric(rng, n):
     est = ToeplitzKernel(coefficients=(c, r)).fit(X)
     desired = X @ scipy.linalg.toeplitz(c, r).T
     assert est.symmetric_ == (n == 1)
-    assert _relative_error(est.transform(X), desired) <= _fft_tolerance(n)
+    assert relative_error(est.transform(X), desired) <= fft_tolerance(n)
 
 
 @pytest.mark.parametrize("n", [10_001, 65_536, 100_000])
@@ -99,7 +69,7 @@ def test_transform_matches_matmul_toeplitz(rng, n, symmetric):
     est = ToeplitzKernel(coefficients=(c, r)).fit(X)
     desired = scipy.linalg.matmul_toeplitz((c, r), X.T).T
     assert est.symmetric_ == symmetric
-    assert _relative_error(est.transform(X), desired) <= _fft_tolerance(n)
+    assert relative_error(est.transform(X), desired) <= fft_tolerance(n)
 
 
 @pytest.mark.parametrize(
@@ -116,12 +86,12 @@ def test_transform_matches_dense_block_toeplitz(rng, grid_shape, symmetric):
         full = rng.standard_normal(tuple(2 * n - 1 for n in grid_shape))
         est = ToeplitzKernel(coefficients=full, grid_shape=grid_shape)
     est.fit(X)
-    T = _dense_from_offsets(est.kernel_values_, grid_shape)
+    T = dense_toeplitz(est.kernel_values_, grid_shape)
     assert est.symmetric_ == (symmetric or n_features == 1)
     if symmetric:
         assert_allclose(T, T.T)
     desired = X @ T.T
-    assert _relative_error(est.transform(X), desired) <= _fft_tolerance(n_features)
+    assert relative_error(est.transform(X), desired) <= fft_tolerance(n_features)
 
 
 def test_transform_2d_matches_fftconvolve(rng):
@@ -134,7 +104,7 @@ def test_transform_2d_matches_fftconvolve(rng):
         X.reshape((2,) + grid_shape), est.kernel_values_[None], axes=(1, 2)
     )
     desired = full[:, 300:601, 255:511].reshape(2, -1)
-    assert _relative_error(est.transform(X), desired) <= _fft_tolerance(X.shape[1])
+    assert relative_error(est.transform(X), desired) <= fft_tolerance(X.shape[1])
 
 
 def test_transform_float32_is_single_precision(rng):
@@ -145,13 +115,13 @@ def test_transform_float32_is_single_precision(rng):
     Y32 = est.transform(X.astype(np.float32))
     assert Y32.dtype == np.float32
     # float32 FFTs: a few units of float32 eps (1.2e-7), norm-wise.
-    assert _relative_error(Y32, Y64) <= 1e-6
+    assert relative_error(Y32, Y64) <= 1e-6
     well_conditioned = ToeplitzKernel("gaussian", bandwidth=1.0).fit(X)
     Z32 = well_conditioned.inverse_transform(X.astype(np.float32))
     assert Z32.dtype == np.float32
     # The solve runs in float64; only the final cast rounds to float32.
     Z64 = well_conditioned.inverse_transform(X)
-    assert _relative_error(Z32, Z64) <= 1e-6
+    assert relative_error(Z32, Z64) <= 1e-6
 
 
 def test_rows_are_independent_of_batch_and_threads(rng):
@@ -233,10 +203,10 @@ def test_callable_kernel(rng):
     )
     skewed = ToeplitzKernel(_dummy_kernel, bandwidth=1.5).fit(X)
     assert not skewed.symmetric_
-    T = _dense_from_offsets(skewed.kernel_values_, (n,))
+    T = dense_toeplitz(skewed.kernel_values_, (n,))
     m = np.arange(n)[:, None] - np.arange(n)[None, :]
     assert_allclose(T, _dummy_kernel((m / 1.5).reshape(-1, 1)).reshape(n, n))
-    assert _relative_error(skewed.transform(X), X @ T.T) <= _fft_tolerance(n)
+    assert relative_error(skewed.transform(X), X @ T.T) <= fft_tolerance(n)
 
 
 def test_normalize():
@@ -254,54 +224,6 @@ def test_pickle_round_trip(rng):
     est = ToeplitzKernel(_dummy_kernel, grid_shape=(5, 6)).fit(X)
     clone = pickle.loads(pickle.dumps(est))
     assert_array_equal(clone.transform(X), est.transform(X))
-
-
-# --- the internal API for the t-SNE FFT path ---------------------------------
-
-
-def _is_smooth(n):
-    """True when n has no prime factor above 5."""
-    for p in (2, 3, 5):
-        while n % p == 0:
-            n //= p
-    return n == 1
-
-
-def test_next_fft_friendly():
-    """The FFT size is the smallest 2-3-5-smooth number >= n."""
-    for n in [1, 2, 7, 97, 1031, 199_999]:
-        size = _next_fft_friendly(n)
-        assert size >= n and _is_smooth(size)
-        assert not any(_is_smooth(m) for m in range(n, size))
-
-
-@pytest.mark.parametrize("grid_shape", [(1,), (13,), (64,), (5, 8), (9, 3)])
-def test_kernel_spectrum_then_apply(rng, grid_shape):
-    """The internal t-SNE API: spectrum once, then many charge grids."""
-    offsets = rng.standard_normal(tuple(2 * n - 1 for n in grid_shape))
-    spectrum = _kernel_spectrum(offsets, grid_shape)
-    T = _dense_from_offsets(offsets, grid_shape)
-    charges = rng.standard_normal((4,) + grid_shape)
-    potentials = _apply_spectrum(spectrum, charges)
-    desired = (charges.reshape(4, -1) @ T.T).reshape(charges.shape)
-    assert potentials.shape == charges.shape
-    assert potentials.dtype == np.float64
-    assert _relative_error(potentials, desired) <= _fft_tolerance(T.shape[0])
-    # Leading axes other than one batch axis pass through.
-    stacked = _apply_spectrum(spectrum, charges.reshape((2, 2) + grid_shape))
-    assert_allclose(stacked.reshape(charges.shape), potentials, rtol=1e-15)
-    single = _apply_spectrum(spectrum, charges.astype(np.float32))
-    assert single.dtype == np.float32
-    assert _relative_error(single, desired) <= 1e-6  # float32 FFTs
-
-
-def test_apply_spectrum_rejects_wrong_grid(rng):
-    """Shapes that do not match the grid raise ``ValueError``."""
-    spectrum = _kernel_spectrum(np.ones(9), (5,))
-    with pytest.raises(ValueError, match="last axes must be the grid"):
-        _apply_spectrum(spectrum, rng.standard_normal((3, 6)))
-    with pytest.raises(ValueError, match="expected"):
-        _kernel_spectrum(np.ones(8), (5,))
 
 
 # --- solves ------------------------------------------------------------------
@@ -330,17 +252,15 @@ def test_inverse_transform_recovers_x(rng, params, grid_shape):
     assert (info.solver == "cg").all()
     assert (info.residual <= 1e-10).all()
     if n_features <= 1000:
-        eigenvalues = np.linalg.eigvalsh(
-            _dense_from_offsets(est.kernel_values_, grid_shape)
-        )
+        eigenvalues = np.linalg.eigvalsh(dense_toeplitz(est.kernel_values_, grid_shape))
         cond = np.abs(eigenvalues).max() / np.abs(eigenvalues).min()
     else:
         # The 1-D Cauchy kernel at bandwidth 1 has the symbol
         # pi cosh(pi - |w|) / sinh(pi), so cond(T) <= cosh(pi) = 11.6.
         cond = np.cosh(np.pi)
     # |z - x| / |x| <= cond(T) |r| / |b|; the factor 2 covers rounding.
-    assert _relative_error(Z, X) <= 2 * cond * info.residual.max() + 1e-15
-    assert _relative_error(Z, X) <= 1e-6
+    assert relative_error(Z, X) <= 2 * cond * info.residual.max() + 1e-15
+    assert relative_error(Z, X) <= 1e-6
     assert Z.dtype == X.dtype
 
 
@@ -353,7 +273,7 @@ def test_inverse_transform_with_alpha_matches_dense_solve(rng):
     Z, info = est.inverse_transform(X, return_info=True)
     assert info.converged.all()
     # cond(T + alpha I) is about 1e3, so 1e-12 residuals give ~1e-9 errors.
-    assert _relative_error(Z, np.linalg.solve(T, X.T).T) <= 1e-8
+    assert relative_error(Z, np.linalg.solve(T, X.T).T) <= 1e-8
 
 
 def test_inverse_transform_nonsymmetric_matches_solve_toeplitz(rng):
@@ -368,7 +288,7 @@ def test_inverse_transform_nonsymmetric_matches_solve_toeplitz(rng):
     assert info.converged.all() and (info.solver == "cgnr").all()
     desired = scipy.linalg.solve_toeplitz((c + 0.5 * (np.arange(n) == 0), r), X.T).T
     # Well conditioned (cond about 20): 1e-12 residuals, ~1e-11 errors.
-    assert _relative_error(Z, desired) <= 1e-10
+    assert relative_error(Z, desired) <= 1e-10
 
 
 def test_indefinite_symmetric_falls_back_to_cgnr(rng):
@@ -417,7 +337,7 @@ def test_circulant_preconditioners_match_definitions(rng, kind, grid_shape):
     offsets = rng.standard_normal(tuple(2 * n - 1 for n in grid_shape))
     column = _circulant_approximation(offsets, grid_shape, kind)
     index = np.indices(grid_shape).reshape(len(grid_shape), -1)
-    T = _dense_from_offsets(offsets, grid_shape)
+    T = dense_toeplitz(offsets, grid_shape)
     wrapped = tuple(
         (index[axis][:, None] - index[axis][None, :]) % n
         for axis, n in enumerate(grid_shape)

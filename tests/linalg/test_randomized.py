@@ -1,0 +1,318 @@
+"""Tests of ``randomized_svd``, its validated twin and the resolution of options.
+
+The oracle is ``numpy.linalg.svd`` on the same (densified) matrix; scikit-learn's
+``randomized_svd`` is the anchor for accuracy at the default settings.
+"""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.utils import check_random_state
+from sklearn.utils.extmath import randomized_svd as sklearn_randomized_svd
+from threadpoolctl import threadpool_limits
+
+from fasttsne import RandomizedSVD, randomized_svd
+from fasttsne.linalg._svd._randomized import (
+    _MAX_KRYLOV_BYTES,
+    _randomized_svd,
+    _resolve_options,
+)
+from tests._oracles import flat_spectrum, low_rank_plus_noise, rank_deficient
+
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+
+N_SAMPLES, N_FEATURES, K = 400, 120, 10
+
+MATRICES = {
+    "low_rank_plus_noise": low_rank_plus_noise,
+    "flat": flat_spectrum,
+    "rank_deficient": rank_deficient,
+}
+
+# Worst relative error of the top singular values allowed for each matrix with the
+# default settings, per dtype. Measured errors (seed 0): low rank ~2e-15 (float64)
+# and ~7e-7 (float32); flat ~7e-4 (Krylov) and ~7e-3 (subspace iteration, the
+# scikit-learn algorithm); rank deficient ~2e-15 and ~5e-7. The float32 bounds
+# allow 10 * sqrt(n) * eps32.
+SINGULAR_VALUE_RTOL = {
+    ("low_rank_plus_noise", np.float64): 1e-12,
+    ("low_rank_plus_noise", np.float32): 2e-5,
+    ("flat", np.float64): 2e-2,
+    ("flat", np.float32): 2e-2,
+    ("rank_deficient", np.float64): 1e-12,
+    ("rank_deficient", np.float32): 2e-5,
+}
+
+
+def _top_errors(A, U, S, Vt, rank):
+    """Singular-value error, largest subspace angle and reconstruction excess."""
+    Ue, Se, Vte = np.linalg.svd(A, full_matrices=False)
+    k = S.shape[0]
+    value_error = np.max(np.abs(S[:rank] - Se[:rank]) / Se[:rank])
+    angle = np.max(
+        scipy.linalg.subspace_angles(Vt[:rank].T.astype(float), Vte[:rank].T)
+    )
+    best = np.linalg.norm(A - (Ue[:, :k] * Se[:k]) @ Vte[:k])
+    error = np.linalg.norm(A - (U * S) @ Vt)
+    return value_error, angle, (error - best) / np.linalg.norm(A)
+
+
+@pytest.mark.parametrize("name", list(MATRICES))
+@pytest.mark.parametrize("algorithm", ["krylov", "subspace"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("container", [np.asarray, sp.csr_matrix, sp.csc_array])
+def test_against_numpy_svd(rng, name, algorithm, dtype, container):
+    """Singular values, subspaces and reconstruction error against LAPACK."""
+    A = MATRICES[name](rng, N_SAMPLES, N_FEATURES)
+    X = container(A.astype(dtype))
+    U, S, Vt = _randomized_svd(X, K, algorithm=algorithm, random_state=0)
+    assert U.dtype == S.dtype == Vt.dtype == dtype
+    assert U.shape == (N_SAMPLES, K) and Vt.shape == (K, N_FEATURES)
+    rank = 8 if name == "rank_deficient" else K
+    value_error, angle, excess = _top_errors(A, U, S, Vt, rank)
+    eps = float(np.spacing(dtype(1)))  # machine epsilon of dtype
+    assert value_error <= SINGULAR_VALUE_RTOL[name, dtype]
+    if name == "flat":
+        # No gap: the subspace is not determined, only its quality matters. The
+        # rank-K error may exceed the optimum by 1e-3 of ||A|| (measured 4e-4).
+        assert excess <= 1e-3
+    else:
+        # A gap after the signal: vectors and optimal error to near precision.
+        assert angle <= 1e3 * np.sqrt(eps)
+        assert excess <= 1e3 * eps
+    # Orthonormal factors (the rank-deficient case fills the null directions).
+    assert_allclose(U.T @ U, np.eye(K), atol=50 * eps)  # K columns of rounding
+    assert_allclose(Vt @ Vt.T, np.eye(K), atol=50 * eps)
+    if name == "rank_deficient":
+        # The singular values beyond the rank are rounding noise.
+        assert np.all(S[8:] <= 1e2 * eps * S[0])
+
+
+@pytest.mark.parametrize("normalizer", ["LU", "QR", "none"])
+def test_subspace_normalizers(rng, normalizer):
+    """Every power-iteration normaliser converges on a matrix with a gap."""
+    A = low_rank_plus_noise(rng, N_SAMPLES, N_FEATURES)
+    n_iter = 2 if normalizer == "none" else 6
+    _, S, _ = _randomized_svd(
+        A,
+        K,
+        algorithm="subspace",
+        n_iter=n_iter,
+        power_iteration_normalizer=normalizer,
+        random_state=0,
+    )
+    S_exact = np.linalg.svd(A, compute_uv=False)[:K]
+    # sigma_21 / sigma_10 ~ 0.15 (noise / signal): the Ritz values err by about
+    # 0.15^(2 (2 n_iter + 1)), 1e-8 for 2 iterations, 1e-25 for 6.
+    assert_allclose(S, S_exact, rtol=1e-8 if n_iter == 2 else 1e-12)
+
+
+def test_krylov_more_accurate_than_subspace_on_flat_spectrum(rng):
+    """Same products, same block: block Krylov wins by far on a flat spectrum."""
+    A = flat_spectrum(rng, 600, 300)
+    S_exact = np.linalg.svd(A, compute_uv=False)[:K]
+    errors = {}
+    for algorithm in ["krylov", "subspace"]:
+        S = _randomized_svd(
+            A, K, algorithm=algorithm, n_iter=6, block_size=K + 10, random_state=0
+        )[1]
+        errors[algorithm] = np.max(np.abs(S - S_exact) / S_exact)
+    # For the same n_iter and block the Krylov space contains the subspace
+    # iteration space, and Chebyshev-like polynomials beat powers on flat spectra.
+    assert errors["krylov"] < errors["subspace"] / 10
+
+
+@pytest.fixture(name="suite", scope="module")
+def fixture_suite():
+    """Test matrices of 600 x 150 with their exact singular values."""
+    rng = np.random.default_rng(1)
+    U = np.linalg.qr(rng.standard_normal((600, 150)))[0]
+    V = np.linalg.qr(rng.standard_normal((150, 150)))[0]
+    matrices = {name: make(rng, 600, 150) for name, make in MATRICES.items()}
+    matrices["power_law"] = (U * np.arange(1, 151) ** -0.5) @ V.T
+    return {
+        name: (A, np.linalg.svd(A, compute_uv=False)) for name, A in matrices.items()
+    }
+
+
+@pytest.mark.parametrize("name", list(MATRICES) + ["power_law"])
+@pytest.mark.parametrize("k", [1, 2, 5, 20])
+def test_auto_at_least_as_accurate_as_sklearn_default(suite, name, k):
+    """The defaults match or beat scikit-learn's default, for half its products."""
+    A, S_exact = suite[name]
+    rank = min(k, 8) if name == "rank_deficient" else k
+    errors = []
+    for seed in range(3):
+        ours = randomized_svd(A, k, random_state=seed)[1]
+        theirs = sklearn_randomized_svd(A, k, random_state=seed)[1]
+        errors.append(
+            [
+                np.max(np.abs(s[:rank] - S_exact[:rank]) / S_exact[:rank])
+                for s in (ours, theirs)
+            ]
+        )
+    ours_worst, theirs_worst = np.max(errors, axis=0)
+    # Both may sit at rounding level; below 1e-13 neither is "more accurate".
+    assert ours_worst <= max(theirs_worst, 1e-13)
+
+
+@pytest.mark.parametrize("algorithm", ["krylov", "subspace"])
+@pytest.mark.parametrize("center", [False, True])
+@pytest.mark.parametrize("wide", [False, True])
+def test_sparse_equals_dense(rng, algorithm, center, wide):
+    """CSR, CSC and COO input give the dense result (centred or not, tall or
+    wide, i.e. transposed)."""
+    A = low_rank_plus_noise(rng, N_SAMPLES, N_FEATURES)
+    A[rng.random(A.shape) < 0.7] = 0.0
+    A = A.T if wide else A
+    results = [
+        _randomized_svd(
+            container(A), K, algorithm=algorithm, center=center, random_state=0
+        )
+        for container in (np.asarray, sp.csr_matrix, sp.csc_matrix, sp.coo_array)
+    ]
+    for U, S, Vt in results[1:]:
+        # Same random draws; only the order of floating-point sums differs.
+        assert_allclose(S, results[0][1], rtol=1e-10)
+        assert_allclose(Vt, results[0][2], atol=1e-8)
+        assert_allclose(U, results[0][0], atol=1e-8)
+
+
+def test_sign_convention_is_based_on_v(rng):
+    """Signs follow scikit-learn >= 1.5: the largest entry of each V row > 0."""
+    A = low_rank_plus_noise(rng, N_SAMPLES, N_FEATURES)
+    U, S, Vt = randomized_svd(A, K, random_state=0)
+    rows = np.arange(K)
+    assert np.all(Vt[rows, np.argmax(np.abs(Vt), axis=1)] > 0)
+    # The signs depend on V only: other seeds, subsets of rows, algorithms agree.
+    for kwargs, rows_used in [
+        ({"random_state": 1}, slice(None)),
+        ({"random_state": 2, "algorithm": "subspace"}, slice(None)),
+        ({"random_state": 0}, slice(0, 300)),
+    ]:
+        Vt_alt = randomized_svd(A[rows_used], K, **kwargs)[2]
+        # Same signs: positive cosines (they exceed 0.98 even for a subset).
+        assert np.all(np.sum(Vt * Vt_alt, axis=1) > 0.9)
+    # U S Vt is unchanged by the flip.
+    U_raw, S_raw, Vt_raw = randomized_svd(A, K, random_state=0, flip_sign=False)
+    assert_allclose((U * S) @ Vt, (U_raw * S_raw) @ Vt_raw, atol=1e-10)
+
+
+@pytest.mark.parametrize("algorithm", ["krylov", "subspace"])
+def test_wide_matrix_is_transposed(rng, algorithm):
+    """Wide matrices are transposed automatically, with the same result."""
+    A = low_rank_plus_noise(rng, N_SAMPLES, N_FEATURES).T  # 120 x 400
+    U, S, Vt, info = _randomized_svd(
+        A, K, algorithm=algorithm, random_state=0, return_info=True
+    )
+    assert info["transpose"]
+    assert U.shape == (120, K) and Vt.shape == (K, 400)
+    U2, S2, _ = _randomized_svd(A, K, algorithm=algorithm, transpose=False)
+    assert_allclose(S, np.linalg.svd(A, compute_uv=False)[:K], rtol=1e-12)
+    assert_allclose(S2, S, rtol=1e-12)
+    assert_allclose(np.abs(U.T @ U2), np.eye(K), atol=1e-8)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_private_twin_gives_the_estimators_pca(rng, sparse, dtype):
+    """The call of the t-SNE PCA initialisation, ``U * S`` of the centred twin,
+    is bitwise ``RandomizedSVD(center=True).fit_transform``; the twin also takes
+    a ``Generator``."""
+    X = rng.standard_normal((300, 20)).astype(dtype) + 5.0
+    X = sp.csr_matrix(X) if sparse else X
+    for make_state in (check_random_state, int):
+        U, S, Vt = _randomized_svd(X, 2, center=True, random_state=make_state(0))
+        svd = RandomizedSVD(2, center=True, random_state=make_state(0))
+        assert_array_equal(U * S, svd.fit_transform(X))
+        assert_array_equal(Vt, svd.components_)
+    dense = X.toarray() if sparse else X
+    centred = dense.astype(np.float64) - dense.astype(np.float64).mean(axis=0)
+    S_exact = np.linalg.svd(centred, compute_uv=False)[:2]
+    U, S, Vt = _randomized_svd(X, 2, center=True, random_state=np.random.default_rng(0))
+    assert U.shape == (300, 2) and S.shape == (2,) and Vt.shape == (2, 20)
+    # float32 data of size ~5 centred in float32: relative errors ~1e-6.
+    assert_allclose(S, S_exact, rtol=1e-10 if dtype == np.float64 else 1e-5)
+
+
+def test_small_matrix_is_exact(rng):
+    """A basis as large as the short side gives the exact SVD."""
+    # A Krylov basis that would fill the space is replaced by the whole space.
+    A = rng.standard_normal((30, 6))
+    U, S, Vt = _randomized_svd(A, 5, algorithm="krylov", random_state=0)
+    assert_allclose(S, np.linalg.svd(A, compute_uv=False)[:5], rtol=1e-12)
+    assert_allclose((U * S) @ Vt, A @ Vt.T @ Vt, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_sparse_solve_bitwise_independent_of_threads():
+    """A whole sparse solve (tiled products, split basis products, partial
+    reorthogonalisation) gives the same bits on one thread and on two."""
+    A = sp.random(20000, 4000, density=0.005, format="csr", random_state=0)
+    results = []
+    for n_threads in (1, 2):
+        with threadpool_limits(n_threads, user_api="blas"):
+            results.append(
+                _randomized_svd(
+                    A,
+                    20,
+                    algorithm="krylov",
+                    block_size=16,
+                    n_iter=30,
+                    tol=0,
+                    random_state=0,
+                )
+            )
+    for first, second in zip(*results):
+        assert_array_equal(first, second)
+
+
+def test_function_rejects_bad_input(rng):
+    """Too many components, NaN, a basis too small and bad options raise."""
+    X = rng.standard_normal((20, 5))
+    with pytest.raises(ValueError, match=r"n_components=6 must be at most"):
+        randomized_svd(X, 6)
+    with pytest.raises(ValueError, match="NaN"):
+        randomized_svd(np.full((4, 4), np.nan), 2)
+    with pytest.raises(ValueError, match="cannot hold"):
+        randomized_svd(X, 4, algorithm="krylov", block_size=1, n_iter=1)
+    # scikit-learn's InvalidParameterError is a ValueError.
+    with pytest.raises(ValueError, match="'algorithm' parameter"):
+        randomized_svd(X, 2, algorithm="lanczos")
+
+
+def _options(shape, n_components, **kwargs):
+    """``_resolve_options`` with the defaults of ``randomized_svd``."""
+    params = {
+        "n_oversamples": 10,
+        "n_iter": "auto",
+        "normalizer": "auto",
+        "algorithm": "auto",
+        "block": None,
+    }
+    return _resolve_options(shape, n_components, **{**params, **kwargs})
+
+
+def test_resolve_options_follows_the_documented_rules():
+    """The "auto" rules of docs/svd.rst ("How "auto" decides")."""
+    # k = 50: dense blocks round up to 56 (+12%), sparse ones stay at 50;
+    # 4 Krylov iterations, 9 block products.
+    assert _options((20000, 2000), 50) == ("krylov", 4, "LU", 56)
+    assert _options((20000, 2000), 50, sparse=True) == ("krylov", 4, "LU", 50)
+    # k = 10 would round up to 16 (+60%): no rounding; a narrow block gets more
+    # iterations for the same budget of 8 (k + p) columns.
+    assert _options((20000, 2000), 10) == ("krylov", 7, "LU", 10)
+    # Subspace iteration: scikit-learn's 7 power iterations, 4 when k is at
+    # least a tenth of the short side; no normaliser for two iterations or fewer.
+    assert _options((20000, 2000), 10, algorithm="subspace")[:3] == (
+        "subspace",
+        7,
+        "LU",
+    )
+    assert _options((20000, 2000), 200, algorithm="subspace")[1] == 4
+    assert _options((200, 100), 5, algorithm="subspace", n_iter=2)[2] == "none"
+    # A Krylov basis above _MAX_KRYLOV_BYTES falls back to subspace iteration.
+    short = _MAX_KRYLOV_BYTES // (8 * 5 * 56) + 1
+    assert _options((10 * short, short), 50)[0] == "subspace"
