@@ -3,7 +3,11 @@
 import numpy as np
 
 from fasttsne._cython._forces import attractive_forces
-from fasttsne._cython._quadtree import _Workspace, bh_repulsion, bh_repulsion_reference
+from fasttsne._cython._quadtree import (
+    _Workspace,
+    bh_repulsion,
+    bh_repulsion_from_frozen,
+)
 from fasttsne.tsne._gradients import register_backend
 from fasttsne.tsne._gradients._sparse import SparseAttractionBackend
 
@@ -104,7 +108,7 @@ class NewPointGradient:
             n_threads,
             Y_ref=self.reference,
         )
-        bh_repulsion_reference(
+        bh_repulsion_from_frozen(
             self.reference,
             Y,
             self.angle,
