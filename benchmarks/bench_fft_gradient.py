@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fasttsne._cython._interp import (
-    DEFAULT_MAX_NUM_INTERVALS,
-    fft_repulsion,
-    interpolation_grid,
-)
 from fasttsne.linalg._circulant import _apply_spectrum, _kernel_spectrum
+from fasttsne.tsne._gradients._interpolation import (
+    DEFAULT_MAX_NUM_INTERVALS,
+    InterpolationGrid,
+    fft_repulsion,
+)
 
 KNOBS = {"n_interpolation_points": 3, "min_num_intervals": 50, "ints_in_interval": 1}
 
@@ -81,14 +81,7 @@ def ours(Y, n_threads, max_num_intervals=DEFAULT_MAX_NUM_INTERVALS):
     """Our unnormalised repulsion and Z."""
     out = np.empty_like(Y)
     Z = fft_repulsion(
-        Y,
-        1.0,
-        KNOBS["n_interpolation_points"],
-        KNOBS["min_num_intervals"],
-        KNOBS["ints_in_interval"],
-        out,
-        n_threads,
-        max_num_intervals,
+        Y, 1.0, out, n_threads, **KNOBS, max_num_intervals=max_num_intervals
     )
     return out, Z
 
@@ -220,16 +213,13 @@ def profile(args):
     rows = []
     for span in args.spans:
         Y = make_embedding(n_samples, span, seed=7)
-        shape = []
-        for axis in range(Y.shape[1]):
-            n_boxes = interpolation_grid(
-                float(np.ptp(Y[:, axis])),
-                KNOBS["n_interpolation_points"],
-                KNOBS["min_num_intervals"],
-                KNOBS["ints_in_interval"],
-                DEFAULT_MAX_NUM_INTERVALS,
-            )[0]
-            shape.append(n_boxes * KNOBS["n_interpolation_points"])
+        grid = InterpolationGrid.covering(
+            Y.min(axis=0),
+            Y.max(axis=0),
+            **KNOBS,
+            max_num_intervals=DEFAULT_MAX_NUM_INTERVALS,
+        )
+        shape = list(grid.shape)
         kernel = np.random.default_rng(0).random([2 * n - 1 for n in shape])
         charges = np.random.default_rng(1).random([Y.shape[1] + 2] + shape)
 
@@ -270,7 +260,7 @@ def full_gradient(args):
 
     from fasttsne.tsne._gradients._fft import FFTGradient
 
-    backend = FFTGradient(**KNOBS)
+    backend = FFTGradient(**KNOBS, n_threads=args.threads)
     rows = []
     print(f"{'N':>7} {'phase':>5} | {'ours':>8} {'openTSNE':>9} {'ratio':>6}")
     for n_samples in args.sizes:
@@ -281,15 +271,10 @@ def full_gradient(args):
             Y = make_embedding(n_samples, span, seed=n_samples)
             P_open = P * exaggeration  # openTSNE exaggerates by scaling P
 
-            def run_ours(Y=Y, P=P, exaggeration=exaggeration):
-                backend(
-                    Y,
-                    P,
-                    dof=1.0,
-                    exaggeration=exaggeration,
-                    compute_error=False,
-                    n_threads=args.threads,
-                )
+            backend.prepare(P)
+
+            def run_ours(Y=Y, exaggeration=exaggeration):
+                backend(Y, exaggeration=exaggeration, dof=1.0, compute_error=False)
 
             def run_open(Y=Y, P_open=P_open):
                 kl_divergence_fft(Y, P_open, 1.0, dict(KNOBS), n_jobs=args.threads)
