@@ -6,6 +6,7 @@ Modes (run from the repository root after building in place)::
     python benchmarks/bench_fft_gradient.py --span     # time and error vs span, caps
     python benchmarks/bench_fft_gradient.py --profile  # FFT part vs the rest
     python benchmarks/bench_fft_gradient.py --full     # whole gradient
+    python benchmarks/bench_fft_gradient.py --transform  # transform, vs BH
 
 Embeddings are synthetic but shaped like t-SNE output: 20 clusters of unequal
 size, each a uniformly filled disc whose area is proportional to its size,
@@ -297,6 +298,43 @@ def full_gradient(args):
     return rows
 
 
+def transform_quality(args):
+    """Held-out digits placed by transform: BH against FFT, kNN accuracy and time."""
+    from sklearn.datasets import load_digits
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from fasttsne import BarnesHutTSNE, FFTInterpTSNE
+
+    X, y = load_digits(return_X_y=True)
+    rows = []
+    print(f"{'train':>6} {'new':>5} {'estimator':>14} | {'5-NN acc':>8} {'time':>7}")
+    for n_train in args.train_sizes:
+        pixels = KNeighborsClassifier(5).fit(X[:n_train], y[:n_train])
+        baseline = pixels.score(X[n_train:], y[n_train:])
+        for cls in (BarnesHutTSNE, FFTInterpTSNE):
+            tsne = cls(random_state=0, n_jobs=args.threads).fit(X[:n_train])
+            start = time.perf_counter()
+            Y_new = tsne.transform(X[n_train:])
+            seconds = time.perf_counter() - start
+            knn = KNeighborsClassifier(5).fit(tsne.embedding_, y[:n_train])
+            accuracy = knn.score(Y_new, y[n_train:])
+            rows.append(
+                {
+                    "n_train": n_train,
+                    "estimator": cls.__name__,
+                    "accuracy": accuracy,
+                    "pixels_accuracy": baseline,
+                    "transform_s": seconds,
+                }
+            )
+            print(
+                f"{n_train:>6} {len(X) - n_train:>5} {cls.__name__:>14} |"
+                f" {accuracy:>8.3f} {seconds:>6.2f}s (5-NN on pixels {baseline:.3f})",
+                flush=True,
+            )
+    return rows
+
+
 def main(argv=None):
     """Parse the options, run the chosen mode, print (and save) the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -304,6 +342,9 @@ def main(argv=None):
     mode.add_argument("--span", action="store_true", help="time and error vs span")
     mode.add_argument("--profile", action="store_true", help="FFT part vs the rest")
     mode.add_argument("--full", action="store_true", help="whole gradient")
+    mode.add_argument(
+        "--transform", action="store_true", help="transform of held-out digits"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument(
@@ -316,6 +357,9 @@ def main(argv=None):
     parser.add_argument(
         "--caps", type=int, nargs="+", default=[0, 400, 300, 200], help="0: no cap"
     )
+    parser.add_argument(
+        "--train-sizes", type=int, nargs="+", default=[1300, 1600], help="transform"
+    )
     parser.add_argument("--subset", type=int, default=2000)
     parser.add_argument("--exact-z-max", type=int, default=20_000)
     parser.add_argument("--save", type=Path, help="write the rows as JSON here")
@@ -326,6 +370,8 @@ def main(argv=None):
         rows = profile(args)
     elif args.full:
         rows = full_gradient(args)
+    elif args.transform:
+        rows = transform_quality(args)
     else:
         rows = per_call(args)
     if args.save:

@@ -8,9 +8,9 @@ cdef extern from *:
     #define FASTTSNE_OPENMP 1
     #else
     #define FASTTSNE_OPENMP 0
-    static int omp_get_max_threads(void) { return 1; }
-    static int omp_get_num_threads(void) { return 1; }
-    static int omp_get_thread_num(void) { return 0; }
+    static inline int omp_get_max_threads(void) { return 1; }
+    static inline int omp_get_num_threads(void) { return 1; }
+    static inline int omp_get_thread_num(void) { return 0; }
     #endif
     """
     int FASTTSNE_OPENMP

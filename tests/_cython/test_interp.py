@@ -138,7 +138,7 @@ def test_grid_geometry_covers_the_points():
 
 # Relative 2-norm error of the repulsion / relative error of Z, 1000 points in
 # 8 blobs of width 1 (spans ~24 in 1-D, ~30 x 26 in 2-D), min_num_intervals=1
-# so that ints_in_interval sets the box width; measured on this branch:
+# so that ints_in_interval sets the box width; measured:
 #
 #   d  dof  p  ints=2          ints=1          ints=0.5        ints=0.25
 #   1  1    2  6.9e-01/8e-02   1.1e-01/2e-02   2.7e-02/4e-03   7.2e-03/1e-03
