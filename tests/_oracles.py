@@ -104,6 +104,26 @@ def random_affinities(rng, n_samples, n_neighbors=10, index_dtype=np.int32):
     return P
 
 
+def random_new_point_affinities(rng, n_new, n_reference, n_neighbors=10):
+    """Conditional affinities of new points to reference points (``transform``).
+
+    CSR of shape ``(n_new, n_reference)``, int32 sorted indices: each row links
+    to ``n_neighbors`` distinct reference points with weights summing to 1.
+    """
+    n_neighbors = min(n_neighbors, n_reference)
+    rows = np.repeat(np.arange(n_new), n_neighbors)
+    cols = np.concatenate(
+        [rng.choice(n_reference, n_neighbors, replace=False) for _ in range(n_new)]
+    )
+    weights = rng.uniform(0.1, 1.0, size=(n_new, n_neighbors))
+    weights /= weights.sum(axis=1, keepdims=True)
+    P = sp.csr_matrix((weights.ravel(), (rows, cols)), shape=(n_new, n_reference))
+    P.sort_indices()
+    P.indptr = P.indptr.astype(np.int32)
+    P.indices = P.indices.astype(np.int32)
+    return P
+
+
 # --- linear algebra: matrices with known spectra, dense Toeplitz matrices ------
 
 

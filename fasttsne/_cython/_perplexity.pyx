@@ -69,11 +69,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, exp, fabs, log
 
-from fasttsne._cython._typedefs cimport float64_t, int32_t, int64_t, intp_t
-
-ctypedef fused index_t:
-    int32_t
-    int64_t
+from fasttsne._cython._typedefs cimport float64_t, index_t, intp_t
 
 
 cdef double _evaluate(

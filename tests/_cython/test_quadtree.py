@@ -13,7 +13,8 @@ from fasttsne._cython._forces import attractive_forces, kl_attraction_term
 from fasttsne._cython._quadtree import (
     _Workspace,
     bh_repulsion,
-    bh_repulsion_reference,
+    bh_repulsion_from_frozen,
+    build_frozen_tree,
 )
 from tests._oracles import (
     clusters,
@@ -225,29 +226,29 @@ def test_bh_validation():
 
 
 # ---------------------------------------------------------------------------
-# bh_repulsion_reference
+# bh_repulsion_from_frozen (transform: new points against a frozen embedding)
 # ---------------------------------------------------------------------------
 
 
-def _reference(Y_ref, Y_query, angle, dof=1.0, n_threads=1):
+def _frozen(Y_ref, Y_query, angle, dof=1.0, n_threads=1):
     out = np.empty_like(Y_query)
     sum_w = np.empty(len(Y_query))
-    bh_repulsion_reference(Y_ref, Y_query, angle, dof, out, sum_w, n_threads)
+    bh_repulsion_from_frozen(Y_ref, Y_query, angle, dof, out, sum_w, n_threads)
     return out, sum_w
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("dof", [1.0, 0.6])
-def test_reference_against_oracle(rng, d, dof):
-    """Query points against a fixed reference match the dense oracle."""
+def test_frozen_against_oracle(rng, d, dof):
+    """Query points against a frozen embedding match the dense oracle."""
     Y_ref = clusters(rng, 900, d)
     Y_query = clusters(rng, 120, d, spread=25.0)
     Y_query[:3] = Y_ref[:3]  # queries may coincide with reference points
     F, W = exact_reference_repulsion(Y_ref, Y_query, dof)
-    out, sum_w = _reference(Y_ref, Y_query, 0.0, dof)
+    out, sum_w = _frozen(Y_ref, Y_query, 0.0, dof)
     assert_allclose(sum_w, W, rtol=1e-12)
     assert_allclose(out, F, rtol=1e-10, atol=1e-12 * np.abs(F).max())
-    out, sum_w = _reference(Y_ref, Y_query, 0.5, dof)
+    out, sum_w = _frozen(Y_ref, Y_query, 0.5, dof)
     # Each query point is walked alone (no grouping), so this is plain
     # Barnes-Hut: measured worst over 6 seeds 4.5% per point on sum_w (d = 1)
     # and 3% on the force norm.
@@ -255,40 +256,41 @@ def test_reference_against_oracle(rng, d, dof):
     assert np.linalg.norm(out - F) / np.linalg.norm(F) < 0.05
 
 
-def test_reference_rows_are_independent(rng):
-    """A query row depends only on itself and Y_ref, bitwise."""
+def test_frozen_rows_are_independent(rng):
+    """A query row depends only on itself and the frozen points, bitwise."""
     Y_ref = clusters(rng, 1500, 2)
     Y_query = clusters(rng, 200, 2)
-    out, sum_w = _reference(Y_ref, Y_query, 0.5)
+    out, sum_w = _frozen(Y_ref, Y_query, 0.5)
     for n_threads in (2, 4):
-        out_t, sum_w_t = _reference(Y_ref, Y_query, 0.5, n_threads=n_threads)
+        out_t, sum_w_t = _frozen(Y_ref, Y_query, 0.5, n_threads=n_threads)
         assert_array_equal(out_t, out)
         assert_array_equal(sum_w_t, sum_w)
     # Each row depends only on itself and Y_ref: any subset, in any order.
     order = rng.permutation(len(Y_query))[:37]
-    out_s, sum_w_s = _reference(Y_ref, np.ascontiguousarray(Y_query[order]), 0.5)
+    out_s, sum_w_s = _frozen(Y_ref, np.ascontiguousarray(Y_query[order]), 0.5)
     assert_array_equal(out_s, out[order])
     assert_array_equal(sum_w_s, sum_w[order])
-    out_1, sum_w_1 = _reference(Y_ref, Y_query[5:6].copy(), 0.5)
+    out_1, sum_w_1 = _frozen(Y_ref, Y_query[5:6].copy(), 0.5)
     assert_array_equal(out_1[0], out[5])
     assert sum_w_1[0] == sum_w[5]
 
 
-def test_reference_workspace_reuses_only_the_same_tree(rng):
-    """A kept workspace reuses the tree of identical references, and only those."""
+def test_frozen_workspace_reuses_only_the_same_tree(rng):
+    """A kept workspace reuses the tree of identical embeddings, and only those."""
     Y_ref = clusters(rng, 800, 2)
     Y_query = clusters(rng, 50, 2)
-    expected = _reference(Y_ref, Y_query, 0.5)
+    expected = _frozen(Y_ref, Y_query, 0.5)
     workspace = _Workspace()
 
     def call(reference):
         out = np.empty_like(Y_query)
         sum_w = np.empty(len(Y_query))
-        bh_repulsion_reference(
+        bh_repulsion_from_frozen(
             reference, Y_query, 0.5, 1.0, out, sum_w, 2, workspace=workspace
         )
         return out, sum_w
 
+    build_frozen_tree(Y_ref, workspace)  # what a backend's prepare does
     for reference in (Y_ref, Y_ref.copy(), Y_ref):  # built once, then reused
         out, sum_w = call(reference)
         assert_array_equal(out, expected[0])
@@ -296,7 +298,7 @@ def test_reference_workspace_reuses_only_the_same_tree(rng):
     moved = Y_ref.copy()
     moved[17, 1] += 0.5  # a changed value rebuilds
     out, _ = call(moved)
-    assert_array_equal(out, _reference(moved, Y_query, 0.5)[0])
+    assert_array_equal(out, _frozen(moved, Y_query, 0.5)[0])
     assert not np.array_equal(out, expected[0])
     # The workspace also served a walk over another embedding in between.
     bh_repulsion(Y_query, 0.5, 1.0, np.empty_like(Y_query), 1, workspace=workspace)
@@ -305,23 +307,25 @@ def test_reference_workspace_reuses_only_the_same_tree(rng):
     assert_array_equal(sum_w, expected[1])
 
 
-def test_reference_dtypes(rng):
+def test_frozen_dtypes(rng):
     """float32 inputs and a float32 sum_w work; bad shapes raise."""
     Y_ref = clusters(rng, 400, 2).astype(np.float32)
     Y_query = clusters(rng, 30, 2).astype(np.float32)
     out = np.empty_like(Y_query)
     sum_w32 = np.empty(30, dtype=np.float32)
-    bh_repulsion_reference(Y_ref, Y_query, 0.0, 1.0, out, sum_w32, 1)
+    bh_repulsion_from_frozen(Y_ref, Y_query, 0.0, 1.0, out, sum_w32, 1)
     F, W = exact_reference_repulsion(Y_ref, Y_query, 1.0)
     # Sums in double, stored in float32.
     assert_allclose(sum_w32, W, rtol=1e-6)
     assert_allclose(out, F, rtol=1e-5, atol=1e-6 * np.abs(F).max())
     with pytest.raises(ValueError, match="Y_query has"):
-        bh_repulsion_reference(
+        bh_repulsion_from_frozen(
             Y_ref, np.zeros((3, 3), np.float32), 0.5, 1.0, out, sum_w32, 1
         )
     with pytest.raises(ValueError, match="sum_w has length"):
-        bh_repulsion_reference(Y_ref, Y_query, 0.5, 1.0, out, np.empty(3), 1)
+        bh_repulsion_from_frozen(Y_ref, Y_query, 0.5, 1.0, out, np.empty(3), 1)
+    with pytest.raises(ValueError, match="1 to 3 columns"):
+        build_frozen_tree(np.zeros((5, 4)), _Workspace())
 
 
 # ---------------------------------------------------------------------------
