@@ -334,6 +334,9 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         whole optimisation.
         """
         backend.prepare(P)
+        # On the device the whole loop runs on the backend's tensors, which
+        # come back once at the end (DESIGN.md, section 5).
+        Y_run = backend.to_device(Y) if self.device_ == "cuda" else Y
         dof = float(self.dof)
         optimizer = GradientDescent(
             self.learning_rate_,
@@ -364,7 +367,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 )
 
             kl, n_phase, reason = optimizer.run(
-                Y,
+                Y_run,
                 objective,
                 n_iter=n_iter,
                 momentum=momentum,
@@ -375,6 +378,8 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             n_done += n_phase
             if reason == "callback":
                 break
+        if Y_run is not Y:
+            Y[...] = backend.to_host(Y_run)
         return float(kl), n_done
 
     def _callbacks(self):
@@ -446,6 +451,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         """
         backend = self._backend(self.backend_, n_threads)
         backend.prepare(P_new, reference=self.embedding_)
+        Y_run = backend.to_device(Y) if self.device_ == "cuda" else Y
         dof = float(self.dof)
         optimizer = GradientDescent(
             _TRANSFORM_LEARNING_RATE, max_step_norm=_TRANSFORM_MAX_STEP, center=False
@@ -454,9 +460,9 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             momentum = (
                 _MOMENTUM_EARLY if it < _TRANSFORM_N_ITER // 4 else _MOMENTUM_MAIN
             )
-            _, grad = backend(Y, exaggeration=1.0, dof=dof, compute_error=False)
-            optimizer.step(Y, grad, momentum)
-        return Y
+            _, grad = backend(Y_run, exaggeration=1.0, dof=dof, compute_error=False)
+            optimizer.step(Y_run, grad, momentum)
+        return Y_run if Y_run is Y else backend.to_host(Y_run)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
