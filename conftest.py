@@ -7,6 +7,16 @@ import os
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# pylint: disable-next=wrong-import-position
+from fasttsne.gpu import _driver_visible  # noqa: E402
+
+# Without a GPU the Triton kernels run in Triton's interpreter, on CPU tensors
+# (tests/gpu). Triton reads the variable when a kernel is decorated, i.e. when
+# fasttsne.gpu._kernels is first imported, which no import above does; the
+# check looks for a driver without importing torch.
+if not _driver_visible():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 import pytest  # noqa: E402  pylint: disable=wrong-import-position
 

@@ -124,18 +124,21 @@ def _check_points(Y, name):
 # ---------------------------------------------------------------------------
 
 
-def _pair_tiles(n_rows, n_cols):
+def _pair_tiles(n_rows, n_cols, dtype):
     """``(BLOCK_M, BLOCK_N, num_warps)`` of the pairwise kernels."""
     if interpreting():
         block_n = min(_next_power_of_two(n_cols), 1024)
         block_m = min(_next_power_of_two(n_rows), _INTERPRETER_TILE // block_n)
         return block_m, block_n, 4
+    # 16 pairs per thread (and per step) keep the float32 kernel at 128
+    # registers without spills on sm_90 (tests/gpu/_compile_kernels.py).
     # Enough programs to fill every multiprocessor a few times over, else the
-    # largest rows-per-program (each column tile is then read fewer times).
+    # most rows per program (each column tile is then read fewer times).
+    block_n = 32 if dtype == torch.float32 else 16
     block_m = 128
     while block_m > 16 and triton.cdiv(n_rows, block_m) < 4 * _n_processors():
         block_m //= 2
-    return block_m, 64, 4 if block_m <= 64 else 8
+    return block_m, block_n, 8 if block_m == 128 else 4
 
 
 def exact_repulsion(rows, cols=None, *, dof, tiles=None):
@@ -171,7 +174,7 @@ def exact_repulsion(rows, cols=None, *, dof, tiles=None):
     sum_w = torch.empty(n_rows, dtype=rows.dtype, device=rows.device)
     if n_rows == 0:
         return force, sum_w
-    block_m, block_n, num_warps = _pair_tiles(n_rows, cols.shape[0])
+    block_m, block_n, num_warps = _pair_tiles(n_rows, cols.shape[0], rows.dtype)
     if tiles is not None:
         block_m, block_n = tiles
     _kernels._exact_repulsion_kernel[(triton.cdiv(n_rows, block_m),)](
@@ -236,7 +239,7 @@ def attraction(csr, rows, cols=None, *, exaggeration, dof, compute_error, tiles=
         block_m = min(_next_power_of_two(n_rows), _INTERPRETER_TILE // block_k // 4)
         num_warps = 4
     else:
-        block_m, block_k, num_warps = 32, 32, 4
+        block_m, block_k, num_warps = 32, 16, 4
     if tiles is not None:
         block_m, block_k = tiles
     _kernels._attraction_kernel[(triton.cdiv(n_rows, block_m),)](
@@ -356,16 +359,22 @@ def _self_table(spacings, p, dof):
     return table
 
 
-def _grid_tiles(n_dims, p):
-    """``(NODES, BLOCK_B, BLOCK_P, BLOCK)`` of the spreading and interpolation."""
+def _grid_tiles(n_dims, p, n_points, fullest=1):
+    """``(NODES, BLOCK_B, BLOCK_P, BLOCK)`` of the spreading and interpolation.
+
+    ``fullest`` (the most points in a box) only sizes the interpreter's tiles.
+    """
     nodes = _next_power_of_two(p**n_dims)
     p_pad = _next_power_of_two(p)
     if interpreting():
-        # Few programs: most boxes hold a point or none at test sizes.
-        return nodes, max(_INTERPRETER_TILE // (nodes * 4), 1), 4, 1 << 14
-    # A (BLOCK_B, BLOCK_P, NODES) float64 weight tile of at most 4096 values,
-    # and (BLOCK, P_PAD, P_PAD) ones of at most 2048.
-    return nodes, max(4096 // (nodes * 16), 1), 16, max(2048 // p_pad**2, 16)
+        # One step through the fullest box, and few programs.
+        block_p = min(_next_power_of_two(fullest), 32)
+        block = min(_next_power_of_two(n_points), 1 << 14)
+        return nodes, max((1 << 17) // (block_p * nodes), 1), block_p, block
+    # A (BLOCK_B, BLOCK_P, NODES) float64 weight tile of at most 2048 values
+    # and (BLOCK, P_PAD, P_PAD) ones of at most 512: no spills on sm_90
+    # (tests/gpu/_compile_kernels.py).
+    return nodes, max(2048 // (nodes * 16), 1), 16, max(512 // p_pad**2, 4)
 
 
 class SpreadPoints(NamedTuple):
@@ -420,9 +429,7 @@ def spread_charges(Y, grid, *, dof=1.0, tiles=None):
     p = grid.n_interpolation_points
     if len(grid.n_boxes) != n_dims or n_dims not in (1, 2):
         raise ValueError(f"The grid has {len(grid.n_boxes)} axes, Y {n_dims}.")
-    nodes, block_b, block_p, block = _grid_tiles(n_dims, p)
-    if tiles is not None:
-        block_b, block_p = tiles
+    block = _grid_tiles(n_dims, p, n_points)[3]
     n_boxes0 = grid.n_boxes[0]
     n_boxes1 = grid.n_boxes[1] if n_dims == 2 else 1
     n_boxes = n_boxes0 * n_boxes1
@@ -448,6 +455,12 @@ def spread_charges(Y, grid, *, dof=1.0, tiles=None):
         boxes, torch.arange(n_boxes + 1, dtype=torch.int32, device=Y.device)
     ).to(torch.int32)
     points = points[order].contiguous()
+    fullest = 1
+    if interpreting() and n_points:
+        fullest = int((box_starts[1:] - box_starts[:-1]).max())
+    nodes, block_b, block_p, _ = _grid_tiles(n_dims, p, n_points, fullest)
+    if tiles is not None:
+        block_b, block_p = tiles
     grid_shape = tuple(grid.shape)
     charges = torch.empty(
         (n_dims + 1,) + grid_shape, dtype=torch.float64, device=Y.device
@@ -521,7 +534,7 @@ def interpolate_repulsion(spread, grid, potentials, *, dof, block=None):
     n_points, n_dims = spread.points.shape
     p = grid.n_interpolation_points
     if block is None:
-        block = _grid_tiles(n_dims, p)[3]
+        block = _grid_tiles(n_dims, p, n_points)[3]
     grid_shape = tuple(grid.shape)
     device_ = spread.points.device
     force = torch.empty((n_points, n_dims), dtype=torch.float64, device=device_)

@@ -233,6 +233,8 @@ def test_device_resolution(Est, blobs, monkeypatch):
 
     # A visible GPU without a CUDA backend: "auto" stays on the CPU...
     monkeypatch.setattr(fasttsne.gpu, "is_available", lambda: True)
+    no_cuda_backend = {**Est._backend_preference, "cuda": ()}
+    monkeypatch.setattr(Est, "_backend_preference", no_cuda_backend)
     assert Est(max_iter=260, random_state=0).fit(X).device_ == "cpu"
     # ...and an explicit "cuda" says why it cannot run: no torch and triton,
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails
