@@ -26,6 +26,13 @@ handled with elementwise math (no ``tl.dot`` with K < 8). The kernels must
 also run under ``TRITON_INTERPRET=1``, which the tests use on the CPU.
 """
 
+# Triton's conventions, which pylint's defaults reject: UPPER_CASE
+# tl.constexpr arguments (tiles, flags), every pointer, size and tile passed
+# positionally, many tile-shaped locals, and comparisons spelt out for
+# tl.static_assert.
+# pylint: disable=invalid-name,too-many-arguments,too-many-positional-arguments
+# pylint: disable=too-many-locals,chained-comparison,consider-using-in
+
 import triton
 import triton.language as tl
 
@@ -120,7 +127,6 @@ def _attraction_kernel(
     n_rows,  # rows of P
     params_ptr,  # (2,) float64: the exaggeration a, and dof (> 0)
     N_DIMS: tl.constexpr,  # embedding components, 1 to 3
-    UNIT_DOF: tl.constexpr,  # dof == 1
     COMPUTE_ERROR: tl.constexpr,  # also write the rows' KL terms
     BLOCK_M: tl.constexpr,  # rows per program
     BLOCK_K: tl.constexpr,  # stored entries per row and step
@@ -269,8 +275,8 @@ def _box_index_kernel(
 @triton.jit
 def _spread_kernel(
     points_ptr,  # (n_points, N_DIMS) float64, sorted by box
-    box_starts_ptr,  # (n_boxes + 1,) int32: box b holds sorted points start[b]:start[b+1]
-    charges_ptr,  # (N_DIMS + 1, n_nodes0, n_nodes1) float64 out: charges (1, y) per node
+    box_starts_ptr,  # (n_boxes + 1,) int32: box b holds points start[b]:start[b+1]
+    charges_ptr,  # (N_DIMS + 1, n_nodes0, n_nodes1) float64 out: charges (1, y)
     n_boxes,  # boxes in all (n_boxes0 * n_boxes1)
     n_boxes1,  # boxes along axis 1 (1 in 1-D)
     n_nodes1,  # nodes along axis 1 (1 in 1-D): the row stride of a charge grid
@@ -352,7 +358,7 @@ def _interpolate_kernel(
     points_ptr,  # (n_points, N_DIMS) float64, sorted by box
     boxes_ptr,  # (n_points,) int32: box of each sorted point
     order_ptr,  # (n_points,) int64: input row of each sorted point
-    potentials_ptr,  # (N_DIMS + 1, n_nodes0, n_nodes1) float64: kernel sums on the nodes
+    potentials_ptr,  # (N_DIMS + 1, n_nodes0, n_nodes1) float64: sums on the nodes
     self_table_ptr,  # (P, P_PAD, P_PAD) float64: self-interaction table, see below
     force_ptr,  # (n_points, N_DIMS) float64 out, input order: the repulsion
     z_ptr,  # (n_points,) float64 out, sorted order: each point's share of Z

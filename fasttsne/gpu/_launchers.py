@@ -14,6 +14,9 @@ next. ``benchmarks/bench_gpu.py`` is where the tiles are measured. Under
 the interpreter's cost is per tile, not per element.
 """
 
+# The kernels are private to fasttsne.gpu and called from here only.
+# pylint: disable=protected-access
+
 import math
 from typing import NamedTuple
 
@@ -34,7 +37,6 @@ _INTERPRETER_TILE = 1 << 18
 
 def interpreting():
     """Whether the kernels run in Triton's interpreter (``TRITON_INTERPRET=1``)."""
-    # pylint: disable-next=protected-access
     return isinstance(
         _kernels._exact_repulsion_kernel, triton.runtime.interpreter.InterpretedFunction
     )
@@ -43,7 +45,7 @@ def interpreting():
 def device():
     """The torch device that ``device="cuda"`` computes on."""
     # The interpreter tests map it to torch's CPU device (fasttsne.gpu).
-    return torch.device(gpu._TORCH_DEVICE)  # pylint: disable=protected-access
+    return torch.device(gpu._TORCH_DEVICE)
 
 
 def _next_power_of_two(n):
@@ -253,7 +255,6 @@ def attraction(csr, rows, cols=None, *, exaggeration, dof, compute_error, tiles=
         n_rows,
         _parameters(exaggeration, dof),
         N_DIMS=n_dims,
-        UNIT_DOF=dof == 1.0,
         COMPUTE_ERROR=bool(compute_error),
         BLOCK_M=block_m,
         BLOCK_K=block_k,
@@ -612,7 +613,9 @@ def _n_candidates(n_neighbors):
     return max(_next_power_of_two(n_neighbors + n_neighbors // 8 + 2), 16)
 
 
-def exact_knn(X, n_neighbors, *, X_ref=None, row_block=4096, tiles=None):
+def exact_knn(  # pylint: disable=too-many-locals
+    X, n_neighbors, *, X_ref=None, row_block=4096, tiles=None
+):
     """Exact k nearest neighbours on the device, never the N x N matrix.
 
     The kernel keeps, per query, the ``K_PAD`` smallest (float32 distance,

@@ -78,7 +78,6 @@ CONFIGS = [
         ["n_rows"],
         {
             "N_DIMS": 2,
-            "UNIT_DOF": True,
             "COMPUTE_ERROR": True,
             "BLOCK_M": 32,
             "BLOCK_K": 16,
@@ -99,7 +98,6 @@ CONFIGS = [
         ["n_rows"],
         {
             "N_DIMS": 3,
-            "UNIT_DOF": False,
             "COMPUTE_ERROR": False,
             "BLOCK_M": 32,
             "BLOCK_K": 16,
