@@ -12,8 +12,6 @@ import sys
 
 import pytest
 
-from tests.gpu.conftest import torch  # noqa: F401  (skips without torch)
-
 nvidia = pytest.importorskip("triton.backends.nvidia.compiler")
 
 
