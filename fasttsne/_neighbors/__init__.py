@@ -227,7 +227,7 @@ def new_point_neighbors(
             np.empty(0, dtype=np.intp),
         )
     if metric == "precomputed":
-        D = check_precomputed(X_new, n_columns=X_new.shape[1])
+        D = check_precomputed(X_new, n_columns=X_fit.shape[0])
         indices, distances = precomputed_knn(
             D, n_neighbors, self_query=False, n_threads=n_threads
         )

@@ -197,7 +197,7 @@ def new_point_affinities(
     >>> new_point_affinities(X_fit[[4, 7]], X_fit, 3.0)[1].tolist()
     [4, 7]
     """
-    n_fit = X_new.shape[1] if metric == "precomputed" else X_fit.shape[0]
+    n_fit = X_fit.shape[0]
     n_new = X_new.shape[0]
     k = max(1, min(n_fit, int(3 * perplexity)))
     indices, distances, match = new_point_neighbors(

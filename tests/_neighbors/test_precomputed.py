@@ -91,3 +91,10 @@ def test_sparse_precomputed_with_repeated_pairs_is_rejected():
     )
     with pytest.raises(ValueError, match="stored more than once"):
         nearest_neighbors(D, 1, metric="precomputed")
+
+
+def test_new_points_need_one_column_per_training_point(rng):
+    """Distances to the wrong number of training points are named."""
+    D = rng.random((3, 40))
+    with pytest.raises(ValueError, match="must have 50 columns"):
+        new_point_neighbors(D, np.empty((50, 0)), 5, metric="precomputed")
