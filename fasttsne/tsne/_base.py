@@ -20,6 +20,11 @@ from sklearn.utils import check_random_state
 from fasttsne.tsne import _affinity
 from fasttsne.tsne._gradients import get_backend, resolve_device
 from fasttsne.tsne._initialization import initialize
+from fasttsne.tsne._layout import (
+    _REORDER_MIN_SAMPLES,
+    _callback_in_input_order,
+    _in_input_order,
+)
 from fasttsne.tsne._optimizer import GradientDescent
 from fasttsne._utils import _Printer
 from fasttsne._validation import (
@@ -39,29 +44,6 @@ _TRANSFORM_MAX_STEP = 1.0
 
 _MOMENTUM_EARLY = 0.5
 _MOMENTUM_MAIN = 0.8
-
-# From this many samples on, a fit optimises the points numbered in the
-# cache-friendly order of _affinity._locality_order. A 2-D embedding takes 16
-# bytes a point: below 20k (320 KB) it stays in a core's 2 MB L2 cache
-# whatever the order. A reasoned bound, not a measured crossover: the gains
-# were measured at 100k (1.9x per attraction pass) and 300k (3x).
-_REORDER_MIN_SAMPLES = 20_000
-
-
-def _in_input_order(Y, order):
-    """The rows of ``Y``, numbered in ``order``, back in the input's order."""
-    embedding = np.empty_like(Y)
-    embedding[order] = Y
-    return embedding
-
-
-def _callback_in_input_order(callback, order):
-    """``callback`` seeing the embedding rows in the input's order."""
-
-    def reordered(iteration, kl, Y):
-        return callback(iteration, kl, _in_input_order(Y, order))
-
-    return reordered
 
 
 def _check_all_identical(X, metric):
