@@ -10,18 +10,12 @@ search itself lives in :mod:`fasttsne._neighbors`.
 import numpy as np
 from scipy import sparse
 
-from fasttsne import _neighbors
 from fasttsne._cython._perplexity import binary_search_perplexity, symmetrize
 from fasttsne._neighbors import nearest_neighbors, new_point_neighbors
 from fasttsne._utils import _Printer
 from fasttsne.tsne._layout import _locality_order
 
 __all__ = ["joint_probabilities", "new_point_affinities"]
-
-# The estimators validate their metric and precomputed input through this
-# module (tsne/_base.py).
-_KNOWN_METRICS = _neighbors.KNOWN_METRICS
-_check_precomputed = _neighbors.check_precomputed
 
 
 def _squares_distances(metric):

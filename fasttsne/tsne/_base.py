@@ -17,6 +17,7 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 
+from fasttsne._neighbors import KNOWN_METRICS, check_precomputed
 from fasttsne.tsne import _affinity
 from fasttsne.tsne._gradients import get_backend, resolve_device
 from fasttsne.tsne._initialization import initialize
@@ -84,10 +85,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         "n_iter_without_progress": [Interval(Integral, -1, None, closed="left")],
         "min_grad_norm": [Interval(Real, 0, None, closed="left")],
         "metric": [
-            StrOptions(
-                _affinity._KNOWN_METRICS  # pylint: disable=protected-access
-                | {"precomputed"}
-            ),
+            StrOptions(KNOWN_METRICS | {"precomputed"}),
             callable,
         ],
         "metric_params": [dict, None],
@@ -234,7 +232,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         X = self._validate_X(X, reset=True)
         n_samples = X.shape[0]
         if self.metric == "precomputed":
-            _affinity._check_precomputed(X)  # pylint: disable=protected-access
+            check_precomputed(X)
             if isinstance(self.init, str) and self.init == "pca":
                 raise ValueError(
                     'init="pca" cannot be used with metric="precomputed"; use '
