@@ -222,3 +222,19 @@ def dense_toeplitz(kernel_on_offsets, grid_shape):
         for axis, n in enumerate(grid_shape)
     )
     return kernel_on_offsets[offsets]
+
+
+def exact_knn(X_query, X_ref, k, self_query):
+    """kNN from the full exact distance matrix, ties broken by index.
+
+    Returns the (n_query, k) indices and their squared euclidean distances
+    (scipy's ``cdist``); with ``self_query`` row i is not a neighbour of i.
+    """
+    from scipy.spatial.distance import cdist
+
+    D = cdist(X_query, X_ref, "sqeuclidean")
+    if self_query:
+        np.fill_diagonal(D, np.inf)
+    columns = np.broadcast_to(np.arange(D.shape[1]), D.shape)
+    order = np.lexsort((columns, D), axis=1)[:, :k]
+    return order, np.take_along_axis(D, order, axis=1)

@@ -17,9 +17,15 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 
+from fasttsne._neighbors import KNOWN_METRICS, check_precomputed
 from fasttsne.tsne import _affinity
 from fasttsne.tsne._gradients import get_backend, resolve_device
 from fasttsne.tsne._initialization import initialize
+from fasttsne.tsne._layout import (
+    _REORDER_MIN_SAMPLES,
+    _callback_in_input_order,
+    _in_input_order,
+)
 from fasttsne.tsne._optimizer import GradientDescent
 from fasttsne._utils import _Printer
 from fasttsne._validation import (
@@ -39,29 +45,6 @@ _TRANSFORM_MAX_STEP = 1.0
 
 _MOMENTUM_EARLY = 0.5
 _MOMENTUM_MAIN = 0.8
-
-# From this many samples on, a fit optimises the points numbered in the
-# cache-friendly order of _affinity._locality_order. A 2-D embedding takes 16
-# bytes a point: below 20k (320 KB) it stays in a core's 2 MB L2 cache
-# whatever the order. A reasoned bound, not a measured crossover: the gains
-# were measured at 100k (1.9x per attraction pass) and 300k (3x).
-_REORDER_MIN_SAMPLES = 20_000
-
-
-def _in_input_order(Y, order):
-    """The rows of ``Y``, numbered in ``order``, back in the input's order."""
-    embedding = np.empty_like(Y)
-    embedding[order] = Y
-    return embedding
-
-
-def _callback_in_input_order(callback, order):
-    """``callback`` seeing the embedding rows in the input's order."""
-
-    def reordered(iteration, kl, Y):
-        return callback(iteration, kl, _in_input_order(Y, order))
-
-    return reordered
 
 
 def _check_all_identical(X, metric):
@@ -102,10 +85,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         "n_iter_without_progress": [Interval(Integral, -1, None, closed="left")],
         "min_grad_norm": [Interval(Real, 0, None, closed="left")],
         "metric": [
-            StrOptions(
-                _affinity._KNOWN_METRICS  # pylint: disable=protected-access
-                | {"precomputed"}
-            ),
+            StrOptions(KNOWN_METRICS | {"precomputed"}),
             callable,
         ],
         "metric_params": [dict, None],
@@ -252,7 +232,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         X = self._validate_X(X, reset=True)
         n_samples = X.shape[0]
         if self.metric == "precomputed":
-            _affinity._check_precomputed(X)  # pylint: disable=protected-access
+            check_precomputed(X)
             if isinstance(self.init, str) and self.init == "pca":
                 raise ValueError(
                     'init="pca" cannot be used with metric="precomputed"; use '
