@@ -7,6 +7,16 @@ final KL divergence (all recomputed by one exact formula where N allows),
 kNN recall@10 of the embedding against the input space, trustworthiness, and
 ratios to the anchors.
 
+The ``-graph`` methods are the scanpy-style workflow: a k = 15 connectivity
+graph (scanpy's count, the point itself included: 14 neighbours) with
+uniform weights, symmetrised like UMAP's fuzzy union of 0/1 weights (an edge
+if either point lists the other), is built once from the approximate (or
+exact, ``--neighbors exact``) kNN and given to both as precomputed
+affinities, ``FFTInterpTSNE(affinity="precomputed")`` against openTSNE's
+``PrecomputedAffinities``, from one shared PCA initialisation (first axis
+std 1e-4); their KL is that of the graph's P, and their time excludes the
+graph.
+
 Examples
 --------
 python benchmarks/bench_tsne.py --data digits
@@ -14,6 +24,8 @@ python benchmarks/bench_tsne.py --data gmm --n 20000 \
     --methods fasttsne-bh opentsne-bh sklearn
 python benchmarks/bench_tsne.py --data gmm --n 100000 \
     --methods fasttsne-fft opentsne-fft fasttsne-bh
+python benchmarks/bench_tsne.py --data gmm --n 100000 \
+    --methods fasttsne-graph opentsne-graph
 """
 
 # Phase timing wraps private functions of fasttsne.
@@ -36,7 +48,12 @@ METHODS = (
     "opentsne-bh",
     "opentsne-fft",
     "sklearn",
+    "fasttsne-graph",
+    "opentsne-graph",
 )
+
+# scanpy's default n_neighbors, which counts the point itself.
+GRAPH_NEIGHBORS = 15
 
 
 def make_data(name, n, seed=0):
@@ -99,6 +116,89 @@ def run_fasttsne(method, X, args):
     return Y, total, {"knn": knn, "affinities": affinities}
 
 
+def run_graph(method, args):
+    """Fit the precomputed connectivity graph from the shared initialisation."""
+    import scipy.sparse as sp
+
+    A = sp.load_npz(args.graph_file).tocsr()
+    init = np.load(args.init_file)
+    if method == "fasttsne-graph":
+        from fasttsne import FFTInterpTSNE
+        from fasttsne.tsne import _affinity
+
+        clock = _Clock()
+        clock.wrap(_affinity, "precomputed_joint_probabilities", "affinities")
+        tsne = FFTInterpTSNE(
+            affinity="precomputed",
+            init=init,
+            max_iter=args.n_iter,
+            n_jobs=args.threads,
+            random_state=0,
+        )
+        start = time.perf_counter()
+        Y = tsne.fit_transform(A)
+        return Y, time.perf_counter() - start, dict(clock.phases)
+    from openTSNE import TSNE, affinity
+
+    start = time.perf_counter()
+    P = affinity.PrecomputedAffinities(A)
+    affinities = time.perf_counter() - start
+    tsne = TSNE(
+        n_iter=args.n_iter - 250,
+        early_exaggeration_iter=250,
+        n_jobs=args.threads,
+        negative_gradient_method="fft",
+        random_state=0,
+    )
+    Y = tsne.fit(affinities=P, initialization=init)
+    return np.asarray(Y), time.perf_counter() - start, {"affinities": affinities}
+
+
+def connectivity_graph(X, args):
+    """scanpy-style 0/1 kNN graph (k = 15 with the point), symmetrised by union."""
+    import scipy.sparse as sp
+
+    from fasttsne._neighbors import nearest_neighbors
+
+    n = X.shape[0]
+    k = GRAPH_NEIGHBORS - 1
+    indices, _ = nearest_neighbors(
+        X, k, method=args.neighbors, n_threads=args.threads, random_state=0
+    )
+    A = sp.csr_matrix(
+        (np.ones(n * k), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n)
+    )
+    return ((A + A.T) > 0).astype(np.float64).tocsr()
+
+
+def prepare_graph(X, args, graph_file, init_file):
+    """Save the graph and the shared initialisation; return the graph's P."""
+    import scipy.sparse as sp
+
+    start = time.perf_counter()
+    A = connectivity_graph(X, args)
+    print(
+        f"  connectivity graph: {A.nnz / A.shape[0]:.1f} edges per point, "
+        f"built in {time.perf_counter() - start:.1f}s",
+        flush=True,
+    )
+    sp.save_npz(graph_file, A)
+    np.save(init_file, shared_init(X))
+    if args.no_kl:
+        return None
+    P = sp.csr_matrix(A / A.sum())
+    P.sort_indices()
+    return P
+
+
+def shared_init(X):
+    """PCA of X, first axis rescaled to std 1e-4 (openTSNE's convention)."""
+    from sklearn.decomposition import PCA
+
+    Y = PCA(2, svd_solver="randomized", random_state=0).fit_transform(X)
+    return np.ascontiguousarray(Y * (1e-4 / Y[:, 0].std()))
+
+
 def run_opentsne(method, X, args):
     """openTSNE with its defaults, the given gradient method and iterations."""
     from openTSNE import TSNE, affinity, initialization
@@ -135,7 +235,9 @@ def run_sklearn(X, args):
 def worker(args):
     """Run one method on the saved data and write a JSON result."""
     X = np.load(args.data_file)
-    if args.method.startswith("fasttsne"):
+    if args.method.endswith("-graph"):
+        Y, total, phases = run_graph(args.method, args)
+    elif args.method.startswith("fasttsne"):
         Y, total, phases = run_fasttsne(args.method, X, args)
     elif args.method.startswith("opentsne"):
         Y, total, phases = run_opentsne(args.method, X, args)
@@ -223,6 +325,8 @@ def main():
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--data-file", help=argparse.SUPPRESS)
     parser.add_argument("--out-file", help=argparse.SUPPRESS)
+    parser.add_argument("--graph-file", help=argparse.SUPPRESS)
+    parser.add_argument("--init-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.method:
         worker(args)
@@ -235,10 +339,16 @@ def main():
         flush=True,
     )
     rows = {}
-    P = None if args.no_kl else common_affinities(X, args.threads)
+    graph_methods = [m for m in args.methods if m.endswith("-graph")]
+    other_methods = [m for m in args.methods if not m.endswith("-graph")]
+    P = None if args.no_kl or not other_methods else common_affinities(X, args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data_file = Path(tmp) / "X.npy"
         np.save(data_file, X)
+        graph_file, init_file = Path(tmp) / "graph.npz", Path(tmp) / "init.npy"
+        P_graph = None
+        if graph_methods:
+            P_graph = prepare_graph(X, args, graph_file, init_file)
         for method in args.methods:
             out_file = Path(tmp) / f"{method}.npy"
             command = [
@@ -256,6 +366,10 @@ def main():
                 str(args.threads),
                 "--neighbors",
                 args.neighbors,
+                "--graph-file",
+                str(graph_file),
+                "--init-file",
+                str(init_file),
             ]
             # Thread counts are fixed before numpy/BLAS/OpenMP load.
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
@@ -265,7 +379,8 @@ def main():
             result["recall"], result["trust"], result["knn_acc"] = quality(
                 X, Y, y, args.n_eval
             )
-            result["kl"] = None if P is None else kl_of(P, Y, args.threads)
+            P_used = P_graph if method.endswith("-graph") else P
+            result["kl"] = None if P_used is None else kl_of(P_used, Y, args.threads)
             rows[method] = result
             phases = " ".join(f"{k}={v:.1f}s" for k, v in result["phases"].items())
             print(
@@ -280,6 +395,8 @@ def main():
     anchors = [m for m in rows if not m.startswith("fasttsne")]
     for mine in ours:
         for anchor in anchors:
+            if mine.endswith("-graph") != anchor.endswith("-graph"):
+                continue  # different affinities: not comparable
             a, b = rows[mine], rows[anchor]
             kl_ratio = (a["kl"] / b["kl"]) if a["kl"] and b["kl"] else float("nan")
             print(
