@@ -292,7 +292,8 @@ def check_affinities(A, n_columns=None):
             "entries are negative."
         )
     if n_columns is None:
-        A.setdiag(0.0)
+        rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+        A.data[A.indices == rows] = 0.0
     A.eliminate_zeros()
     A.sort_indices()
     return A
