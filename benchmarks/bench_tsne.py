@@ -2,7 +2,8 @@
 
 Every method runs in its own subprocess (so that peak memory is its own) on the
 same data, with the same number of iterations and threads, and prints wall
-time split into neighbours+affinities / optimisation, peak resident memory,
+time split into neighbours+affinities / optimisation, CPU time (all threads;
+steadier than wall time on a loaded machine), peak resident memory,
 final KL divergence (all recomputed by one exact formula where N allows),
 kNN recall@10 of the embedding against the input space, trustworthiness, and
 ratios to the anchors.
@@ -235,6 +236,9 @@ def run_sklearn(X, args):
 def worker(args):
     """Run one method on the saved data and write a JSON result."""
     X = np.load(args.data_file)
+    # CPU seconds of all the process' threads: on a shared machine they vary
+    # less with the load than the wall time does.
+    cpu_start = time.process_time()
     if args.method.endswith("-graph"):
         Y, total, phases = run_graph(args.method, args)
     elif args.method.startswith("fasttsne"):
@@ -243,9 +247,10 @@ def worker(args):
         Y, total, phases = run_opentsne(args.method, X, args)
     else:
         Y, total, phases = run_sklearn(X, args)
+    cpu = time.process_time() - cpu_start
     np.save(args.out_file, Y)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    result = {"total": total, "phases": phases, "peak_mb": peak_mb}
+    result = {"total": total, "cpu": cpu, "phases": phases, "peak_mb": peak_mb}
     Path(args.out_file).with_suffix(".json").write_text(
         json.dumps(result), encoding="utf-8"
     )
@@ -384,7 +389,8 @@ def main():
             rows[method] = result
             phases = " ".join(f"{k}={v:.1f}s" for k, v in result["phases"].items())
             print(
-                f"  {method:13s} total {result['total']:8.1f}s  [{phases}]  "
+                f"  {method:13s} total {result['total']:8.1f}s  "
+                f"(CPU {result['cpu']:7.1f}s)  [{phases}]  "
                 f"peak {result['peak_mb']:7.0f} MB  "
                 f"KL {result['kl'] or float('nan'):.4f}  "
                 f"recall@10 {result['recall']:.3f}  trust {result['trust']:.4f}  "
@@ -401,6 +407,7 @@ def main():
             kl_ratio = (a["kl"] / b["kl"]) if a["kl"] and b["kl"] else float("nan")
             print(
                 f"  {mine} / {anchor}: time x{a['total'] / b['total']:.2f}  "
+                f"CPU time x{a['cpu'] / b['cpu']:.2f}  "
                 f"memory x{a['peak_mb'] / b['peak_mb']:.2f}  KL x{kl_ratio:.4f}"
             )
 
