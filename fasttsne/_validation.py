@@ -9,7 +9,9 @@ from numbers import Integral
 import numpy as np
 from joblib import cpu_count
 from sklearn.base import _fit_context
-from sklearn.utils._openmp_helpers import (
+
+# A compiled module, which pylint cannot inspect.
+from sklearn.utils._openmp_helpers import (  # pylint: disable=no-name-in-module
     _openmp_effective_n_threads,
     _openmp_parallelism_enabled,
 )

@@ -7,12 +7,14 @@ points over their training neighbours, for ``transform``. The neighbour
 search itself lives in :mod:`fasttsne._neighbors`.
 """
 
+import time
+
 import numpy as np
 from scipy import sparse
 
 from fasttsne._cython._perplexity import binary_search_perplexity, symmetrize
 from fasttsne._neighbors import nearest_neighbors, new_point_neighbors
-from fasttsne._utils import _Printer
+from fasttsne._progress import Reporter, describe
 from fasttsne.tsne._layout import _locality_order
 
 __all__ = ["joint_probabilities", "new_point_affinities"]
@@ -64,7 +66,7 @@ def joint_probabilities(
     random_state : int, RandomState instance or None, default=None
         Seeds the approximate search.
     verbose : int, default=0
-        Print progress when positive.
+        Print progress when positive (see :mod:`fasttsne._progress`).
     reorder : bool, default=False
         Number the points in a cache-friendly order (see
         :mod:`fasttsne.tsne._layout`) and return that order too.
@@ -88,9 +90,14 @@ def joint_probabilities(
     >>> bool(abs(P.sum() - 1.0) < 1e-12), bool(abs(P - P.T).max() == 0.0)
     (True, True)
     """
-    printer = _Printer(verbose)
+    report = Reporter(verbose, name="fasttsne.tsne")
     n_samples = X.shape[0]
     k = max(1, min(n_samples - 1, int(3 * perplexity)))
+    report(
+        f"kNN: searching {k} nearest neighbours of {n_samples} points (metric "
+        f"{describe(metric)}, neighbors {neighbors})"
+    )
+    start = time.perf_counter()
     indices, distances = nearest_neighbors(
         X,
         k,
@@ -101,12 +108,12 @@ def joint_probabilities(
         random_state=random_state,
         squared=_squares_distances(metric),
     )
-    printer(f"Computed {k} nearest neighbours of {n_samples} samples")
+    report(f"kNN: done in {time.perf_counter() - start:.2f} s")
+    start = time.perf_counter()
     conditional = binary_search_perplexity(
         np.ascontiguousarray(distances, dtype=np.float64), float(perplexity), n_threads
     )
     del distances
-    printer(f"Calibrated the conditional probabilities to perplexity {perplexity}")
     # 32-bit indices whenever they fit: P is the largest object of a fit (and
     # the attraction streams it every iteration), so this halves its index part.
     index_dtype = np.int32 if n_samples * k < np.iinfo(np.int32).max // 2 else np.intp
@@ -119,7 +126,7 @@ def joint_probabilities(
         conditional = conditional[order]
         indices = inverse[indices[order]]
         del inverse
-        printer("Numbered the points in reverse Cuthill-McKee order")
+        report("affinities: points numbered in reverse Cuthill-McKee order")
     conditional = sparse.csr_matrix(
         (conditional.ravel(), indices.ravel(), indptr), shape=(n_samples, n_samples)
     )
@@ -139,6 +146,10 @@ def joint_probabilities(
     )
     del conditional
     P.data /= P.data.sum()
+    report(
+        f"affinities: perplexity {perplexity:.6g}, {P.nnz / n_samples:.1f} "
+        f"non-zeros per row, in {time.perf_counter() - start:.2f} s"
+    )
     if reorder:
         return P, order
     return P

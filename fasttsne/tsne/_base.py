@@ -27,7 +27,7 @@ from fasttsne.tsne._layout import (
     _in_input_order,
 )
 from fasttsne.tsne._optimizer import GradientDescent
-from fasttsne._utils import _Printer
+from fasttsne._progress import FitProgress
 from fasttsne._validation import (
     Interval,
     StrOptions,
@@ -241,7 +241,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         _check_all_identical(X, self.metric)
         callbacks = self._callbacks()
         dtype = X.dtype
-        printer = _Printer(self.verbose)
+        progress = FitProgress(self.verbose)
 
         rng = check_random_state(self.random_state)
         n_threads = check_n_threads(self.n_jobs)
@@ -258,6 +258,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             if self.learning_rate == "auto"
             else float(self.learning_rate)
         )
+        progress.parameters(self, X, n_threads)
 
         # The optimisation runs on the points numbered in ``order`` (a
         # cache-friendly order of the kNN graph); results are given back in
@@ -275,10 +276,6 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             reorder=reorder,
         )
         P, order = result if reorder else (result, None)
-        printer(
-            f"Affinities of {n_samples} points: {P.nnz / n_samples:.1f} non-zeros "
-            "per row after symmetrisation."
-        )
         Y = initialize(
             self.init,
             X=X,
@@ -291,7 +288,10 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         P = P.astype(dtype, copy=False)
         if order is not None:
             callbacks = [_callback_in_input_order(cb, order) for cb in callbacks]
-        kl, n_iter = self._optimize(Y, P, backend, printer, callbacks)
+        try:
+            kl, n_iter = self._optimize(Y, P, backend, progress, callbacks)
+        finally:
+            progress.close()
 
         if order is not None:
             Y = _in_input_order(Y, order)
@@ -302,9 +302,10 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         # their count (new points arrive as distances to the training points).
         self._fit_X = X if self.metric != "precomputed" else np.empty((n_samples, 0))
         self._n_features_out = self.n_components
+        progress.summary(self, n_samples)
         return Y
 
-    def _optimize(self, Y, P, backend, printer, callbacks):
+    def _optimize(self, Y, P, backend, progress, callbacks):
         """Early-exaggeration phase, then the main phase; returns ``(kl, n_iter)``.
 
         ``backend`` is prepared with ``P`` once, here. Like scikit-learn, the
@@ -319,7 +320,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             self.learning_rate_,
             n_iter_check=self.callbacks_every_iters,
             callbacks=callbacks,
-            printer=printer if self.verbose else None,
+            progress=progress,
         )
         no_progress = (
             None if self.n_iter_without_progress < 0 else self.n_iter_without_progress
@@ -331,9 +332,12 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             (self.max_iter - n_early, late, _MOMENTUM_MAIN, no_progress),
         ]
         kl, n_done = None, 0
-        for n_iter, exaggeration, momentum, phase_no_progress in phases:
+        for name, (n_iter, exaggeration, momentum, phase_no_progress) in zip(
+            ("early exaggeration", "main phase"), phases
+        ):
             if n_iter == 0:
                 continue
+            progress.phase_start(name, n_iter, exaggeration, momentum)
 
             def objective(Y_now, compute_error, exaggeration=exaggeration):
                 return backend(
@@ -353,6 +357,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 min_grad_norm=self.min_grad_norm,
             )
             n_done += n_phase
+            progress.phase_end(name, n_phase, kl, reason, n_done)
             if reason == "callback":
                 break
         return float(kl), n_done
@@ -469,12 +474,12 @@ _COMMON_PARAMETERS_DOC = """n_components : int, default=2
 
     learning_rate : float or "auto", default="auto"
         Step size, applied to the exact KL gradient (the factor 4 included, as
-        in scikit-learn). ``"auto"`` is ``max(n_samples / early_exaggeration,
-        50)``, the number Belkina et al. (2019) and openTSNE use; scikit-learn's
-        "auto" is 4x smaller, ``max(n_samples / early_exaggeration / 4, 50)``.
-        So ``TSNE(learning_rate=L / 4)`` in scikit-learn takes the same steps as
-        ``learning_rate=L`` here, and openTSNE, whose gradient omits the factor
-        4, takes them with ``learning_rate=4 * L``.
+        in scikit-learn): a number takes the same steps as the same number in
+        :class:`sklearn.manifold.TSNE`, and as ``4 * learning_rate`` in
+        openTSNE, whose gradient omits the factor 4. ``"auto"`` is
+        ``max(n_samples / early_exaggeration, 50)``, 4x scikit-learn's "auto"
+        (``max(n_samples / early_exaggeration / 4, 50)``); pass that number to
+        take scikit-learn's default steps.
 
     max_iter : int, default=750
         Total number of iterations, early exaggeration included.
@@ -524,7 +529,12 @@ _COMMON_PARAMETERS_DOC = """n_components : int, default=2
         stopping rules are checked.
 
     verbose : int, default=0
-        Print progress lines (iteration, KL divergence, elapsed time) to stderr.
+        Report progress on stderr: the resolved parameters, each phase with its
+        time (kNN, affinities, early exaggeration, main phase), the KL
+        divergence every ``callbacks_every_iters`` iterations (a progress bar
+        instead when stderr is a terminal and tqdm is installed), why the
+        optimisation stopped and a summary. The same messages are records of
+        the ``fasttsne`` logger, for applications that configure logging.
 
     random_state : int, RandomState instance or None, default=None
         Seed of the initialisation and of the approximate neighbour search. A
