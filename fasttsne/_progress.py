@@ -69,7 +69,7 @@ class _Console(logging.Handler):
 
     def emit(self, record):
         try:
-            progress_bar = self.reporter.bar
+            progress_bar = self.reporter.progress_bar
             if progress_bar is not None and getattr(record, _ITERATION, False):
                 return
             message = self.format(record)
@@ -102,7 +102,7 @@ class Reporter:
     def __init__(self, verbose, name="fasttsne"):
         self.verbose = int(verbose) if verbose else 0
         self.logger = logging.getLogger(name)
-        self.bar = None
+        self.progress_bar = None
         self._console = _Console(self) if self.verbose else None
         self._start = time.perf_counter()
 
@@ -191,10 +191,10 @@ class FitProgress(Reporter):
     def phase_start(self, name, n_iter, exaggeration, momentum):
         """Announce an optimisation phase and show the bar on a terminal."""
         self._phase_start = time.perf_counter()
-        if self._use_bar and self.bar is None:
-            self.bar = self._make_bar()
-        if self.bar is not None:
-            self.bar.set_description(name)
+        if self._use_bar and self.progress_bar is None:
+            self.progress_bar = self._make_bar()
+        if self.progress_bar is not None:
+            self.progress_bar.set_description(name)
         else:
             self.info(
                 f"{name}: {n_iter} iterations, exaggeration "
@@ -203,10 +203,10 @@ class FitProgress(Reporter):
 
     def iteration(self, it, kl=None, grad_norm=None):
         """After iteration ``it`` (1-based); ``kl`` and ``grad_norm`` at checks."""
-        if self.bar is not None:
-            self.bar.update(1)
+        if self.progress_bar is not None:
+            self.progress_bar.update(1)
             if kl is not None:
-                self.bar.set_postfix(kl=f"{kl:.4f}", refresh=False)
+                self.progress_bar.set_postfix(kl=f"{kl:.4f}", refresh=False)
         if kl is not None and self.enabled:
             self.info(
                 f"Iteration {it}: KL divergence {kl:.4f}, gradient norm "
@@ -238,9 +238,9 @@ class FitProgress(Reporter):
 
     def close(self):
         """Remove the progress bar, if one is showing."""
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        if self.progress_bar is not None:
+            self.progress_bar.close()
+            self.progress_bar = None
 
     def _make_bar(self):
         """A tqdm bar over all iterations of the fit, or None without tqdm."""
