@@ -7,6 +7,7 @@ autosummary from the numpydoc docstrings.
 """
 
 import os
+import re
 import sys
 import urllib.request
 from pathlib import Path
@@ -126,6 +127,30 @@ def _optional_pages(app, docname, source):
     source[0] = text
 
 
+# ------------------------------------------------------------ docstring text
+_SHAPE_NAME = re.compile(r"\(([A-Za-z][A-Za-z0-9_]*_),\)")
+_GLOSSARY_ROLE = re.compile(r":(term|ref):`(?:([^`<]*?)\s*<[^`>]+>|([^`]+))`")
+
+
+def _plain_docstring(app, what, name, obj, options, lines):
+    """Make docstrings written for scikit-learn's docs build here.
+
+    ``shape (n_features_in_,)`` is literal text, not a link target; and
+    without scikit-learn's inventory (offline), ``:term:`fit``` and
+    ``:ref:`...``` (its glossary and labels) become literal text.
+    """
+    del app, what, name, obj, options
+    offline = "sklearn" not in intersphinx_mapping
+    for i, line in enumerate(lines):
+        line = _SHAPE_NAME.sub(r"(``\1``,)", line)
+        if offline:
+            line = _GLOSSARY_ROLE.sub(
+                lambda m: f"``{(m.group(2) or m.group(3)).strip()}``", line
+            )
+        lines[i] = line
+
+
 def setup(app):
-    """Sphinx hook: register the optional-page filter."""
+    """Sphinx hooks: optional pages, docstrings written for scikit-learn."""
     app.connect("source-read", _optional_pages)
+    app.connect("autodoc-process-docstring", _plain_docstring)

@@ -19,18 +19,18 @@ X, y = load_digits(return_X_y=True)
 frames = {}
 
 
-def record(iteration, kl_divergence, embedding):
+def record(it, kl, embedding):
     """Keep a copy of the embedding and its KL divergence."""
-    frames[iteration] = (kl_divergence, embedding.copy())
+    frames[it] = (kl, embedding.copy())
     return False  # True would stop the optimisation here
 
 
 tsne = BarnesHutTSNE(
-    random_state=0, n_jobs=-1, callbacks=record, callbacks_every_iters=25
+    random_state=0, n_jobs=-1, callbacks=record, callbacks_every_iters=50
 )
 tsne.fit(X)
 
-shown = [25, 100, 250, 275, 350, 750]
+shown = [50, 150, 250, 300, 400, 750]
 fig, axes = plt.subplots(2, 3, figsize=(12, 8))
 for ax, iteration in zip(axes.ravel(), shown):
     kl_divergence, frame = frames[iteration]

@@ -9,7 +9,7 @@ O(N log N): from a few tens of thousands of points on it is the faster of the
 two (the user guide has the measured crossover). Both take the same
 parameters.
 
-The data: 40,000 points in 50 dimensions, 8 groups of 5 sub-clusters each.
+The data: 30,000 points in 50 dimensions, 8 groups of 5 sub-clusters each.
 The fit's progress is routed through :mod:`logging` to this page's output
 (in a terminal, ``verbose=1`` prints the same lines to stderr, with a
 progress bar).
@@ -27,8 +27,8 @@ from fasttsne import FFTInterpTSNE
 rng = np.random.default_rng(0)
 groups = rng.normal(scale=6.0, size=(8, 50))
 centers = np.repeat(groups, 5, axis=0) + rng.normal(scale=2.5, size=(40, 50))
-cluster = rng.integers(0, 40, size=40_000)
-X = centers[cluster] + rng.normal(size=(40_000, 50))
+cluster = rng.integers(0, 40, size=30_000)
+X = centers[cluster] + rng.normal(size=(30_000, 50))
 group = cluster // 5
 
 logger = logging.getLogger("fasttsne")
@@ -41,5 +41,5 @@ Y = tsne.fit_transform(X)
 logger.removeHandler(handler)
 logger.setLevel(logging.NOTSET)
 
-fasttsne.plot(Y, labels=group, title="40,000 points, FFTInterpTSNE")
+fasttsne.plot(Y, labels=group, title="30,000 points, FFTInterpTSNE")
 plt.show()

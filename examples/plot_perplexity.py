@@ -20,10 +20,10 @@ from fasttsne import BarnesHutTSNE
 X, y = load_digits(return_X_y=True)
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
-for ax, perplexity in zip(axes, [5, 30, 100]):
+for ax, perplexity in zip(axes, [5, 30, 80]):
     tsne = BarnesHutTSNE(perplexity=perplexity, random_state=0, n_jobs=-1)
     Y = tsne.fit_transform(X)
-    fasttsne.plot(Y, y, ax=ax, legend=perplexity == 100)
+    fasttsne.plot(Y, y, ax=ax, legend=perplexity == 80)
     ax.set_title(f"perplexity {perplexity}: KL {tsne.kl_divergence_:.2f}")
     print(f"perplexity {perplexity:3d}: KL divergence {tsne.kl_divergence_:.3f}")
 fig.tight_layout()
