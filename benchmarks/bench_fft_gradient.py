@@ -7,6 +7,7 @@ Modes (run from the repository root after building in place)::
     python benchmarks/bench_fft_gradient.py --profile  # FFT part vs the rest
     python benchmarks/bench_fft_gradient.py --full     # whole gradient
     python benchmarks/bench_fft_gradient.py --transform  # transform, vs BH
+    python benchmarks/bench_fft_gradient.py --frozen     # frozen grid vs exact sums
 
 Embeddings are synthetic but shaped like t-SNE output: 20 clusters of unequal
 size, each a uniformly filled disc whose area is proportional to its size,
@@ -335,6 +336,45 @@ def transform_quality(args):
     return rows
 
 
+def frozen_crossover(args):
+    """Per step against a frozen embedding: exact sums against the frozen grid."""
+    from fasttsne._cython._quadtree import _Workspace, bh_repulsion_from_frozen
+    from fasttsne.tsne._gradients._interpolation import FrozenInterpolation
+
+    rng = np.random.default_rng(0)
+    queries = make_embedding(args.n_queries, 40.0, seed=1)
+    rows = []
+    print(f"{'frozen':>7} | {'exact/step':>10} {'grid/step':>10} {'grid build':>10}")
+    for n_frozen in args.frozen_sizes:
+        frozen = make_embedding(n_frozen, 40.0, seed=int(rng.integers(1 << 30)))
+        out, sum_w = np.empty_like(queries), np.empty(len(queries))
+        workspace = _Workspace()
+
+        def exact(frozen=frozen, out=out, sum_w=sum_w, workspace=workspace):
+            bh_repulsion_from_frozen(
+                frozen, queries, 0.0, 1.0, out, sum_w, args.threads, workspace
+            )
+
+        start = time.perf_counter()
+        grid = FrozenInterpolation(
+            frozen, 1.0, args.threads, **KNOBS, max_num_intervals=0
+        )
+        build = time.perf_counter() - start
+        t_exact, t_grid = median_times(
+            [exact, lambda grid=grid, out=out, sum_w=sum_w: grid(queries, out, sum_w)],
+            args.repeats,
+        )
+        rows.append(
+            {"n_frozen": n_frozen, "exact": t_exact, "grid": t_grid, "build": build}
+        )
+        print(
+            f"{n_frozen:>7} | {t_exact * 1e3:>8.2f}ms {t_grid * 1e3:>8.2f}ms"
+            f" {build * 1e3:>8.1f}ms",
+            flush=True,
+        )
+    return rows
+
+
 def main(argv=None):
     """Parse the options, run the chosen mode, print (and save) the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -344,6 +384,9 @@ def main(argv=None):
     mode.add_argument("--full", action="store_true", help="whole gradient")
     mode.add_argument(
         "--transform", action="store_true", help="transform of held-out digits"
+    )
+    mode.add_argument(
+        "--frozen", action="store_true", help="frozen grid against exact sums"
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
@@ -360,6 +403,10 @@ def main(argv=None):
     parser.add_argument(
         "--train-sizes", type=int, nargs="+", default=[1300, 1600], help="transform"
     )
+    parser.add_argument(
+        "--frozen-sizes", type=int, nargs="+", default=[32, 64, 128, 512, 1500]
+    )
+    parser.add_argument("--n-queries", type=int, default=5000, help="--frozen")
     parser.add_argument("--subset", type=int, default=2000)
     parser.add_argument("--exact-z-max", type=int, default=20_000)
     parser.add_argument("--save", type=Path, help="write the rows as JSON here")
@@ -372,6 +419,8 @@ def main(argv=None):
         rows = full_gradient(args)
     elif args.transform:
         rows = transform_quality(args)
+    elif args.frozen:
+        rows = frozen_crossover(args)
     else:
         rows = per_call(args)
     if args.save:

@@ -1,5 +1,10 @@
 """Implementation notes: the kernels of FIt-SNE's interpolated repulsion.
 
+One module past 700 lines on purpose: the spreading and interpolation kernels
+(1-D, 2-D, the register-only ``p = 3`` paths, the frozen-embedding variant)
+share the axis struct, the Lagrange weights and ``cdef inline`` helpers that
+must inline into their loops.
+
 What is computed
 ----------------
 For an embedding ``Y`` of shape (N, d), d in {1, 2}, with

@@ -1,5 +1,9 @@
 """Barnes-Hut repulsion of t-SNE on a compressed 2^d-ary tree (d = 1, 2, 3).
 
+One module past 700 lines on purpose: the tree build, the grouped walk, the
+frozen-tree walk and their vectorised kernels share the node layout, the
+workspace and ``cdef inline`` helpers that must inline into the hot loops.
+
 Implementation notes
 --------------------
 Tree. Points are quantised onto a 2^B grid per axis over their bounding square
@@ -1048,8 +1052,8 @@ def bh_repulsion(
         if entries == NULL and entries32 == NULL:
             with gil:
                 raise MemoryError()
-        # Groups cost ~10 us each and unevenly: one at a time keeps every
-        # thread busy, also when the OS delays one of them.
+        # Groups are small and uneven: handing them out one at a time keeps
+        # every thread busy, also when the OS delays one of them.
         for gi in prange(n_groups, schedule="dynamic"):
             _group_repulsion(
                 tree, starts[gi], starts[gi + 1], theta2, dof, entries, entries32,

@@ -66,8 +66,8 @@ class FFTInterpTSNE(_BaseTSNE):
     :class:`BarnesHutTSNE`. ``transform`` places new points one by one against
     the frozen embedding: its charges are spread and convolved once on a grid
     that covers it with a margin, and each step only interpolates at the new
-    points; a new point off that grid (or a frozen embedding below 1,500
-    points) gets exact sums.
+    points; a new point off that grid (or against a frozen embedding of a few
+    dozen points) gets exact sums.
 
     References
     ----------

@@ -12,13 +12,17 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import check_grad
 
 import fasttsne.gpu
+from fasttsne import BarnesHutTSNE, FFTInterpTSNE
 from fasttsne.tsne._gradients import get_backend, list_backends, resolve_device
+from fasttsne.tsne._gradients._bh import DEFAULT_ANGLE
 from fasttsne.tsne._gradients._exact import ExactGradient, kl_divergence
+from fasttsne.tsne._gradients._interpolation import GRID_KNOB_DEFAULTS
 from tests._oracles import (
     clusters,
     exact_attraction,
     exact_reference_repulsion,
     random_affinities,
+    relative_error,
     random_new_point_affinities,
 )
 
@@ -81,10 +85,6 @@ def _skip_the_oracle(name):
     """Comparing the oracle with itself would test nothing."""
     if name == "exact":
         pytest.skip("the exact backend is the oracle")
-
-
-def _relative_error(approx, exact):
-    return np.linalg.norm(approx - exact) / np.linalg.norm(exact)
 
 
 # ---------------------------------------------------------------------------
@@ -204,20 +204,23 @@ def test_declared_knobs_are_the_constructor_keywords(name):
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values())
 
 
-def test_importing_the_registry_imports_no_gpu_stack():
-    """Neither the registry nor a default fit imports torch or triton."""
+def test_importing_fasttsne_imports_no_optional_heavy_package():
+    """``import fasttsne`` imports neither torch, triton nor faiss; a small fit
+    (exact kNN) and the registry import neither torch nor triton."""
     code = (
         "import sys, numpy as np\n"
+        "heavy = {'torch', 'triton', 'faiss'}\n"
+        "import fasttsne\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
         "import fasttsne.tsne._gradients\n"
-        "from fasttsne import BarnesHutTSNE\n"
         "X = np.random.default_rng(0).normal(size=(40, 3))\n"
-        "BarnesHutTSNE(perplexity=5, max_iter=20).fit(X)\n"
-        "print(sorted({'torch', 'triton'} & set(sys.modules)))\n"
+        "fasttsne.BarnesHutTSNE(perplexity=5, max_iter=20).fit(X)\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.split() == ["[]", "[]"]
 
 
 def test_device_policy(monkeypatch):
@@ -265,7 +268,7 @@ def test_backend_close_to_exact_at_defaults(rng, name, mode, d):
         # Bounds: the repulsion error (Barnes-Hut at angle 0.5 and the default
         # grid: ~1-2e-2) diluted by the exact attraction; KL only sees the
         # error of the normalisers' logarithms.
-        assert _relative_error(grad, grad_exact) < 3e-2
+        assert relative_error(grad, grad_exact) < 3e-2
         assert_allclose(kl, kl_exact, rtol=3e-3)
 
 
@@ -283,7 +286,7 @@ def test_backend_exact_settings_give_exact_sums(rng, name, mode, dof):
     kl_exact, grad_exact = _exact(P, reference, Y, **kwargs)
     # Barnes-Hut at angle 0: other summation order (~1e-15); the fine grid:
     # interpolation error measured below 1e-6 (test_interp).
-    assert _relative_error(grad, grad_exact) < 1e-5
+    assert relative_error(grad, grad_exact) < 1e-5
     assert_allclose(kl, kl_exact, rtol=1e-7)
 
 
@@ -291,7 +294,8 @@ def test_backend_exact_settings_give_exact_sums(rng, name, mode, dof):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("n", [2, 3, 5, 300])
 def test_backend_small_problems_are_exact(rng, name, mode, n):
-    """Few points (below every grid's direct-sum size) match the oracle."""
+    """Few points match the oracle: exact sums below the grids' direct-sum
+    sizes; a frozen embedding of 300 points is interpolated already."""
     _skip_the_oracle(name)
     backend = _backend(name, n_components=2)
     if mode == "fit":
@@ -306,7 +310,9 @@ def test_backend_small_problems_are_exact(rng, name, mode, n):
     # A few hundred points are never summarised by Barnes-Hut's default angle
     # in full; its float kernel gives ~1e-6 (KL is 0 for two points).
     tolerance = 1e-2 if (name == "bh" and n == 300) else 1e-5
-    assert _relative_error(grad, grad_exact) < tolerance
+    if name == "fft" and mode == "reference" and n == 300:
+        tolerance = 2e-3  # the frozen grid's interpolation error (1.8e-4 seen)
+    assert relative_error(grad, grad_exact) < tolerance
     assert_allclose(kl, kl_exact, rtol=tolerance, atol=1e-6)
 
 
@@ -315,6 +321,7 @@ def test_backend_small_problems_are_exact(rng, name, mode, n):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_backend_bitwise_across_threads_and_calls(rng, name, mode, dtype):
     """1, 2 and 4 threads, and repeated calls, give the same bits."""
+    _skip_the_oracle(name)  # NumPy, single-threaded: nothing to compare
     P, reference, Y = _problem(rng, mode, 1600, 2)
     Y = Y.astype(dtype)
     results = []
@@ -370,7 +377,7 @@ def test_fft_reference_mode_sums_far_points_exactly(rng):
     _, grad_exact = _exact(P, reference, Y)
     # Summation order only, for the far points.
     assert_allclose(grad[:20], grad_exact[:20], rtol=1e-9, atol=1e-12)
-    assert _relative_error(grad[20:], grad_exact[20:]) < 3e-2
+    assert relative_error(grad[20:], grad_exact[20:]) < 3e-2
     assert np.isfinite(kl)
 
 
@@ -446,3 +453,17 @@ def test_bh_identical_points(rng):
     assert_array_equal(grad, 0.0)
     assert_allclose(grad_exact, 0.0, atol=1e-15)
     assert_allclose(kl, kl_exact, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "estimator, defaults",
+    [
+        (BarnesHutTSNE, {"angle": DEFAULT_ANGLE}),
+        (FFTInterpTSNE, GRID_KNOB_DEFAULTS),
+    ],
+)
+def test_estimator_defaults_are_the_backends(estimator, defaults):
+    """The knobs' defaults have one source: the estimators' signatures (spelled
+    out for their users) agree with the backends' constants."""
+    parameters = inspect.signature(estimator).parameters
+    assert {name: parameters[name].default for name in defaults} == defaults

@@ -10,6 +10,10 @@ from fasttsne._cython._quadtree import (
 )
 from fasttsne.tsne._gradients._sparse import SparseAttractionBackend
 
+#: The default Barnes-Hut opening angle (``BarnesHutTSNE``'s signature spells
+#: it out for its users, and a test checks that it agrees).
+DEFAULT_ANGLE = 0.5
+
 
 class BarnesHutGradient(SparseAttractionBackend):
     """Gradient of t-SNE with the repulsion estimated by Barnes-Hut.
@@ -41,7 +45,7 @@ class BarnesHutGradient(SparseAttractionBackend):
     aliases = ("barnes_hut", "barnes-hut")
     knobs = ("angle",)
 
-    def __init__(self, *, angle=0.5, n_threads=1):
+    def __init__(self, *, angle=DEFAULT_ANGLE, n_threads=1):
         super().__init__(n_threads=n_threads)
         if np.isnan(angle) or angle < 0.0:
             raise ValueError(f"angle must be non-negative, got {angle}.")

@@ -18,19 +18,24 @@ from fasttsne._cython._quadtree import (
     bh_repulsion_from_frozen,
 )
 from fasttsne.tsne._gradients._interpolation import (
-    DEFAULT_MAX_NUM_INTERVALS,
     GRID_KNOB_CONSTRAINTS,
+    GRID_KNOB_DEFAULTS,
     FrozenInterpolation,
     _fft_repulsion,
     check_grid_knobs,
 )
 from fasttsne.tsne._gradients._sparse import SparseAttractionBackend
 
-# Up to this many points (the embedding in a fit, the frozen embedding in
-# reference mode) exact sums (a Barnes-Hut walk at angle 0) are cheaper than
-# the smallest grid, as scipy.signal.convolve picks direct over FFT
-# convolution for short signals (crossover: docs/fft.rst).
+# Up to this many points a fit's exact sums (a Barnes-Hut walk at angle 0)
+# are cheaper than the smallest grid, as scipy.signal.convolve picks direct
+# over FFT convolution for short signals (crossover: docs/fft.rst).
 _DIRECT_MAX_N = 1500
+
+# Against a frozen embedding the grid is built once, and a call interpolates
+# p^d (d + 2) grid values per new point (36 for the default p = 3 in 2-D):
+# exact sums cost less only against a frozen embedding of at most this many
+# points. The choice depends on the frozen points alone, never on the batch.
+_FROZEN_DIRECT_MAX_N = 64
 
 
 class FFTGradient(SparseAttractionBackend):
@@ -58,7 +63,7 @@ class FFTGradient(SparseAttractionBackend):
         Fewest boxes per axis.
     ints_in_interval : float, default=1.0
         Target box width in embedding units.
-    max_num_intervals : int, default=DEFAULT_MAX_NUM_INTERVALS
+    max_num_intervals : int, default=300
         Most boxes per axis of a 2-D grid, bounding the cost of a call on a
         wide embedding at the price of accuracy; 0 for no cap. 1-D grids are
         not capped.
@@ -68,9 +73,9 @@ class FFTGradient(SparseAttractionBackend):
 
     Notes
     -----
-    Up to ``_DIRECT_MAX_N`` points (the embedding, or the frozen embedding)
-    the repulsion is summed exactly instead, which is both cheaper than the
-    smallest grid and exact.
+    Up to ``_DIRECT_MAX_N`` points in a fit, and against a frozen embedding of
+    at most ``_FROZEN_DIRECT_MAX_N`` points, the repulsion is summed exactly
+    instead, which is both cheaper than interpolation there and exact.
     """
 
     name = "fft"
@@ -80,10 +85,10 @@ class FFTGradient(SparseAttractionBackend):
     def __init__(
         self,
         *,
-        n_interpolation_points=3,
-        min_num_intervals=50,
-        ints_in_interval=1.0,
-        max_num_intervals=DEFAULT_MAX_NUM_INTERVALS,
+        n_interpolation_points=GRID_KNOB_DEFAULTS["n_interpolation_points"],
+        min_num_intervals=GRID_KNOB_DEFAULTS["min_num_intervals"],
+        ints_in_interval=GRID_KNOB_DEFAULTS["ints_in_interval"],
+        max_num_intervals=GRID_KNOB_DEFAULTS["max_num_intervals"],
         n_threads=1,
     ):
         super().__init__(n_threads=n_threads)
@@ -126,7 +131,7 @@ class FFTGradient(SparseAttractionBackend):
         )
 
     def _frozen_repulsion(self, Y, reference, dof, out, sum_w):
-        if reference.shape[0] <= _DIRECT_MAX_N:
+        if reference.shape[0] <= _FROZEN_DIRECT_MAX_N:
             self._exact_frozen(Y, reference, dof, out, sum_w)
             return
         key = (dof, reference.dtype)

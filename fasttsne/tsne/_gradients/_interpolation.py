@@ -41,7 +41,7 @@ from fasttsne.linalg._circulant import (
 __all__ = [
     "DEFAULT_MAX_NUM_INTERVALS",
     "GRID_KNOB_CONSTRAINTS",
-    "MAX_INTERPOLATION_POINTS",
+    "GRID_KNOB_DEFAULTS",
     "FrozenInterpolation",
     "InterpolationGrid",
     "check_grid_knobs",
@@ -53,6 +53,15 @@ __all__ = [
 #: leaves every span up to 300 uncapped and bounds a call by its cost there
 #: (the measured trade-off is in docs/fft.rst).
 DEFAULT_MAX_NUM_INTERVALS = 300
+
+#: The defaults of the grid knobs (``FFTInterpTSNE``'s signature spells them
+#: out for its users, and a test checks that it agrees).
+GRID_KNOB_DEFAULTS = {
+    "n_interpolation_points": 3,
+    "min_num_intervals": 50,
+    "ints_in_interval": 1.0,
+    "max_num_intervals": DEFAULT_MAX_NUM_INTERVALS,
+}
 
 #: The constraints of the grid knobs, shared by :class:`FFTInterpTSNE`'s
 #: parameter validation and :func:`check_grid_knobs`.
@@ -75,6 +84,12 @@ _MIN_SPAN = 1e-3
 # neighbours' weighted mean and drift outwards, stay on it; a point that
 # leaves it anyway gets exact sums.
 _FROZEN_MARGIN = 0.1
+
+# The cap on a frozen embedding's boxes per axis, as a multiple of the fit's
+# cap: its FFT runs once per ``transform``, not once per iteration, so it can
+# afford the resolution a fit gives up on wide embeddings (the margins
+# included); the potentials it keeps take (d + 2) 8-byte values per node.
+_FROZEN_CAP_FACTOR = 2.0 * (1.0 + 2.0 * _FROZEN_MARGIN)
 
 
 def check_grid_knobs(
@@ -322,8 +337,9 @@ class FrozenInterpolation:
 
     The grid covers the frozen points' bounding box widened by
     ``_FROZEN_MARGIN`` of its span on each side, with the box counts of
-    :meth:`InterpolationGrid.covering`; their charges ``(1, r, |r|^2)`` are
-    spread and convolved once, here. A call then interpolates each query on
+    :meth:`InterpolationGrid.covering` under a cap ``_FROZEN_CAP_FACTOR``
+    times the fit's (a frozen grid is convolved once); their charges
+    ``(1, r, |r|^2)`` are spread and convolved once, here. A call then interpolates each query on
     its own, O(p^d) per query: results depend on nothing but the query and
     the frozen points. Queries off the grid are reported, for the caller to
     sum exactly.
@@ -341,6 +357,10 @@ class FrozenInterpolation:
     """
 
     def __init__(self, frozen, dof, n_threads, **knobs):
+        if knobs["max_num_intervals"]:
+            knobs["max_num_intervals"] = math.ceil(
+                _FROZEN_CAP_FACTOR * knobs["max_num_intervals"]
+            )
         lo, hi = bounding_box(frozen)
         margins = [_FROZEN_MARGIN * (high - low) for low, high in zip(lo, hi)]
         self.grid = InterpolationGrid.covering(
