@@ -28,7 +28,7 @@ pipe = Pipeline(
         ("knn", KNeighborsClassifier(n_neighbors=10)),
     ]
 )
-search = GridSearchCV(pipe, {"tsne__perplexity": [10, 30]}, cv=3)
+search = GridSearchCV(pipe, {"tsne__perplexity": [10, 30]}, cv=2)
 search.fit(X_train, y_train)
 print(f"best perplexity: {search.best_params_['tsne__perplexity']}")
 print(f"cross-validated accuracy: {search.best_score_:.3f}")
