@@ -159,8 +159,12 @@ class FitProgress(Reporter):
         self._reason = "max_iter"
         self._use_bar = bool(self.verbose) and _stderr_is_terminal()
 
-    def parameters(self, estimator, X, n_threads):
-        """One line with the resolved parameters of ``estimator``'s fit of ``X``."""
+    def parameters(self, estimator, X, n_threads, n_early=None):
+        """One line with the resolved parameters of ``estimator``'s fit of ``X``.
+
+        ``n_early`` is the length of the early-exaggeration phase (0 for a
+        warm start); None reads it from the estimator.
+        """
         self._total = int(estimator.max_iter)
         if not self.enabled:
             return
@@ -168,7 +172,17 @@ class FitProgress(Reporter):
         rate = describe(est.learning_rate_)
         if isinstance(est.learning_rate, str):
             rate += f" ({est.learning_rate})"
-        n_early = min(est.early_exaggeration_iter, est.max_iter)
+        if n_early is None:
+            n_early = min(est.early_exaggeration_iter, est.max_iter)
+        affinity = getattr(est, "affinity", "perplexity")
+        if affinity == "perplexity":
+            affinity = f"perplexity {describe(est.perplexity_)}"
+        elif affinity == "multiscale":
+            affinity = f"multiscale perplexities {describe(est.perplexity_)}"
+        elif affinity == "uniform":
+            affinity = f"uniform affinities over {est.n_neighbors_} neighbours"
+        else:
+            affinity = "precomputed affinities"
         late = 1.0 if est.exaggeration is None else est.exaggeration
         knobs = ", ".join(
             f"{name} {describe(value)}"
@@ -177,8 +191,7 @@ class FitProgress(Reporter):
         init = est.init if isinstance(est.init, str) else "array"
         self.info(
             f"{type(est).__name__}: {X.shape[0]} samples x {X.shape[1]} features "
-            f"({X.dtype}) -> {est.n_components}-D; perplexity "
-            f"{describe(est.perplexity_)}, learning_rate {rate}, "
+            f"({X.dtype}) -> {est.n_components}-D; {affinity}, learning_rate {rate}, "
             f"early_exaggeration {describe(est.early_exaggeration)} for {n_early} "
             f"iterations, then exaggeration {describe(late)} for "
             f"{est.max_iter - n_early} iterations, dof {describe(est.dof)}, metric "
@@ -189,7 +202,18 @@ class FitProgress(Reporter):
         )
 
     def phase_start(self, name, n_iter, exaggeration, momentum):
-        """Announce an optimisation phase and show the bar on a terminal."""
+        """Announce an optimisation phase and show the bar on a terminal.
+
+        ``exaggeration`` is a factor or the phase's schedule (one per
+        iteration), shown as its first and last factors when they differ.
+        """
+        if not isinstance(exaggeration, (int, float)):
+            factors = list(exaggeration)
+            exaggeration = (
+                describe(factors[0])
+                if min(factors) == max(factors)
+                else f"{describe(factors[0])} to {describe(factors[-1])}"
+            )
         self._phase_start = time.perf_counter()
         if self._use_bar and self.progress_bar is None:
             self.progress_bar = self._make_bar()
