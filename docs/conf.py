@@ -150,7 +150,14 @@ def _plain_docstring(app, what, name, obj, options, lines):
         lines[i] = line
 
 
+def _reread_linking_pages(app, env, added, changed, removed):
+    """Re-read the pages that link optional pages, which may have appeared."""
+    del app, added, changed, removed
+    return [name for name in ("index", "user_guide") if name in env.found_docs]
+
+
 def setup(app):
     """Sphinx hooks: optional pages, docstrings written for scikit-learn."""
     app.connect("source-read", _optional_pages)
+    app.connect("env-get-outdated", _reread_linking_pages)
     app.connect("autodoc-process-docstring", _plain_docstring)
