@@ -490,6 +490,9 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         whole optimisation.
         """
         backend.prepare(P)
+        # On the device the whole loop runs on the backend's tensors, which
+        # come back once at the end (DESIGN.md, section 5).
+        Y_run = backend.to_device(Y) if self.device_ == "cuda" else Y
         dof = float(self.dof)
         optimizer = GradientDescent(
             self.learning_rate_,
@@ -517,7 +520,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 )
 
             kl, n_phase, reason = optimizer.run(
-                Y,
+                Y_run,
                 objective,
                 n_iter=len(factors),
                 momentum=momentum,
@@ -531,6 +534,8 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             progress.phase_end(name, n_phase, kl, reason, n_done)
             if reason == "callback":
                 break
+        if Y_run is not Y:
+            Y[...] = backend.to_host(Y_run)
         return float(kl), n_done
 
     def _callbacks(self):
@@ -612,6 +617,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         """
         backend = self._backend(self.backend_, n_threads)
         backend.prepare(P_new, reference=self.embedding_)
+        Y_run = backend.to_device(Y) if self.device_ == "cuda" else Y
         dof = float(self.dof)
         optimizer = GradientDescent(
             _TRANSFORM_LEARNING_RATE, max_step_norm=_TRANSFORM_MAX_STEP, center=False
@@ -620,9 +626,9 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             momentum = (
                 _MOMENTUM_EARLY if it < _TRANSFORM_N_ITER // 4 else _MOMENTUM_MAIN
             )
-            _, grad = backend(Y, exaggeration=1.0, dof=dof, compute_error=False)
-            optimizer.step(Y, grad, momentum)
-        return Y
+            _, grad = backend(Y_run, exaggeration=1.0, dof=dof, compute_error=False)
+            optimizer.step(Y_run, grad, momentum)
+        return Y_run if Y_run is Y else backend.to_host(Y_run)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
