@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 
 from fasttsne.linalg._svd import _bidiagonal
 from fasttsne.linalg._svd._bidiagonal import _BlockBidiagonal, _needs_bidiagonal
+from fasttsne.linalg._svd._lanczos import _BlockLanczos
 from fasttsne.linalg._svd._operators import _ONE_CALL_PRODUCTS, _LinearOperator
 from fasttsne.linalg._svd._randomized import _randomized_svd
 from tests._oracles import rank_deficient, rounding_floor, steep_spectrum
@@ -110,3 +111,19 @@ def test_explicit_bidiagonal_algorithm(rng, dtype):
     for values in (S, auto[1]):
         error = np.abs(values[:rank] - S_exact[:rank]) / S_exact[:rank]
         assert np.all(error <= rounding_floor(S_exact[:rank], dtype))
+
+
+def test_steep_first_block_abandons_block_lanczos(rng):
+    """When the first block's Ritz values already span too wide a range, block
+    Lanczos stops after that block and bidiagonalisation takes over; otherwise
+    block Lanczos runs to the end and is kept."""
+    steep = steep_spectrum(rng, 800, 300)
+    flat = rng.standard_normal((800, 300))
+    with mock.patch.object(
+        _BlockLanczos, "step", autospec=True, side_effect=_BlockLanczos.step
+    ) as step:
+        info = _randomized_svd(steep, 40, random_state=0, return_info=True)[3]
+        assert info["algorithm"] == "bidiagonal" and step.call_count == 1
+        step.reset_mock()
+        info = _randomized_svd(flat, 40, random_state=0, return_info=True)[3]
+        assert info["algorithm"] == "krylov" and step.call_count == info["n_iter"] + 1

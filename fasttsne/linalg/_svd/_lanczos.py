@@ -344,6 +344,7 @@ def _block_krylov(
     products,
     solver=_BlockLanczos,
     lapack_driver="gesdd",
+    abandon_if=None,
 ):
     """Randomized block Krylov SVD by block Lanczos on ``op^T op``.
 
@@ -376,10 +377,15 @@ def _block_krylov(
         :mod:`~fasttsne.linalg._svd._bidiagonal`, which builds the same space.
     lapack_driver : {"gesdd", "gesvd"}, default="gesdd"
         LAPACK driver of the small SVDs.
+    abandon_if : callable or None, default=None
+        Called after the first of several blocks with the square roots of its
+        top ``n_components`` Ritz values (when the block holds that many); if
+        it returns True, the iteration stops and ``None`` is returned.
 
     Returns
     -------
     U, S, Vt, n_iter_run
+        Or ``None`` when ``abandon_if`` stopped the iteration.
     """
     n = op.shape[1]
     b = min(block_size, n)
@@ -405,6 +411,11 @@ def _block_krylov(
     n_run = n_iter
     for j in range(n_iter + 1):
         R = lanczos.step(j, last=j == n_iter)
+        if j == 0 and R is not None and abandon_if is not None and b >= n_components:
+            ritz_values = scipy.linalg.eigvalsh(lanczos.H[:b, :b], check_finite=False)
+            top = np.sqrt(np.maximum(ritz_values[::-1][:n_components], 0.0))
+            if abandon_if(top):
+                return None
         if (
             R is not None
             and tol > 0

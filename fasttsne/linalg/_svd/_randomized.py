@@ -263,15 +263,26 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
                 "products": products,
                 "lapack_driver": svd_lapack_driver,
             }
-            solver = _BlockBidiagonal if algorithm == "bidiagonal" else _BlockLanczos
-            U, S, Vt, n_run = _block_krylov(op, n_components, solver=solver, **options)
-            if algorithm == "krylov" and _needs_bidiagonal(S, op.dtype):
-                # Singular values below what block Lanczos resolves: the same
-                # Krylov space again, built without squaring them.
-                algorithm = "bidiagonal"
-                U, S, Vt, n_run = _block_krylov(
+            result = None
+            if algorithm == "krylov":
+                # Block Lanczos, unless its first block (whose Ritz values
+                # underestimate the singular values) or its result shows singular
+                # values below what it resolves: then the same Krylov space,
+                # built without squaring them.
+                def steep(S):
+                    return _needs_bidiagonal(S, op.dtype)
+
+                result = _block_krylov(
+                    op, n_components, solver=_BlockLanczos, abandon_if=steep, **options
+                )
+                if result is None or steep(result[1]):
+                    algorithm = "bidiagonal"
+                    result = None
+            if result is None:
+                result = _block_krylov(
                     op, n_components, solver=_BlockBidiagonal, **options
                 )
+            U, S, Vt, n_run = result
     S_top = float(S[0]) if S.size else 0.0
     if transpose:
         U, Vt = Vt.T, U.T
