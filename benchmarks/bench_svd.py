@@ -21,10 +21,10 @@ must be at least as accurate as scikit-learn's default.
 
 Every method runs side by side in one process, ``--repeat`` times, interleaved
 (median time reported; svds, minutes on (c), runs once). Errors are measured once
-per method against a tight reference: LAPACK (``scipy.linalg.svdvals``, in float64) for (a), (d) and (e),
-float64 Gram eigenvalues for (b) (relative error below ``eps64 (s_1 / s_k)^2 ~
-1e-14`` here) and ARPACK on ``A^T A`` with ``tol=1e-12`` for (c). References are
-cached in ``~/.cache/fasttsne/bench_svd``.
+per method against a tight reference: LAPACK (``scipy.linalg.svdvals``, in
+float64) for (a), (d) and (e), float64 Gram eigenvalues for (b) (relative error
+below ``eps64 (s_1 / s_k)^2 ~ 1e-14`` here) and ARPACK on ``A^T A`` with
+``tol=1e-12`` for (c). References are cached in ``~/.cache/fasttsne/bench_svd``.
 
 Columns: time [s]; time relative to scikit-learn's default call; worst relative
 error of the top-k singular values; ``||A - U S V^T||_F / ||A||_F`` (the optimum,
