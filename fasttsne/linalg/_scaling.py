@@ -47,3 +47,40 @@ def _scaled(X, exponent):
         X.data = np.ldexp(X.data, exponent).astype(X.dtype, copy=False)
         return X
     return np.ldexp(X, exponent).astype(X.dtype, copy=False)
+
+
+def _row_extremes(X):
+    """Largest magnitude of each row, NaN or inf where the row holds them.
+
+    ``max`` and ``-min`` rather than ``abs``, which would copy ``X``.
+    """
+    if X.shape[1] == 0:
+        return np.zeros(X.shape[0])
+    return np.maximum(X.max(axis=1), -X.min(axis=1)).astype(np.float64)
+
+
+def _row_exponents(top, dtype):
+    """Per-row powers of two that bring the rows whose largest magnitudes ``top``
+    lie outside the safe range (:mod:`fasttsne.linalg._scaling`) into
+    ``[0.5, 1)``; 0 for the others. Products and solves are linear in the row,
+    so a scaled row gives the scaled result, and powers of two round nothing."""
+    low, high = _SAFE_RANGE[np.dtype(dtype)]
+    exponents = -np.frexp(top)[1].astype(np.int64)
+    exponents[(top == 0) | ((top >= low) & (top <= high)) | ~np.isfinite(top)] = 0
+    return exponents
+
+
+def _scale_rows(X, exponents):
+    """``X * 2**exponents[:, None]`` (a copy), or ``X`` when no row is scaled."""
+    if not exponents.any():
+        return X
+    return np.ldexp(X, exponents[:, np.newaxis]).astype(X.dtype, copy=False)
+
+
+def _unscale_rows(X, exponents):
+    """``X *= 2**-exponents[:, None]`` in place; beyond the range of the dtype
+    the exact result is 0 or inf."""
+    if exponents.any():
+        with np.errstate(over="ignore", under="ignore"):
+            np.ldexp(X, -exponents[:, np.newaxis], out=X)
+    return X

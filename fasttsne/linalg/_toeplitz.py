@@ -6,6 +6,11 @@ of real FFTs), :class:`ToeplitzKernel` exposes the product as a
 scikit-learn transformer, and solves ``(T + alpha I) z = x`` by preconditioned
 conjugate gradients with a circulant preconditioner (Strang or T. Chan), one
 O(L log L) product per iteration, for a whole batch of rows at once.
+
+The module is one piece (past the usual ~700 lines) because everything in it
+serves :class:`ToeplitzKernel` alone: the expansion of kernels and
+coefficients to every offset, the circulant preconditioners and the batched
+CG/CGNR iterations, whose only caller is ``inverse_transform``.
 """
 
 import warnings
@@ -28,7 +33,13 @@ from fasttsne._validation import (
     validate_data,
 )
 from fasttsne.linalg._circulant import _circulant_product, _kernel_spectrum
-from fasttsne.linalg._scaling import _SAFE_RANGE, _scale_exponent
+from fasttsne.linalg._scaling import (
+    _row_exponents,
+    _row_extremes,
+    _scale_exponent,
+    _scale_rows,
+    _unscale_rows,
+)
 
 # Eigenvalues of the circulant preconditioner below this fraction of the largest
 # one are raised to it. Any symmetric positive definite (or, for CGNR, any
@@ -186,16 +197,6 @@ def _rowdot(a, b):
     return np.einsum("ij,ij->i", a, b)
 
 
-def _row_extremes(X):
-    """Largest magnitude of each row, NaN or inf where the row holds them.
-
-    ``max`` and ``-min`` rather than ``abs``, which would copy ``X``.
-    """
-    if X.shape[1] == 0:
-        return np.zeros(X.shape[0])
-    return np.maximum(X.max(axis=1), -X.min(axis=1)).astype(np.float64)
-
-
 def _is_plain_float_array(X, n_features):
     """Whether ``X`` is a C-ordered, non-empty float32/float64 ndarray of width
     ``n_features``, which scikit-learn's validation would return as it is."""
@@ -204,33 +205,6 @@ def _is_plain_float_array(X, n_features):
     if X.ndim != 2 or X.dtype not in (np.float64, np.float32):
         return False
     return bool(X.flags.c_contiguous and X.shape[0] >= 1 and X.shape[1] == n_features)
-
-
-def _row_exponents(top, dtype):
-    """Per-row powers of two that bring the rows whose largest magnitudes ``top``
-    lie outside the safe range (:mod:`fasttsne.linalg._scaling`) into
-    ``[0.5, 1)``; 0 for the others. Products and solves are linear in the row,
-    so a scaled row gives the scaled result, and powers of two round nothing."""
-    low, high = _SAFE_RANGE[np.dtype(dtype)]
-    exponents = -np.frexp(top)[1].astype(np.int64)
-    exponents[(top == 0) | ((top >= low) & (top <= high)) | ~np.isfinite(top)] = 0
-    return exponents
-
-
-def _scale_rows(X, exponents):
-    """``X * 2**exponents[:, None]`` (a copy), or ``X`` when no row is scaled."""
-    if not exponents.any():
-        return X
-    return np.ldexp(X, exponents[:, np.newaxis]).astype(X.dtype, copy=False)
-
-
-def _unscale_rows(X, exponents):
-    """``X *= 2**-exponents[:, None]`` in place; beyond the range of the dtype
-    the exact result is 0 or inf."""
-    if exponents.any():
-        with np.errstate(over="ignore", under="ignore"):
-            np.ldexp(X, -exponents[:, np.newaxis], out=X)
-    return X
 
 
 class _KrylovState:

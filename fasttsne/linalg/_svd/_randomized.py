@@ -1,6 +1,6 @@
 """Randomized truncated SVD as a function: ``randomized_svd`` and its validated twin.
 
-Two range finders are implemented, both after Halko, Martinsson and Tropp (2011):
+Three range finders are implemented, after Halko, Martinsson and Tropp (2011):
 
 ``"subspace"``
     Randomized subspace (power) iteration: ``Y = (A A^T)^q A Omega`` for a Gaussian
@@ -15,11 +15,19 @@ Two range finders are implemented, both after Halko, Martinsson and Tropp (2011)
     approximation from it. For the same number of products with ``A`` the Krylov space
     contains the subspace-iteration space, and on flat spectra it converges like a
     Chebyshev polynomial instead of a monomial (error ``~ exp(-2 q sqrt(gap))`` instead
-    of ``(1 - gap)^(2q)``).
+    of ``(1 - gap)^(2q)``). Built by block Lanczos on ``A^T A``, which cannot resolve
+    singular values below about ``sqrt(eps) s_1``: when the spectrum is steeper than
+    that allows, the same space is built by ``"bidiagonal"`` instead.
 
-The Krylov solver is in :mod:`fasttsne.linalg._svd._lanczos`, subspace iteration
-in :mod:`fasttsne.linalg._svd._subspace`, the products with the data in
-:mod:`fasttsne.linalg._svd._operators`.
+``"bidiagonal"``
+    The same Krylov space by block Golub-Kahan-Lanczos bidiagonalisation, which
+    alternates ``A`` and ``A^T`` and resolves singular values down to ``eps s_1``.
+
+The Krylov solvers are in :mod:`fasttsne.linalg._svd._lanczos` and
+:mod:`fasttsne.linalg._svd._bidiagonal`, subspace iteration in
+:mod:`fasttsne.linalg._svd._subspace`, the products with the data in
+:mod:`fasttsne.linalg._svd._operators`, the scaling of data of extreme magnitude
+in :mod:`fasttsne.linalg._scaling`.
 """
 
 import warnings
