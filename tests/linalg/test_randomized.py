@@ -327,9 +327,11 @@ def test_small_matrix_is_exact(rng):
 
 
 @pytest.mark.slow
-def test_sparse_solve_bitwise_independent_of_threads():
+@pytest.mark.parametrize("algorithm", ["krylov", "bidiagonal"])
+def test_sparse_solve_bitwise_independent_of_threads(algorithm):
     """A whole sparse solve (tiled products, split basis products, partial
-    reorthogonalisation) gives the same bits on one thread and on two."""
+    reorthogonalisation; both Krylov solvers) gives the same bits on one thread
+    and on two."""
     A = sp.random(20000, 4000, density=0.005, format="csr", random_state=0)
     results = []
     for n_threads in (1, 2):
@@ -338,7 +340,7 @@ def test_sparse_solve_bitwise_independent_of_threads():
                 _randomized_svd(
                     A,
                     20,
-                    algorithm="krylov",
+                    algorithm=algorithm,
                     block_size=16,
                     n_iter=30,
                     tol=0,
