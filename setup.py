@@ -41,7 +41,8 @@ def _extensions():
     if flag is None:
         warnings.warn(
             "The C compiler does not support OpenMP: fasttsne is built serially "
-            "(n_jobs has no effect).",
+            "(n_jobs has no effect; tests/_cython/test_openmp.py fails unless "
+            "FASTTSNE_ALLOW_SERIAL=1).",
             stacklevel=1,
         )
     compile_args = ["-O3"] + ([flag] if flag else [])

@@ -99,9 +99,11 @@ def runners(Y, P, angle, n_threads):
 
     rep = np.empty_like(Y)
     workspace = _Workspace()  # kept between calls, as the backend does
-    ours = BarnesHutGradient(angle)
+    ours = BarnesHutGradient(angle=angle, n_threads=n_threads).prepare(P)
     Y32 = Y.astype(np.float32)
-    ours32 = BarnesHutGradient(angle)
+    ours32 = BarnesHutGradient(angle=angle, n_threads=n_threads).prepare(
+        P.astype(np.float32)
+    )
     sk_data = P.data.astype(np.float32)
     sk_indices = P.indices.astype(np.int64)
     sk_indptr = P.indptr.astype(np.int64)
@@ -130,9 +132,7 @@ def runners(Y, P, angle, n_threads):
         return forces
 
     def call(backend, Z):
-        return lambda: backend(
-            Z, P, dof=1.0, exaggeration=1.0, compute_error=False, n_threads=n_threads
-        )
+        return lambda: backend(Z, exaggeration=1.0, dof=1.0, compute_error=False)
 
     return {
         "repulsion: fasttsne": lambda: bh_repulsion(

@@ -6,6 +6,8 @@ Modes (run from the repository root after building in place)::
     python benchmarks/bench_fft_gradient.py --span     # time and error vs span, caps
     python benchmarks/bench_fft_gradient.py --profile  # FFT part vs the rest
     python benchmarks/bench_fft_gradient.py --full     # whole gradient
+    python benchmarks/bench_fft_gradient.py --transform  # transform, vs BH
+    python benchmarks/bench_fft_gradient.py --frozen     # frozen grid vs exact sums
 
 Embeddings are synthetic but shaped like t-SNE output: 20 clusters of unequal
 size, each a uniformly filled disc whose area is proportional to its size,
@@ -27,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fasttsne._cython._interp import (
-    DEFAULT_MAX_NUM_INTERVALS,
-    fft_repulsion,
-    interpolation_grid,
-)
 from fasttsne.linalg._circulant import _apply_spectrum, _kernel_spectrum
+from fasttsne.tsne._gradients._interpolation import (
+    DEFAULT_MAX_NUM_INTERVALS,
+    InterpolationGrid,
+    fft_repulsion,
+)
 
 KNOBS = {"n_interpolation_points": 3, "min_num_intervals": 50, "ints_in_interval": 1}
 
@@ -81,14 +83,7 @@ def ours(Y, n_threads, max_num_intervals=DEFAULT_MAX_NUM_INTERVALS):
     """Our unnormalised repulsion and Z."""
     out = np.empty_like(Y)
     Z = fft_repulsion(
-        Y,
-        1.0,
-        KNOBS["n_interpolation_points"],
-        KNOBS["min_num_intervals"],
-        KNOBS["ints_in_interval"],
-        out,
-        n_threads,
-        max_num_intervals,
+        Y, 1.0, out, n_threads, **KNOBS, max_num_intervals=max_num_intervals
     )
     return out, Z
 
@@ -220,16 +215,13 @@ def profile(args):
     rows = []
     for span in args.spans:
         Y = make_embedding(n_samples, span, seed=7)
-        shape = []
-        for axis in range(Y.shape[1]):
-            n_boxes = interpolation_grid(
-                float(np.ptp(Y[:, axis])),
-                KNOBS["n_interpolation_points"],
-                KNOBS["min_num_intervals"],
-                KNOBS["ints_in_interval"],
-                DEFAULT_MAX_NUM_INTERVALS,
-            )[0]
-            shape.append(n_boxes * KNOBS["n_interpolation_points"])
+        grid = InterpolationGrid.covering(
+            Y.min(axis=0),
+            Y.max(axis=0),
+            **KNOBS,
+            max_num_intervals=DEFAULT_MAX_NUM_INTERVALS,
+        )
+        shape = list(grid.shape)
         kernel = np.random.default_rng(0).random([2 * n - 1 for n in shape])
         charges = np.random.default_rng(1).random([Y.shape[1] + 2] + shape)
 
@@ -270,7 +262,7 @@ def full_gradient(args):
 
     from fasttsne.tsne._gradients._fft import FFTGradient
 
-    backend = FFTGradient(**KNOBS)
+    backend = FFTGradient(**KNOBS, n_threads=args.threads)
     rows = []
     print(f"{'N':>7} {'phase':>5} | {'ours':>8} {'openTSNE':>9} {'ratio':>6}")
     for n_samples in args.sizes:
@@ -281,15 +273,10 @@ def full_gradient(args):
             Y = make_embedding(n_samples, span, seed=n_samples)
             P_open = P * exaggeration  # openTSNE exaggerates by scaling P
 
-            def run_ours(Y=Y, P=P, exaggeration=exaggeration):
-                backend(
-                    Y,
-                    P,
-                    dof=1.0,
-                    exaggeration=exaggeration,
-                    compute_error=False,
-                    n_threads=args.threads,
-                )
+            backend.prepare(P)
+
+            def run_ours(Y=Y, exaggeration=exaggeration):
+                backend(Y, exaggeration=exaggeration, dof=1.0, compute_error=False)
 
             def run_open(Y=Y, P_open=P_open):
                 kl_divergence_fft(Y, P_open, 1.0, dict(KNOBS), n_jobs=args.threads)
@@ -312,6 +299,82 @@ def full_gradient(args):
     return rows
 
 
+def transform_quality(args):
+    """Held-out digits placed by transform: BH against FFT, kNN accuracy and time."""
+    from sklearn.datasets import load_digits
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from fasttsne import BarnesHutTSNE, FFTInterpTSNE
+
+    X, y = load_digits(return_X_y=True)
+    rows = []
+    print(f"{'train':>6} {'new':>5} {'estimator':>14} | {'5-NN acc':>8} {'time':>7}")
+    for n_train in args.train_sizes:
+        pixels = KNeighborsClassifier(5).fit(X[:n_train], y[:n_train])
+        baseline = pixels.score(X[n_train:], y[n_train:])
+        for cls in (BarnesHutTSNE, FFTInterpTSNE):
+            tsne = cls(random_state=0, n_jobs=args.threads).fit(X[:n_train])
+            start = time.perf_counter()
+            Y_new = tsne.transform(X[n_train:])
+            seconds = time.perf_counter() - start
+            knn = KNeighborsClassifier(5).fit(tsne.embedding_, y[:n_train])
+            accuracy = knn.score(Y_new, y[n_train:])
+            rows.append(
+                {
+                    "n_train": n_train,
+                    "estimator": cls.__name__,
+                    "accuracy": accuracy,
+                    "pixels_accuracy": baseline,
+                    "transform_s": seconds,
+                }
+            )
+            print(
+                f"{n_train:>6} {len(X) - n_train:>5} {cls.__name__:>14} |"
+                f" {accuracy:>8.3f} {seconds:>6.2f}s (5-NN on pixels {baseline:.3f})",
+                flush=True,
+            )
+    return rows
+
+
+def frozen_crossover(args):
+    """Per step against a frozen embedding: exact sums against the frozen grid."""
+    from fasttsne._cython._quadtree import _Workspace, bh_repulsion_from_frozen
+    from fasttsne.tsne._gradients._interpolation import FrozenInterpolation
+
+    rng = np.random.default_rng(0)
+    queries = make_embedding(args.n_queries, 40.0, seed=1)
+    rows = []
+    print(f"{'frozen':>7} | {'exact/step':>10} {'grid/step':>10} {'grid build':>10}")
+    for n_frozen in args.frozen_sizes:
+        frozen = make_embedding(n_frozen, 40.0, seed=int(rng.integers(1 << 30)))
+        out, sum_w = np.empty_like(queries), np.empty(len(queries))
+        workspace = _Workspace()
+
+        def exact(frozen=frozen, out=out, sum_w=sum_w, workspace=workspace):
+            bh_repulsion_from_frozen(
+                frozen, queries, 0.0, 1.0, out, sum_w, args.threads, workspace
+            )
+
+        start = time.perf_counter()
+        grid = FrozenInterpolation(
+            frozen, 1.0, args.threads, **KNOBS, max_num_intervals=0
+        )
+        build = time.perf_counter() - start
+        t_exact, t_grid = median_times(
+            [exact, lambda grid=grid, out=out, sum_w=sum_w: grid(queries, out, sum_w)],
+            args.repeats,
+        )
+        rows.append(
+            {"n_frozen": n_frozen, "exact": t_exact, "grid": t_grid, "build": build}
+        )
+        print(
+            f"{n_frozen:>7} | {t_exact * 1e3:>8.2f}ms {t_grid * 1e3:>8.2f}ms"
+            f" {build * 1e3:>8.1f}ms",
+            flush=True,
+        )
+    return rows
+
+
 def main(argv=None):
     """Parse the options, run the chosen mode, print (and save) the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -319,6 +382,12 @@ def main(argv=None):
     mode.add_argument("--span", action="store_true", help="time and error vs span")
     mode.add_argument("--profile", action="store_true", help="FFT part vs the rest")
     mode.add_argument("--full", action="store_true", help="whole gradient")
+    mode.add_argument(
+        "--transform", action="store_true", help="transform of held-out digits"
+    )
+    mode.add_argument(
+        "--frozen", action="store_true", help="frozen grid against exact sums"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument(
@@ -331,6 +400,13 @@ def main(argv=None):
     parser.add_argument(
         "--caps", type=int, nargs="+", default=[0, 400, 300, 200], help="0: no cap"
     )
+    parser.add_argument(
+        "--train-sizes", type=int, nargs="+", default=[1300, 1600], help="transform"
+    )
+    parser.add_argument(
+        "--frozen-sizes", type=int, nargs="+", default=[32, 64, 128, 512, 1500]
+    )
+    parser.add_argument("--n-queries", type=int, default=5000, help="--frozen")
     parser.add_argument("--subset", type=int, default=2000)
     parser.add_argument("--exact-z-max", type=int, default=20_000)
     parser.add_argument("--save", type=Path, help="write the rows as JSON here")
@@ -341,6 +417,10 @@ def main(argv=None):
         rows = profile(args)
     elif args.full:
         rows = full_gradient(args)
+    elif args.transform:
+        rows = transform_quality(args)
+    elif args.frozen:
+        rows = frozen_crossover(args)
     else:
         rows = per_call(args)
     if args.save:

@@ -9,11 +9,14 @@ number of threads for every method:
 * hnswlib HNSW built with one thread (its only deterministic setting),
 * pynndescent (numba; its JIT warm-up is timed apart).
 
+Anchors that are not installed are left out (the script says which).
+
 For each it prints build+query time, speed-up over the exact search, recall@k
 and recall@10 against the exact neighbours, and (at the smallest size)
 whether two runs with the same seed agree. Sizes above ``--full-recall-max``
 measure recall on a fixed sample of query rows. A crossover sweep times
-exact against approx at small sizes, which sets ``_APPROX_MIN_SAMPLES``.
+exact against approx at small sizes, which sets
+``fasttsne._neighbors._APPROX_MIN_SAMPLES``.
 
 Usage::
 
@@ -22,13 +25,15 @@ Usage::
 """
 
 import argparse
+import importlib.util
 import time
 
 import numpy as np
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
 
-from fasttsne.tsne._affinity import _euclidean_knn, nearest_neighbors
+from fasttsne._neighbors import nearest_neighbors
+from fasttsne._neighbors._exact import euclidean_knn
 
 
 def make_data(n_samples):
@@ -115,13 +120,27 @@ APPROX = {
     "pynndescent": run_pynndescent,
 }
 
+# The package each approximate method needs.
+REQUIRES = {
+    "fasttsne approx (faiss HNSW)": "faiss",
+    "hnswlib (1-thread build)": "hnswlib",
+    "pynndescent": "pynndescent",
+}
+
+
+def installed_methods():
+    """The approximate methods whose package can be imported here."""
+    return [
+        name for name in APPROX if importlib.util.find_spec(REQUIRES[name]) is not None
+    ]
+
 
 def ground_truth_sample(X, k, threads, n_queries):
     """Exact neighbours of a fixed sample of rows (for large N)."""
     rows = np.sort(
         np.random.default_rng(0).choice(X.shape[0], n_queries, replace=False)
     )
-    labels, _, _ = _euclidean_knn(
+    labels, _, _ = euclidean_knn(
         X[rows], X, k + 1, self_query=False, n_threads=threads, match=False
     )
     drop = labels == rows[:, None]
@@ -235,8 +254,14 @@ def main():
         f"k = {args.k}, {args.threads} threads, 20-cluster Gaussian mixture "
         "in 50-D (cluster_std=6)"
     )
-    warmup = pynndescent_warmup(args.threads)
-    print(f"pynndescent numba warm-up (first call in a process): {warmup:.1f} s\n")
+    methods = installed_methods()
+    missing = [name for name in APPROX if name not in methods]
+    if missing:
+        print(f"not installed, left out: {', '.join(missing)}")
+    if "pynndescent" in methods:
+        warmup = pynndescent_warmup(args.threads)
+        print(f"pynndescent numba warm-up (first call in a process): {warmup:.1f} s")
+    print()
     print(
         "| N | method | build+query (s) | speed-up vs exact | recall@k "
         "| recall@10 | same result twice |"
@@ -248,7 +273,7 @@ def main():
             args.k,
             args.threads,
             args,
-            list(APPROX),
+            methods,
             check_determinism=i == 0,
         )
     if args.large:

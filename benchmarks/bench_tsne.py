@@ -81,7 +81,8 @@ def run_fasttsne(method, X, args):
     from fasttsne import BarnesHutTSNE, FFTInterpTSNE
 
     clock = _Clock()
-    clock.wrap(_affinity, "_neighbors", "knn")
+    # joint_probabilities calls the search through this module's name.
+    clock.wrap(_affinity, "nearest_neighbors", "knn")
     clock.wrap(_affinity, "joint_probabilities", "affinities")
     cls = BarnesHutTSNE if method == "fasttsne-bh" else FFTInterpTSNE
     tsne = cls(
@@ -192,11 +193,12 @@ def kl_of(P, Y, threads):
     """KL(P || Q) for a common P, with Z by Barnes-Hut at angle 0.2 (~0.1%)."""
     from fasttsne.tsne._gradients import get_backend
 
-    backend = get_backend("bh", params={"bh": {"angle": 0.2}})
     Y = np.ascontiguousarray(Y, dtype=np.float64)
-    kl, _ = backend(
-        Y, P, dof=1.0, exaggeration=1.0, compute_error=True, n_threads=threads
+    backend = get_backend(
+        "bh", device="cpu", n_components=Y.shape[1], n_threads=threads, angle=0.2
     )
+    backend.prepare(P)
+    kl, _ = backend(Y, exaggeration=1.0, dof=1.0, compute_error=True)
     return kl
 
 

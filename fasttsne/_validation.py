@@ -4,21 +4,26 @@ Keeping every private import here means a scikit-learn upgrade that moves one of
 them breaks a single file.
 """
 
-from numbers import Integral, Real
+import os
 
 import numpy as np
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+    validate_params,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = [
-    "Integral",
     "Interval",
-    "Real",
     "StrOptions",
     "_fit_context",
+    "check_finite_kernel",
     "check_is_fitted",
     "check_n_threads",
+    "check_params",
     "validate_data",
     "validate_params",
 ]
@@ -37,8 +42,6 @@ def check_n_threads(n_jobs):
     n_threads : int
         A positive number of threads.
     """
-    import os
-
     n_cpus = os.cpu_count() or 1
     if n_jobs is None:
         return 1
@@ -47,6 +50,29 @@ def check_n_threads(n_jobs):
     if n_jobs < 0:
         return max(n_cpus + 1 + n_jobs, 1)
     return int(n_jobs)
+
+
+def check_params(constraints, params, caller):
+    """Check ``params`` against scikit-learn style ``constraints``.
+
+    The same checks, and messages, as an estimator's
+    ``_parameter_constraints``, for objects that are not estimators.
+
+    Parameters
+    ----------
+    constraints : dict of str to list
+        Allowed values per name (``Interval``, ``StrOptions``, types...).
+    params : dict of str to object
+        The values to check.
+    caller : str
+        Named in the error messages.
+
+    Raises
+    ------
+    sklearn.utils._param_validation.InvalidParameterError
+        A ``ValueError`` and ``TypeError``, naming the parameter.
+    """
+    validate_parameter_constraints(constraints, params, caller_name=caller)
 
 
 def check_finite_kernel(values, name):

@@ -104,6 +104,26 @@ def random_affinities(rng, n_samples, n_neighbors=10, index_dtype=np.int32):
     return P
 
 
+def random_new_point_affinities(rng, n_new, n_reference, n_neighbors=10):
+    """Conditional affinities of new points to reference points (``transform``).
+
+    CSR of shape ``(n_new, n_reference)``, int32 sorted indices: each row links
+    to ``n_neighbors`` distinct reference points with weights summing to 1.
+    """
+    n_neighbors = min(n_neighbors, n_reference)
+    rows = np.repeat(np.arange(n_new), n_neighbors)
+    cols = np.concatenate(
+        [rng.choice(n_reference, n_neighbors, replace=False) for _ in range(n_new)]
+    )
+    weights = rng.uniform(0.1, 1.0, size=(n_new, n_neighbors))
+    weights /= weights.sum(axis=1, keepdims=True)
+    P = sp.csr_matrix((weights.ravel(), (rows, cols)), shape=(n_new, n_reference))
+    P.sort_indices()
+    P.indptr = P.indptr.astype(np.int32)
+    P.indices = P.indices.astype(np.int32)
+    return P
+
+
 # --- linear algebra: matrices with known spectra, dense Toeplitz matrices ------
 
 
@@ -179,3 +199,19 @@ def rounding_floor(S_exact, dtype):
     eps = float(np.finfo(dtype).eps)
     S_exact = np.asarray(S_exact, dtype=np.float64)
     return 10 * eps * S_exact[0] / S_exact
+
+
+def exact_knn(X_query, X_ref, k, self_query):
+    """kNN from the full exact distance matrix, ties broken by index.
+
+    Returns the (n_query, k) indices and their squared euclidean distances
+    (scipy's ``cdist``); with ``self_query`` row i is not a neighbour of i.
+    """
+    from scipy.spatial.distance import cdist
+
+    D = cdist(X_query, X_ref, "sqeuclidean")
+    if self_query:
+        np.fill_diagonal(D, np.inf)
+    columns = np.broadcast_to(np.arange(D.shape[1]), D.shape)
+    order = np.lexsort((columns, D), axis=1)[:, :k]
+    return order, np.take_along_axis(D, order, axis=1)

@@ -16,14 +16,9 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log
 
-from fasttsne._cython._typedefs cimport float64_t, int32_t, int64_t, intp_t
+from fasttsne._cython._typedefs cimport float64_t, index_t, intp_t
 
 import numpy as np
-
-
-ctypedef fused index_t:
-    int32_t
-    int64_t
 
 
 cdef void _attract_row_2d(

@@ -1,13 +1,24 @@
-"""Implementation notes: FIt-SNE interpolation of the t-SNE repulsion.
+"""Implementation notes: the kernels of FIt-SNE's interpolated repulsion.
+
+One module past 700 lines on purpose: the spreading and interpolation kernels
+(1-D, 2-D, the register-only ``p = 3`` paths, the frozen-embedding variant)
+share the axis struct, the Lagrange weights and ``cdef inline`` helpers that
+must inline into their loops.
 
 What is computed
 ----------------
 For an embedding ``Y`` of shape (N, d), d in {1, 2}, with
-``t_ij = 1 + |y_i - y_j|^2 / dof`` and ``w_ij = t_ij^(-dof)``,
-:func:`fft_repulsion` returns ``Z = sum_{i != j} w_ij`` and writes the
-unnormalised repulsion ``out[i] = sum_{j != i} (w_ij / t_ij) (y_i - y_j)``;
-the t-SNE gradient is ``4 (attraction - out / Z)``. This is the contract of
-``bh_repulsion`` in ``_quadtree.pyx``, so that the two can be swapped.
+``t_ij = 1 + |y_i - y_j|^2 / dof`` and ``w_ij = t_ij^(-dof)``, the pipeline of
+``fasttsne.tsne._gradients._interpolation.fft_repulsion`` returns
+``Z = sum_{i != j} w_ij`` and writes the unnormalised repulsion
+``out[i] = sum_{j != i} (w_ij / t_ij) (y_i - y_j)``, the contract of
+``bh_repulsion`` in ``_quadtree.pyx``. This module holds its compiled steps
+and imports no Python module of the package: the grid geometry is computed
+in Python (``_gradients/_interpolation.py``) and passed in as an object with
+per-axis ``center``, ``lower_edges``, ``inverse_widths``, ``n_boxes``,
+``spacings`` and the scalar ``n_interpolation_points``; the FFT convolution
+runs in Python (``fasttsne.linalg._circulant``) between :func:`spread_charges`
+and the interpolation.
 
 Charges: one kernel and d + 1 charges for every dof
 ---------------------------------------------------
@@ -22,185 +33,103 @@ kernel ``K = t^-(dof + 1)`` (``w / t``) with the ``d + 1`` charges
   for the last term; but the interpolated kernel ``K~(x, y) = sum_ab L_a(x)
   K(x_a, x_b) L_b(y)`` is symmetric like ``K``, so ``sum_ij K~_ij |y_j|^2 =
   sum_i |y_i|^2 phi_1(y_i)`` and ``Z = sum_i [(1 + 2 |y_i|^2 / dof) phi_1(y_i)
-  - (2 / dof) y_i . phi_y(y_i)]``, exactly the same sum with one charge grid
-  (two FFTs) fewer.
+  - (2 / dof) y_i . phi_y(y_i)]``, the same sum with one charge grid (two
+  FFTs) fewer.
 
-This needs neither ``dof = 1`` nor a second kernel ``t^-dof`` with charge 1
-for ``Z``: ``t`` is quadratic in the coordinates whatever the exponent. In
-NumPy trials over dof 0.3 to 10, Z from ``K t`` was as accurate as or more
-accurate than Z from a ``t^-dof`` kernel sum (2.1e-4 vs 6.0e-4 at dof = 1,
-6e-5 vs 9e-4 at dof = 2; 3000 points, 10 clusters, default grid), for one
-kernel spectrum instead of two. So a 2-D call runs 7 FFTs (1 kernel, 3
-forward, 3 inverse), against 9 for FIt-SNE at dof = 1 and 10 for openTSNE at
-dof != 1. Coordinates are taken relative to the grid centre so that the
-cancelling products stay small. As one interpolated kernel ``K~`` multiplies
-each exact polynomial charge, ``out`` equals ``sum_j K~(y_i, y_j)
+This needs neither ``dof = 1`` nor a second kernel ``t^-dof`` for ``Z``: ``t``
+is quadratic in the coordinates whatever the exponent (accuracy of both
+choices: ``docs/fft.rst``). Coordinates are taken relative to the grid centre
+so that the cancelling products stay small. As one interpolated kernel ``K~``
+multiplies each exact polynomial charge, ``out`` equals ``sum_j K~(y_i, y_j)
 (y_i - y_j)`` up to rounding: interpolation errors are not amplified by the
 cancellation.
 
+Against a frozen embedding (``transform``) the queries ``x_i`` are not the
+charged points ``r_j``, so the symmetry argument fails and the per-query
+normaliser ``sum_j w_ij = (1 + |x_i|^2 / dof) phi_1(x_i) - (2 / dof) x_i .
+phi_r(x_i) + phi_{|r|^2}(x_i) / dof`` needs the charge ``|r_j|^2`` after all:
+:func:`spread_charges` with ``squared_norms`` spreads ``d + 2`` charges and
+:func:`interpolate_frozen` reads them back.
+
 The self term ``j = i`` is removed from ``Z`` as each point's *interpolated*
-self interaction ``K~(y_i, y_i)``, not as FIt-SNE's ``N * K(0) = N``. At the
-default box width the interpolated self kernel is off by 6e-2 on average (up
-to 0.9 at box corners), a one-signed bias; removing it exactly cut the error
-of ``Z`` 10-400x in NumPy trials (e.g. 4.0e-3 -> 9.5e-6 for 3000 uniform
-points on a 60 x 60 square). ``K~(y, y)`` costs ``O(p^2)`` per point: it is a
-quadratic form of the autocorrelations of the point's Lagrange weights with a
-``p^d`` table of the kernel at the in-box node lags.
+self interaction ``K~(y_i, y_i)``, not as FIt-SNE's ``N * K(0) = N``: the
+interpolated self kernel has a one-signed bias at box corners, and removing
+it exactly makes ``Z`` far more accurate (``docs/fft.rst``). ``K~(y, y)``
+costs ``O(p^2)`` per point: it is a quadratic form of the autocorrelations of
+the point's Lagrange weights with a ``p^d`` table of the kernel at the in-box
+node lags.
 
 Grid
 ----
-Per axis the bounding box ``[lo, lo + span]`` is cut into
-``n_boxes = clip(ceil(span / ints_in_interval), min_num_intervals,
-max_num_intervals)`` equal boxes (unlike openTSNE's square grid, each axis
-gets its own count, so elongated embeddings cost less), then ``n_boxes`` is
-raised to fill the FFT length ``_next_fft_friendly(2 p n_boxes - 1)``. Each
-box holds ``p = n_interpolation_points`` equispaced nodes at ``(k + 1/2) / p``
-of its width (FIt-SNE's layout), so all nodes form one equispaced grid of
-``n_boxes * p`` nodes per axis and the node-to-node kernel matrix is
-(block-)Toeplitz: ``fasttsne.linalg._toeplitz`` multiplies it by the charge grids
-through the FFT of its circulant embedding.
+Each box holds ``p = n_interpolation_points`` equispaced nodes at
+``(k + 1/2) / p`` of its width (FIt-SNE's layout), so all nodes form one
+equispaced grid of ``n_boxes * p`` nodes per axis and the node-to-node kernel
+matrix is (block-)Toeplitz; :func:`spread_charges` also fills the kernel on
+every node offset, the input of the circulant embedding.
 
-Cap and the speed cliff: with ``ints_in_interval = 1`` the grid grows with
-the span, and the 2-D FFT with its square: at N = 100k a call took about
-0.08 s at span 100, 0.35 s at 200-300, 0.9 s at 400 and 2.8 s at 600 (2
-threads, shared machine). ``max_num_intervals``
-(:data:`DEFAULT_MAX_NUM_INTERVALS` = 300) caps the boxes per axis of a 2-D
-grid; past the cap the boxes widen to ``span / 300`` and the interpolation
-error grows: relative error of the repulsion 1.1e-2 at span 300 (uncapped),
-3.5e-2 at span 400 (1.5e-2 uncapped) and 2.2e-1 at span 600 (2.2e-2
-uncapped), for 0.5 s and 0.4 s per call. 300 leaves every span up to 300
-untouched (N up to about a million at exaggeration 1) and bounds a call by
-its cost at span 300; a lower cap costs accuracy fast (cap 200 at span 400:
-1.6e-1). 1-D grids are never capped: their FFT is cheap at any span. The
-full table is in ``_gradients/_fft.py``.
+Steps and complexity (N points, G = grid nodes, T = charges)
+------------------------------------------------------------
+1. :func:`bounding_box`: O(N d), serial, with the finiteness check;
+2. :func:`sort_into_boxes`: stable counting sort by row-major box id,
+   O(N + boxes), serial;
+3. :func:`spread_charges`: one parallel region over box rows: gather the
+   row's centred coordinates in box order (later passes stream through them
+   and a box's points touch the same few cache lines of the grids), spread
+   their charges, O(N p^d T); then the kernel on all node offsets, O(G);
+4. the FFTs, O(T G log G), in Python;
+5. :func:`interpolate_repulsion`: one parallel region over box rows,
+   interpolating the potentials back with each point's share of ``Z``,
+   O(N p^d T); ``Z`` is then summed serially, O(N).
+   :func:`interpolate_frozen` instead handles each query alone, O(p^d T).
 
-Steps and complexity (N points, G = grid nodes, T = d + 1 charges)
-------------------------------------------------------------------
-1. bounding box and finiteness check: O(N d), serial;
-2. stable counting sort of the points by box (row-major box id):
-   O(N + boxes), serial (under a millisecond per 100k points);
-3. one parallel region over box rows: gather the row's centred coordinates
-   in box order (so that later passes stream through them and the points of
-   a box touch the same few cache lines of the grids), then spread their
-   charges, O(N p^d T); then the kernel on all grid offsets, O(G);
-4. FFTs: O(T G log G) in scipy (``fasttsne.linalg._toeplitz``);
-5. one parallel region over box rows: interpolation back, with each point's
-   share of ``Z``, O(N p^d T);
-6. ``Z``: O(N), serial.
-
-Two OpenMP regions per call, not five: with libgomp's default (spinning)
-wait policy each region's workers keep spinning after the join, and on an
-oversubscribed machine every fork waits for descheduled threads. Measured
-on the shared 2-core machine (N = 20k, load 4): 2 threads took 52 ms with
-five regions, 28 ms with two, 8.5 ms with two and ``OMP_WAIT_POLICY=passive``
-(1 thread: 7.5 ms).
-
-``p = 3`` (the default) has its own 2-D spreading and interpolation with the
-weights in registers: the generic loops keep them in stack arrays that the
-vectorised consumers reload in pairs, which stalls on store forwarding (perf
-showed half the interpolation time on those loads).
-
-Profile (perf, N = 100k, span ~80, 1 thread): in the first version the
-interpolation took 30 % of the samples, spreading 8 %, the FFTs 25-45 %;
-after the box sort with a gathered coordinate buffer, the register-only
-``p = 3`` path and the scalar autocorrelation, interpolation is ~5 % and
-spreading ~4 %. Timed by ``bench_fft_gradient.py --profile`` (2 threads):
-18.5 ms per call of which 15.3 ms are the FFT part and 3.3 ms everything
-else; at span 20, 10.6 ms with 6.8 ms of FFT. The FFT is the bottleneck.
+Each step that can be merged into one OpenMP region is: every region costs a
+fork and a join, which add up when the cores are oversubscribed
+(``docs/fft.rst``). ``p = 3`` (the default) has its own 2-D spreading and
+interpolation with the weights in registers: the generic loops keep them in
+stack arrays that the vectorised consumers reload in pairs, which stalls on
+store forwarding.
 
 Memory ownership
 ----------------
-All buffers are NumPy arrays owned by :func:`fft_repulsion` for one call: the
-sort (box ids, freed after it, ``order``, N integers each, and one start per
-box), the sorted coordinates (N d doubles), per-point ``z`` (N
-doubles), the kernel table (about 4 G doubles), the charge and potential
-grids (T G doubles each) and scipy's FFT work arrays. Memory is linear in N
-and in G; no N x grid array exists. Workers get raw pointers into these arrays
-and allocate nothing but small arrays on their stack.
+The entry points allocate their outputs as NumPy arrays that the caller owns:
+the sort's ``order`` (N integers) and row ``offsets`` (box rows + 1), the
+gathered coordinates ``ys`` (N d doubles), the charge grids (T G doubles)
+and the kernel table (about 4 G doubles), per-point ``z`` (N doubles, freed
+on return). No N x grid array exists. Workers get raw pointers into these
+arrays and allocate nothing but small arrays on their stack.
 
 Thread safety and determinism
 -----------------------------
 Spreading is race-free without atomics: the nodes of a box row belong to that
 row alone (box ``b`` owns nodes ``b p .. b p + p - 1`` on its axis), one thread
-handles a whole row, and it adds the row's points in their sorted order
-(by box, then by index). Interpolation writes only per-point slots
-(``out[order[k]]``, ``z[k]``). ``Z`` is the serial sum of ``z`` in sorted
-order. The FFTs (pocketfft) split independent lines between threads. Results
-are therefore bitwise identical for any ``n_threads`` (tested for 1, 2, 4).
+handles a whole row, and it adds the row's points in their sorted order (by
+box, then by index). Interpolation writes only per-point slots
+(``out[order[k]]``, ``z[k]``, or a query's own row). ``Z`` is the serial sum
+of ``z`` in sorted order. Results are therefore bitwise identical for any
+``n_threads``.
 """
 
 import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport ceil, isfinite, pow
+from libc.math cimport isfinite, pow
 
 from fasttsne._cython._typedefs cimport intp_t
-from fasttsne.linalg._circulant import (
-    _apply_spectrum,
-    _kernel_spectrum,
-    _next_fft_friendly,
-)
 
-#: Largest supported ``n_interpolation_points`` (stack arrays are this long);
-#: equispaced interpolation of higher degree is ill-conditioned anyway (Runge).
-MAX_INTERPOLATION_POINTS = 12
 cdef enum:
+    # Longest Lagrange basis: stack arrays are this long, and equispaced
+    # interpolation of higher degree is ill-conditioned anyway (Runge).
     _MAX_P = 12
 
-#: Default cap on boxes per axis (0 means no cap); see the module notes.
-DEFAULT_MAX_NUM_INTERVALS = 300
-
-# A span below this (all points equal along an axis) is widened to it: any
-# grid that contains the points is valid, and this one still has boxes far
-# narrower than the kernel's width.
-cdef double _MIN_SPAN = 1e-3
+#: Largest supported ``n_interpolation_points``: the one source of the limit.
+MAX_INTERPOLATION_POINTS = _MAX_P
 
 
 cdef struct _Axis:
     double lo  # lower edge of box 0, relative to the grid centre
     double inv_width  # 1 / box width
     intp_t n_boxes
-
-
-def interpolation_grid(
-    double span,
-    int n_interpolation_points,
-    int min_num_intervals,
-    double ints_in_interval,
-    int max_num_intervals,
-):
-    """Boxes along one axis of the interpolation grid.
-
-    Parameters
-    ----------
-    span : float
-        Extent of the points along the axis.
-    n_interpolation_points : int
-        Interpolation nodes per box, ``p``.
-    min_num_intervals : int
-        Fewest boxes.
-    ints_in_interval : float
-        Target box width: ``ceil(span / ints_in_interval)`` boxes.
-    max_num_intervals : int
-        Most boxes before rounding up to the FFT length; 0 for no cap.
-
-    Returns
-    -------
-    n_boxes : int
-        Boxes along the axis: the clipped count, raised to the largest count
-        whose ``2 p n_boxes - 1`` node offsets fit the same FFT length.
-    span : float
-        The span the grid covers (``span``, or its floor for a flat axis).
-    """
-    cdef Py_ssize_t n_boxes, fft_length, p = n_interpolation_points
-    span = max(span, _MIN_SPAN)
-    n_boxes = max(min_num_intervals, <Py_ssize_t>ceil(span / ints_in_interval))
-    if max_num_intervals > 0:
-        n_boxes = min(n_boxes, max_num_intervals)
-    fft_length = _next_fft_friendly(2 * p * n_boxes - 1)
-    n_boxes = max(n_boxes, (fft_length + 1) // (2 * p))
-    return int(n_boxes), span
 
 
 cdef void _inverse_denominators(int p, double *inv_den) noexcept nogil:
@@ -239,7 +168,7 @@ cdef inline void _lagrange3(
 
     Specialised because the generic loops keep the weights in stack arrays
     that the vectorised consumers reload in pairs, stalling on store
-    forwarding (measured: half the interpolation time).
+    forwarding (profile in docs/fft.rst).
     """
     cdef double d0 = u - 1.0 / 6.0, d1 = u - 0.5, d2 = u - 5.0 / 6.0
     w0[0] = 4.5 * d1 * d2  # 1 / ((x0 - x1)(x0 - x2)) = 9 / 2
@@ -637,79 +566,166 @@ cdef void _kernel_row(
         lower[-m1] = v
 
 
-def fft_repulsion(
-    const floating[:, ::1] Y,
-    double dof,
-    int n_interpolation_points,
-    int min_num_intervals,
-    double ints_in_interval,
-    floating[:, ::1] out,
-    int n_threads,
-    int max_num_intervals=DEFAULT_MAX_NUM_INTERVALS,
-):
-    """Unnormalised t-SNE repulsion and ``Z`` by FFT-accelerated interpolation.
+cdef void _spread_with_norms(
+    const double *ys,
+    intp_t start,
+    intp_t stop,
+    const _Axis *axes,
+    intp_t d,
+    int p,
+    const double *inv_den,
+    double *grid,
+    intp_t plane,
+    intp_t row_stride,
+) noexcept nogil:
+    """Add the charges ``(1, y, |y|^2)`` of the sorted points ``start:stop``.
 
-    Parameters
-    ----------
-    Y : ndarray of shape (n_samples, n_components), float32 or float64
-        The embedding, C-contiguous; ``n_components`` is 1 or 2.
-    dof : float
-        Degrees of freedom of the kernel ``w = (1 + r^2 / dof)^-dof``, > 0.
-    n_interpolation_points : int
-        Equispaced Lagrange nodes per box, in [1, 12].
-    min_num_intervals : int
-        Fewest boxes per axis, >= 1.
-    ints_in_interval : float
-        Target box width, > 0.
-    out : ndarray of shape (n_samples, n_components), same dtype as Y
-        Receives ``sum_{j != i} (w_ij / t_ij) (y_i - y_j)``.
-    n_threads : int
-        OpenMP threads and scipy.fft workers, >= 1. Results do not depend on it.
-    max_num_intervals : int, default=DEFAULT_MAX_NUM_INTERVALS
-        Most boxes per axis of a 2-D grid (before filling the FFT length), or
-        0 for no cap. 1-D grids are not capped.
-
-    Returns
-    -------
-    Z : float
-        ``sum_{i != j} w_ij``.
+    The frozen-embedding variant (see the module notes), any ``p``, 1-D or 2-D
+    (``row_stride`` is 1 and the second axis absent in 1-D).
     """
-    cdef intp_t N = Y.shape[0], d = Y.shape[1]
-    cdef int p = n_interpolation_points
-    if d not in (1, 2):
-        raise ValueError(f"Y must have 1 or 2 columns, got {d}.")
-    if N < 1:
-        raise ValueError("Y must have at least one row.")
-    if out.shape[0] != N or out.shape[1] != d:
-        raise ValueError(
-            f"out has shape {(out.shape[0], out.shape[1])}, expected {(N, d)}."
-        )
-    if not dof > 0:
-        raise ValueError(f"dof must be > 0, got {dof}.")
+    cdef double w0[_MAX_P]
+    cdef double w1[_MAX_P]
+    cdef double u0, u1, y0, y1 = 0.0, w, norm2
+    cdef intp_t k, node
+    cdef int a, c, n_cols = p if d == 2 else 1
+    w1[0] = 1.0
+    for k in range(start, stop):
+        y0 = ys[d * k]
+        node = _locate(y0, &axes[0], &u0) * p * row_stride
+        _lagrange_weights(u0, p, inv_den, w0)
+        if d == 2:
+            y1 = ys[2 * k + 1]
+            node += _locate(y1, &axes[1], &u1) * p
+            _lagrange_weights(u1, p, inv_den, w1)
+        norm2 = y0 * y0 + y1 * y1
+        for a in range(p):
+            for c in range(n_cols):
+                w = w0[a] * w1[c]
+                grid[node + c] += w
+                grid[plane + node + c] += w * y0
+                if d == 2:
+                    grid[2 * plane + node + c] += w * y1
+                grid[(d + 1) * plane + node + c] += w * norm2
+            node += row_stride
+
+
+cdef bint _inside(double y, const _Axis *axis) noexcept nogil:
+    """Whether coordinate ``y`` (relative to the centre) lies on the grid."""
+    cdef double s = (y - axis.lo) * axis.inv_width
+    return s >= 0.0 and s <= axis.n_boxes
+
+
+cdef bint _interpolate_one_frozen(
+    double y0,
+    double y1,
+    intp_t d,
+    const _Axis *axes,
+    int p,
+    const double *inv_den,
+    const double *pot,
+    intp_t plane,
+    intp_t row_stride,
+    double inv_dof,
+    double *out,
+    double *sum_w,
+) noexcept nogil:
+    """Repulsion and ``sum_j w`` at one centred query from the potentials.
+
+    The query is ``(y0, y1)``, ``y1 = 0`` in 1-D. Returns False, writing
+    nothing, when it is off the grid.
+    """
+    cdef double w0[_MAX_P]
+    cdef double w1[_MAX_P]
+    cdef double phi[4]
+    cdef double u0, u1, w
+    cdef intp_t node
+    cdef int a, c, t, n_cols = p if d == 2 else 1
+    if not _inside(y0, &axes[0]) or (d == 2 and not _inside(y1, &axes[1])):
+        return False
+    w1[0] = 1.0
+    node = _locate(y0, &axes[0], &u0) * p * row_stride
+    _lagrange_weights(u0, p, inv_den, w0)
+    if d == 2:
+        node += _locate(y1, &axes[1], &u1) * p
+        _lagrange_weights(u1, p, inv_den, w1)
+    for t in range(d + 2):
+        phi[t] = 0.0
+    for a in range(p):
+        for c in range(n_cols):
+            w = w0[a] * w1[c]
+            for t in range(d + 2):
+                phi[t] += w * pot[t * plane + node + c]
+        node += row_stride
+    # phi = (phi_1, phi_r[0], [phi_r[1],] phi_{|r|^2}).
+    out[0] = y0 * phi[0] - phi[1]
+    sum_w[0] = (
+        (1.0 + inv_dof * (y0 * y0 + y1 * y1)) * phi[0]
+        - 2.0 * inv_dof * (y0 * phi[1])
+        + inv_dof * phi[d + 1]
+    )
+    if d == 2:
+        out[1] = y1 * phi[0] - phi[2]
+        sum_w[0] -= 2.0 * inv_dof * (y1 * phi[2])
+    return True
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------
+
+
+cdef int _read_grid(
+    grid, intp_t d, _Axis *axes, double *center, double *spacing,
+    intp_t *n_nodes,
+) except -1:
+    """Fill the per-axis structs from a Python grid object (see module notes).
+
+    Axis 1 of a 1-D grid is one node wide, so the 2-D layout covers both.
+    """
+    cdef intp_t k, p = grid.n_interpolation_points
     if not 1 <= p <= _MAX_P:
         raise ValueError(
             f"n_interpolation_points must be in [1, {_MAX_P}], got {p}."
         )
-    if min_num_intervals < 1:
-        raise ValueError(f"min_num_intervals must be >= 1, got {min_num_intervals}.")
-    if not ints_in_interval > 0:
-        raise ValueError(f"ints_in_interval must be > 0, got {ints_in_interval}.")
-    if max_num_intervals != 0 and max_num_intervals < min_num_intervals:
-        raise ValueError(
-            f"max_num_intervals={max_num_intervals} must be 0 (no cap) or >= "
-            f"min_num_intervals={min_num_intervals}."
-        )
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}.")
+    if len(grid.n_boxes) != d:
+        raise ValueError(f"The grid has {len(grid.n_boxes)} axes, the points {d}.")
+    for k in range(d):
+        center[k] = grid.center[k]
+        axes[k].lo = grid.lower_edges[k]
+        axes[k].inv_width = grid.inverse_widths[k]
+        axes[k].n_boxes = grid.n_boxes[k]
+        spacing[k] = grid.spacings[k]
+        n_nodes[k] = axes[k].n_boxes * p
+    if d == 1:
+        axes[1].n_boxes = n_nodes[1] = 1
+        spacing[1] = 0.0
+    return 0
 
-    cdef const floating *y_ptr = &Y[0, 0]
-    cdef floating *out_ptr = &out[0, 0]
-    cdef intp_t i, k, r
+
+def bounding_box(const floating[:, ::1] Y):
+    """Per-axis minimum and maximum of the points, checking they are finite.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_components), float32 or float64
+        C-contiguous points, ``n_components`` 1 or 2, at least one row.
+
+    Returns
+    -------
+    lo, hi : tuple of float
+        The bounds per axis.
+    """
+    cdef intp_t N = Y.shape[0], d = Y.shape[1], i, k
+    cdef const floating *y_ptr
     cdef double lo[2]
     cdef double hi[2]
-    cdef double center[2]
     cdef double v
     cdef bint finite = True
+    if d not in (1, 2):
+        raise ValueError(f"Y must have 1 or 2 columns, got {d}.")
+    if N < 1:
+        raise ValueError("Y must have at least one row.")
+    y_ptr = &Y[0, 0]
     with nogil:
         for k in range(d):
             lo[k] = hi[k] = y_ptr[k]
@@ -725,40 +741,44 @@ def fft_repulsion(
                 hi[k] = v
     if not finite:
         raise ValueError("Y contains NaN or infinity.")
+    return tuple(lo[k] for k in range(d)), tuple(hi[k] for k in range(d))
 
-    # Grid geometry, one axis at a time, in coordinates centred on the grid.
+
+def sort_into_boxes(const floating[:, ::1] Y, grid):
+    """Stable counting sort of the points by box, row-major over the grid.
+
+    Boxes come from the centred coordinates exactly as the workers recompute
+    them, so a point sorted into a box row spreads onto that row's nodes only.
+    Serial, O(N + boxes).
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_components), float32 or float64
+        C-contiguous points; they need not lie on the grid (off-grid
+        coordinates go to the nearest box).
+    grid : InterpolationGrid
+        The geometry (``fasttsne.tsne._gradients._interpolation``).
+
+    Returns
+    -------
+    order : ndarray of shape (n_samples,), intp
+        ``order[k]`` is the row of ``Y`` of sorted point ``k``.
+    offsets : ndarray of shape (n_box_rows + 1,), intp
+        Box row ``r`` holds the sorted points ``offsets[r]:offsets[r + 1]``.
+    """
+    cdef intp_t N = Y.shape[0], d = Y.shape[1], i, k
     cdef _Axis axes[2]
+    cdef double center[2]
     cdef double spacing[2]
     cdef intp_t n_nodes[2]
-    # 1-D grids are never capped: their FFT is cheap at any span.
-    if d == 1:
-        max_num_intervals = 0
-    for k in range(d):
-        n_boxes, span = interpolation_grid(
-            hi[k] - lo[k], p, min_num_intervals, ints_in_interval, max_num_intervals
-        )
-        center[k] = lo[k] + 0.5 * span
-        axes[k].lo = -0.5 * span
-        axes[k].inv_width = n_boxes / span
-        axes[k].n_boxes = n_boxes
-        n_nodes[k] = n_boxes * p
-        spacing[k] = span / (n_boxes * p)
-    if d == 1:
-        axes[1].n_boxes = n_nodes[1] = 1
-        spacing[1] = 0.0
-    cdef intp_t n0 = n_nodes[0], n1 = n_nodes[1]
-    grid_shape = (int(n0), int(n1))[:d]
-    cdef double inv_den[_MAX_P]
-    _inverse_denominators(p, inv_den)
-
-    # Stable counting sort of the points by box (row-major box id), serial:
-    # O(N), a fraction of a millisecond per 100k points. Boxes come from the
-    # centred coordinates exactly as the workers recompute them, so a point
-    # sorted into a box row spreads onto that row's nodes only.
+    _read_grid(grid, d, axes, center, spacing, n_nodes)
     cdef intp_t n_rows = axes[0].n_boxes, n_cols = axes[1].n_boxes
     boxes_arr = np.empty(N, dtype=np.intp)
     order_arr = np.empty(N, dtype=np.intp)
     starts_arr = np.zeros(n_rows * n_cols + 1, dtype=np.intp)
+    if N == 0:
+        return order_arr, np.zeros(n_rows + 1, dtype=np.intp)
+    cdef const floating *y_ptr = &Y[0, 0]
     cdef intp_t[::1] boxes = boxes_arr
     cdef intp_t[::1] order = order_arr
     cdef intp_t[::1] starts = starts_arr
@@ -781,100 +801,211 @@ def fft_repulsion(
         for k in range(n_rows * n_cols, 0, -1):
             starts[k] = starts[k - 1]
         starts[0] = 0
-    # Box row r holds the sorted points offsets[r] .. offsets[r + 1].
-    cdef intp_t[::1] offsets = starts_arr[::n_cols].copy()
-    del boxes, boxes_arr, starts, starts_arr
+    return order_arr, starts_arr[::n_cols].copy()
 
-    # One parallel region (each costs a fork and a join, ruinous when the
-    # cores are oversubscribed): per box row, gather the row's centred
-    # coordinates in box order (the later passes then stream through them; a
-    # random read of Y per point and pass cost 40 % of the interpolation) and
-    # spread its charges, whose nodes belong to that row alone; then the
-    # kernel on every node offset.
+
+def spread_charges(
+    const floating[:, ::1] Y,
+    const intp_t[::1] order,
+    const intp_t[::1] offsets,
+    grid,
+    double dof,
+    bint squared_norms,
+    int n_threads,
+):
+    """Spread the points' charges onto the grid and tabulate the kernel.
+
+    One parallel region: per box row, gather the row's centred coordinates in
+    box order and spread their charges, whose nodes belong to that row alone;
+    then the kernel ``t^-(dof + 1)`` on every node offset.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_components), float32 or float64
+        C-contiguous points.
+    order, offsets : ndarray of intp
+        From :func:`sort_into_boxes` with the same ``Y`` and ``grid``.
+    grid : InterpolationGrid
+        The geometry.
+    dof : float
+        Degrees of freedom of the kernel, > 0.
+    squared_norms : bool
+        Also spread ``|y|^2`` (frozen embeddings; see the module notes).
+    n_threads : int
+        OpenMP threads; the result does not depend on it.
+
+    Returns
+    -------
+    ys : ndarray of shape (n_samples, n_components), float64
+        The centred coordinates in sorted order.
+    charges : ndarray of shape (n_charges, *grid_shape), float64
+        Charges ``1``, each coordinate, and ``|y|^2`` if asked, per node.
+    kernel : ndarray of shape (2 n_0 - 1, 2 n_1 - 1), float64
+        The kernel at node offset ``(m_0, m_1)`` at index
+        ``(m_0 + n_0 - 1, m_1 + n_1 - 1)``; ``n_1 = 1`` in 1-D.
+    """
+    cdef intp_t N = Y.shape[0], d = Y.shape[1], r
+    cdef _Axis axes[2]
+    cdef double center[2]
+    cdef double spacing[2]
+    cdef intp_t n_nodes[2]
+    _read_grid(grid, d, axes, center, spacing, n_nodes)
+    cdef int p = grid.n_interpolation_points
+    cdef intp_t n0 = n_nodes[0], n1 = n_nodes[1], n_rows = axes[0].n_boxes
+    if order.shape[0] != N or offsets.shape[0] != n_rows + 1:
+        raise ValueError("order and offsets do not come from this Y and grid.")
+    if not dof > 0:
+        raise ValueError(f"dof must be > 0, got {dof}.")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}.")
+    grid_shape = (int(n0), int(n1))[:d]
+    cdef double inv_den[_MAX_P]
+    _inverse_denominators(p, inv_den)
+    cdef intp_t n_charges = d + 2 if squared_norms else d + 1
     ys_arr = np.empty((N, d), dtype=np.float64)
-    cdef double[:, ::1] ys_view = ys_arr
-    cdef double *ys = &ys_view[0, 0]
-    charges_arr = np.zeros((d + 1,) + grid_shape, dtype=np.float64)
-    cdef double[::1] charges_flat = charges_arr.reshape(-1)
-    cdef double *grid = &charges_flat[0]
-    cdef intp_t plane = n0 * n1
+    charges_arr = np.zeros((n_charges,) + grid_shape, dtype=np.float64)
     kernel_arr = np.empty((2 * n0 - 1, 2 * n1 - 1), dtype=np.float64)
     cdef double[:, ::1] kernel_view = kernel_arr
     cdef double *kernel_ptr = &kernel_view[0, 0]
-    cdef intp_t m0
+    cdef double[::1] charges_flat = charges_arr.reshape(-1)
+    cdef double *charges = &charges_flat[0]
+    cdef intp_t plane = n0 * n1, m0
+    cdef const floating *y_ptr = NULL
+    cdef double *ys = NULL
+    cdef double[:, ::1] ys_view
+    if N > 0:
+        y_ptr = &Y[0, 0]
+        ys_view = ys_arr
+        ys = &ys_view[0, 0]
     with nogil, parallel(num_threads=n_threads):
         for r in prange(n_rows, schedule="dynamic"):
             if offsets[r] == offsets[r + 1]:
                 continue
             _gather(y_ptr, &order[0], offsets[r], offsets[r + 1], d, center, ys)
-            if d == 1:
+            if squared_norms:
+                _spread_with_norms(
+                    ys, offsets[r], offsets[r + 1], axes, d, p, inv_den, charges,
+                    plane, n1,
+                )
+            elif d == 1:
                 _spread_1d(
-                    ys, offsets[r], offsets[r + 1], &axes[0], p, inv_den, grid,
+                    ys, offsets[r], offsets[r + 1], &axes[0], p, inv_den, charges,
                     plane,
                 )
             elif p == 3:
                 _spread_2d_p3(
-                    ys, offsets[r], offsets[r + 1], &axes[0], &axes[1], grid,
+                    ys, offsets[r], offsets[r + 1], &axes[0], &axes[1], charges,
                     plane, n1,
                 )
             else:
                 _spread_2d(
                     ys, offsets[r], offsets[r + 1], &axes[0], &axes[1], p,
-                    inv_den, grid, plane, n1,
+                    inv_den, charges, plane, n1,
                 )
         for m0 in prange(n0, schedule="static"):
             _kernel_row(kernel_ptr, m0, spacing[0], n0, spacing[1], n1, dof)
+    return ys_arr, charges_arr, kernel_arr
 
-    # Kernel sums on the grid by FFT.
-    spectrum = _kernel_spectrum(
-        kernel_arr.reshape(kernel_arr.shape[:d]), grid_shape, workers=n_threads
-    )
-    pot_arr = _apply_spectrum(spectrum, charges_arr, workers=n_threads)
-    del spectrum, charges_flat, charges_arr
-    pot_arr = pot_arr.reshape((d + 1, n0, n1))  # a view, also for a crop
-    if pot_arr.strides[2] != pot_arr.itemsize:
-        pot_arr = np.ascontiguousarray(pot_arr)
 
-    # One-sided self table (see the workers' header): lags 0 .. p-1 per axis.
-    fold = np.where(np.arange(p) == 0, 1.0, 2.0)
-    self_arr = kernel_arr[n0 - 1 : n0 - 1 + p, n1 - 1 : n1 - 1 + (p if d == 2 else 1)]
-    self_arr = np.ascontiguousarray(
-        self_arr * fold[:, None] * (fold[None, :] if d == 2 else 1.0)
-    ).reshape(-1)
-    cdef double[::1] self_table = self_arr
-    del kernel_view, kernel_arr
+def interpolate_repulsion(
+    const double[:, ::1] ys,
+    const intp_t[::1] order,
+    const intp_t[::1] offsets,
+    grid,
+    const double[:, :, :] potentials,
+    const double[::1] self_table,
+    double dof,
+    floating[:, ::1] out,
+    int n_threads,
+):
+    """Interpolate the potentials back to the points: repulsion and ``Z``.
 
-    # Interpolate the potentials back to the points, row by row for locality.
-    # The potentials may be a crop of a larger FFT output: a strided view with
-    # contiguous rows (ensured above) gives the pointer and the strides.
+    One parallel region over box rows; ``Z`` is then summed serially in the
+    sorted order.
+
+    Parameters
+    ----------
+    ys, order, offsets : ndarray
+        From :func:`sort_into_boxes` and :func:`spread_charges`.
+    grid : InterpolationGrid
+        The geometry.
+    potentials : ndarray of shape (n_components + 1, n_0, n_1), float64
+        The kernel sums of the charges ``(1, y)`` on the nodes (``n_1 = 1``
+        in 1-D); any strides, with contiguous rows.
+    self_table : ndarray of shape (p ** n_components,), float64
+        ``c_a c_b K(a h_0, b h_1)`` for the in-box lags ``a, b < p``, with
+        ``c_0 = 1`` and ``c_a = 2`` otherwise.
+    dof : float
+        Degrees of freedom of the kernel, > 0.
+    out : ndarray of shape (n_samples, n_components), float32 or float64
+        Receives ``sum_{j != i} (w_ij / t_ij) (y_i - y_j)``, in input order.
+    n_threads : int
+        OpenMP threads; the result does not depend on it.
+
+    Returns
+    -------
+    Z : float
+        ``sum_{i != j} w_ij``.
+    """
+    cdef intp_t N = ys.shape[0], d = ys.shape[1], r, k
+    cdef _Axis axes[2]
+    cdef double center[2]
+    cdef double spacing[2]
+    cdef intp_t n_nodes[2]
+    _read_grid(grid, d, axes, center, spacing, n_nodes)
+    cdef int p = grid.n_interpolation_points
+    cdef intp_t n_rows = axes[0].n_boxes
+    if out.shape[0] != N or out.shape[1] != d:
+        raise ValueError(
+            f"out has shape {(out.shape[0], out.shape[1])}, expected {(N, d)}."
+        )
+    if order.shape[0] != N or offsets.shape[0] != n_rows + 1:
+        raise ValueError("order and offsets do not come from these points and grid.")
+    if (
+        potentials.shape[0] != d + 1 or potentials.shape[1] != n_nodes[0]
+        or potentials.shape[2] != n_nodes[1]
+        or potentials.strides[2] != sizeof(double)
+    ):
+        raise ValueError("potentials do not match the grid.")
+    if self_table.shape[0] != p ** d:
+        raise ValueError(f"self_table must have {p ** d} entries.")
+    if not dof > 0:
+        raise ValueError(f"dof must be > 0, got {dof}.")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}.")
+    if N == 0:
+        return 0.0
+    cdef double inv_den[_MAX_P]
+    _inverse_denominators(p, inv_den)
     z_arr = np.empty(N, dtype=np.float64)
     cdef double[::1] z = z_arr
-    cdef const double[:, :, :] pot_view = pot_arr
-    cdef const double *pot = &pot_view[0, 0, 0]
-    cdef intp_t pot_plane = pot_view.strides[0] // sizeof(double)
-    cdef intp_t pot_row = pot_view.strides[1] // sizeof(double)
+    cdef const double *ys_ptr = &ys[0, 0]
+    cdef const double *pot = &potentials[0, 0, 0]
+    cdef intp_t pot_plane = potentials.strides[0] // sizeof(double)
+    cdef intp_t pot_row = potentials.strides[1] // sizeof(double)
     cdef double inv_dof = 1.0 / dof
+    cdef floating *out_ptr = &out[0, 0]
     with nogil:
         for r in prange(n_rows, num_threads=n_threads, schedule="dynamic"):
             if offsets[r] == offsets[r + 1]:
                 continue
             if d == 1:
                 _interpolate_1d(
-                    ys, &order[0], offsets[r], offsets[r + 1], &axes[0], p,
+                    ys_ptr, &order[0], offsets[r], offsets[r + 1], &axes[0], p,
                     inv_den, pot, pot_plane, &self_table[0], inv_dof, out_ptr,
                     &z[0],
                 )
             elif p == 3:
                 _interpolate_2d_p3(
-                    ys, &order[0], offsets[r], offsets[r + 1], &axes[0], &axes[1],
-                    pot, pot_plane, pot_row, &self_table[0], inv_dof, out_ptr,
-                    &z[0],
+                    ys_ptr, &order[0], offsets[r], offsets[r + 1], &axes[0],
+                    &axes[1], pot, pot_plane, pot_row, &self_table[0], inv_dof,
+                    out_ptr, &z[0],
                 )
             else:
                 _interpolate_2d(
-                    ys, &order[0], offsets[r], offsets[r + 1], &axes[0], &axes[1],
-                    p, inv_den, pot, pot_plane, pot_row, &self_table[0], inv_dof,
-                    out_ptr, &z[0],
+                    ys_ptr, &order[0], offsets[r], offsets[r + 1], &axes[0],
+                    &axes[1], p, inv_den, pot, pot_plane, pot_row, &self_table[0],
+                    inv_dof, out_ptr, &z[0],
                 )
 
     # Z in a fixed (sorted) order, whatever the thread count.
@@ -883,3 +1014,86 @@ def fft_repulsion(
         for k in range(N):
             Z += z[k]
     return Z
+
+
+def interpolate_frozen(
+    const floating[:, ::1] Y_query,
+    grid,
+    const double[:, :, :] potentials,
+    double dof,
+    double[:, ::1] out,
+    double[::1] sum_w,
+    int n_threads,
+):
+    """Repulsion of query points from a frozen embedding, from its potentials.
+
+    Each query is interpolated on its own (so its result depends on nothing
+    but itself and the frozen potentials), in parallel over queries.
+
+    Parameters
+    ----------
+    Y_query : ndarray of shape (n_queries, n_components), float32 or float64
+        C-contiguous query points, in the frozen embedding's coordinates.
+    grid : InterpolationGrid
+        The geometry the frozen charges were spread on.
+    potentials : ndarray of shape (n_components + 2, n_0, n_1), float64
+        The kernel sums of the frozen charges ``(1, r, |r|^2)`` on the nodes
+        (:func:`spread_charges` with ``squared_norms``); contiguous rows.
+    dof : float
+        Degrees of freedom of the kernel, > 0.
+    out : ndarray of shape (n_queries, n_components), float64
+        Receives ``sum_j (w_ij / t_ij) (x_i - r_j)`` for the queries on the
+        grid; other rows are left untouched.
+    sum_w : ndarray of shape (n_queries,), float64
+        Receives ``sum_j w_ij`` likewise.
+    n_threads : int
+        OpenMP threads; the result does not depend on it.
+
+    Returns
+    -------
+    on_grid : ndarray of shape (n_queries,), bool
+        Which queries lay on the grid (and were written).
+    """
+    cdef intp_t m = Y_query.shape[0], d = Y_query.shape[1], i
+    cdef _Axis axes[2]
+    cdef double center[2]
+    cdef double spacing[2]
+    cdef intp_t n_nodes[2]
+    _read_grid(grid, d, axes, center, spacing, n_nodes)
+    cdef int p = grid.n_interpolation_points
+    if out.shape[0] != m or out.shape[1] != d or sum_w.shape[0] != m:
+        raise ValueError(
+            f"out has shape {(out.shape[0], out.shape[1])} and sum_w "
+            f"{sum_w.shape[0]} entries; expected {(m, d)} and {m}."
+        )
+    if (
+        potentials.shape[0] != d + 2 or potentials.shape[1] != n_nodes[0]
+        or potentials.shape[2] != n_nodes[1]
+        or potentials.strides[2] != sizeof(double)
+    ):
+        raise ValueError("potentials do not match the grid.")
+    if not dof > 0:
+        raise ValueError(f"dof must be > 0, got {dof}.")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}.")
+    on_grid_arr = np.zeros(m, dtype=np.uint8)
+    if m == 0:
+        return on_grid_arr.astype(bool)
+    cdef unsigned char[::1] on_grid = on_grid_arr
+    cdef double inv_den[_MAX_P]
+    _inverse_denominators(p, inv_den)
+    cdef const double *pot = &potentials[0, 0, 0]
+    cdef intp_t pot_plane = potentials.strides[0] // sizeof(double)
+    cdef intp_t pot_row = potentials.strides[1] // sizeof(double)
+    cdef double inv_dof = 1.0 / dof
+    with nogil:
+        for i in prange(
+            m, num_threads=n_threads, schedule="dynamic", chunksize=64
+        ):
+            on_grid[i] = _interpolate_one_frozen(
+                Y_query[i, 0] - center[0],
+                Y_query[i, 1] - center[1] if d == 2 else 0.0,
+                d, axes, p, inv_den, pot, pot_plane, pot_row, inv_dof,
+                &out[i, 0], &sum_w[i],
+            )
+    return on_grid_arr.astype(bool)

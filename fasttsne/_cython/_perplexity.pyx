@@ -51,9 +51,8 @@ Hinton, 2008).
   ``A + A.T``, so the result is bitwise symmetric and bitwise equal to it.
 * Memory: the output (its CSR arrays) plus O(n) counters and one merge buffer
   of the longest input row per chunk; A^T is never built. scipy's A + A.T
-  holds a converted copy of A^T (12 bytes an entry) next to the output; at
-  1e6 points and k = 90 the whole fit's peak went from 5.7 GB to 3.4 GB with
-  this and the batched kNN search (benchmarks/bench_tsne.py).
+  holds a converted copy of A^T (12 bytes an entry) next to the output, which
+  dominates a fit's peak memory at a million points (docs/user_guide.rst).
 * Threads. The column counts are a serial pass; the row lengths and the A
   entries are computed per row (row-owned). Reverse-only entries are
   scattered by target-row chunks: chunk c owns a contiguous range of rows and
@@ -69,11 +68,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, exp, fabs, log
 
-from fasttsne._cython._typedefs cimport float64_t, int32_t, int64_t, intp_t
-
-ctypedef fused index_t:
-    int32_t
-    int64_t
+from fasttsne._cython._typedefs cimport float64_t, index_t, intp_t
 
 
 cdef double _evaluate(

@@ -1,5 +1,9 @@
 """Barnes-Hut repulsion of t-SNE on a compressed 2^d-ary tree (d = 1, 2, 3).
 
+One module past 700 lines on purpose: the tree build, the grouped walk, the
+frozen-tree walk and their vectorised kernels share the node layout, the
+workspace and ``cdef inline`` helpers that must inline into the hot loops.
+
 Implementation notes
 --------------------
 Tree. Points are quantised onto a 2^B grid per axis over their bounding square
@@ -28,9 +32,10 @@ applied to the group's points ``_LANES`` at a time in a loop that GCC
 vectorises at the SSE2 baseline, since each lane owns its accumulators and no
 reassociation is needed. Zero-width nodes (exact duplicates) are always
 summarised, which is exact, so duplicates cost O(1) per group.
-``bh_repulsion_reference`` instead walks each query point alone (plain
+``bh_repulsion_from_frozen`` (``transform``: new points against the frozen
+``embedding_``) instead walks each query point alone on the frozen tree (plain
 per-point Barnes-Hut, in double), so a query's result depends on nothing but
-itself and the reference.
+itself and the frozen points.
 
 Precision. With ``angle > 0`` the kernel runs in float, on coordinates
 relative to the group's centre, with partial sums over at most ``_BLOCK``
@@ -43,7 +48,7 @@ Complexity: O(n log n) for the tree (radix sort O(n), build O(n B)); the walk
 is O(n log n) for fixed angle, with list lengths near ``1 / angle^d`` times the
 depth. Memory: about 400 bytes per point (2n nodes of 64 bytes, bounding boxes,
 sorted coordinates, codes, results), held by a ``_Workspace`` that a caller may
-keep between calls (the gradient backend does, for a whole fit) so that
+keep between calls (a gradient backend does, from ``prepare`` on) so that
 iterations allocate nothing; each thread mallocs one interaction list of at
 most n entries (they cover disjoint sets of points) inside the parallel region,
 of which only the pages reached are touched.
@@ -206,21 +211,21 @@ cdef void _radix_sort(
 
 
 cdef intp_t _build_node(
-    Tree *t, float64_t *sums, intp_t start, intp_t end, int level
+    Tree *tree, float64_t *sums, intp_t start, intp_t end, int level
 ) noexcept nogil:
     """Append the subtree of points start:end (codes equal above ``level``)."""
-    cdef intp_t idx = t.n_nodes
-    cdef Node *node = &t.nodes[idx]
-    cdef int d = t.n_dims, k, shift, bits = _bits_per_axis(t.n_dims) * t.n_dims
+    cdef intp_t idx = tree.n_nodes
+    cdef Node *node = &tree.nodes[idx]
+    cdef int d = tree.n_dims, k, shift, bits = _bits_per_axis(tree.n_dims) * tree.n_dims
     cdef uint64_t mask = ((<uint64_t>1) << d) - 1, diff, digit
-    cdef float64_t *lo = &t.lo[3 * idx]
-    cdef float64_t *hi = &t.hi[3 * idx]
+    cdef float64_t *lo = &tree.lo[3 * idx]
+    cdef float64_t *hi = &tree.hi[3 * idx]
     cdef float64_t *s = &sums[3 * idx]
     cdef float64_t v, side, width = 0.0
     cdef intp_t p, q, child
     cdef bint first = True
 
-    t.n_nodes += 1
+    tree.n_nodes += 1
     node.start = start
     node.end = end
     node.mass = <float64_t>(end - start)
@@ -228,13 +233,13 @@ cdef intp_t _build_node(
         lo[k] = 0.0
         hi[k] = 0.0
         s[k] = 0.0
-    if end - start <= _LEAF_SIZE or t.codes[start] == t.codes[end - 1]:
+    if end - start <= _LEAF_SIZE or tree.codes[start] == tree.codes[end - 1]:
         for k in range(d):
-            lo[k] = t.ys[start * d + k]
+            lo[k] = tree.ys[start * d + k]
             hi[k] = lo[k]
         for p in range(start, end):
             for k in range(d):
-                v = t.ys[p * d + k]
+                v = tree.ys[p * d + k]
                 s[k] += v
                 if v < lo[k]:
                     lo[k] = v
@@ -242,23 +247,23 @@ cdef intp_t _build_node(
                     hi[k] = v
     else:
         # Compressed tree: descend to the first level where the codes differ.
-        diff = t.codes[start] ^ t.codes[end - 1]
+        diff = tree.codes[start] ^ tree.codes[end - 1]
         while ((diff >> (bits - (level + 1) * d)) & mask) == 0:
             level += 1
         shift = bits - (level + 1) * d
         p = start
         while p < end:
-            digit = (t.codes[p] >> shift) & mask
+            digit = (tree.codes[p] >> shift) & mask
             q = p + 1
-            while q < end and ((t.codes[q] >> shift) & mask) == digit:
+            while q < end and ((tree.codes[q] >> shift) & mask) == digit:
                 q += 1
-            child = _build_node(t, sums, p, q, level + 1)
+            child = _build_node(tree, sums, p, q, level + 1)
             for k in range(d):
                 s[k] += sums[3 * child + k]
-                if first or t.lo[3 * child + k] < lo[k]:
-                    lo[k] = t.lo[3 * child + k]
-                if first or t.hi[3 * child + k] > hi[k]:
-                    hi[k] = t.hi[3 * child + k]
+                if first or tree.lo[3 * child + k] < lo[k]:
+                    lo[k] = tree.lo[3 * child + k]
+                if first or tree.hi[3 * child + k] > hi[k]:
+                    hi[k] = tree.hi[3 * child + k]
             first = False
             p = q
     for k in range(3):
@@ -272,8 +277,8 @@ cdef intp_t _build_node(
     if width == 0.0:
         # Exact duplicates: the first point itself, so that the summary is exact.
         for k in range(d):
-            node.com[k] = t.ys[start * d + k]
-    node.skip = t.n_nodes
+            node.com[k] = tree.ys[start * d + k]
+    node.skip = tree.n_nodes
     return idx
 
 
@@ -289,8 +294,8 @@ cdef class _Workspace:
     cdef uint64_t *tmp_keys    # radix sort scratch, (capacity,)
     cdef intp_t *tmp_vals
     cdef float64_t *sums       # per-node coordinate sums, (2 capacity, 3)
-    cdef float64_t *fs         # forces in Morton order, (capacity, 3)
-    cdef float64_t *ws         # kernel sums in Morton order, (capacity,)
+    cdef float64_t *forces     # forces in Morton order, (capacity, 3)
+    cdef float64_t *kernel_sums  # kernel sums in Morton order, (capacity,)
     cdef intp_t capacity
 
     def __cinit__(self):
@@ -309,14 +314,14 @@ cdef class _Workspace:
         free(self.tmp_keys)
         free(self.tmp_vals)
         free(self.sums)
-        free(self.fs)
-        free(self.ws)
+        free(self.forces)
+        free(self.kernel_sums)
         memset(&self.tree, 0, sizeof(Tree))
         self.tmp_keys = NULL
         self.tmp_vals = NULL
         self.sums = NULL
-        self.fs = NULL
-        self.ws = NULL
+        self.forces = NULL
+        self.kernel_sums = NULL
         self.capacity = 0
 
     cdef int reserve(self, intp_t n) except -1:
@@ -334,14 +339,14 @@ cdef class _Workspace:
         self.tmp_keys = <uint64_t *>malloc(cap * sizeof(uint64_t))
         self.tmp_vals = <intp_t *>malloc(cap * sizeof(intp_t))
         self.sums = <float64_t *>malloc(6 * cap * sizeof(float64_t))
-        self.fs = <float64_t *>malloc(3 * cap * sizeof(float64_t))
-        self.ws = <float64_t *>malloc(cap * sizeof(float64_t))
+        self.forces = <float64_t *>malloc(3 * cap * sizeof(float64_t))
+        self.kernel_sums = <float64_t *>malloc(cap * sizeof(float64_t))
         if (
             self.tree.nodes == NULL or self.tree.lo == NULL or self.tree.hi == NULL
             or self.tree.ys == NULL or self.tree.perm == NULL
             or self.tree.codes == NULL or self.tmp_keys == NULL
-            or self.tmp_vals == NULL or self.sums == NULL or self.fs == NULL
-            or self.ws == NULL
+            or self.tmp_vals == NULL or self.sums == NULL or self.forces == NULL
+            or self.kernel_sums == NULL
         ):
             self._release()
             raise MemoryError()
@@ -349,42 +354,42 @@ cdef class _Workspace:
         return 0
 
 
-cdef bint _holds_points(const Tree *t, const floating[:, ::1] Y) noexcept nogil:
-    """Whether t is the tree of exactly the points Y (same values, same rows).
+cdef bint _holds_points(const Tree *tree, const floating[:, ::1] Y) noexcept nogil:
+    """Whether tree is the tree of exactly the points Y (same values, same rows).
 
     The build is deterministic, so such a tree can be reused as it is.
     """
     cdef intp_t n = Y.shape[0], p
     cdef int d = <int>Y.shape[1], k
-    if t.nodes == NULL or t.n_points != n or t.n_dims != d:
+    if tree.nodes == NULL or tree.n_points != n or tree.n_dims != d:
         return False
     for p in range(n):
         for k in range(d):
-            if t.ys[p * d + k] != Y[t.perm[p], k]:
+            if tree.ys[p * d + k] != Y[tree.perm[p], k]:
                 return False
     return True
 
 
-cdef int _build_tree(_Workspace w, const floating[:, ::1] Y) except -1:
-    """Build the tree of Y into ``w.tree`` (sorted, float64 coordinates)."""
-    cdef Tree *t = &w.tree
+cdef int _build_tree(_Workspace workspace, const floating[:, ::1] Y) except -1:
+    """Build the tree of Y into ``workspace.tree`` (sorted, float64 coordinates)."""
+    cdef Tree *tree = &workspace.tree
     cdef intp_t n = Y.shape[0], i, p
     cdef int d = <int>Y.shape[1], k
-    w.reserve(n)
-    t.n_points = n
-    t.n_dims = d
-    t.n_nodes = 0
+    workspace.reserve(n)
+    tree.n_points = n
+    tree.n_dims = d
+    tree.n_nodes = 0
     if n == 0:
         return 0
     with nogil:
-        _morton_codes(Y, t.codes)
+        _morton_codes(Y, tree.codes)
         for i in range(n):
-            t.perm[i] = i
-        _radix_sort(t.codes, t.perm, w.tmp_keys, w.tmp_vals, n)
+            tree.perm[i] = i
+        _radix_sort(tree.codes, tree.perm, workspace.tmp_keys, workspace.tmp_vals, n)
         for p in range(n):
             for k in range(d):
-                t.ys[p * d + k] = Y[t.perm[p], k]
-        _build_node(t, w.sums, 0, n, 0)
+                tree.ys[p * d + k] = Y[tree.perm[p], k]
+        _build_node(tree, workspace.sums, 0, n, 0)
     return 0
 
 
@@ -393,42 +398,42 @@ cdef int _build_tree(_Workspace w, const floating[:, ::1] Y) except -1:
 # ---------------------------------------------------------------------------
 
 cdef inline intp_t _push(
-    float64_t *ent, float *entf, const float64_t *ctr, intp_t n_e,
-    float64_t x, float64_t y, float64_t z, float64_t mass
+    float64_t *entries, float *entries32, const float64_t *centre,
+    intp_t n_entries, float64_t x, float64_t y, float64_t z, float64_t mass
 ) noexcept nogil:
     """Append the entry (x, y, z, mass) to a list; return the new length.
 
-    The list is ``entf`` (float, relative to ``ctr``) unless that is NULL,
-    then ``ent`` (double, absolute).
+    The list is ``entries32`` (float, relative to ``centre``) unless that is
+    NULL, then ``entries`` (double, absolute).
     """
-    if entf != NULL:
-        entf[4 * n_e] = <float>(x - ctr[0])
-        entf[4 * n_e + 1] = <float>(y - ctr[1])
-        entf[4 * n_e + 2] = <float>(z - ctr[2])
-        entf[4 * n_e + 3] = <float>mass
+    if entries32 != NULL:
+        entries32[4 * n_entries] = <float>(x - centre[0])
+        entries32[4 * n_entries + 1] = <float>(y - centre[1])
+        entries32[4 * n_entries + 2] = <float>(z - centre[2])
+        entries32[4 * n_entries + 3] = <float>mass
     else:
-        ent[4 * n_e] = x
-        ent[4 * n_e + 1] = y
-        ent[4 * n_e + 2] = z
-        ent[4 * n_e + 3] = mass
-    return n_e + 1
+        entries[4 * n_entries] = x
+        entries[4 * n_entries + 1] = y
+        entries[4 * n_entries + 2] = z
+        entries[4 * n_entries + 3] = mass
+    return n_entries + 1
 
 
 cdef inline intp_t _push_points(
-    const Tree *t, intp_t start, intp_t end, float64_t *ent, float *entf,
-    const float64_t *ctr, intp_t n_e
+    const Tree *tree, intp_t start, intp_t end, float64_t *entries,
+    float *entries32, const float64_t *centre, intp_t n_entries
 ) noexcept nogil:
     """Append the points start:end of the Morton order with mass 1."""
-    cdef int d = t.n_dims
+    cdef int d = tree.n_dims
     cdef const float64_t *y
     cdef intp_t p
     for p in range(start, end):
-        y = &t.ys[p * d]
-        n_e = _push(
-            ent, entf, ctr, n_e, y[0], y[1] if d > 1 else 0.0,
+        y = &tree.ys[p * d]
+        n_entries = _push(
+            entries, entries32, centre, n_entries, y[0], y[1] if d > 1 else 0.0,
             y[2] if d > 2 else 0.0, 1.0
         )
-    return n_e
+    return n_entries
 
 
 cdef inline float64_t _gap(float64_t c, float64_t lo, float64_t hi) noexcept nogil:
@@ -439,173 +444,192 @@ cdef inline float64_t _gap(float64_t c, float64_t lo, float64_t hi) noexcept nog
 
 
 cdef intp_t _collect(
-    const Tree *t, intp_t gs, intp_t ge, const float64_t *glo,
-    const float64_t *ghi, float64_t theta2, float64_t *ent, float *entf,
-    const float64_t *ctr, intp_t *n_own
+    const Tree *tree, intp_t group_start, intp_t group_end,
+    const float64_t *group_lo, const float64_t *group_hi, float64_t theta2,
+    float64_t *entries, float *entries32, const float64_t *centre, intp_t *n_own
 ) noexcept nogil:
-    """Interaction list (x, y, z, mass) of the points gs:ge; returns its length.
+    """Interaction list (x, y, z, mass) of the group's points; returns its length.
 
-    ``glo``/``ghi`` bound the group's points (0 beyond d). The list starts with
-    the group's own points (``n_own`` of them, entry e being point ``gs + e``),
-    whose self-terms the kernels leave out; identical points are one entry of
-    their count instead (exact), so duplicates cost O(1). See ``_push`` for
-    where the entries go.
+    The group is the points ``group_start:group_end`` of the Morton order;
+    ``group_lo``/``group_hi`` bound them (0 beyond d). The list starts with the
+    group's own points (``n_own`` of them, entry e being point
+    ``group_start + e``), whose self-terms the kernels leave out; identical
+    points are one entry of their count instead (exact), so duplicates cost
+    O(1). See ``_push`` for where the entries go.
     """
-    cdef const Node *nodes = t.nodes
+    cdef const Node *nodes = tree.nodes
     cdef const Node *nd
-    cdef intp_t node = 0, n_e = 0, n_out
+    cdef intp_t node = 0, n_entries = 0, n_out
     cdef float64_t d2, gx, gy, gz
-    if glo[0] != ghi[0] or glo[1] != ghi[1] or glo[2] != ghi[2]:
-        n_e = _push_points(t, gs, ge, ent, entf, ctr, 0)
-        n_own[0] = n_e
+    if (
+        group_lo[0] != group_hi[0] or group_lo[1] != group_hi[1]
+        or group_lo[2] != group_hi[2]
+    ):
+        n_entries = _push_points(
+            tree, group_start, group_end, entries, entries32, centre, 0
+        )
+        n_own[0] = n_entries
     else:
         n_own[0] = 0
-        if ge - gs > 1:
-            n_e = _push(
-                ent, entf, ctr, 0, glo[0], glo[1], glo[2], <float64_t>(ge - gs - 1)
+        if group_end - group_start > 1:
+            n_entries = _push(
+                entries, entries32, centre, 0, group_lo[0], group_lo[1],
+                group_lo[2], <float64_t>(group_end - group_start - 1)
             )
-    while node < t.n_nodes:
+    while node < tree.n_nodes:
         nd = &nodes[node]
-        if nd.end <= gs or nd.start >= ge:
+        if nd.end <= group_start or nd.start >= group_end:
             # Disjoint from the group: squared distance from the centre of mass
             # to the group's bounding box, a lower bound over its points.
-            gx = _gap(nd.com[0], glo[0], ghi[0])
-            gy = _gap(nd.com[1], glo[1], ghi[1])
-            gz = _gap(nd.com[2], glo[2], ghi[2])
+            gx = _gap(nd.com[0], group_lo[0], group_hi[0])
+            gy = _gap(nd.com[1], group_lo[1], group_hi[1])
+            gz = _gap(nd.com[2], group_lo[2], group_hi[2])
             d2 = gx * gx + gy * gy + gz * gz
             if nd.width2 < theta2 * d2 or nd.width2 == 0.0:
-                n_e = _push(
-                    ent, entf, ctr, n_e, nd.com[0], nd.com[1], nd.com[2], nd.mass
+                n_entries = _push(
+                    entries, entries32, centre, n_entries, nd.com[0], nd.com[1],
+                    nd.com[2], nd.mass
                 )
                 node = nd.skip
             elif nd.skip == node + 1:
-                n_e = _push_points(t, nd.start, nd.end, ent, entf, ctr, n_e)
+                n_entries = _push_points(
+                    tree, nd.start, nd.end, entries, entries32, centre, n_entries
+                )
                 node = nd.skip
             else:
                 node += 1
-        elif nd.start >= gs and nd.end <= ge:
+        elif nd.start >= group_start and nd.end <= group_end:
             node = nd.skip  # inside the group: already in the list
         elif nd.skip == node + 1:
             # A leaf that straddles the group's ends: its points outside it.
             if nd.width2 == 0.0:
                 n_out = (nd.end - nd.start) - (
-                    (ge if ge < nd.end else nd.end)
-                    - (gs if gs > nd.start else nd.start)
+                    (group_end if group_end < nd.end else nd.end)
+                    - (group_start if group_start > nd.start else nd.start)
                 )
-                n_e = _push(
-                    ent, entf, ctr, n_e, nd.com[0], nd.com[1], nd.com[2],
-                    <float64_t>n_out
+                n_entries = _push(
+                    entries, entries32, centre, n_entries, nd.com[0], nd.com[1],
+                    nd.com[2], <float64_t>n_out
                 )
             else:
-                if nd.start < gs:
-                    n_e = _push_points(t, nd.start, gs, ent, entf, ctr, n_e)
-                if nd.end > ge:
-                    n_e = _push_points(t, ge, nd.end, ent, entf, ctr, n_e)
+                if nd.start < group_start:
+                    n_entries = _push_points(
+                        tree, nd.start, group_start, entries, entries32, centre,
+                        n_entries
+                    )
+                if nd.end > group_end:
+                    n_entries = _push_points(
+                        tree, group_end, nd.end, entries, entries32, centre,
+                        n_entries
+                    )
             node = nd.skip
         else:
             node += 1  # overlaps the group: always opened
-    return n_e
+    return n_entries
 
 
-cdef void _apply_f2(
-    const float *ent, intp_t n_own, intp_t n_e, const float64_t *ys,
-    const float64_t *ctr, intp_t gs, intp_t c0, intp_t c1, float64_t *fs,
-    float64_t *ws
+cdef void _chunk_sums_cauchy_2d(
+    const float *entries, intp_t n_own, intp_t n_entries, const float64_t *ys,
+    const float64_t *centre, intp_t group_start, intp_t chunk_start,
+    intp_t chunk_end, float64_t *forces, float64_t *kernel_sums
 ) noexcept nogil:
-    """Cauchy sums, in float, of the 2-D points c0:c1 (<= _LANES) against a list.
+    """Cauchy sums, in float, of a chunk of 2-D points against a list.
 
-    ``ent`` holds (x, y, z, mass) relative to ``ctr``; its first ``n_own``
-    entries are the group's points ``gs + e``. The chunk's own points meet each
-    other in a rotation (lane ``ln`` against point ``ln + o`` for ``o`` in
-    ``1.._LANES - 1``), so self-pairs are never formed and the loop needs no
-    mask; every other entry goes through the plain loop. Partial sums over at
-    most _BLOCK entries are kept in float, then added to double accumulators.
+    The chunk is the points ``chunk_start:chunk_end`` (at most _LANES) of the
+    Morton order. ``entries`` holds (x, y, z, mass) relative to ``centre``; its
+    first ``n_own`` entries are the group's points ``group_start + e``. The
+    chunk's own points meet each other in a rotation (lane ``lane`` against
+    point ``lane + rotation`` for ``rotation`` in ``1.._LANES - 1``), so
+    self-pairs are never formed and the loop needs no mask; every other entry
+    goes through the plain loop. Partial sums over at most _BLOCK entries are
+    kept in float, then added to double accumulators.
     """
     cdef float px[_LANES]
     cdef float py[_LANES]
-    cdef float aw[_LANES]
-    cdef float ax[_LANES]
-    cdef float ay[_LANES]
-    cdef float x2[2 * _LANES]
-    cdef float y2[2 * _LANES]
-    cdef float m2[2 * _LANES]
-    cdef float64_t sw[_LANES]
-    cdef float64_t sx[_LANES]
-    cdef float64_t sy[_LANES]
+    cdef float part_w[_LANES]
+    cdef float part_x[_LANES]
+    cdef float part_y[_LANES]
+    cdef float ring_x[2 * _LANES]
+    cdef float ring_y[2 * _LANES]
+    cdef float ring_m[2 * _LANES]
+    cdef float64_t sum_w[_LANES]
+    cdef float64_t sum_x[_LANES]
+    cdef float64_t sum_y[_LANES]
     cdef float ex, ey, m, dx, dy, w, mw, one = 1.0, zero = 0.0
-    cdef intp_t e, src, e0, e1, end, skip0 = n_e, skip1 = n_e
-    cdef int ln, o, part, nv = <int>(c1 - c0)
-    for ln in range(_LANES):
-        src = c0 + ln if ln < nv else c0
-        px[ln] = <float>(ys[2 * src] - ctr[0])
-        py[ln] = <float>(ys[2 * src + 1] - ctr[1])
-        sw[ln] = 0.0
-        sx[ln] = 0.0
-        sy[ln] = 0.0
-        aw[ln] = 0.0
-        ax[ln] = 0.0
-        ay[ln] = 0.0
+    cdef intp_t e, src, e0, e1, end, skip0 = n_entries, skip1 = n_entries
+    cdef int lane, rotation, part, n_valid = <int>(chunk_end - chunk_start)
+    for lane in range(_LANES):
+        src = chunk_start + lane if lane < n_valid else chunk_start
+        px[lane] = <float>(ys[2 * src] - centre[0])
+        py[lane] = <float>(ys[2 * src + 1] - centre[1])
+        sum_w[lane] = 0.0
+        sum_x[lane] = 0.0
+        sum_y[lane] = 0.0
+        part_w[lane] = 0.0
+        part_x[lane] = 0.0
+        part_y[lane] = 0.0
     if n_own > 0:
-        for ln in range(_LANES):
-            x2[ln] = px[ln]
-            x2[ln + _LANES] = px[ln]
-            y2[ln] = py[ln]
-            y2[ln + _LANES] = py[ln]
-            m2[ln] = one if ln < nv else zero  # padding lanes weigh nothing
-            m2[ln + _LANES] = m2[ln]
-        for o in range(1, _LANES):
-            for ln in range(_LANES):
-                dx = px[ln] - x2[ln + o]
-                dy = py[ln] - y2[ln + o]
+        for lane in range(_LANES):
+            ring_x[lane] = px[lane]
+            ring_x[lane + _LANES] = px[lane]
+            ring_y[lane] = py[lane]
+            ring_y[lane + _LANES] = py[lane]
+            # Padding lanes weigh nothing.
+            ring_m[lane] = one if lane < n_valid else zero
+            ring_m[lane + _LANES] = ring_m[lane]
+        for rotation in range(1, _LANES):
+            for lane in range(_LANES):
+                dx = px[lane] - ring_x[lane + rotation]
+                dy = py[lane] - ring_y[lane + rotation]
                 w = one / (one + dx * dx + dy * dy)
-                mw = m2[ln + o] * w
-                aw[ln] += mw
+                mw = ring_m[lane + rotation] * w
+                part_w[lane] += mw
                 mw = mw * w
-                ax[ln] += mw * dx
-                ay[ln] += mw * dy
-        skip0 = c0 - gs
-        skip1 = skip0 + nv
+                part_x[lane] += mw * dx
+                part_y[lane] += mw * dy
+        skip0 = chunk_start - group_start
+        skip1 = skip0 + n_valid
     for part in range(2):
         e0 = 0 if part == 0 else skip1
-        end = skip0 if part == 0 else n_e
+        end = skip0 if part == 0 else n_entries
         while True:
             # Flush the float partial sums of the previous block into double.
-            for ln in range(_LANES):
-                sw[ln] += aw[ln]
-                sx[ln] += ax[ln]
-                sy[ln] += ay[ln]
-                aw[ln] = 0.0
-                ax[ln] = 0.0
-                ay[ln] = 0.0
+            for lane in range(_LANES):
+                sum_w[lane] += part_w[lane]
+                sum_x[lane] += part_x[lane]
+                sum_y[lane] += part_y[lane]
+                part_w[lane] = 0.0
+                part_x[lane] = 0.0
+                part_y[lane] = 0.0
             if e0 >= end:
                 break
             e1 = e0 + _BLOCK if e0 + _BLOCK < end else end
             for e in range(e0, e1):
-                ex = ent[4 * e]
-                ey = ent[4 * e + 1]
-                m = ent[4 * e + 3]
-                for ln in range(_LANES):
-                    dx = px[ln] - ex
-                    dy = py[ln] - ey
+                ex = entries[4 * e]
+                ey = entries[4 * e + 1]
+                m = entries[4 * e + 3]
+                for lane in range(_LANES):
+                    dx = px[lane] - ex
+                    dy = py[lane] - ey
                     w = one / (one + dx * dx + dy * dy)
                     mw = m * w
-                    aw[ln] += mw
+                    part_w[lane] += mw
                     mw = mw * w
-                    ax[ln] += mw * dx
-                    ay[ln] += mw * dy
+                    part_x[lane] += mw * dx
+                    part_y[lane] += mw * dy
             e0 = e1
-    for ln in range(nv):
-        ws[c0 + ln] = sw[ln]
-        fs[2 * (c0 + ln)] = sx[ln]
-        fs[2 * (c0 + ln) + 1] = sy[ln]
+    for lane in range(n_valid):
+        kernel_sums[chunk_start + lane] = sum_w[lane]
+        forces[2 * (chunk_start + lane)] = sum_x[lane]
+        forces[2 * (chunk_start + lane) + 1] = sum_y[lane]
 
 
-cdef void _apply_f3(
-    const float *ent, intp_t n_own, intp_t n_e, const float64_t *ys, int d,
-    const float64_t *ctr, intp_t gs, intp_t c0, intp_t c1, float64_t dof,
-    float64_t *fs, float64_t *ws
+cdef void _chunk_sums_float(
+    const float *entries, intp_t n_own, intp_t n_entries, const float64_t *ys,
+    int d, const float64_t *centre, intp_t group_start, intp_t chunk_start,
+    intp_t chunk_end, float64_t dof, float64_t *forces, float64_t *kernel_sums
 ) noexcept nogil:
-    """As _apply_f2 for any d and dof (unused coordinates are 0 on both sides).
+    """As _chunk_sums_cauchy_2d for any d and dof (unused coordinates are 0).
 
     With ``dof != 1`` the kernel ``t^(-dof)`` is one ``powf`` per pair, the
     only part of the loop that stays scalar.
@@ -613,166 +637,169 @@ cdef void _apply_f3(
     cdef float px[_LANES]
     cdef float py[_LANES]
     cdef float pz[_LANES]
-    cdef float aw[_LANES]
-    cdef float ax[_LANES]
-    cdef float ay[_LANES]
-    cdef float az[_LANES]
-    cdef float x2[2 * _LANES]
-    cdef float y2[2 * _LANES]
-    cdef float z2[2 * _LANES]
-    cdef float m2[2 * _LANES]
-    cdef float64_t sw[_LANES]
-    cdef float64_t sx[_LANES]
-    cdef float64_t sy[_LANES]
-    cdef float64_t sz[_LANES]
+    cdef float part_w[_LANES]
+    cdef float part_x[_LANES]
+    cdef float part_y[_LANES]
+    cdef float part_z[_LANES]
+    cdef float ring_x[2 * _LANES]
+    cdef float ring_y[2 * _LANES]
+    cdef float ring_z[2 * _LANES]
+    cdef float ring_m[2 * _LANES]
+    cdef float64_t sum_w[_LANES]
+    cdef float64_t sum_x[_LANES]
+    cdef float64_t sum_y[_LANES]
+    cdef float64_t sum_z[_LANES]
     cdef float ex, ey, ez, m, dx, dy, dz, t, w, mw, one = 1.0, zero = 0.0
     cdef float fdof = <float>dof, inv_dof = <float>(1.0 / dof)
     cdef bint cauchy = dof == 1.0
-    cdef intp_t e, src, e0, e1, end, skip0 = n_e, skip1 = n_e
-    cdef int ln, o, part, nv = <int>(c1 - c0)
-    for ln in range(_LANES):
-        src = c0 + ln if ln < nv else c0
-        px[ln] = <float>(ys[d * src] - ctr[0])
-        py[ln] = <float>(ys[d * src + 1] - ctr[1]) if d > 1 else zero
-        pz[ln] = <float>(ys[d * src + 2] - ctr[2]) if d > 2 else zero
-        sw[ln] = 0.0
-        sx[ln] = 0.0
-        sy[ln] = 0.0
-        sz[ln] = 0.0
-        aw[ln] = 0.0
-        ax[ln] = 0.0
-        ay[ln] = 0.0
-        az[ln] = 0.0
+    cdef intp_t e, src, e0, e1, end, skip0 = n_entries, skip1 = n_entries
+    cdef int lane, rotation, part, n_valid = <int>(chunk_end - chunk_start)
+    for lane in range(_LANES):
+        src = chunk_start + lane if lane < n_valid else chunk_start
+        px[lane] = <float>(ys[d * src] - centre[0])
+        py[lane] = <float>(ys[d * src + 1] - centre[1]) if d > 1 else zero
+        pz[lane] = <float>(ys[d * src + 2] - centre[2]) if d > 2 else zero
+        sum_w[lane] = 0.0
+        sum_x[lane] = 0.0
+        sum_y[lane] = 0.0
+        sum_z[lane] = 0.0
+        part_w[lane] = 0.0
+        part_x[lane] = 0.0
+        part_y[lane] = 0.0
+        part_z[lane] = 0.0
     if n_own > 0:
-        for ln in range(_LANES):
-            x2[ln] = px[ln]
-            x2[ln + _LANES] = px[ln]
-            y2[ln] = py[ln]
-            y2[ln + _LANES] = py[ln]
-            z2[ln] = pz[ln]
-            z2[ln + _LANES] = pz[ln]
-            m2[ln] = one if ln < nv else zero
-            m2[ln + _LANES] = m2[ln]
-        for o in range(1, _LANES):
-            for ln in range(_LANES):
-                dx = px[ln] - x2[ln + o]
-                dy = py[ln] - y2[ln + o]
-                dz = pz[ln] - z2[ln + o]
+        for lane in range(_LANES):
+            ring_x[lane] = px[lane]
+            ring_x[lane + _LANES] = px[lane]
+            ring_y[lane] = py[lane]
+            ring_y[lane + _LANES] = py[lane]
+            ring_z[lane] = pz[lane]
+            ring_z[lane + _LANES] = pz[lane]
+            ring_m[lane] = one if lane < n_valid else zero
+            ring_m[lane + _LANES] = ring_m[lane]
+        for rotation in range(1, _LANES):
+            for lane in range(_LANES):
+                dx = px[lane] - ring_x[lane + rotation]
+                dy = py[lane] - ring_y[lane + rotation]
+                dz = pz[lane] - ring_z[lane + rotation]
                 if cauchy:
                     t = one + dx * dx + dy * dy + dz * dz
                     w = one / t
                 else:
                     t = one + (dx * dx + dy * dy + dz * dz) * inv_dof
                     w = powf(t, -fdof)
-                mw = m2[ln + o] * w
-                aw[ln] += mw
+                mw = ring_m[lane + rotation] * w
+                part_w[lane] += mw
                 mw = mw / t
-                ax[ln] += mw * dx
-                ay[ln] += mw * dy
-                az[ln] += mw * dz
-        skip0 = c0 - gs
-        skip1 = skip0 + nv
+                part_x[lane] += mw * dx
+                part_y[lane] += mw * dy
+                part_z[lane] += mw * dz
+        skip0 = chunk_start - group_start
+        skip1 = skip0 + n_valid
     for part in range(2):
         e0 = 0 if part == 0 else skip1
-        end = skip0 if part == 0 else n_e
+        end = skip0 if part == 0 else n_entries
         while True:
-            for ln in range(_LANES):
-                sw[ln] += aw[ln]
-                sx[ln] += ax[ln]
-                sy[ln] += ay[ln]
-                sz[ln] += az[ln]
-                aw[ln] = 0.0
-                ax[ln] = 0.0
-                ay[ln] = 0.0
-                az[ln] = 0.0
+            for lane in range(_LANES):
+                sum_w[lane] += part_w[lane]
+                sum_x[lane] += part_x[lane]
+                sum_y[lane] += part_y[lane]
+                sum_z[lane] += part_z[lane]
+                part_w[lane] = 0.0
+                part_x[lane] = 0.0
+                part_y[lane] = 0.0
+                part_z[lane] = 0.0
             if e0 >= end:
                 break
             e1 = e0 + _BLOCK if e0 + _BLOCK < end else end
             if cauchy:
                 for e in range(e0, e1):
-                    ex = ent[4 * e]
-                    ey = ent[4 * e + 1]
-                    ez = ent[4 * e + 2]
-                    m = ent[4 * e + 3]
-                    for ln in range(_LANES):
-                        dx = px[ln] - ex
-                        dy = py[ln] - ey
-                        dz = pz[ln] - ez
+                    ex = entries[4 * e]
+                    ey = entries[4 * e + 1]
+                    ez = entries[4 * e + 2]
+                    m = entries[4 * e + 3]
+                    for lane in range(_LANES):
+                        dx = px[lane] - ex
+                        dy = py[lane] - ey
+                        dz = pz[lane] - ez
                         w = one / (one + dx * dx + dy * dy + dz * dz)
                         mw = m * w
-                        aw[ln] += mw
+                        part_w[lane] += mw
                         mw = mw * w
-                        ax[ln] += mw * dx
-                        ay[ln] += mw * dy
-                        az[ln] += mw * dz
+                        part_x[lane] += mw * dx
+                        part_y[lane] += mw * dy
+                        part_z[lane] += mw * dz
             else:
                 for e in range(e0, e1):
-                    ex = ent[4 * e]
-                    ey = ent[4 * e + 1]
-                    ez = ent[4 * e + 2]
-                    m = ent[4 * e + 3]
-                    for ln in range(_LANES):
-                        dx = px[ln] - ex
-                        dy = py[ln] - ey
-                        dz = pz[ln] - ez
+                    ex = entries[4 * e]
+                    ey = entries[4 * e + 1]
+                    ez = entries[4 * e + 2]
+                    m = entries[4 * e + 3]
+                    for lane in range(_LANES):
+                        dx = px[lane] - ex
+                        dy = py[lane] - ey
+                        dz = pz[lane] - ez
                         t = one + (dx * dx + dy * dy + dz * dz) * inv_dof
                         w = powf(t, -fdof)
                         mw = m * w
-                        aw[ln] += mw
+                        part_w[lane] += mw
                         mw = mw / t
-                        ax[ln] += mw * dx
-                        ay[ln] += mw * dy
-                        az[ln] += mw * dz
+                        part_x[lane] += mw * dx
+                        part_y[lane] += mw * dy
+                        part_z[lane] += mw * dz
             e0 = e1
-    for ln in range(nv):
-        ws[c0 + ln] = sw[ln]
-        fs[d * (c0 + ln)] = sx[ln]
+    for lane in range(n_valid):
+        kernel_sums[chunk_start + lane] = sum_w[lane]
+        forces[d * (chunk_start + lane)] = sum_x[lane]
         if d > 1:
-            fs[d * (c0 + ln) + 1] = sy[ln]
+            forces[d * (chunk_start + lane) + 1] = sum_y[lane]
         if d > 2:
-            fs[d * (c0 + ln) + 2] = sz[ln]
+            forces[d * (chunk_start + lane) + 2] = sum_z[lane]
 
 
-cdef void _apply_d(
-    const float64_t *ent, intp_t n_own, intp_t n_e, const float64_t *ys, int d,
-    intp_t gs, intp_t c0, intp_t c1, float64_t dof, float64_t *fs, float64_t *ws
+cdef void _chunk_sums_double(
+    const float64_t *entries, intp_t n_own, intp_t n_entries, const float64_t *ys,
+    int d, intp_t group_start, intp_t chunk_start, intp_t chunk_end,
+    float64_t dof, float64_t *forces, float64_t *kernel_sums
 ) noexcept nogil:
-    """Kernel sums, in double, of the points c0:c1 (<= _DLANES) against a list.
+    """Kernel sums, in double, of a chunk of points against a list.
 
-    Any dof; ``ent`` holds absolute (x, y, z, mass), unused coordinates 0, its
-    first ``n_own`` entries being the points ``gs + e`` (self-pairs skipped).
+    The chunk is the points ``chunk_start:chunk_end`` (at most _DLANES).
+
+    Any dof; ``entries`` holds absolute (x, y, z, mass), unused coordinates 0, its
+    first ``n_own`` entries being the points ``group_start + e`` (self-pairs skipped).
     """
     cdef float64_t px[_DLANES]
     cdef float64_t py[_DLANES]
     cdef float64_t pz[_DLANES]
-    cdef float64_t aw[_DLANES]
-    cdef float64_t ax[_DLANES]
-    cdef float64_t ay[_DLANES]
-    cdef float64_t az[_DLANES]
+    cdef float64_t sum_w[_DLANES]
+    cdef float64_t sum_x[_DLANES]
+    cdef float64_t sum_y[_DLANES]
+    cdef float64_t sum_z[_DLANES]
     cdef float64_t ex, ey, ez, m, dx, dy, dz, t, w, mw, inv_dof = 1.0 / dof
     cdef bint cauchy = dof == 1.0
     cdef intp_t e, src
-    cdef int ln, nv = <int>(c1 - c0)
-    for ln in range(_DLANES):
-        src = c0 + ln if ln < nv else c0
-        px[ln] = ys[d * src]
-        py[ln] = ys[d * src + 1] if d > 1 else 0.0
-        pz[ln] = ys[d * src + 2] if d > 2 else 0.0
-        aw[ln] = 0.0
-        ax[ln] = 0.0
-        ay[ln] = 0.0
-        az[ln] = 0.0
-    for e in range(n_e):
-        ex = ent[4 * e]
-        ey = ent[4 * e + 1]
-        ez = ent[4 * e + 2]
-        m = ent[4 * e + 3]
-        for ln in range(_DLANES):
-            if e < n_own and gs + e == c0 + ln:
+    cdef int lane, n_valid = <int>(chunk_end - chunk_start)
+    for lane in range(_DLANES):
+        src = chunk_start + lane if lane < n_valid else chunk_start
+        px[lane] = ys[d * src]
+        py[lane] = ys[d * src + 1] if d > 1 else 0.0
+        pz[lane] = ys[d * src + 2] if d > 2 else 0.0
+        sum_w[lane] = 0.0
+        sum_x[lane] = 0.0
+        sum_y[lane] = 0.0
+        sum_z[lane] = 0.0
+    for e in range(n_entries):
+        ex = entries[4 * e]
+        ey = entries[4 * e + 1]
+        ez = entries[4 * e + 2]
+        m = entries[4 * e + 3]
+        for lane in range(_DLANES):
+            if e < n_own and group_start + e == chunk_start + lane:
                 continue
-            dx = px[ln] - ex
-            dy = py[ln] - ey
-            dz = pz[ln] - ez
+            dx = px[lane] - ex
+            dy = py[lane] - ey
+            dz = pz[lane] - ez
             if cauchy:
                 t = 1.0 + dx * dx + dy * dy + dz * dz
                 w = 1.0 / t
@@ -780,67 +807,84 @@ cdef void _apply_d(
                 t = 1.0 + (dx * dx + dy * dy + dz * dz) * inv_dof
                 w = pow(t, -dof)
             mw = m * w
-            aw[ln] += mw
+            sum_w[lane] += mw
             mw = mw / t
-            ax[ln] += mw * dx
-            ay[ln] += mw * dy
-            az[ln] += mw * dz
-    for ln in range(nv):
-        ws[c0 + ln] = aw[ln]
-        fs[d * (c0 + ln)] = ax[ln]
+            sum_x[lane] += mw * dx
+            sum_y[lane] += mw * dy
+            sum_z[lane] += mw * dz
+    for lane in range(n_valid):
+        kernel_sums[chunk_start + lane] = sum_w[lane]
+        forces[d * (chunk_start + lane)] = sum_x[lane]
         if d > 1:
-            fs[d * (c0 + ln) + 1] = ay[ln]
+            forces[d * (chunk_start + lane) + 1] = sum_y[lane]
         if d > 2:
-            fs[d * (c0 + ln) + 2] = az[ln]
+            forces[d * (chunk_start + lane) + 2] = sum_z[lane]
 
 
 cdef void _group_repulsion(
-    const Tree *t, intp_t gs, intp_t ge, float64_t theta2, float64_t dof,
-    float64_t *ent, float *entf, float64_t *fs, float64_t *ws
+    const Tree *tree, intp_t group_start, intp_t group_end, float64_t theta2,
+    float64_t dof, float64_t *entries, float *entries32, float64_t *forces,
+    float64_t *kernel_sums
 ) noexcept nogil:
-    """Forces and kernel sums of the points gs:ge of the Morton order.
+    """Forces and kernel sums of the points group_start:group_end (Morton order).
 
-    ``entf`` not NULL selects the float kernels.
+    ``entries32`` not NULL selects the float kernels.
     """
-    cdef intp_t n_own, n_e, c0 = gs, c1, p
+    cdef intp_t n_own, n_entries, chunk_start = group_start, chunk_end, p
     cdef float64_t lo[3]
     cdef float64_t hi[3]
-    cdef float64_t ctr[3]
-    cdef int k, d = t.n_dims
+    cdef float64_t centre[3]
+    cdef int k, d = tree.n_dims
     for k in range(3):
         lo[k] = 0.0
         hi[k] = 0.0
     for k in range(d):
-        lo[k] = t.ys[gs * d + k]
+        lo[k] = tree.ys[group_start * d + k]
         hi[k] = lo[k]
-    for p in range(gs + 1, ge):
+    for p in range(group_start + 1, group_end):
         for k in range(d):
-            if t.ys[p * d + k] < lo[k]:
-                lo[k] = t.ys[p * d + k]
-            elif t.ys[p * d + k] > hi[k]:
-                hi[k] = t.ys[p * d + k]
+            if tree.ys[p * d + k] < lo[k]:
+                lo[k] = tree.ys[p * d + k]
+            elif tree.ys[p * d + k] > hi[k]:
+                hi[k] = tree.ys[p * d + k]
     # Coordinates relative to the group's centre keep the float differences
     # of nearby points accurate.
     for k in range(3):
-        ctr[k] = 0.5 * (lo[k] + hi[k])
-    n_e = _collect(t, gs, ge, lo, hi, theta2, ent, entf, ctr, &n_own)
-    if entf == NULL:
-        while c0 < ge:
-            c1 = c0 + _DLANES if c0 + _DLANES < ge else ge
-            _apply_d(ent, n_own, n_e, t.ys, d, gs, c0, c1, dof, fs, ws)
-            c0 = c1
+        centre[k] = 0.5 * (lo[k] + hi[k])
+    n_entries = _collect(
+        tree, group_start, group_end, lo, hi, theta2, entries, entries32, centre,
+        &n_own
+    )
+    if entries32 == NULL:
+        while chunk_start < group_end:
+            chunk_end = chunk_start + _DLANES
+            if chunk_end > group_end:
+                chunk_end = group_end
+            _chunk_sums_double(
+                entries, n_own, n_entries, tree.ys, d, group_start, chunk_start,
+                chunk_end, dof, forces, kernel_sums
+            )
+            chunk_start = chunk_end
         return
-    while c0 < ge:
-        c1 = c0 + _LANES if c0 + _LANES < ge else ge
+    while chunk_start < group_end:
+        chunk_end = chunk_start + _LANES
+        if chunk_end > group_end:
+            chunk_end = group_end
         if d == 2 and dof == 1.0:
-            _apply_f2(entf, n_own, n_e, t.ys, ctr, gs, c0, c1, fs, ws)
+            _chunk_sums_cauchy_2d(
+                entries32, n_own, n_entries, tree.ys, centre, group_start,
+                chunk_start, chunk_end, forces, kernel_sums
+            )
         else:
-            _apply_f3(entf, n_own, n_e, t.ys, d, ctr, gs, c0, c1, dof, fs, ws)
-        c0 = c1
+            _chunk_sums_float(
+                entries32, n_own, n_entries, tree.ys, d, centre, group_start,
+                chunk_start, chunk_end, dof, forces, kernel_sums
+            )
+        chunk_start = chunk_end
 
 
 cdef intp_t _make_groups(
-    const Tree *t, intp_t node, intp_t *starts, intp_t n_groups
+    const Tree *tree, intp_t node, intp_t *starts, intp_t n_groups
 ) noexcept nogil:
     """Append the group starts of the subtree of ``node``; return the new count.
 
@@ -850,50 +894,50 @@ cdef intp_t _make_groups(
     contiguous in Morton order and made of whole sibling cells, which keeps
     their bounding boxes small and their lanes full.
     """
-    cdef const Node *nd = &t.nodes[node]
+    cdef const Node *nd = &tree.nodes[node]
     cdef intp_t child, run_start = -1
     if nd.mass <= _GROUP_SIZE or nd.skip == node + 1:
         starts[n_groups] = nd.start
         return n_groups + 1
     child = node + 1
     while child < nd.skip:
-        if t.nodes[child].mass <= _GROUP_SIZE:
-            if run_start < 0 or t.nodes[child].end - run_start > _GROUP_SIZE:
-                run_start = t.nodes[child].start
+        if tree.nodes[child].mass <= _GROUP_SIZE:
+            if run_start < 0 or tree.nodes[child].end - run_start > _GROUP_SIZE:
+                run_start = tree.nodes[child].start
                 starts[n_groups] = run_start
                 n_groups += 1
         else:
             run_start = -1
-            n_groups = _make_groups(t, child, starts, n_groups)
-        child = t.nodes[child].skip
+            n_groups = _make_groups(tree, child, starts, n_groups)
+        child = tree.nodes[child].skip
     return n_groups
 
 
-cdef void _point_reference(
-    const Tree *t, const float64_t *q, float64_t theta2, float64_t dof,
+cdef void _query_sums(
+    const Tree *tree, const float64_t *q, float64_t theta2, float64_t dof,
     float64_t *res
 ) noexcept nogil:
-    """res = (force[0:3], sum w) in double of a point q outside the tree."""
+    """res = (force[0:3], sum w) in double of a query point q against the tree."""
     cdef const Node *nd
     cdef intp_t node = 0, p
-    cdef int d = t.n_dims, k
+    cdef int d = tree.n_dims, k
     cdef bint cauchy = dof == 1.0
     cdef float64_t diff[3]
     cdef float64_t acc[4]
-    cdef float64_t d2, w, tt
+    cdef float64_t d2, w, t
     for k in range(4):
         acc[k] = 0.0
-    while node < t.n_nodes:
-        nd = &t.nodes[node]
+    while node < tree.n_nodes:
+        nd = &tree.nodes[node]
         d2 = 0.0
         for k in range(d):
             diff[k] = q[k] - nd.com[k]
             d2 += diff[k] * diff[k]
         if nd.width2 < theta2 * d2 or nd.width2 == 0.0:
-            tt = 1.0 + d2 / dof
-            w = 1.0 / tt if cauchy else pow(tt, -dof)
+            t = 1.0 + d2 / dof
+            w = 1.0 / t if cauchy else pow(t, -dof)
             acc[3] += nd.mass * w
-            w = nd.mass * w / tt
+            w = nd.mass * w / t
             for k in range(d):
                 acc[k] += w * diff[k]
             node = nd.skip
@@ -901,12 +945,12 @@ cdef void _point_reference(
             for p in range(nd.start, nd.end):
                 d2 = 0.0
                 for k in range(d):
-                    diff[k] = q[k] - t.ys[p * d + k]
+                    diff[k] = q[k] - tree.ys[p * d + k]
                     d2 += diff[k] * diff[k]
-                tt = 1.0 + d2 / dof
-                w = 1.0 / tt if cauchy else pow(tt, -dof)
+                t = 1.0 + d2 / dof
+                w = 1.0 / t if cauchy else pow(t, -dof)
                 acc[3] += w
-                w = w / tt
+                w = w / t
                 for k in range(d):
                     acc[k] += w * diff[k]
             node = nd.skip
@@ -975,10 +1019,10 @@ def bh_repulsion(
     cdef double theta2 = angle * angle, Z = 0.0
     cdef bint use_float = angle > 0.0
     cdef Tree *tree
-    cdef float64_t *fs
-    cdef float64_t *ws
-    cdef float64_t *ent = NULL
-    cdef float *entf = NULL
+    cdef float64_t *forces
+    cdef float64_t *kernel_sums
+    cdef float64_t *entries = NULL
+    cdef float *entries32 = NULL
     cdef intp_t[::1] starts
     _check_common(d, angle, dof, n_threads)
     if out.shape[0] != n or out.shape[1] != d:
@@ -991,41 +1035,67 @@ def bh_repulsion(
         workspace = _Workspace()
     _build_tree(workspace, Y)
     tree = &workspace.tree
-    fs = workspace.fs
-    ws = workspace.ws
+    forces = workspace.forces
+    kernel_sums = workspace.kernel_sums
     starts = np.empty(n + 1, dtype=np.intp)
     n_groups = _make_groups(tree, 0, &starts[0], 0)
     starts[n_groups] = n
     with nogil, parallel(num_threads=n_threads):
         # At most n entries: they stand for disjoint sets of points. Only the
         # pages a list reaches are touched.
-        ent = NULL
-        entf = NULL
+        entries = NULL
+        entries32 = NULL
         if use_float:
-            entf = <float *>malloc(4 * n * sizeof(float))
+            entries32 = <float *>malloc(4 * n * sizeof(float))
         else:
-            ent = <float64_t *>malloc(4 * n * sizeof(float64_t))
-        if ent == NULL and entf == NULL:
+            entries = <float64_t *>malloc(4 * n * sizeof(float64_t))
+        if entries == NULL and entries32 == NULL:
             with gil:
                 raise MemoryError()
-        # Groups cost ~10 us each and unevenly: one at a time keeps every
-        # thread busy, also when the OS delays one of them.
+        # Groups are small and uneven: handing them out one at a time keeps
+        # every thread busy, also when the OS delays one of them.
         for gi in prange(n_groups, schedule="dynamic"):
             _group_repulsion(
-                tree, starts[gi], starts[gi + 1], theta2, dof, ent, entf, fs, ws
+                tree, starts[gi], starts[gi + 1], theta2, dof, entries, entries32,
+                forces, kernel_sums
             )
-        free(ent)
-        free(entf)
+        free(entries)
+        free(entries32)
     with nogil:
         for p in range(n):
-            Z += ws[p]
+            Z += kernel_sums[p]
             for k in range(d):
-                out[tree.perm[p], k] = <floating>fs[p * d + k]
+                out[tree.perm[p], k] = <floating>forces[p * d + k]
     return Z
 
 
-def bh_repulsion_reference(
-    const floating[:, ::1] Y_ref,
+def build_frozen_tree(const floating[:, ::1] Y_frozen, _Workspace workspace):
+    """Build the tree of a frozen embedding into ``workspace``, once.
+
+    Nothing is done when the workspace already holds the tree of exactly
+    these points (checked in O(n)); :func:`bh_repulsion_from_frozen` then
+    reuses it.
+
+    Parameters
+    ----------
+    Y_frozen : ndarray of shape (n_frozen, n_components), float32 or float64
+        C-contiguous embedding, ``n_components`` in 1..3.
+    workspace : _Workspace
+        Receives the tree.
+    """
+    cdef bint held
+    if not 1 <= Y_frozen.shape[1] <= 3:
+        raise ValueError(
+            f"The embedding must have 1 to 3 columns, got {Y_frozen.shape[1]}."
+        )
+    with nogil:
+        held = _holds_points(&workspace.tree, Y_frozen)
+    if not held:
+        _build_tree(workspace, Y_frozen)
+
+
+def bh_repulsion_from_frozen(
+    const floating[:, ::1] Y_frozen,
     const floating[:, ::1] Y_query,
     double angle,
     double dof,
@@ -1034,46 +1104,44 @@ def bh_repulsion_reference(
     int n_threads,
     _Workspace workspace=None,
 ):
-    """Barnes-Hut repulsion of query points from a fixed reference embedding.
+    """Barnes-Hut repulsion of query points from a frozen embedding.
 
-    The query points are not part of the reference. For each query point
-    ``q_i``, writes ``out[i] = sum_j (w_ij / t_ij) (q_i - y_j)`` and
-    ``sum_w[i] = sum_j w_ij`` over the reference points ``y_j``. Each query
-    point is walked on its own, in double precision, so its result depends only
-    on it and on ``Y_ref``.
+    The query points are not part of the frozen embedding (``transform``'s
+    new points against ``embedding_``). For each query point ``q_i``, writes
+    ``out[i] = sum_j (w_ij / t_ij) (q_i - y_j)`` and ``sum_w[i] = sum_j w_ij``
+    over the frozen points ``y_j``. Each query point is walked on its own, in
+    double precision, so its result depends only on it and on ``Y_frozen``.
 
     Parameters
     ----------
-    Y_ref : ndarray of shape (n_reference, n_components), float32 or float64
-        C-contiguous reference embedding, ``n_components`` in 1..3.
+    Y_frozen : ndarray of shape (n_frozen, n_components), float32 or float64
+        C-contiguous frozen embedding, ``n_components`` in 1..3.
     Y_query : ndarray of shape (n_queries, n_components), same dtype
         C-contiguous query points.
     angle : float
         Opening angle (0 is exact).
     dof : float
         Degrees of freedom of the heavy-tailed kernel.
-    out : ndarray of shape (n_queries, n_components), same dtype as Y_ref
+    out : ndarray of shape (n_queries, n_components), same dtype as Y_frozen
         Receives the unnormalised repulsive sums.
     sum_w : ndarray of shape (n_queries,), float32 or float64
         Receives the per-point kernel sums.
     n_threads : int
         OpenMP threads; the result does not depend on it.
     workspace : _Workspace, default=None
-        Buffers kept between calls (one caller at a time). When it already
-        holds the tree of exactly these reference points (checked in O(n)),
-        the tree is reused: repeated calls against a frozen embedding, as in
-        ``transform``, build it once.
+        Buffers kept between calls (one caller at a time). The tree is built
+        as :func:`build_frozen_tree` does, so repeated calls against one
+        frozen embedding build it once.
     """
-    cdef intp_t d = Y_ref.shape[1], m = Y_query.shape[0], i
+    cdef intp_t d = Y_frozen.shape[1], m = Y_query.shape[0], i
     cdef int k
     cdef double theta2 = angle * angle
-    cdef bint reuse
     cdef float64_t[:, ::1] res
     cdef float64_t *q
     _check_common(d, angle, dof, n_threads)
     if Y_query.shape[1] != d:
         raise ValueError(
-            f"Y_query has {Y_query.shape[1]} columns, Y_ref has {d}."
+            f"Y_query has {Y_query.shape[1]} columns, Y_frozen has {d}."
         )
     if out.shape[0] != m or out.shape[1] != d:
         raise ValueError(
@@ -1087,16 +1155,13 @@ def bh_repulsion_reference(
     res = np.zeros((m, 8), dtype=np.float64)
     if workspace is None:
         workspace = _Workspace()
-    with nogil:
-        reuse = _holds_points(&workspace.tree, Y_ref)
-    if not reuse:
-        _build_tree(workspace, Y_ref)
+    build_frozen_tree(Y_frozen, workspace)
     with nogil:
         for i in prange(m, schedule="dynamic", chunksize=16, num_threads=n_threads):
             q = &res[i, 4]
             for k in range(d):
                 q[k] = Y_query[i, k]
-            _point_reference(&workspace.tree, q, theta2, dof, &res[i, 0])
+            _query_sums(&workspace.tree, q, theta2, dof, &res[i, 0])
         for i in range(m):
             sum_w[i] = <floating_w>res[i, 3]
             for k in range(d):

@@ -27,7 +27,18 @@ def is_available():
 
 
 def require():
-    """Import torch and triton or raise an ``ImportError`` with the install hint."""
+    """Import torch and triton, for code that is about to run on CUDA.
+
+    Returns
+    -------
+    torch, triton : module
+        The imported packages.
+
+    Raises
+    ------
+    ImportError
+        When either is missing, with the ``pip install "fasttsne[gpu]"`` hint.
+    """
     try:
         import torch
         import triton

@@ -17,10 +17,15 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 
+from fasttsne._neighbors import KNOWN_METRICS, check_precomputed
 from fasttsne.tsne import _affinity
-from fasttsne.tsne._gradients import get_backend, list_backends
-from fasttsne.tsne._gradients._bh import NewPointGradient
+from fasttsne.tsne._gradients import get_backend, resolve_device
 from fasttsne.tsne._initialization import initialize
+from fasttsne.tsne._layout import (
+    _REORDER_MIN_SAMPLES,
+    _callback_in_input_order,
+    _in_input_order,
+)
 from fasttsne.tsne._optimizer import GradientDescent
 from fasttsne._utils import _Printer
 from fasttsne._validation import (
@@ -40,29 +45,6 @@ _TRANSFORM_MAX_STEP = 1.0
 
 _MOMENTUM_EARLY = 0.5
 _MOMENTUM_MAIN = 0.8
-
-# From this many samples on, a fit optimises the points numbered in the
-# cache-friendly order of _affinity._locality_order. A 2-D embedding takes 16
-# bytes a point: below 20k (320 KB) it stays in a core's 2 MB L2 cache
-# whatever the order. A reasoned bound, not a measured crossover: the gains
-# were measured at 100k (1.9x per attraction pass) and 300k (3x).
-_REORDER_MIN_SAMPLES = 20_000
-
-
-def _in_input_order(Y, order):
-    """The rows of ``Y``, numbered in ``order``, back in the input's order."""
-    embedding = np.empty_like(Y)
-    embedding[order] = Y
-    return embedding
-
-
-def _callback_in_input_order(callback, order):
-    """``callback`` seeing the embedding rows in the input's order."""
-
-    def reordered(iteration, kl, Y):
-        return callback(iteration, kl, _in_input_order(Y, order))
-
-    return reordered
 
 
 def _check_all_identical(X, metric):
@@ -84,8 +66,9 @@ def _check_all_identical(X, metric):
 class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base class of the t-SNE estimators; not for direct use.
 
-    Subclasses set ``_backend_preference`` (backend names tried in order for
-    ``device="cpu"``) and implement ``_backend_params`` (their knobs).
+    Subclasses set ``_backend_preference`` (the gradient backends they prefer
+    on each device, tried in order) and implement ``_backend_knobs`` (the
+    parameters their backends take).
     """
 
     _parameter_constraints: dict = {
@@ -102,10 +85,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         "n_iter_without_progress": [Interval(Integral, -1, None, closed="left")],
         "min_grad_norm": [Interval(Real, 0, None, closed="left")],
         "metric": [
-            StrOptions(
-                _affinity._KNOWN_METRICS  # pylint: disable=protected-access
-                | {"precomputed"}
-            ),
+            StrOptions(KNOWN_METRICS | {"precomputed"}),
             callable,
         ],
         "metric_params": [dict, None],
@@ -120,8 +100,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         "n_jobs": [Integral, None],
     }
 
-    _backend_preference = ()
-    _cuda_backend_preference = ("triton",)
+    _backend_preference: dict = {"cpu": (), "cuda": ()}
 
     def __init__(
         self,
@@ -169,42 +148,21 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ hooks
-    def _backend_params(self):
-        """Constructor arguments per backend name, e.g. ``{"bh": {"angle": 0.5}}``."""
+    def _backend_knobs(self):
+        """The estimator's parameters that its gradient backends take."""
         return {}
 
-    def _transform_angle(self):
-        """Barnes-Hut angle used for the repulsion of new points in ``transform``."""
-        return 0.5
-
     # ------------------------------------------------------------- resolution
-    def _resolve_device(self):
-        """Turn ``device`` into ``"cpu"`` or ``"cuda"``.
-
-        ``"auto"`` picks CUDA only when a device is visible *and* a CUDA
-        gradient backend is installed; an explicit ``"cuda"`` that cannot be
-        honoured raises instead of falling back silently.
-        """
-        if self.device == "cpu":
-            return "cpu"
-        from fasttsne import gpu
-
-        cuda_backends = [
-            name for name in list_backends() if name in self._cuda_backend_preference
-        ]
-        if self.device == "auto":
-            return "cuda" if cuda_backends and gpu.is_available() else "cpu"
-        gpu.require()
-        if not gpu.is_available():
-            raise ValueError(
-                'device="cuda" was requested but no CUDA device is visible.'
-            )
-        if not cuda_backends:
-            raise ValueError(
-                'device="cuda" was requested but this fasttsne has no CUDA gradient '
-                "backend installed."
-            )
-        return "cuda"
+    def _backend(self, name, n_threads):
+        """An unprepared gradient backend: ``name``, or ``"auto"`` on ``device_``."""
+        return get_backend(
+            name,
+            preference=self._backend_preference.get(self.device_, ()),
+            device=self.device_,
+            n_components=self.n_components,
+            n_threads=n_threads,
+            **self._backend_knobs(),
+        )
 
     def _resolve_perplexity(self, n_samples):
         """Clip the perplexity to what ``n_samples`` allows, with a warning."""
@@ -274,7 +232,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         X = self._validate_X(X, reset=True)
         n_samples = X.shape[0]
         if self.metric == "precomputed":
-            _affinity._check_precomputed(X)  # pylint: disable=protected-access
+            check_precomputed(X)
             if isinstance(self.init, str) and self.init == "pca":
                 raise ValueError(
                     'init="pca" cannot be used with metric="precomputed"; use '
@@ -287,14 +245,12 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
         rng = check_random_state(self.random_state)
         n_threads = check_n_threads(self.n_jobs)
-        self.device_ = self._resolve_device()
-        backend = get_backend(
-            "auto",
-            preference=self._backend_preference_for(self.device_),
-            params=self._backend_params(),
+        self.device_ = resolve_device(
+            self.device,
+            preference=self._backend_preference,
             n_components=self.n_components,
-            device=self.device_,
         )
+        backend = self._backend("auto", n_threads)
         self.backend_ = backend.name
         self.perplexity_ = self._resolve_perplexity(n_samples)
         self.learning_rate_ = (
@@ -335,7 +291,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         P = P.astype(dtype, copy=False)
         if order is not None:
             callbacks = [_callback_in_input_order(cb, order) for cb in callbacks]
-        kl, n_iter = self._optimize(Y, P, backend, n_threads, printer, callbacks)
+        kl, n_iter = self._optimize(Y, P, backend, printer, callbacks)
 
         if order is not None:
             Y = _in_input_order(Y, order)
@@ -348,20 +304,16 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self._n_features_out = self.n_components
         return Y
 
-    def _backend_preference_for(self, device):
-        """Backend names to try, in order, on ``device``."""
-        if device == "cuda":
-            return tuple(self._cuda_backend_preference)
-        return tuple(self._backend_preference)
-
-    def _optimize(self, Y, P, backend, n_threads, printer, callbacks):
+    def _optimize(self, Y, P, backend, printer, callbacks):
         """Early-exaggeration phase, then the main phase; returns ``(kl, n_iter)``.
 
-        Like scikit-learn, the no-progress rule is off during early
-        exaggeration, and a stop by ``min_grad_norm`` in the early phase still
-        runs the main phase (its embedding would otherwise stay exaggerated);
-        only a callback ends the whole optimisation.
+        ``backend`` is prepared with ``P`` once, here. Like scikit-learn, the
+        no-progress rule is off during early exaggeration, and a stop by
+        ``min_grad_norm`` in the early phase still runs the main phase (its
+        embedding would otherwise stay exaggerated); only a callback ends the
+        whole optimisation.
         """
+        backend.prepare(P)
         dof = float(self.dof)
         optimizer = GradientDescent(
             self.learning_rate_,
@@ -386,11 +338,9 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             def objective(Y_now, compute_error, exaggeration=exaggeration):
                 return backend(
                     Y_now,
-                    P,
-                    dof=dof,
                     exaggeration=exaggeration,
+                    dof=dof,
                     compute_error=compute_error,
-                    n_threads=n_threads,
                 )
 
             kl, n_phase, reason = optimizer.run(
@@ -468,10 +418,15 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         return Y
 
     def _optimize_new_points(self, Y, P_new, n_threads):
-        """Optimise new points against the frozen ``embedding_`` (no centring)."""
-        gradient = NewPointGradient(
-            self.embedding_, dof=float(self.dof), angle=self._transform_angle()
-        )
+        """Optimise new points against the frozen ``embedding_`` (no centring).
+
+        The fitted backend (``backend_`` with the current knobs) runs in
+        reference mode: each row's gradient depends on nothing but that row
+        and ``embedding_``.
+        """
+        backend = self._backend(self.backend_, n_threads)
+        backend.prepare(P_new, reference=self.embedding_)
+        dof = float(self.dof)
         optimizer = GradientDescent(
             _TRANSFORM_LEARNING_RATE, max_step_norm=_TRANSFORM_MAX_STEP, center=False
         )
@@ -479,7 +434,8 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             momentum = (
                 _MOMENTUM_EARLY if it < _TRANSFORM_N_ITER // 4 else _MOMENTUM_MAIN
             )
-            optimizer.step(Y, gradient(Y, P_new, n_threads=n_threads), momentum)
+            _, grad = backend(Y, exaggeration=1.0, dof=dof, compute_error=False)
+            optimizer.step(Y, grad, momentum)
         return Y
 
     def __sklearn_tags__(self):

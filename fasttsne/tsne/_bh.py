@@ -81,7 +81,7 @@ class BarnesHutTSNE(_BaseTSNE):
         "angle": [Interval(Real, 0, 1, closed="both")],
     }
 
-    _backend_preference = ("bh",)
+    _backend_preference: dict = {"cpu": ("bh",), "cuda": ()}
 
     def __init__(
         self,
@@ -132,8 +132,5 @@ class BarnesHutTSNE(_BaseTSNE):
         )
         self.angle = angle
 
-    def _backend_params(self):
-        return {"bh": {"angle": self.angle}}
-
-    def _transform_angle(self):
-        return self.angle
+    def _backend_knobs(self):
+        return {"angle": self.angle}

@@ -1,8 +1,12 @@
 """FFTInterpTSNE: t-SNE with FFT-accelerated interpolation of the repulsion."""
 
-from numbers import Integral, Real
+from numbers import Integral
 
 from fasttsne.tsne._base import _BaseTSNE, _fill_doc
+from fasttsne.tsne._gradients._interpolation import (
+    DEFAULT_MAX_NUM_INTERVALS,
+    GRID_KNOB_CONSTRAINTS,
+)
 from fasttsne._validation import Interval
 
 
@@ -36,13 +40,11 @@ class FFTInterpTSNE(_BaseTSNE):
         dimension (rounded up to an FFT-friendly size).
 
     max_num_intervals : int, default=300
-        Cap on the intervals per dimension of a 2-D grid (0: no cap). The grid
-        grows with the embedding's span, and an uncapped 600 x 600-interval
-        grid costs several times more per iteration; past the cap intervals
-        widen instead, trading accuracy for speed: the measured relative error
-        of the repulsion is 1.1e-2 at span 300 (below the cap), 3.5e-2 at span
-        400 and 2.2e-1 at span 600 (1.5e-2 and 2.2e-2 uncapped). 1-D grids are
-        never capped.
+        Cap on the intervals per dimension of a 2-D grid (0: no cap), at least
+        ``min_num_intervals``. The grid grows with the embedding's span and a
+        call's FFT with its square; past the cap intervals widen instead,
+        trading accuracy for speed (measured in the documentation's FFT
+        page). 1-D grids are never capped.
 
     Attributes
     ----------
@@ -60,9 +62,12 @@ class FFTInterpTSNE(_BaseTSNE):
     :func:`scipy.signal.convolve` picks direct over FFT convolution for short
     signals.
 
-    Same optimisation schedule, learning-rate convention, determinism and
-    ``transform`` as :class:`BarnesHutTSNE` (``transform`` sums the repulsion
-    from the frozen embedding with a Barnes-Hut tree at angle 0.5).
+    Same optimisation schedule, learning-rate convention and determinism as
+    :class:`BarnesHutTSNE`. ``transform`` places new points one by one against
+    the frozen embedding: its charges are spread and convolved once on a grid
+    that covers it with a margin, and each step only interpolates at the new
+    points; a new point off that grid (or against a frozen embedding of a few
+    dozen points) gets exact sums.
 
     References
     ----------
@@ -86,13 +91,10 @@ class FFTInterpTSNE(_BaseTSNE):
     _parameter_constraints: dict = {
         **_BaseTSNE._parameter_constraints,
         "n_components": [Interval(Integral, 1, 2, closed="both")],
-        "n_interpolation_points": [Interval(Integral, 1, 12, closed="both")],
-        "min_num_intervals": [Interval(Integral, 1, None, closed="left")],
-        "ints_in_interval": [Interval(Real, 0, None, closed="neither")],
-        "max_num_intervals": [Interval(Integral, 0, None, closed="left")],
+        **GRID_KNOB_CONSTRAINTS,
     }
 
-    _backend_preference = ("fft",)
+    _backend_preference: dict = {"cpu": ("fft",), "cuda": ()}
 
     def __init__(
         self,
@@ -120,7 +122,7 @@ class FFTInterpTSNE(_BaseTSNE):
         n_interpolation_points=3,
         min_num_intervals=50,
         ints_in_interval=1.0,
-        max_num_intervals=300,
+        max_num_intervals=DEFAULT_MAX_NUM_INTERVALS,
     ):
         super().__init__(
             n_components,
@@ -149,12 +151,5 @@ class FFTInterpTSNE(_BaseTSNE):
         self.ints_in_interval = ints_in_interval
         self.max_num_intervals = max_num_intervals
 
-    def _backend_params(self):
-        return {
-            "fft": {
-                "n_interpolation_points": self.n_interpolation_points,
-                "min_num_intervals": self.min_num_intervals,
-                "ints_in_interval": self.ints_in_interval,
-                "max_num_intervals": self.max_num_intervals,
-            }
-        }
+    def _backend_knobs(self):
+        return {knob: getattr(self, knob) for knob in GRID_KNOB_CONSTRAINTS}

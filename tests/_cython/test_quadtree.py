@@ -1,4 +1,4 @@
-"""Tests of the Cython Barnes-Hut tree and the sparse attraction kernels.
+"""Tests of the Cython Barnes-Hut tree (``_cython/_quadtree.pyx``).
 
 Every kernel is checked against a dense NumPy oracle written from the formulas:
 ``t_ij = 1 + |y_i - y_j|^2 / dof``, ``w_ij = t_ij^(-dof)``.
@@ -6,37 +6,19 @@ Every kernel is checked against a dense NumPy oracle written from the formulas:
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fasttsne._cython._forces import attractive_forces, kl_attraction_term
 from fasttsne._cython._quadtree import (
     _Workspace,
     bh_repulsion,
-    bh_repulsion_reference,
+    bh_repulsion_from_frozen,
+    build_frozen_tree,
 )
 from tests._oracles import (
     clusters,
-    exact_attraction,
-    exact_kl_attraction_term,
     exact_reference_repulsion,
     exact_repulsion,
-    random_csr,
 )
-
-
-def _random_csr(rng, n_rows, n_cols, density, index_dtype=np.int32, square=False):
-    """A random non-negative CSR matrix; ``square`` makes it a symmetric P."""
-    A = random_csr(rng, n_rows, n_cols, density)
-    if square:
-        A = A + A.T
-        A.setdiag(0)
-        A.eliminate_zeros()
-        A = sp.csr_matrix(A / A.sum())
-        A.sort_indices()
-    A.indptr = A.indptr.astype(index_dtype)
-    A.indices = A.indices.astype(index_dtype)
-    return A
 
 
 def _repulsion(Y, angle, dof=1.0, n_threads=1):
@@ -225,29 +207,29 @@ def test_bh_validation():
 
 
 # ---------------------------------------------------------------------------
-# bh_repulsion_reference
+# bh_repulsion_from_frozen (transform: new points against a frozen embedding)
 # ---------------------------------------------------------------------------
 
 
-def _reference(Y_ref, Y_query, angle, dof=1.0, n_threads=1):
+def _frozen(Y_ref, Y_query, angle, dof=1.0, n_threads=1):
     out = np.empty_like(Y_query)
     sum_w = np.empty(len(Y_query))
-    bh_repulsion_reference(Y_ref, Y_query, angle, dof, out, sum_w, n_threads)
+    bh_repulsion_from_frozen(Y_ref, Y_query, angle, dof, out, sum_w, n_threads)
     return out, sum_w
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("dof", [1.0, 0.6])
-def test_reference_against_oracle(rng, d, dof):
-    """Query points against a fixed reference match the dense oracle."""
+def test_frozen_against_oracle(rng, d, dof):
+    """Query points against a frozen embedding match the dense oracle."""
     Y_ref = clusters(rng, 900, d)
     Y_query = clusters(rng, 120, d, spread=25.0)
     Y_query[:3] = Y_ref[:3]  # queries may coincide with reference points
     F, W = exact_reference_repulsion(Y_ref, Y_query, dof)
-    out, sum_w = _reference(Y_ref, Y_query, 0.0, dof)
+    out, sum_w = _frozen(Y_ref, Y_query, 0.0, dof)
     assert_allclose(sum_w, W, rtol=1e-12)
     assert_allclose(out, F, rtol=1e-10, atol=1e-12 * np.abs(F).max())
-    out, sum_w = _reference(Y_ref, Y_query, 0.5, dof)
+    out, sum_w = _frozen(Y_ref, Y_query, 0.5, dof)
     # Each query point is walked alone (no grouping), so this is plain
     # Barnes-Hut: measured worst over 6 seeds 4.5% per point on sum_w (d = 1)
     # and 3% on the force norm.
@@ -255,40 +237,41 @@ def test_reference_against_oracle(rng, d, dof):
     assert np.linalg.norm(out - F) / np.linalg.norm(F) < 0.05
 
 
-def test_reference_rows_are_independent(rng):
-    """A query row depends only on itself and Y_ref, bitwise."""
+def test_frozen_rows_are_independent(rng):
+    """A query row depends only on itself and the frozen points, bitwise."""
     Y_ref = clusters(rng, 1500, 2)
     Y_query = clusters(rng, 200, 2)
-    out, sum_w = _reference(Y_ref, Y_query, 0.5)
+    out, sum_w = _frozen(Y_ref, Y_query, 0.5)
     for n_threads in (2, 4):
-        out_t, sum_w_t = _reference(Y_ref, Y_query, 0.5, n_threads=n_threads)
+        out_t, sum_w_t = _frozen(Y_ref, Y_query, 0.5, n_threads=n_threads)
         assert_array_equal(out_t, out)
         assert_array_equal(sum_w_t, sum_w)
     # Each row depends only on itself and Y_ref: any subset, in any order.
     order = rng.permutation(len(Y_query))[:37]
-    out_s, sum_w_s = _reference(Y_ref, np.ascontiguousarray(Y_query[order]), 0.5)
+    out_s, sum_w_s = _frozen(Y_ref, np.ascontiguousarray(Y_query[order]), 0.5)
     assert_array_equal(out_s, out[order])
     assert_array_equal(sum_w_s, sum_w[order])
-    out_1, sum_w_1 = _reference(Y_ref, Y_query[5:6].copy(), 0.5)
+    out_1, sum_w_1 = _frozen(Y_ref, Y_query[5:6].copy(), 0.5)
     assert_array_equal(out_1[0], out[5])
     assert sum_w_1[0] == sum_w[5]
 
 
-def test_reference_workspace_reuses_only_the_same_tree(rng):
-    """A kept workspace reuses the tree of identical references, and only those."""
+def test_frozen_workspace_reuses_only_the_same_tree(rng):
+    """A kept workspace reuses the tree of identical embeddings, and only those."""
     Y_ref = clusters(rng, 800, 2)
     Y_query = clusters(rng, 50, 2)
-    expected = _reference(Y_ref, Y_query, 0.5)
+    expected = _frozen(Y_ref, Y_query, 0.5)
     workspace = _Workspace()
 
     def call(reference):
         out = np.empty_like(Y_query)
         sum_w = np.empty(len(Y_query))
-        bh_repulsion_reference(
+        bh_repulsion_from_frozen(
             reference, Y_query, 0.5, 1.0, out, sum_w, 2, workspace=workspace
         )
         return out, sum_w
 
+    build_frozen_tree(Y_ref, workspace)  # what a backend's prepare does
     for reference in (Y_ref, Y_ref.copy(), Y_ref):  # built once, then reused
         out, sum_w = call(reference)
         assert_array_equal(out, expected[0])
@@ -296,7 +279,7 @@ def test_reference_workspace_reuses_only_the_same_tree(rng):
     moved = Y_ref.copy()
     moved[17, 1] += 0.5  # a changed value rebuilds
     out, _ = call(moved)
-    assert_array_equal(out, _reference(moved, Y_query, 0.5)[0])
+    assert_array_equal(out, _frozen(moved, Y_query, 0.5)[0])
     assert not np.array_equal(out, expected[0])
     # The workspace also served a walk over another embedding in between.
     bh_repulsion(Y_query, 0.5, 1.0, np.empty_like(Y_query), 1, workspace=workspace)
@@ -305,121 +288,22 @@ def test_reference_workspace_reuses_only_the_same_tree(rng):
     assert_array_equal(sum_w, expected[1])
 
 
-def test_reference_dtypes(rng):
+def test_frozen_dtypes(rng):
     """float32 inputs and a float32 sum_w work; bad shapes raise."""
     Y_ref = clusters(rng, 400, 2).astype(np.float32)
     Y_query = clusters(rng, 30, 2).astype(np.float32)
     out = np.empty_like(Y_query)
     sum_w32 = np.empty(30, dtype=np.float32)
-    bh_repulsion_reference(Y_ref, Y_query, 0.0, 1.0, out, sum_w32, 1)
+    bh_repulsion_from_frozen(Y_ref, Y_query, 0.0, 1.0, out, sum_w32, 1)
     F, W = exact_reference_repulsion(Y_ref, Y_query, 1.0)
     # Sums in double, stored in float32.
     assert_allclose(sum_w32, W, rtol=1e-6)
     assert_allclose(out, F, rtol=1e-5, atol=1e-6 * np.abs(F).max())
     with pytest.raises(ValueError, match="Y_query has"):
-        bh_repulsion_reference(
+        bh_repulsion_from_frozen(
             Y_ref, np.zeros((3, 3), np.float32), 0.5, 1.0, out, sum_w32, 1
         )
     with pytest.raises(ValueError, match="sum_w has length"):
-        bh_repulsion_reference(Y_ref, Y_query, 0.5, 1.0, out, np.empty(3), 1)
-
-
-# ---------------------------------------------------------------------------
-# attractive_forces and kl_attraction_term
-# ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("d", [1, 2, 3])
-@pytest.mark.parametrize("dof", [1.0, 0.5])
-@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
-def test_attraction_square(rng, d, dof, index_dtype):
-    """Attraction and KL term of a square P against the dense oracle."""
-    n = 400
-    P = _random_csr(rng, n, n, 0.05, index_dtype, square=True)
-    Y = clusters(rng, n, d)
-    out = np.empty_like(Y)
-    attractive_forces(P.indptr, P.indices, P.data, Y, dof, 12.0, out, 2)
-    assert_allclose(out, exact_attraction(P, Y, dof, 12.0), rtol=1e-12, atol=1e-18)
-    term = kl_attraction_term(P.indptr, P.indices, P.data, Y, dof, 2)
-    assert_allclose(term, exact_kl_attraction_term(P, Y, dof), rtol=1e-12)
-
-
-@pytest.mark.parametrize("d", [1, 2, 3])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_attraction_rectangular(rng, d, dtype):
-    """Query rows against reference columns (transform), both dtypes."""
-    n_query, n_ref = 90, 500
-    P = _random_csr(rng, n_query, n_ref, 0.03)
-    P.data = P.data.astype(dtype)
-    Y = clusters(rng, n_query, d).astype(dtype)
-    Y_ref = clusters(rng, n_ref, d).astype(dtype)
-    out = np.empty_like(Y)
-    attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 1.0, out, 2, Y_ref=Y_ref)
-    rtol = 1e-12 if dtype == np.float64 else 1e-6  # double sums, stored in Y's dtype
-    expected = exact_attraction(P, Y, 1.0, 1.0, Y_ref)
-    assert_allclose(out, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
-    term = kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, 2, Y_ref=Y_ref)
-    assert_allclose(term, exact_kl_attraction_term(P, Y, 1.0, Y_ref), rtol=rtol)
-
-
-def test_attraction_zeros_and_empty_rows(rng):
-    """Explicit zeros and empty rows contribute nothing."""
-    P = _random_csr(rng, 50, 50, 0.1, square=True)
-    P.data[::3] = 0.0  # explicit zeros contribute nothing, not log(0)
-    rows = np.repeat(np.arange(50), np.diff(P.indptr))
-    keep = rows != 7  # row 7 becomes an empty row
-    P = sp.csr_matrix((P.data[keep], (rows[keep], P.indices[keep])), shape=P.shape)
-    assert np.any(P.data == 0.0) and P.indptr[7] == P.indptr[8]
-    Y = rng.normal(size=(50, 2))
-    out = np.empty_like(Y)
-    attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 1.0, out, 1)
-    assert_allclose(out, exact_attraction(P, Y, 1.0, 1.0), rtol=1e-12, atol=1e-18)
-    assert_array_equal(out[7], 0.0)
-    term = kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, 1)
-    assert_allclose(term, exact_kl_attraction_term(P, Y, 1.0), rtol=1e-12)
-
-
-@pytest.mark.parametrize("d", [1, 2, 3])
-def test_attraction_bitwise_across_threads(rng, d):
-    """Attraction and KL term are bitwise equal across thread counts."""
-    n = 2000
-    P = _random_csr(rng, n, n, 0.01, square=True)
-    Y = clusters(rng, n, d)
-    out1 = np.empty_like(Y)
-    attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 4.0, out1, 1)
-    term1 = kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, 1)
-    for n_threads in (2, 4):
-        out = np.empty_like(Y)
-        attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 4.0, out, n_threads)
-        assert_array_equal(out, out1)
-        assert kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, n_threads) == (
-            term1
-        )
-
-
-def test_attraction_validation(rng):
-    """Inconsistent CSR arrays and shapes raise ValueError."""
-    P = _random_csr(rng, 20, 20, 0.2, square=True)
-    Y = rng.normal(size=(20, 2))
-    with pytest.raises(ValueError, match="indptr has length"):
-        attractive_forces(P.indptr, P.indices, P.data, Y[:10], 1.0, 1.0, Y[:10], 1)
-    with pytest.raises(ValueError, match="same number of columns"):
-        attractive_forces(
-            P.indptr,
-            P.indices,
-            P.data,
-            Y,
-            1.0,
-            1.0,
-            np.empty_like(Y),
-            1,
-            Y_ref=np.ascontiguousarray(Y[:, :1]),
-        )
-    with pytest.raises(ValueError, match="Inconsistent CSR"):
-        attractive_forces(
-            P.indptr, P.indices[:-1], P.data, Y, 1.0, 1.0, np.empty_like(Y), 1
-        )
-    with pytest.raises(ValueError, match="out has shape"):
-        attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 1.0, Y[:5], 1)
-    with pytest.raises(ValueError, match="n_threads"):
-        kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, 0)
+        bh_repulsion_from_frozen(Y_ref, Y_query, 0.5, 1.0, out, np.empty(3), 1)
+    with pytest.raises(ValueError, match="1 to 3 columns"):
+        build_frozen_tree(np.zeros((5, 4)), _Workspace())

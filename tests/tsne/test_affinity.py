@@ -1,20 +1,18 @@
-"""Tests of fasttsne.tsne._affinity and the perplexity kernel against slow oracles."""
+"""Tests of fasttsne.tsne._affinity and the perplexity kernels against slow oracles.
+
+The neighbour searches under the affinities are tested in tests/_neighbors/.
+"""
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import sparse
 from scipy.spatial.distance import cdist
-from sklearn.neighbors import NearestNeighbors, kneighbors_graph
+from sklearn.neighbors import kneighbors_graph
 
-from fasttsne.tsne._affinity import (
-    _approx_euclidean_knn,
-    _rerank,
-    joint_probabilities,
-    nearest_neighbors,
-    new_point_affinities,
-)
+from fasttsne.tsne._affinity import joint_probabilities, new_point_affinities
 from fasttsne._cython._perplexity import binary_search_perplexity, symmetrize
+from tests._oracles import exact_knn
 
 
 def _perplexity_of(P):
@@ -46,16 +44,6 @@ def _oracle_conditional(distances, perplexity):
                 hi = beta
         out[i] = p
     return out
-
-
-def _oracle_knn(X_query, X_ref, k, self_query):
-    """kNN from the full exact distance matrix, ties broken by index."""
-    D = cdist(X_query, X_ref, "sqeuclidean")
-    if self_query:
-        np.fill_diagonal(D, np.inf)
-    columns = np.broadcast_to(np.arange(D.shape[1]), D.shape)
-    order = np.lexsort((columns, D), axis=1)[:, :k]
-    return order, np.take_along_axis(D, order, axis=1)
 
 
 # --------------------------------------------------------------------------
@@ -141,160 +129,6 @@ def test_calibration_threads_bitwise(rng):
 
 
 # --------------------------------------------------------------------------
-# Nearest neighbours
-# --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("container", ["dense64", "dense32", "csr"])
-def test_exact_knn_matches_sklearn_brute(rng, container):
-    """Indices equal sklearn's brute force; distances agree closely."""
-    X = rng.normal(size=(1500, 30))
-    if container == "dense32":
-        X = X.astype(np.float32)
-    elif container == "csr":
-        X[rng.random(X.shape) < 0.7] = 0.0
-        X = sparse.csr_matrix(X)
-    indices, distances = nearest_neighbors(X, 25, n_threads=2)
-    knn = NearestNeighbors(n_neighbors=25, algorithm="brute").fit(X)
-    ref_distances, ref_indices = knn.kneighbors()
-    assert indices.dtype == np.intp and distances.dtype == np.float64
-    assert_array_equal(indices, ref_indices)
-    # sklearn's distances come from |x|^2 - 2 x.y + |y|^2 (float32 inputs
-    # are upcast by chunks), ours from sum((x - y)^2): ~1e-6 relative apart.
-    assert_allclose(distances, ref_distances, rtol=1e-6)
-
-
-def test_exact_knn_exact_distances_and_index_ties(rng):
-    """Integer data with many ties: exact distances, ties broken by index."""
-    X = rng.integers(0, 3, size=(600, 4)).astype(np.float64)
-    indices, distances = nearest_neighbors(X, 40, n_threads=2)
-    ref_indices, ref_sq = _oracle_knn(X, X, 40, self_query=True)
-    assert_array_equal(indices, ref_indices)
-    assert_array_equal(distances, np.sqrt(ref_sq))
-
-
-def test_exact_knn_large_duplicate_groups(rng):
-    """Groups of more than k identical rows (incl. -0.0) match the oracle."""
-    X = rng.integers(0, 3, size=(700, 4)).astype(np.float64)
-    X[:200] = 0.0
-    X[300:350] = 1.0
-    X[5] = -0.0  # equal to 0.0 by value, so a member of the first group
-    indices, distances = nearest_neighbors(X, 30, n_threads=2)
-    ref_indices, ref_sq = _oracle_knn(X, X, 30, self_query=True)
-    assert_array_equal(indices, ref_indices)
-    assert_array_equal(distances, np.sqrt(ref_sq))
-    X_new = np.vstack([X[[0, 5, 300, 600]], rng.integers(0, 3, size=(20, 4))])
-    batch = new_point_affinities(X_new, X, 10.0, n_threads=2)
-    P_new, match = batch
-    new_indices, _ = _oracle_knn(X_new, X, 30, self_query=False)
-    for i in range(24):  # zero affinities are not stored: a subset
-        row = P_new.indices[P_new.indptr[i] : P_new.indptr[i + 1]]
-        assert np.isin(row, new_indices[i]).all()
-    expected = [np.flatnonzero((X == row).all(axis=1))[0] for row in X_new[:4]]
-    assert_array_equal(match[:4], expected)
-    assert match[0] == 0 and match[1] == 0
-    rows = [new_point_affinities(X_new[i : i + 1], X, 10.0) for i in range(24)]
-    _assert_same_rows(batch, rows)
-
-
-def test_exact_knn_large_offset_data(rng):
-    """Data far from the origin (cancellation in the BLAS formula) stay exact."""
-    X = rng.normal(size=(400, 10)) + 1e6
-    indices, distances = nearest_neighbors(X, 15)
-    ref_indices, ref_sq = _oracle_knn(X, X, 15, self_query=True)
-    assert_array_equal(indices, ref_indices)
-    # cdist's summation order differs from ours: last-bit differences only.
-    assert_allclose(distances, np.sqrt(ref_sq), rtol=1e-12)
-
-
-def test_duplicates_have_zero_distance(rng):
-    """Exact duplicates are at distance exactly 0, sorted by index."""
-    X = rng.normal(size=(300, 5))
-    X[50:60] = X[3]
-    indices, distances = nearest_neighbors(X, 12)
-    assert_array_equal(indices[3, :10], np.arange(50, 60))
-    assert_array_equal(distances[3, :10], 0.0)
-    assert distances[3, 10] > 0.0
-    assert_array_equal(indices[55, :10], [3, 50, 51, 52, 53, 54, 56, 57, 58, 59])
-    P = joint_probabilities(X, 3.0)
-    assert np.all(np.isfinite(P.data)) and np.all(P.data > 0)
-    assert_allclose(P.sum(), 1.0, rtol=1e-12)
-
-
-def test_knn_threads_bitwise(rng):
-    """1 and 2 threads give identical neighbours and distances."""
-    X = rng.normal(size=(1200, 20))
-    first = nearest_neighbors(X, 30, n_threads=1)
-    second = nearest_neighbors(X, 30, n_threads=2)
-    assert_array_equal(first[0], second[0])
-    assert_array_equal(first[1], second[1])
-
-
-@pytest.mark.parametrize(
-    "metric, metric_params",
-    [("manhattan", None), ("cosine", None), ("minkowski", {"p": 3}), ("l2", None)],
-)
-def test_other_metrics_match_sklearn(rng, metric, metric_params):
-    """Other metrics go through (or agree with) NearestNeighbors."""
-    X = rng.normal(size=(400, 8))
-    indices, distances = nearest_neighbors(
-        X, 10, metric=metric, metric_params=metric_params
-    )
-    knn = NearestNeighbors(n_neighbors=10, metric=metric, **(metric_params or {}))
-    ref_distances, ref_indices = knn.fit(X).kneighbors()
-    assert_array_equal(indices, ref_indices)
-    assert_allclose(distances, ref_distances, rtol=1e-9)  # different formulas
-
-
-def test_callable_metric(rng):
-    """A callable metric gives the same neighbours as its named twin."""
-    X = rng.normal(size=(150, 4))
-    indices, distances = nearest_neighbors(
-        X, 5, metric=lambda a, b: np.abs(a - b).sum()
-    )
-    ref_indices, ref_distances = nearest_neighbors(X, 5, metric="manhattan")
-    assert_array_equal(indices, ref_indices)
-    assert_allclose(distances, ref_distances, rtol=1e-12)
-
-
-def test_precomputed_knn_matches_euclidean(rng):
-    """Dense and sparse precomputed distances give the euclidean neighbours."""
-    X = rng.normal(size=(300, 6))
-    indices, distances = nearest_neighbors(X, 9)
-    D = cdist(X, X)
-    pre_indices, pre_distances = nearest_neighbors(D, 9, metric="precomputed")
-    assert_array_equal(pre_indices, indices)
-    assert_allclose(pre_distances, distances, rtol=1e-12)
-    graph = kneighbors_graph(X, 12, mode="distance")
-    sp_indices, sp_distances = nearest_neighbors(graph, 9, metric="precomputed")
-    assert_array_equal(sp_indices, indices)
-    assert_allclose(sp_distances, distances, rtol=1e-6)
-
-
-def test_invalid_inputs_raise():
-    """Clear ValueErrors for bad precomputed matrices and unknown metrics."""
-    with pytest.raises(ValueError, match="square"):
-        nearest_neighbors(np.ones((4, 5)), 2, metric="precomputed")
-    D = np.ones((4, 4))
-    D[1, 2] = -1.0
-    with pytest.raises(ValueError, match="non-negative"):
-        nearest_neighbors(D, 2, metric="precomputed")
-    with pytest.raises(ValueError, match="non-negative"):
-        joint_probabilities(sparse.csr_matrix(D), 0.5, metric="precomputed")
-    with pytest.raises(ValueError, match="Unknown metric"):
-        nearest_neighbors(np.ones((4, 2)), 2, metric="not-a-metric")
-    with pytest.raises(ValueError, match="Unknown metric"):
-        joint_probabilities(np.ones((4, 2)), 1.0, metric="euclidian")
-    graph = sparse.csr_matrix(np.eye(5) + np.diag(np.ones(4), 1))
-    with pytest.raises(ValueError, match="neighbours per sample"):
-        nearest_neighbors(graph, 2, metric="precomputed")
-    with pytest.raises(ValueError, match="n_neighbors"):
-        nearest_neighbors(np.ones((4, 2)), 4)
-    with pytest.raises(ValueError, match="method"):
-        nearest_neighbors(np.ones((4, 2)), 2, method="fast")
-
-
-# --------------------------------------------------------------------------
 # Joint probabilities
 # --------------------------------------------------------------------------
 
@@ -317,7 +151,7 @@ def test_joint_probabilities_against_dense_oracle(rng, container):
     X = rng.normal(size=(200, 5))
     perplexity = 8.0
     k = int(3 * perplexity)
-    ref_indices, ref_sq = _oracle_knn(X, X, k, self_query=True)
+    ref_indices, ref_sq = exact_knn(X, X, k, self_query=True)
     cond = _oracle_conditional(ref_sq, perplexity)
     dense = np.zeros((200, 200))
     np.put_along_axis(dense, ref_indices, cond, axis=1)
@@ -411,7 +245,7 @@ def test_new_points_batch_equals_row_by_row(rng, container, metric):
     X_new = np.vstack([rng.normal(size=(40, 12)), X_fit[[2, 11, 600]]])
     X_new[5] = X_new[6]  # duplicates in the batch
     if metric == "precomputed":
-        X_new, X_fit = cdist(X_new, X_fit), None
+        X_new, X_fit = cdist(X_new, X_fit), np.empty((700, 0))
     elif container == "dense32":
         X_fit, X_new = X_fit.astype(np.float32), X_new.astype(np.float32)
     elif container == "csr":
@@ -454,62 +288,74 @@ def test_new_points_conditional_against_oracle(rng):
     X_fit = rng.normal(size=(300, 5))
     X_new = rng.normal(size=(20, 5))
     P_new, _ = new_point_affinities(X_new, X_fit, 6.0)
-    ref_indices, ref_sq = _oracle_knn(X_new, X_fit, 18, self_query=False)
+    ref_indices, ref_sq = exact_knn(X_new, X_fit, 18, self_query=False)
     expected = np.zeros((20, 300))
     np.put_along_axis(expected, ref_indices, _oracle_conditional(ref_sq, 6.0), axis=1)
     assert_allclose(P_new.toarray(), expected, rtol=1e-6, atol=1e-12)
 
 
 # --------------------------------------------------------------------------
-# Approximate neighbours
+# Neighbour searches seen through the affinities
 # --------------------------------------------------------------------------
 
 
-def _recall(found, truth):
-    """Mean fraction of the true neighbours found, per row."""
-    hits = [np.intersect1d(a, b).size for a, b in zip(found, truth)]
-    return float(np.mean(hits)) / truth.shape[1]
+def test_duplicates_give_finite_affinities(rng):
+    """Rows at distance 0 from each other get finite, positive affinities."""
+    X = rng.normal(size=(300, 5))
+    X[50:60] = X[3]
+    P = joint_probabilities(X, 3.0)
+    _check_joint(P, 300)
+    assert np.all(np.isfinite(P.data))
 
 
-def test_approx_recall_exact_distances_and_determinism(rng):
-    """faiss HNSW: high recall, exact distances, same seed gives same graph."""
+def test_approx_neighbours_keep_the_contract_of_P(rng):
+    """neighbors="approx" gives a valid P, the same for 1 and 2 threads."""
     pytest.importorskip("faiss")
     centers = rng.normal(scale=4.0, size=(10, 20))
     X = centers[rng.integers(0, 10, size=3000)] + rng.normal(size=(3000, 20))
-    X[100:105] = X[7]  # duplicates
-    truth, truth_distances = nearest_neighbors(X, 30)
-    indices, distances = nearest_neighbors(
-        X, 30, method="approx", n_threads=2, random_state=0
-    )
-    # Measured 0.9999 with these settings; 0.98 is the bound we promise.
-    assert _recall(indices, truth) >= 0.98
-    assert not np.any(indices == np.arange(3000)[:, None])  # self excluded
-    # Distances of the neighbours found are the exact ones, rows sorted.
-    same = indices == truth
-    assert_array_equal(distances[same], truth_distances[same])
-    assert np.all(np.diff(distances, axis=1) >= 0)
-    assert_array_equal(distances[7, :5], 0.0)
-    assert_array_equal(indices[7, :5], np.arange(100, 105))
-    # Deterministic for a fixed random_state, whatever the thread count.
-    again = nearest_neighbors(X, 30, method="approx", n_threads=1, random_state=0)
-    assert_array_equal(again[0], indices)
-    assert_array_equal(again[1], distances)
-    # Another seed builds another graph, with the same quality.
-    other = nearest_neighbors(X, 30, method="approx", n_threads=2, random_state=1)
-    assert _recall(other[0], truth) >= 0.98
-    # joint_probabilities accepts it and keeps the contract of P.
     P = joint_probabilities(X, 10.0, neighbors="approx", random_state=0)
     _check_joint(P, 3000)
+    P2 = joint_probabilities(X, 10.0, neighbors="approx", random_state=0, n_threads=2)
+    assert_array_equal(P2.indices, P.indices)
+    assert_array_equal(P2.data, P.data)
 
 
-def test_approx_query_batches_do_not_change_the_result(rng):
-    """Searching in batches (with a ragged last one) is bitwise the same."""
-    pytest.importorskip("faiss")
-    X = rng.normal(size=(1500, 8))
-    whole = _approx_euclidean_knn(X, 15, n_threads=2, random_state=0)
-    batched = _approx_euclidean_knn(X, 15, n_threads=2, random_state=0, batch_size=400)
-    assert_array_equal(batched[0], whole[0])
-    assert_array_equal(batched[1], whole[1])
+def test_auto_uses_exact_below_threshold(rng):
+    """neighbors="auto" is the exact search on small data (bitwise)."""
+    X = rng.normal(size=(300, 5))
+    P_auto = joint_probabilities(X, 10.0, neighbors="auto")
+    P_exact = joint_probabilities(X, 10.0, neighbors="exact")
+    assert_array_equal(P_auto.indices, P_exact.indices)
+    assert_array_equal(P_auto.data, P_exact.data)
+
+
+def test_search_errors_reach_the_caller():
+    """Bad metrics and precomputed matrices raise through the affinities."""
+    D = np.ones((4, 4))
+    D[1, 2] = -1.0
+    with pytest.raises(ValueError, match="non-negative"):
+        joint_probabilities(sparse.csr_matrix(D), 0.5, metric="precomputed")
+    with pytest.raises(ValueError, match="Unknown metric"):
+        joint_probabilities(np.ones((4, 2)), 1.0, metric="euclidian")
+    with pytest.raises(ValueError, match="Unknown metric"):
+        new_point_affinities(np.ones((1, 2)), np.ones((4, 2)), 1.0, metric="euclidian")
+    repeated = sparse.csr_matrix(
+        (np.ones(4), np.array([1, 1, 0, 0]), np.array([0, 2, 4])), shape=(2, 2)
+    )
+    with pytest.raises(ValueError, match="stored more than once"):
+        joint_probabilities(repeated, 0.5, metric="precomputed")
+
+
+def test_new_points_empty_batch(rng):
+    """An empty batch gives an empty (0, n_fit) P and no matches."""
+    X_fit = rng.normal(size=(50, 3))
+    P_new, match = new_point_affinities(np.empty((0, 3)), X_fit, 5.0)
+    assert P_new.shape == (0, 50) and match.shape == (0,)
+
+
+# --------------------------------------------------------------------------
+# Symmetrisation and renumbering
+# --------------------------------------------------------------------------
 
 
 def _random_conditional(rng, n_samples, n_neighbors, index_dtype):
@@ -567,15 +413,6 @@ def test_symmetrize_rejects_malformed_input():
         symmetrize(data, np.array([1, 0], np.int32), np.array([0, 1, 2], np.int32), 0)
 
 
-def test_sparse_precomputed_with_repeated_pairs_is_rejected():
-    """A pair stored twice has no meaning as a distance: a clear error."""
-    D = sparse.csr_matrix(
-        (np.ones(4), np.array([1, 1, 0, 0]), np.array([0, 2, 4])), shape=(2, 2)
-    )
-    with pytest.raises(ValueError, match="stored more than once"):
-        joint_probabilities(D, 0.5, metric="precomputed")
-
-
 def test_reordered_affinities_are_a_relabelling(rng):
     """reorder=True numbers the points anew and changes nothing else."""
     centers = rng.normal(scale=5.0, size=(4, 6))
@@ -595,43 +432,3 @@ def test_reordered_affinities_are_a_relabelling(rng):
     spread = np.median(np.abs(P_local.indices - rows))
     rows = np.repeat(np.arange(400), np.diff(P.indptr))
     assert spread < 0.5 * np.median(np.abs(P.indices - rows))
-
-
-def test_auto_uses_exact_below_threshold(rng):
-    """neighbors="auto" is the exact search on small data (bitwise)."""
-    X = rng.normal(size=(300, 5))
-    P_auto = joint_probabilities(X, 10.0, neighbors="auto")
-    P_exact = joint_probabilities(X, 10.0, neighbors="exact")
-    assert_array_equal(P_auto.indices, P_exact.indices)
-    assert_array_equal(P_auto.data, P_exact.data)
-
-
-def test_new_points_empty_batch(rng):
-    """An empty batch gives an empty (0, n_fit) P and no matches."""
-    X_fit = rng.normal(size=(50, 3))
-    P_new, match = new_point_affinities(np.empty((0, 3)), X_fit, 5.0)
-    assert P_new.shape == (0, 50) and match.shape == (0,)
-
-
-def test_rerank_redoes_short_rows_exactly(rng):
-    """Rows whose graph search came back short (-1) get their exact neighbours."""
-    X = rng.normal(size=(60, 4))
-    rows = np.array([7, 3, 42])
-    truth, truth_distances = nearest_neighbors(X, 5)
-    labels = np.column_stack([rows, truth[rows]])  # self first, then k = 5
-    labels[0, 3] = -1  # row 7 lost a candidate
-    indices, distances = _rerank(X, rows, labels, 5, 1)
-    assert_array_equal(indices, truth[rows])
-    assert_allclose(np.sqrt(distances), truth_distances[rows], rtol=1e-12)
-
-
-@pytest.mark.parametrize("n_samples", [2, 5, 300])
-def test_approx_on_fewer_points_than_order_clusters(rng, n_samples):
-    """Fewer points than k-means centroids: still the exact neighbours."""
-    pytest.importorskip("faiss")
-    X = rng.normal(size=(n_samples, 3))
-    k = min(4, n_samples - 1)
-    expected = nearest_neighbors(X, k)
-    found = nearest_neighbors(X, k, method="approx", random_state=0)
-    assert_array_equal(found[0], expected[0])
-    assert_array_equal(found[1], expected[1])

@@ -1,23 +1,21 @@
 """Exact O(N^2) t-SNE gradient in NumPy: the test oracle, not a fast path."""
 
 import numpy as np
+import scipy.sparse as sp
 
 
-def _kernel_terms(Y, dof):
-    """Return ``w`` (the heavy-tailed kernel) and ``1 / t`` for all pairs, diagonal 0.
+def _kernel_terms(Y, R, dof):
+    """Differences ``y_i - r_j``, ``w_ij`` (the heavy-tailed kernel) and ``1 / t_ij``.
 
-    With ``t_ij = 1 + |y_i - y_j|^2 / dof``, ``w_ij = t_ij^(-dof)``; ``dof = 1`` is
+    With ``t_ij = 1 + |y_i - r_j|^2 / dof``, ``w_ij = t_ij^(-dof)``; ``dof = 1`` is
     the Cauchy kernel of standard t-SNE (Kobak et al. 2019 for other values).
     """
     # Differences, not |a|^2 + |b|^2 - 2ab: an oracle must not cancel.
-    diff = Y[:, None, :] - Y[None, :, :]
-    D = np.einsum("ijk,ijk->ij", diff, diff)
-    t = 1.0 + D / dof
+    diff = Y[:, None, :] - R[None, :, :]
+    t = 1.0 + np.einsum("ijk,ijk->ij", diff, diff) / dof
     inv_t = 1.0 / t
     W = inv_t if dof == 1 else inv_t**dof
-    np.fill_diagonal(W, 0.0)
-    np.fill_diagonal(inv_t, 0.0)
-    return W, inv_t
+    return diff, W, inv_t
 
 
 def kl_divergence(Y, P, *, dof=1.0):
@@ -37,7 +35,9 @@ def kl_divergence(Y, P, *, dof=1.0):
     kl : float
         ``sum_ij p_ij log(p_ij / q_ij)``.
     """
-    W, _ = _kernel_terms(np.asarray(Y, dtype=np.float64), dof)
+    Y = np.asarray(Y, dtype=np.float64)
+    _, W, _ = _kernel_terms(Y, Y, dof)
+    np.fill_diagonal(W, 0.0)
     P = P.tocoo()
     mask = P.data > 0
     rows, cols, p = P.row[mask], P.col[mask], P.data[mask]
@@ -46,31 +46,100 @@ def kl_divergence(Y, P, *, dof=1.0):
 
 
 class ExactGradient:
-    """O(N^2) gradient ``4 sum_j (a p_ij - q_ij) (y_i - y_j) / t_ij`` in float64.
+    """O(N^2) t-SNE gradient in float64 with dense matrices: the oracle.
 
-    Here ``a`` is the exaggeration. The dense N x N matrices limit it to a few
-    thousand points; it is the oracle every fast backend is tested against.
+    Fit: ``4 sum_j (a p_ij - q_ij) (y_i - y_j) / t_ij`` with ``q_ij = w_ij / Z``.
+    Reference mode (new points ``y_i`` against a frozen embedding ``r_j``):
+    ``4 [a sum_j p_ij (y_i - r_j) / t_ij - sum_j w_ij (y_i - r_j) / t_ij /
+    sum_j w_ij]``. ``a`` is the exaggeration. The dense matrices limit it to a
+    few thousand points; every fast backend is tested against it.
+
+    Parameters
+    ----------
+    n_threads : int, default=1
+        Accepted for the common protocol; NumPy decides its own threading.
     """
 
     name = "exact"
     aliases = ("numpy",)
+    knobs = ()
 
-    def is_usable_for(self, embedding, *, n_components, device):
+    def __init__(self, *, n_threads=1):
+        self.n_threads = n_threads
+        self._P = None
+        self._reference = None
+
+    @classmethod
+    def is_usable_for(cls, *, n_components, device):
         """Usable on the CPU for any dimension; memory limits N in practice."""
-        del embedding, n_components
+        del n_components
         return device == "cpu"
 
-    def __call__(self, Y, P, *, dof, exaggeration, compute_error, n_threads):
-        """Return ``(kl or None, gradient)`` for embedding ``Y`` and CSR ``P``."""
-        del n_threads
+    def prepare(self, P, reference=None):
+        """Keep a dense float64 copy of ``P`` (and the frozen ``reference``).
+
+        Parameters
+        ----------
+        P : sparse matrix of shape (n_samples, n_samples) or (n_samples, n_reference)
+            Joint affinities (fit) or conditional affinities to the reference.
+        reference : ndarray of shape (n_reference, n_components), default=None
+            The frozen embedding for ``transform``; None for a fit.
+
+        Returns
+        -------
+        self : object
+            The prepared backend.
+        """
+        if not sp.issparse(P):
+            raise TypeError(f"P must be a scipy sparse matrix, got {type(P).__name__}.")
+        if reference is None and P.shape[0] != P.shape[1]:
+            raise ValueError(f"P must be square without a reference, got {P.shape}.")
+        if reference is not None:
+            reference = np.asarray(reference, dtype=np.float64)
+            if reference.ndim != 2 or P.shape[1] != reference.shape[0]:
+                raise ValueError(
+                    f"P has {P.shape[1]} columns but the reference has shape "
+                    f"{reference.shape}."
+                )
+        self._P = P.toarray().astype(np.float64, copy=False)
+        self._reference = reference
+        return self
+
+    def __call__(self, Y, *, exaggeration, dof, compute_error):
+        """Return ``(kl or None, gradient)``, the gradient in Y's dtype.
+
+        See :class:`~fasttsne.tsne._gradients._sparse.SparseAttractionBackend`
+        for the meaning of the arguments and of ``kl`` in both modes.
+        """
+        if self._P is None:
+            raise RuntimeError("Call ExactGradient.prepare(P) first.")
         Y64 = np.asarray(Y, dtype=np.float64)
-        W, inv_t = _kernel_terms(Y64, dof)
-        Z = W.sum()
-        Pd = P.toarray().astype(np.float64, copy=False)
-        M = (exaggeration * Pd - W / Z) * inv_t
-        grad = 4.0 * (M.sum(axis=1)[:, None] * Y64 - M @ Y64)
+        if Y64.ndim != 2 or Y64.shape[0] != self._P.shape[0]:
+            raise ValueError(
+                f"P has shape {self._P.shape}, but Y has shape {Y64.shape}: "
+                "the rows differ."
+            )
+        if not np.isfinite(Y64).all():
+            raise ValueError("The embedding contains NaN or infinity.")
+        Pd = self._P
+        if self._reference is None:
+            diff, W, inv_t = _kernel_terms(Y64, Y64, dof)
+            np.fill_diagonal(W, 0.0)
+            np.fill_diagonal(inv_t, 0.0)
+            Z = W.sum()
+            M = (exaggeration * Pd - W / Z) * inv_t
+            grad = 4.0 * np.einsum("ij,ijk->ik", M, diff)
+            # One normaliser Z for all pairs.
+            log_term = float(Pd.sum() * np.log(Z))
+        else:
+            diff, W, inv_t = _kernel_terms(Y64, self._reference, dof)
+            normalisers = W.sum(axis=1)
+            M = (exaggeration * Pd - W / normalisers[:, None]) * inv_t
+            grad = 4.0 * np.einsum("ij,ijk->ik", M, diff)
+            # One normaliser per new point.
+            log_term = float(np.dot(Pd.sum(axis=1), np.log(normalisers)))
         kl = None
         if compute_error:
             mask = Pd > 0
-            kl = float(np.sum(Pd[mask] * np.log(Pd[mask] * Z / W[mask])))
+            kl = float(np.sum(Pd[mask] * np.log(Pd[mask] / W[mask]))) + log_term
         return kl, grad.astype(Y.dtype, copy=False)

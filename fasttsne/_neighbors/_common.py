@@ -1,0 +1,76 @@
+"""Helpers shared by the searches: input conversion, row blocks, row sorting."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from scipy import sparse
+from threadpoolctl import threadpool_limits
+
+# Entries held at once by one worker: rows of a precomputed block, or
+# candidate (row, column, value) triples of the exact search (~100 MiB), so
+# that memory stays linear in the number of rows.
+BLOCK_ENTRIES = 1 << 22
+
+# Entries of the (pairs, features) differences formed at once when distances
+# are recomputed exactly: 512 KiB stays in cache (docs/neighbors.rst).
+PAIR_BLOCK_ENTRIES = 1 << 16
+
+
+def as_float64(X):
+    """X as C-contiguous float64 ndarray or canonical float64 CSR."""
+    if sparse.issparse(X):
+        X = sparse.csr_matrix(X, dtype=np.float64, copy=False)
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        return X
+    return np.ascontiguousarray(X, dtype=np.float64)
+
+
+def squared_norms(X):
+    """Row-wise squared norms of a float64 ndarray or CSR matrix."""
+    if sparse.issparse(X):
+        return np.asarray(X.multiply(X).sum(axis=1)).ravel()
+    return np.einsum("ij,ij->i", X, X)
+
+
+def run_blocks(function, n_rows, block_rows, n_threads):
+    """Apply ``function(start, stop)`` to consecutive row blocks of n_rows > 0.
+
+    ``function`` returns a tuple of arrays (or ``None``); the blocks' arrays
+    are concatenated in row order, field by field.
+    """
+    starts = range(0, n_rows, block_rows)
+    jobs = [(start, min(start + block_rows, n_rows)) for start in starts]
+    n_workers = max(1, min(n_threads, len(jobs)))
+    # BLAS runs single-threaded inside each worker so that n_threads is the
+    # total number of threads used.
+    with threadpool_limits(limits=1, user_api="blas"):
+        if n_workers == 1:
+            results = [function(*job) for job in jobs]
+        else:
+            with ThreadPoolExecutor(max_workers=n_workers) as pool:
+                results = list(pool.map(lambda job: function(*job), jobs))
+    return tuple(
+        None if field[0] is None else np.concatenate(field) for field in zip(*results)
+    )
+
+
+def sort_rows(indices, distances):
+    """Sort every row by (distance, index), returning both arrays."""
+    order = np.lexsort((indices, distances), axis=1)
+    return (
+        np.take_along_axis(indices, order, axis=1),
+        np.take_along_axis(distances, order, axis=1),
+    )
+
+
+def k_smallest(values, k):
+    """Indices and values of the k smallest entries of a 1-D array, ties by index."""
+    if k < values.shape[0]:
+        kth = np.partition(values, k - 1)[k - 1]
+        candidates = np.flatnonzero(values <= kth)
+    else:
+        candidates = np.arange(values.shape[0])
+    order = np.lexsort((candidates, values[candidates]))[:k]
+    return candidates[order], values[candidates[order]]

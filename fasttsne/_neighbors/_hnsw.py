@@ -1,0 +1,204 @@
+"""Approximate euclidean kNN: a faiss HNSW graph, then exact re-ranking.
+
+faiss is imported only when this search runs (``import fasttsne`` never
+loads it). The graph is built and searched on the points grouped by a
+coarse k-means, so that graph neighbours also sit close in memory; the
+neighbours it finds get their exact distances and the same (distance,
+index) order as the exact search. The settings below and the recall and
+time they give are in docs/neighbors.rst (``benchmarks/bench_knn.py``).
+"""
+
+import numpy as np
+from scipy import sparse
+from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
+
+from fasttsne._neighbors._common import (
+    PAIR_BLOCK_ENTRIES,
+    as_float64,
+    run_blocks,
+    sort_rows,
+)
+from fasttsne._neighbors._exact import euclidean_knn, pair_squared_distances
+
+# Graph links per node and construction beam (docs/neighbors.rst).
+_HNSW_M = 32
+_HNSW_EF_CONSTRUCTION = 100
+# Search beam: max(_HNSW_MIN_EF_SEARCH, _HNSW_EF_SEARCH_FACTOR (k + 1)), a
+# trade of recall for time (docs/neighbors.rst).
+_HNSW_MIN_EF_SEARCH = 128
+_HNSW_EF_SEARCH_FACTOR = 1.4
+
+# The coarse k-means that groups the points for the graph (_cluster_order):
+# centroids, Lloyd iterations, rows it is trained on, and rows per block of
+# the assignment of every row.
+_KMEANS_CLUSTERS = 256
+_KMEANS_ITERATIONS = 10
+_KMEANS_SAMPLE_ROWS = 20_000
+_ASSIGN_BLOCK_ROWS = 1 << 14
+
+# Rows per faiss query batch: its (rows, k + 1) float32 distances and int64
+# labels take about 72 MB at k = 90 (with the boolean mask of missing labels
+# and the re-ranking's temporaries, a few times that), instead of 1.1 GB for
+# 1e6 rows at once.
+QUERY_BATCH_ROWS = 1 << 16
+
+
+def import_faiss():
+    """faiss, or ``None`` when it is not installed."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
+def approx_euclidean_knn(
+    X, n_neighbors, *, n_threads, random_state, batch_size=QUERY_BATCH_ROWS
+):
+    """Approximate kNN (self excluded) with a faiss HNSW graph.
+
+    The graph's levels are drawn from ``random_state``. faiss versions that
+    ship ``hnsw_add_vertices_deterministic`` (1.15.1 does) build the graph
+    deterministically whatever the number of threads (batches linked against
+    a frozen snapshot, reverse links merged in a fixed order); older versions
+    are only deterministic when built serially, so they get one thread for
+    the build. Queries are independent, so the search runs on
+    ``n_threads``. The distances of the neighbours found are then recomputed
+    exactly and each row sorted by (distance, index), as in the exact search.
+    The graph is built and searched on the points grouped by a coarse k-means
+    (:func:`_cluster_order`, whose sample and centroids are also drawn from
+    ``random_state``). Queries run in batches of ``batch_size`` rows, which
+    bounds the memory of faiss's outputs and does not change the result.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_samples, n_neighbors), intp
+    sq_distances : ndarray of shape (n_samples, n_neighbors), float64
+    """
+    faiss = import_faiss()
+    if faiss is None:
+        raise ImportError('neighbors="approx" needs faiss: pip install faiss-cpu')
+    random_state = check_random_state(random_state)
+    seed = int(random_state.randint(np.iinfo(np.int32).max))
+    X = as_float64(X)
+    n_samples, n_features = X.shape
+    k = n_neighbors
+    order = _cluster_order(X, random_state, n_threads)
+    parallel_build = hasattr(faiss, "hnsw_add_vertices_deterministic")
+    previous_threads = faiss.omp_get_max_threads()
+    indices = np.empty((n_samples, k), dtype=np.intp)
+    sq_distances = np.empty((n_samples, k), dtype=np.float64)
+    try:
+        faiss.omp_set_num_threads(n_threads if parallel_build else 1)
+        index = faiss.IndexHNSWFlat(n_features, _HNSW_M)
+        index.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
+        index.hnsw.rng = faiss.RandomGenerator(seed)
+        X32 = np.empty((n_samples, n_features), dtype=np.float32)
+        step = max(1, PAIR_BLOCK_ENTRIES // n_features)
+        for start in range(0, n_samples, step):
+            X32[start : start + step] = X[order[start : start + step]]
+        # (pylint cannot see faiss's NumPy wrappers of its SWIG methods)
+        index.add(X32)  # pylint: disable=no-value-for-parameter
+        faiss.omp_set_num_threads(n_threads)
+        index.hnsw.efSearch = max(
+            _HNSW_MIN_EF_SEARCH, int(np.ceil(_HNSW_EF_SEARCH_FACTOR * (k + 1)))
+        )
+        # Queries go in batches, so that faiss's (n, k + 1) float32 distances
+        # and int64 labels never exist for all rows at once.
+        for start in range(0, n_samples, batch_size):
+            rows = order[start : start + batch_size]
+            # pylint: disable-next=no-value-for-parameter
+            _, labels = index.search(X32[start : start + batch_size], k + 1)
+            # Graph ids are positions in ``order``; -1 marks a missing one.
+            missing = labels < 0
+            np.take(order, labels, out=labels, mode="clip")
+            labels[missing] = -1
+            indices[rows], sq_distances[rows] = _rerank(X, rows, labels, k, n_threads)
+    finally:
+        faiss.omp_set_num_threads(previous_threads)
+    return indices, sq_distances
+
+
+def _cluster_order(X, random_state, n_threads):
+    """The rows of ``X`` grouped by their nearest of a few k-means centroids.
+
+    HNSW graphs link points to their neighbours, which the input's order
+    (often random) scatters over memory. Built and searched on the points
+    grouped by a coarse k-means (``_KMEANS_CLUSTERS`` centroids from
+    ``_KMEANS_ITERATIONS`` Lloyd steps on ``_KMEANS_SAMPLE_ROWS`` rows), the
+    graph's neighbours share cache lines and pages: a faster build and
+    search at the same recall (docs/neighbors.rst). Every product runs on
+    one BLAS thread (blocks of rows in ``n_threads`` workers for the
+    assignment of all rows), so the order does not depend on the number of
+    threads; ties go to the lowest centroid, then to the lowest row.
+    """
+    n_samples = X.shape[0]
+    n_clusters = min(_KMEANS_CLUSTERS, n_samples)
+    sample = X[
+        np.sort(
+            random_state.choice(
+                n_samples, min(n_samples, _KMEANS_SAMPLE_ROWS), replace=False
+            )
+        )
+    ]
+    centroids = sample[
+        np.sort(random_state.choice(sample.shape[0], n_clusters, replace=False))
+    ]
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(_KMEANS_ITERATIONS):
+            assigned = _nearest_centroid(sample, centroids)
+            counts = np.bincount(assigned, minlength=n_clusters)
+            members = sparse.csr_matrix(
+                (np.ones(assigned.size), (assigned, np.arange(assigned.size))),
+                shape=(n_clusters, assigned.size),
+            )
+            sums = members @ sample
+            filled = counts > 0
+            centroids[filled] = sums[filled] / counts[filled, None]
+    (assigned,) = run_blocks(
+        lambda start, stop: (_nearest_centroid(X[start:stop], centroids),),
+        n_samples,
+        _ASSIGN_BLOCK_ROWS,
+        n_threads,
+    )
+    return np.argsort(assigned, kind="stable")
+
+
+def _nearest_centroid(X, centroids):
+    """Index of the nearest centroid of every row (squared distances by GEMM)."""
+    scores = X @ centroids.T
+    scores *= -2.0
+    scores += np.einsum("ij,ij->i", centroids, centroids)[None, :]
+    return np.argmin(scores, axis=1)
+
+
+def _rerank(X, rows, labels, n_neighbors, n_threads):
+    """Exact distances and (distance, index) order of the neighbours of ``rows``.
+
+    ``rows`` are row numbers of ``X``; ``labels`` holds the k + 1 candidates
+    of each (row numbers of ``X`` too, not graph ids) found by the graph
+    search, -1 for missing ones, and is overwritten for rows with a missing
+    one. The row itself is dropped.
+    """
+    n_rows = labels.shape[0]
+    # A search that found fewer than k + 1 points pads with -1: redo those
+    # rows exactly (k + 1 neighbours of the row as a new point, minus itself).
+    short = np.flatnonzero((labels < 0).any(axis=1))
+    if short.size:
+        exact, _, _ = euclidean_knn(
+            X[rows[short]],
+            X,
+            n_neighbors + 1,
+            self_query=False,
+            n_threads=n_threads,
+            match=False,
+        )
+        labels[short] = exact
+    drop = labels == rows[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    indices = labels[~drop].reshape(n_rows, n_neighbors)
+    sq_distances = pair_squared_distances(
+        X, np.repeat(rows, n_neighbors), X, indices.ravel()
+    ).reshape(n_rows, n_neighbors)
+    return sort_rows(indices, sq_distances)

@@ -1,0 +1,115 @@
+"""Tests of the sparse attraction kernels (``_cython/_forces.pyx``).
+
+Checked against the dense NumPy oracles of ``tests/_oracles.py``, written from
+the formulas ``t_ij = 1 + |y_i - y_j|^2 / dof``, ``w_ij = t_ij^(-dof)``.
+"""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+
+from fasttsne._cython._forces import attractive_forces, kl_attraction_term
+from tests._oracles import (
+    clusters,
+    exact_attraction,
+    exact_kl_attraction_term,
+    random_affinities,
+    random_csr,
+)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("dof", [1.0, 0.5])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_attraction_square(rng, d, dof, index_dtype):
+    """Attraction and KL term of a square P against the dense oracle."""
+    n = 400
+    P = random_affinities(rng, n, 20, index_dtype)
+    Y = clusters(rng, n, d)
+    out = np.empty_like(Y)
+    attractive_forces(P.indptr, P.indices, P.data, Y, dof, 12.0, out, 2)
+    assert_allclose(out, exact_attraction(P, Y, dof, 12.0), rtol=1e-12, atol=1e-18)
+    term = kl_attraction_term(P.indptr, P.indices, P.data, Y, dof, 2)
+    assert_allclose(term, exact_kl_attraction_term(P, Y, dof), rtol=1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_attraction_rectangular(rng, d, dtype):
+    """Query rows against reference columns (transform), both dtypes."""
+    n_query, n_ref = 90, 500
+    P = random_csr(rng, n_query, n_ref, 0.03)
+    P.data = P.data.astype(dtype)
+    Y = clusters(rng, n_query, d).astype(dtype)
+    Y_ref = clusters(rng, n_ref, d).astype(dtype)
+    out = np.empty_like(Y)
+    attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 1.0, out, 2, Y_ref=Y_ref)
+    rtol = 1e-12 if dtype == np.float64 else 1e-6  # double sums, stored in Y's dtype
+    expected = exact_attraction(P, Y, 1.0, 1.0, Y_ref)
+    assert_allclose(out, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    term = kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, 2, Y_ref=Y_ref)
+    assert_allclose(term, exact_kl_attraction_term(P, Y, 1.0, Y_ref), rtol=rtol)
+
+
+def test_attraction_zeros_and_empty_rows(rng):
+    """Explicit zeros and empty rows contribute nothing."""
+    P = random_affinities(rng, 50, 5)
+    P.data[::3] = 0.0  # explicit zeros contribute nothing, not log(0)
+    rows = np.repeat(np.arange(50), np.diff(P.indptr))
+    keep = rows != 7  # row 7 becomes an empty row
+    P = sp.csr_matrix((P.data[keep], (rows[keep], P.indices[keep])), shape=P.shape)
+    assert np.any(P.data == 0.0) and P.indptr[7] == P.indptr[8]
+    Y = rng.normal(size=(50, 2))
+    out = np.empty_like(Y)
+    attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 1.0, out, 1)
+    assert_allclose(out, exact_attraction(P, Y, 1.0, 1.0), rtol=1e-12, atol=1e-18)
+    assert_array_equal(out[7], 0.0)
+    term = kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, 1)
+    assert_allclose(term, exact_kl_attraction_term(P, Y, 1.0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_attraction_bitwise_across_threads(rng, d):
+    """Attraction and KL term are bitwise equal across thread counts."""
+    n = 2000
+    P = random_affinities(rng, n, 20)
+    Y = clusters(rng, n, d)
+    out1 = np.empty_like(Y)
+    attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 4.0, out1, 1)
+    term1 = kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, 1)
+    for n_threads in (2, 4):
+        out = np.empty_like(Y)
+        attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 4.0, out, n_threads)
+        assert_array_equal(out, out1)
+        assert kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, n_threads) == (
+            term1
+        )
+
+
+def test_attraction_validation(rng):
+    """Inconsistent CSR arrays and shapes raise ValueError."""
+    P = random_affinities(rng, 20, 4)
+    Y = rng.normal(size=(20, 2))
+    with pytest.raises(ValueError, match="indptr has length"):
+        attractive_forces(P.indptr, P.indices, P.data, Y[:10], 1.0, 1.0, Y[:10], 1)
+    with pytest.raises(ValueError, match="same number of columns"):
+        attractive_forces(
+            P.indptr,
+            P.indices,
+            P.data,
+            Y,
+            1.0,
+            1.0,
+            np.empty_like(Y),
+            1,
+            Y_ref=np.ascontiguousarray(Y[:, :1]),
+        )
+    with pytest.raises(ValueError, match="Inconsistent CSR"):
+        attractive_forces(
+            P.indptr, P.indices[:-1], P.data, Y, 1.0, 1.0, np.empty_like(Y), 1
+        )
+    with pytest.raises(ValueError, match="out has shape"):
+        attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 1.0, Y[:5], 1)
+    with pytest.raises(ValueError, match="n_threads"):
+        kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, 0)
