@@ -611,15 +611,23 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             ``T @ x`` for every row ``x``; float32 for float32 input, float64
             otherwise.
         """
-        check_is_fitted(self)
+        self._check_fitted()
         X, top = self._validate(X)
         exponents = _row_exponents(top, X.dtype)
         out = self._product(
-            _scale_rows(X, exponents),
-            conjugate=False,
-            n_threads=check_n_threads(self.n_jobs),
+            _scale_rows(X, exponents), conjugate=False, n_threads=self._n_threads()
         )
         return _unscale_rows(out, exponents)
+
+    def _check_fitted(self):
+        """``check_is_fitted``, whose attribute scan costs more than a product of
+        a short row, only when the spectrum is missing."""
+        if not hasattr(self, "spectrum_"):
+            check_is_fitted(self)
+
+    def _n_threads(self):
+        """``check_n_threads(self.n_jobs)``; the default needs no CPU count."""
+        return 1 if self.n_jobs is None else check_n_threads(self.n_jobs)
 
     def _validate(self, X):
         """``validate_data(..., reset=False)``, and the largest magnitude of each
@@ -725,9 +733,9 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         info : SolveInfo
             Only when ``return_info`` is True.
         """
-        check_is_fitted(self)
+        self._check_fitted()
         X, top = self._validate(X)
-        n_threads = check_n_threads(self.n_jobs)
+        n_threads = self._n_threads()
         # The system is linear: each right-hand side is solved scaled by a power
         # of two that keeps the squares of its entries normal and finite (its
         # norm underflowed to 0 at 1e-300, "solved" by z = 0, and overflowed
