@@ -213,7 +213,7 @@ def methods(case):
         ("fasttsne algorithm='subspace'", ours_subspace),
     ]
     if case == "c":
-        table.append(("fasttsne block_size=16, n_iter=63", ours_deep))
+        table.append(("fasttsne block_size=16, n_iter=62", ours_deep))
     return table
 
 
