@@ -339,10 +339,10 @@ class FrozenInterpolation:
     ``_FROZEN_MARGIN`` of its span on each side, with the box counts of
     :meth:`InterpolationGrid.covering` under a cap ``_FROZEN_CAP_FACTOR``
     times the fit's (a frozen grid is convolved once); their charges
-    ``(1, r, |r|^2)`` are spread and convolved once, here. A call then interpolates each query on
-    its own, O(p^d) per query: results depend on nothing but the query and
-    the frozen points. Queries off the grid are reported, for the caller to
-    sum exactly.
+    ``(1, r, |r|^2)`` are spread and convolved once, here. A call then
+    interpolates each query on its own, O(p^d) per query: results depend on
+    nothing but the query and the frozen points. Queries off the grid are
+    reported, for the caller to sum exactly.
 
     Parameters
     ----------
