@@ -2,10 +2,21 @@
 
 Every method runs in its own subprocess (so that peak memory is its own) on the
 same data, with the same number of iterations and threads, and prints wall
-time split into neighbours+affinities / optimisation, peak resident memory,
+time split into neighbours+affinities / optimisation, CPU time (all threads;
+steadier than wall time on a loaded machine), peak resident memory,
 final KL divergence (all recomputed by one exact formula where N allows),
 kNN recall@10 of the embedding against the input space, trustworthiness, and
 ratios to the anchors.
+
+The ``-graph`` methods are the scanpy-style workflow: a k = 15 connectivity
+graph (scanpy's count, the point itself included: 14 neighbours) with
+uniform weights, symmetrised like UMAP's fuzzy union of 0/1 weights (an edge
+if either point lists the other), is built once from the approximate (or
+exact, ``--neighbors exact``) kNN and given to both as precomputed
+affinities, ``FFTInterpTSNE(affinity="precomputed")`` against openTSNE's
+``PrecomputedAffinities``, from one shared PCA initialisation (first axis
+std 1e-4); their KL is that of the graph's P, and their time excludes the
+graph.
 
 Examples
 --------
@@ -14,6 +25,8 @@ python benchmarks/bench_tsne.py --data gmm --n 20000 \
     --methods fasttsne-bh opentsne-bh sklearn
 python benchmarks/bench_tsne.py --data gmm --n 100000 \
     --methods fasttsne-fft opentsne-fft fasttsne-bh
+python benchmarks/bench_tsne.py --data gmm --n 100000 \
+    --methods fasttsne-graph opentsne-graph
 """
 
 # Phase timing wraps private functions of fasttsne.
@@ -36,7 +49,12 @@ METHODS = (
     "opentsne-bh",
     "opentsne-fft",
     "sklearn",
+    "fasttsne-graph",
+    "opentsne-graph",
 )
+
+# scanpy's default n_neighbors, which counts the point itself.
+GRAPH_NEIGHBORS = 15
 
 
 def make_data(name, n, seed=0):
@@ -99,6 +117,89 @@ def run_fasttsne(method, X, args):
     return Y, total, {"knn": knn, "affinities": affinities}
 
 
+def run_graph(method, args):
+    """Fit the precomputed connectivity graph from the shared initialisation."""
+    import scipy.sparse as sp
+
+    A = sp.load_npz(args.graph_file).tocsr()
+    init = np.load(args.init_file)
+    if method == "fasttsne-graph":
+        from fasttsne import FFTInterpTSNE
+        from fasttsne.tsne import _affinity
+
+        clock = _Clock()
+        clock.wrap(_affinity, "precomputed_joint_probabilities", "affinities")
+        tsne = FFTInterpTSNE(
+            affinity="precomputed",
+            init=init,
+            max_iter=args.n_iter,
+            n_jobs=args.threads,
+            random_state=0,
+        )
+        start = time.perf_counter()
+        Y = tsne.fit_transform(A)
+        return Y, time.perf_counter() - start, dict(clock.phases)
+    from openTSNE import TSNE, affinity
+
+    start = time.perf_counter()
+    P = affinity.PrecomputedAffinities(A)
+    affinities = time.perf_counter() - start
+    tsne = TSNE(
+        n_iter=args.n_iter - 250,
+        early_exaggeration_iter=250,
+        n_jobs=args.threads,
+        negative_gradient_method="fft",
+        random_state=0,
+    )
+    Y = tsne.fit(affinities=P, initialization=init)
+    return np.asarray(Y), time.perf_counter() - start, {"affinities": affinities}
+
+
+def connectivity_graph(X, args):
+    """scanpy-style 0/1 kNN graph (k = 15 with the point), symmetrised by union."""
+    import scipy.sparse as sp
+
+    from fasttsne._neighbors import nearest_neighbors
+
+    n = X.shape[0]
+    k = GRAPH_NEIGHBORS - 1
+    indices, _ = nearest_neighbors(
+        X, k, method=args.neighbors, n_threads=args.threads, random_state=0
+    )
+    A = sp.csr_matrix(
+        (np.ones(n * k), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n)
+    )
+    return ((A + A.T) > 0).astype(np.float64).tocsr()
+
+
+def prepare_graph(X, args, graph_file, init_file):
+    """Save the graph and the shared initialisation; return the graph's P."""
+    import scipy.sparse as sp
+
+    start = time.perf_counter()
+    A = connectivity_graph(X, args)
+    print(
+        f"  connectivity graph: {A.nnz / A.shape[0]:.1f} edges per point, "
+        f"built in {time.perf_counter() - start:.1f}s",
+        flush=True,
+    )
+    sp.save_npz(graph_file, A)
+    np.save(init_file, shared_init(X))
+    if args.no_kl:
+        return None
+    P = sp.csr_matrix(A / A.sum())
+    P.sort_indices()
+    return P
+
+
+def shared_init(X):
+    """PCA of X, first axis rescaled to std 1e-4 (openTSNE's convention)."""
+    from sklearn.decomposition import PCA
+
+    Y = PCA(2, svd_solver="randomized", random_state=0).fit_transform(X)
+    return np.ascontiguousarray(Y * (1e-4 / Y[:, 0].std()))
+
+
 def run_opentsne(method, X, args):
     """openTSNE with its defaults, the given gradient method and iterations."""
     from openTSNE import TSNE, affinity, initialization
@@ -135,15 +236,21 @@ def run_sklearn(X, args):
 def worker(args):
     """Run one method on the saved data and write a JSON result."""
     X = np.load(args.data_file)
-    if args.method.startswith("fasttsne"):
+    # CPU seconds of all the process' threads: on a shared machine they vary
+    # less with the load than the wall time does.
+    cpu_start = time.process_time()
+    if args.method.endswith("-graph"):
+        Y, total, phases = run_graph(args.method, args)
+    elif args.method.startswith("fasttsne"):
         Y, total, phases = run_fasttsne(args.method, X, args)
     elif args.method.startswith("opentsne"):
         Y, total, phases = run_opentsne(args.method, X, args)
     else:
         Y, total, phases = run_sklearn(X, args)
+    cpu = time.process_time() - cpu_start
     np.save(args.out_file, Y)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    result = {"total": total, "phases": phases, "peak_mb": peak_mb}
+    result = {"total": total, "cpu": cpu, "phases": phases, "peak_mb": peak_mb}
     Path(args.out_file).with_suffix(".json").write_text(
         json.dumps(result), encoding="utf-8"
     )
@@ -223,6 +330,8 @@ def main():
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--data-file", help=argparse.SUPPRESS)
     parser.add_argument("--out-file", help=argparse.SUPPRESS)
+    parser.add_argument("--graph-file", help=argparse.SUPPRESS)
+    parser.add_argument("--init-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.method:
         worker(args)
@@ -235,10 +344,16 @@ def main():
         flush=True,
     )
     rows = {}
-    P = None if args.no_kl else common_affinities(X, args.threads)
+    graph_methods = [m for m in args.methods if m.endswith("-graph")]
+    other_methods = [m for m in args.methods if not m.endswith("-graph")]
+    P = None if args.no_kl or not other_methods else common_affinities(X, args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data_file = Path(tmp) / "X.npy"
         np.save(data_file, X)
+        graph_file, init_file = Path(tmp) / "graph.npz", Path(tmp) / "init.npy"
+        P_graph = None
+        if graph_methods:
+            P_graph = prepare_graph(X, args, graph_file, init_file)
         for method in args.methods:
             out_file = Path(tmp) / f"{method}.npy"
             command = [
@@ -256,6 +371,10 @@ def main():
                 str(args.threads),
                 "--neighbors",
                 args.neighbors,
+                "--graph-file",
+                str(graph_file),
+                "--init-file",
+                str(init_file),
             ]
             # Thread counts are fixed before numpy/BLAS/OpenMP load.
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
@@ -265,11 +384,13 @@ def main():
             result["recall"], result["trust"], result["knn_acc"] = quality(
                 X, Y, y, args.n_eval
             )
-            result["kl"] = None if P is None else kl_of(P, Y, args.threads)
+            P_used = P_graph if method.endswith("-graph") else P
+            result["kl"] = None if P_used is None else kl_of(P_used, Y, args.threads)
             rows[method] = result
             phases = " ".join(f"{k}={v:.1f}s" for k, v in result["phases"].items())
             print(
-                f"  {method:13s} total {result['total']:8.1f}s  [{phases}]  "
+                f"  {method:13s} total {result['total']:8.1f}s  "
+                f"(CPU {result['cpu']:7.1f}s)  [{phases}]  "
                 f"peak {result['peak_mb']:7.0f} MB  "
                 f"KL {result['kl'] or float('nan'):.4f}  "
                 f"recall@10 {result['recall']:.3f}  trust {result['trust']:.4f}  "
@@ -280,10 +401,13 @@ def main():
     anchors = [m for m in rows if not m.startswith("fasttsne")]
     for mine in ours:
         for anchor in anchors:
+            if mine.endswith("-graph") != anchor.endswith("-graph"):
+                continue  # different affinities: not comparable
             a, b = rows[mine], rows[anchor]
             kl_ratio = (a["kl"] / b["kl"]) if a["kl"] and b["kl"] else float("nan")
             print(
                 f"  {mine} / {anchor}: time x{a['total'] / b['total']:.2f}  "
+                f"CPU time x{a['cpu'] / b['cpu']:.2f}  "
                 f"memory x{a['peak_mb'] / b['peak_mb']:.2f}  KL x{kl_ratio:.4f}"
             )
 

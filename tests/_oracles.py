@@ -215,3 +215,31 @@ def exact_knn(X_query, X_ref, k, self_query):
     columns = np.broadcast_to(np.arange(D.shape[1]), D.shape)
     order = np.lexsort((columns, D), axis=1)[:, :k]
     return order, np.take_along_axis(D, order, axis=1)
+
+
+# --- t-SNE affinities -----------------------------------------------------------
+
+
+def dense_joint_probabilities(indices, conditional, n_samples):
+    """``(C + C^T) / sum`` as a dense array, C the conditional rows over ``indices``.
+
+    ``indices`` and ``conditional`` are (n_samples, k): row i gives point i's
+    probability ``conditional[i, m]`` of neighbour ``indices[i, m]``.
+    """
+    C = np.zeros((n_samples, n_samples))
+    np.put_along_axis(C, np.asarray(indices), conditional, axis=1)
+    return (C + C.T) / (C + C.T).sum()
+
+
+def knn_graph(rng, n_samples, n_neighbors):
+    """A random directed kNN connectivity graph (CSR, ones, no self-loops)."""
+    rows = np.repeat(np.arange(n_samples), n_neighbors)
+    cols = np.concatenate(
+        [
+            rng.choice(np.delete(np.arange(n_samples), i), n_neighbors, replace=False)
+            for i in range(n_samples)
+        ]
+    )
+    return sp.csr_matrix(
+        (np.ones(rows.shape[0]), (rows, cols)), shape=(n_samples, n_samples)
+    )

@@ -8,8 +8,9 @@ module per search:
 
 * ``_exact``: blocked exact euclidean search (BLAS ranking, a bound on its
   rounding errors, exact distances, duplicates answered directly);
-* ``_hnsw``: approximate euclidean search (faiss HNSW, deterministic build,
-  k-means grouping, exact re-ranking);
+* ``_hnsw``: approximate search (faiss HNSW, deterministic build,
+  k-means grouping, exact re-ranking), euclidean, and cosine and
+  correlation on unit rows;
 * ``_metrics``: metric names and every other metric (scikit-learn);
 * ``_precomputed``: validation and kNN of precomputed distance matrices;
 * ``_common``: input conversion, thread blocks and row sorting.
@@ -19,12 +20,19 @@ the number of threads. docs/neighbors.rst describes the searches and their
 measurements.
 """
 
+import warnings
+
 import numpy as np
 from scipy import sparse
 
 from fasttsne._neighbors._common import as_float64
 from fasttsne._neighbors._exact import euclidean_knn
-from fasttsne._neighbors._hnsw import approx_euclidean_knn, import_faiss
+from fasttsne._neighbors._hnsw import (
+    ANGULAR_METRICS,
+    approx_angular_knn,
+    approx_euclidean_knn,
+    import_faiss,
+)
 from fasttsne._neighbors._metrics import (
     KNOWN_METRICS,
     check_metric,
@@ -50,26 +58,62 @@ _METHODS = ("auto", "exact", "approx")
 _APPROX_MIN_SAMPLES = 80_000
 
 
+def _approx_unsupported(X, metric, metric_params):
+    """Why the approximate search cannot serve this input, or None if it can."""
+    if metric == "precomputed":
+        return "precomputed distances need no search (their k smallest are taken)"
+    if sparse.issparse(X):
+        return (
+            "the approximate search needs dense data; pass a dense array, or "
+            "reduce sparse data first (e.g. with fasttsne.RandomizedSVD)"
+        )
+    if metric in ANGULAR_METRICS and not metric_params:
+        return None
+    if is_euclidean(metric, metric_params):
+        return None
+    return (
+        "the approximate search supports the euclidean, cosine and correlation "
+        f"metrics, not {metric!r}"
+        + (f" with metric_params={metric_params!r}" if metric_params else "")
+    )
+
+
 def _resolve_method(X, metric, metric_params, method):
     """The search ``method`` means for this input: "exact" or "approx".
 
-    Only dense data with a euclidean metric can use the approximate search;
-    "auto" picks it from ``_APPROX_MIN_SAMPLES`` samples on if faiss is there.
+    "approx" raises ``ValueError`` for an input it cannot serve (see
+    :func:`_approx_unsupported`). "auto" picks the approximate search from
+    ``_APPROX_MIN_SAMPLES`` samples on, and warns when it has to take the
+    exact one there instead (unsupported input, or faiss missing); precomputed
+    distances always take the exact selection, silently.
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
-    supported = (
-        metric != "precomputed"
-        and is_euclidean(metric, metric_params)
-        and not sparse.issparse(X)
-    )
-    if method == "exact" or not supported:
+    if method == "exact":
         return "exact"
+    reason = _approx_unsupported(X, metric, metric_params)
     if method == "approx":
+        if reason is not None:
+            raise ValueError(
+                f'neighbors="approx" cannot be used here: {reason}. Use '
+                'neighbors="exact" (or "auto").'
+            )
         return "approx"
-    if X.shape[0] >= _APPROX_MIN_SAMPLES and import_faiss() is not None:
-        return "approx"
-    return "exact"
+    n_samples = X.shape[0]
+    if n_samples < _APPROX_MIN_SAMPLES or metric == "precomputed":
+        return "exact"
+    if reason is None and import_faiss() is None:
+        reason = "faiss is not installed (pip install faiss-cpu)"
+    if reason is not None:
+        warnings.warn(
+            f'neighbors="auto" takes the exact search for {n_samples} samples, '
+            f"whose cost grows with the square of the number of samples: "
+            f"{reason}.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return "exact"
+    return "approx"
 
 
 def nearest_neighbors(
@@ -101,9 +145,12 @@ def nearest_neighbors(
         Keyword arguments of the metric.
     method : {"exact", "approx", "auto"}, default="exact"
         "approx" is a faiss HNSW graph (its recall is measured in
-        docs/neighbors.rst), for dense data and a euclidean metric; other
-        inputs always get the exact search. "auto" is "approx" from
-        ``_APPROX_MIN_SAMPLES`` samples on when faiss is installed.
+        docs/neighbors.rst), for dense data and the euclidean, cosine or
+        correlation metric; it raises ``ValueError`` for other inputs.
+        "auto" is "approx" from ``_APPROX_MIN_SAMPLES`` samples on, and
+        warns when it must take the exact search there (sparse data, other
+        metrics, faiss missing). Precomputed distances are never searched:
+        "auto" and "exact" take each row's k smallest.
     n_threads : int, default=1
         Number of threads. The result does not depend on it.
     random_state : int, RandomState instance or None, default=None
@@ -141,6 +188,14 @@ def nearest_neighbors(
     if metric == "precomputed":
         D = check_precomputed(X)
         return precomputed_knn(D, n_neighbors, self_query=True, n_threads=n_threads)
+    if method == "approx" and metric in ANGULAR_METRICS:
+        return approx_angular_knn(
+            X,
+            n_neighbors,
+            metric=metric,
+            n_threads=n_threads,
+            random_state=random_state,
+        )
     if method == "approx":
         indices, sq_distances = approx_euclidean_knn(
             X, n_neighbors, n_threads=n_threads, random_state=random_state

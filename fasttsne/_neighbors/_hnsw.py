@@ -1,5 +1,9 @@
-"""Approximate euclidean kNN: a faiss HNSW graph, then exact re-ranking.
+"""Approximate kNN: a faiss HNSW graph, then exact re-ranking.
 
+The graph holds euclidean points; cosine and correlation distances are
+searched on the rows normalised to unit length (and centred first for
+correlation), where the squared euclidean distance is twice the metric's
+distance, so the ranking is the metric's (:func:`approx_angular_knn`).
 faiss is imported only when this search runs (``import fasttsne`` never
 loads it). The graph is built and searched on the points grouped by a
 coarse k-means, so that graph neighbours also sit close in memory; the
@@ -202,3 +206,61 @@ def _rerank(X, rows, labels, n_neighbors, n_threads):
         X, np.repeat(rows, n_neighbors), X, indices.ravel()
     ).reshape(n_rows, n_neighbors)
     return sort_rows(indices, sq_distances)
+
+
+# Metrics that the graph answers on unit rows, and how each prepares a row.
+ANGULAR_METRICS = ("cosine", "correlation")
+
+
+def unit_rows(X, metric):
+    """Rows of ``X`` as unit vectors (centred first for ``"correlation"``).
+
+    For unit rows ``u`` and ``v``, ``|u - v|^2 = 2 - 2 u.v``: half the squared
+    euclidean distance is the cosine distance ``1 - u.v`` (of the centred rows
+    for the correlation distance), so a euclidean search of the unit rows
+    ranks by the metric.
+
+    Returns
+    -------
+    U : ndarray of shape (n_samples, n_features), float64
+        A new array; rows of zero norm (after centring) stay zero.
+    zero : ndarray of shape (n_samples,), bool
+        The rows of zero norm, for which the metric is not a distance.
+    """
+    if metric not in ANGULAR_METRICS:
+        raise ValueError(f"metric must be one of {ANGULAR_METRICS}, got {metric!r}.")
+    U = np.array(as_float64(X), dtype=np.float64)
+    if metric == "correlation":
+        U -= U.mean(axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", U, U))
+    zero = norms == 0.0
+    U[~zero] /= norms[~zero, None]
+    return U, zero
+
+
+def approx_angular_knn(X, n_neighbors, *, metric, n_threads, random_state):
+    """Approximate cosine or correlation kNN (self excluded), HNSW on unit rows.
+
+    The graph search and the exact re-ranking of
+    :func:`approx_euclidean_knn` run on :func:`unit_rows`; the squared
+    distances ``s`` they return become the metric's ``s / 2``. A zero row
+    (or a constant one, for correlation) has no direction: as in
+    :func:`sklearn.metrics.pairwise.cosine_distances`, it is at distance 1
+    from every point, and the graph's ranking of it is kept.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_samples, n_neighbors), intp
+    distances : ndarray of shape (n_samples, n_neighbors), float64
+        The metric's distances, rows sorted by (distance, index).
+    """
+    U, zero = unit_rows(X, metric)
+    indices, sq_distances = approx_euclidean_knn(
+        U, n_neighbors, n_threads=n_threads, random_state=random_state
+    )
+    del U
+    distances = 0.5 * sq_distances
+    if np.any(zero):
+        distances[zero[indices] | zero[:, None]] = 1.0
+        indices, distances = sort_rows(indices, distances)
+    return indices, distances

@@ -1,10 +1,23 @@
-"""Affinities: from the distances of the k nearest neighbours to t-SNE's P.
+"""Affinities: from the k nearest neighbours (or a given matrix) to t-SNE's P.
 
-``X -> fasttsne._neighbors -> binary_search_perplexity -> symmetrize`` gives
+``X -> fasttsne._neighbors -> conditional probabilities -> symmetrize`` gives
 the symmetric joint probabilities of a fit (:func:`joint_probabilities`);
 :func:`new_point_affinities` gives the conditional probabilities of new
-points over their training neighbours, for ``transform``. The neighbour
-search itself lives in :mod:`fasttsne._neighbors`.
+points over their training neighbours, for ``transform``. The conditional
+probabilities of a point over its k nearest neighbours are, by ``affinity``:
+
+* ``"perplexity"``: Gaussian weights calibrated to a perplexity, over
+  ``k = 3 * perplexity`` neighbours (van der Maaten and Hinton, 2008);
+* ``"uniform"``: ``1 / k`` over ``k = n_neighbors`` neighbours;
+* ``"multiscale"``: the mean of the perplexity-calibrated probabilities at
+  each of several perplexities, over ``k = 3 * max(perplexities)``
+  neighbours (openTSNE's ``Multiscale``).
+
+``"precomputed"`` affinities skip the search: a given non-negative matrix is
+symmetrised and normalised (:func:`precomputed_joint_probabilities`), and
+``transform`` takes each new point's affinities to the training points, one
+row each. docs/affinities.rst describes the choices. The neighbour search
+itself lives in :mod:`fasttsne._neighbors`.
 """
 
 import numpy as np
@@ -15,7 +28,19 @@ from fasttsne._neighbors import nearest_neighbors, new_point_neighbors
 from fasttsne._utils import _Printer
 from fasttsne.tsne._layout import _locality_order
 
-__all__ = ["joint_probabilities", "new_point_affinities"]
+__all__ = [
+    "AFFINITIES",
+    "check_affinities",
+    "joint_probabilities",
+    "n_neighbors_of",
+    "new_point_affinities",
+    "precomputed_joint_probabilities",
+]
+
+AFFINITIES = ("perplexity", "uniform", "multiscale", "precomputed")
+
+# Points named in an error message about empty rows, at most.
+_MAX_NAMED = 5
 
 
 def _squares_distances(metric):
@@ -28,10 +53,68 @@ def _squares_distances(metric):
     return metric == "euclidean"
 
 
+def _perplexities(affinity, perplexity):
+    """The perplexities of ``affinity``: one float, or a tuple for multiscale."""
+    if affinity == "multiscale":
+        return tuple(float(p) for p in np.atleast_1d(perplexity))
+    return float(perplexity)
+
+
+def n_neighbors_of(affinity, perplexity, n_neighbors, n_reference):
+    """The number k of nearest neighbours that ``affinity`` uses.
+
+    Parameters
+    ----------
+    affinity : {"perplexity", "uniform", "multiscale"}
+        The kind of affinities.
+    perplexity : float or sequence of float
+        The perplexity, or the perplexities of ``"multiscale"``.
+    n_neighbors : int or None
+        The neighbours of ``"uniform"`` (unused by the other kinds).
+    n_reference : int
+        The most neighbours there are: ``n_samples - 1`` for a fit, the
+        number of training points for new points.
+
+    Returns
+    -------
+    k : int
+        ``n_neighbors`` for ``"uniform"``, ``int(3 * max(perplexity))``
+        otherwise, clipped to ``[1, n_reference]``.
+    """
+    if affinity == "uniform":
+        if n_neighbors is None:
+            raise ValueError('affinity="uniform" needs n_neighbors.')
+        k = int(n_neighbors)
+    else:
+        k = int(3 * np.max(perplexity))
+    return max(1, min(n_reference, k))
+
+
+def _conditional(distances, affinity, perplexity, n_threads):
+    """Row-normalised conditional probabilities over each row's neighbours.
+
+    ``distances`` is the (n, k) array of neighbour distances (squared for the
+    euclidean metric); the result has its shape, float64, rows summing to 1.
+    """
+    if affinity == "uniform":
+        return np.full(distances.shape, 1.0 / distances.shape[1])
+    distances = np.ascontiguousarray(distances, dtype=np.float64)
+    if affinity == "perplexity":
+        return binary_search_perplexity(distances, float(perplexity), n_threads)
+    scales = _perplexities(affinity, perplexity)
+    conditional = binary_search_perplexity(distances, scales[0], n_threads)
+    for scale in scales[1:]:
+        conditional += binary_search_perplexity(distances, scale, n_threads)
+    conditional /= len(scales)
+    return conditional
+
+
 def joint_probabilities(
     X,
     perplexity,
     *,
+    affinity="perplexity",
+    n_neighbors=None,
     metric="euclidean",
     metric_params=None,
     neighbors="auto",
@@ -47,9 +130,17 @@ def joint_probabilities(
     X : {ndarray, sparse matrix} of shape (n_samples, n_features) or \
             (n_samples, n_samples)
         Data, or a distance matrix with ``metric="precomputed"``.
-    perplexity : float
+    perplexity : float or sequence of float
         Target perplexity; ``k = min(n_samples - 1, int(3 * perplexity))``
-        neighbours (at least 1) are used.
+        neighbours (at least 1) are used. A sequence of perplexities with
+        ``affinity="multiscale"`` (k from the largest).
+    affinity : {"perplexity", "uniform", "multiscale"}, default="perplexity"
+        The conditional probabilities of each point over its neighbours
+        (see the module's docstring); the precomputed kind has its own
+        function, :func:`precomputed_joint_probabilities`.
+    n_neighbors : int, default=None
+        k for ``affinity="uniform"`` (clipped to ``n_samples - 1``); unused
+        by the other kinds.
     metric : str or callable, default="euclidean"
         Any metric of :class:`sklearn.neighbors.NearestNeighbors`, or
         ``"precomputed"``. As in :class:`sklearn.manifold.TSNE`, euclidean
@@ -88,9 +179,13 @@ def joint_probabilities(
     >>> bool(abs(P.sum() - 1.0) < 1e-12), bool(abs(P - P.T).max() == 0.0)
     (True, True)
     """
+    if affinity not in AFFINITIES[:3]:
+        raise ValueError(
+            f"affinity must be one of {AFFINITIES[:3]} here, got {affinity!r}."
+        )
     printer = _Printer(verbose)
     n_samples = X.shape[0]
-    k = max(1, min(n_samples - 1, int(3 * perplexity)))
+    k = n_neighbors_of(affinity, perplexity, n_neighbors, n_samples - 1)
     indices, distances = nearest_neighbors(
         X,
         k,
@@ -102,11 +197,15 @@ def joint_probabilities(
         squared=_squares_distances(metric),
     )
     printer(f"Computed {k} nearest neighbours of {n_samples} samples")
-    conditional = binary_search_perplexity(
-        np.ascontiguousarray(distances, dtype=np.float64), float(perplexity), n_threads
-    )
+    conditional = _conditional(distances, affinity, perplexity, n_threads)
     del distances
-    printer(f"Calibrated the conditional probabilities to perplexity {perplexity}")
+    if affinity == "uniform":
+        printer(f"Uniform conditional probabilities over {k} neighbours")
+    else:
+        printer(
+            "Calibrated the conditional probabilities to perplexity "
+            f"{_perplexities(affinity, perplexity)}"
+        )
     # 32-bit indices whenever they fit: P is the largest object of a fit (and
     # the attraction streams it every iteration), so this halves its index part.
     index_dtype = np.int32 if n_samples * k < np.iinfo(np.int32).max // 2 else np.intp
@@ -144,25 +243,184 @@ def joint_probabilities(
     return P
 
 
+def check_affinities(A, n_columns=None):
+    """Validate a precomputed affinity matrix; return it as canonical CSR.
+
+    Parameters
+    ----------
+    A : {ndarray, sparse matrix} of shape (n_rows, n_columns)
+        Non-negative, finite affinities (weights of a graph: larger is
+        closer). Entries stored more than once are summed, as scipy does.
+    n_columns : int, default=None
+        The number of columns required (affinities of new points to the
+        training points); ``None`` requires a square matrix, whose diagonal
+        is then dropped (a point's affinity to itself has no part in t-SNE).
+
+    Returns
+    -------
+    A : scipy.sparse.csr_matrix, float64
+        Sorted indices, no stored zeros (and no diagonal if square).
+
+    Raises
+    ------
+    ValueError
+        For a matrix that is not 2-D, not square (or without ``n_columns``
+        columns), negative, NaN or infinite.
+    """
+    if not sparse.issparse(A):
+        A = np.asarray(A, dtype=np.float64)
+        if A.ndim != 2:
+            raise ValueError(f"An affinity matrix must be 2-D, got {A.ndim}-D.")
+    A = sparse.csr_matrix(A, dtype=np.float64, copy=True)
+    if n_columns is None and A.shape[0] != A.shape[1]:
+        raise ValueError(
+            f"A precomputed affinity matrix must be square (n_samples, "
+            f"n_samples), got shape {A.shape}."
+        )
+    if n_columns is not None and A.shape[1] != n_columns:
+        raise ValueError(
+            f"Precomputed affinities to the training points must have "
+            f"{n_columns} columns, got shape {A.shape}."
+        )
+    A.sum_duplicates()
+    if not np.all(np.isfinite(A.data)):
+        raise ValueError("A precomputed affinity matrix must be finite (no NaN).")
+    negative = np.count_nonzero(A.data < 0)
+    if negative:
+        raise ValueError(
+            f"A precomputed affinity matrix must be non-negative; {negative} "
+            "entries are negative."
+        )
+    if n_columns is None:
+        rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+        A.data[A.indices == rows] = 0.0
+    A.eliminate_zeros()
+    A.sort_indices()
+    return A
+
+
+def _empty_rows_error(rows, what):
+    """A ``ValueError`` naming (some of) the points without affinities."""
+    named = ", ".join(str(r) for r in rows[:_MAX_NAMED])
+    more = (
+        f" and {rows.shape[0] - _MAX_NAMED} more" if rows.shape[0] > _MAX_NAMED else ""
+    )
+    return ValueError(
+        f"Every point needs a positive affinity to another point, but {what} "
+        f"{named}{more} have none."
+    )
+
+
+def precomputed_joint_probabilities(A, *, n_threads=1, verbose=0, reorder=False):
+    """Symmetric joint probabilities P from a precomputed affinity matrix.
+
+    ``P = (A + A^T) / sum``, as for the affinities computed here: a
+    connectivity or kNN graph (scanpy's ``connectivities``, a
+    ``kneighbors_graph``) or any non-negative affinity matrix. Given a P of
+    :func:`joint_probabilities`, it returns that P to rounding.
+
+    Parameters
+    ----------
+    A : {ndarray, sparse matrix} of shape (n_samples, n_samples)
+        Non-negative affinities; the diagonal is ignored. Every point needs
+        a positive entry in its row or its column.
+    n_threads : int, default=1
+        Number of threads. The result does not depend on it.
+    verbose : int, default=0
+        Print progress when positive.
+    reorder : bool, default=False
+        As in :func:`joint_probabilities`.
+
+    Returns
+    -------
+    P : scipy.sparse.csr_matrix of shape (n_samples, n_samples), float64
+        With the contract of :func:`joint_probabilities`' P.
+    order : ndarray of shape (n_samples,), intp
+        Only with ``reorder``.
+
+    Raises
+    ------
+    ValueError
+        See :func:`check_affinities`; also for a point whose row and column
+        are both empty (off the diagonal).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fasttsne.tsne._affinity import precomputed_joint_probabilities
+    >>> A = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 3.0], [0.0, 0.0, 0.0]])
+    >>> precomputed_joint_probabilities(A).toarray()
+    array([[0. , 0.2, 0. ],
+           [0.2, 0. , 0.3],
+           [0. , 0.3, 0. ]])
+    """
+    printer = _Printer(verbose)
+    A = check_affinities(A)
+    n_samples = A.shape[0]
+    degree = np.diff(A.indptr) + np.bincount(A.indices, minlength=n_samples)
+    empty = np.flatnonzero(degree == 0)
+    if empty.size:
+        raise _empty_rows_error(empty, "the points (rows and columns)")
+    index_dtype = np.int32 if A.nnz < np.iinfo(np.int32).max // 2 else np.intp
+    if reorder:
+        order = _locality_order(A.indices, A.indptr)
+        A = A[order][:, order]
+        A.sort_indices()
+        printer("Numbered the points in reverse Cuthill-McKee order")
+    P = sparse.csr_matrix(
+        symmetrize(
+            A.data,
+            A.indices.astype(index_dtype),
+            A.indptr.astype(index_dtype),
+            n_threads,
+        ),
+        shape=(n_samples, n_samples),
+    )
+    del A
+    P.data /= P.data.sum()
+    printer(f"Symmetrised and normalised the affinities of {n_samples} points")
+    if reorder:
+        return P, order
+    return P
+
+
 def new_point_affinities(
-    X_new, X_fit, perplexity, *, metric="euclidean", metric_params=None, n_threads=1
+    X_new,
+    X_fit,
+    perplexity,
+    *,
+    affinity="perplexity",
+    n_neighbors=None,
+    metric="euclidean",
+    metric_params=None,
+    n_threads=1,
 ):
     """Conditional affinities of new points to the training points.
 
     Each new row is handled on its own: its result depends only on that row
-    and ``X_fit``, bitwise, whatever batch it arrives in.
+    and ``X_fit``, bitwise, whatever batch it arrives in. New points get the
+    fit's kind of affinities: perplexity-calibrated, uniform or multiscale
+    over their k nearest training points (k as in the fit, at most
+    ``n_fit``), or with ``affinity="precomputed"`` their given affinities to
+    the training points, each row normalised.
 
     Parameters
     ----------
     X_new : {ndarray, sparse matrix} of shape (n_new, n_features)
-        New points, or with ``metric="precomputed"`` their distances to the
-        training points, of shape (n_new, n_fit).
+        New points; with ``metric="precomputed"`` their distances to the
+        training points, with ``affinity="precomputed"`` their affinities to
+        them, of shape (n_new, n_fit).
     X_fit : {ndarray, sparse matrix} of shape (n_fit, n_features)
         Training points. Only its number of rows is used with
-        ``metric="precomputed"`` (it may then be any (n_fit, ...) array).
-    perplexity : float
-        Target perplexity; ``k = min(n_fit, int(3 * perplexity))`` neighbours
-        (at least 1).
+        ``metric="precomputed"`` or ``affinity="precomputed"`` (it may then
+        be any (n_fit, ...) array).
+    perplexity : float or sequence of float
+        As in :func:`joint_probabilities`.
+    affinity : {"perplexity", "uniform", "multiscale", "precomputed"}, \
+default="perplexity"
+        The kind of affinities of the fit.
+    n_neighbors : int, default=None
+        k for ``affinity="uniform"``.
     metric : str or callable, default="euclidean"
         As in :func:`joint_probabilities`.
     metric_params : dict, default=None
@@ -178,7 +436,15 @@ def new_point_affinities(
     match : ndarray of shape (n_new,), intp
         Smallest index of a training row equal to the new row
         (``np.array_equal``), or -1; with ``metric="precomputed"``, the
-        smallest index at distance exactly 0.
+        smallest index at distance exactly 0; always -1 with
+        ``affinity="precomputed"``.
+
+    Raises
+    ------
+    ValueError
+        With ``affinity="precomputed"``, for the matrices that
+        :func:`check_affinities` refuses and for a row without a positive
+        affinity.
 
     Examples
     --------
@@ -193,7 +459,11 @@ def new_point_affinities(
     """
     n_fit = X_fit.shape[0]
     n_new = X_new.shape[0]
-    k = max(1, min(n_fit, int(3 * perplexity)))
+    if affinity == "precomputed":
+        return _precomputed_new_point_affinities(X_new, n_fit)
+    if affinity not in AFFINITIES:
+        raise ValueError(f"affinity must be one of {AFFINITIES}, got {affinity!r}.")
+    k = n_neighbors_of(affinity, perplexity, n_neighbors, n_fit)
     indices, distances, match = new_point_neighbors(
         X_new,
         X_fit,
@@ -205,9 +475,7 @@ def new_point_affinities(
     )
     if n_new == 0:
         return sparse.csr_matrix((0, n_fit)), match
-    conditional = binary_search_perplexity(
-        np.ascontiguousarray(distances, dtype=np.float64), float(perplexity), n_threads
-    )
+    conditional = _conditional(distances, affinity, perplexity, n_threads)
     P_new = sparse.csr_matrix(
         (conditional.ravel(), indices.ravel(), np.arange(0, n_new * k + 1, k)),
         shape=(n_new, n_fit),
@@ -215,3 +483,15 @@ def new_point_affinities(
     P_new.eliminate_zeros()
     P_new.sort_indices()
     return P_new, match
+
+
+def _precomputed_new_point_affinities(A_new, n_fit):
+    """Rows of given affinities to the training points, each normalised."""
+    P_new = check_affinities(A_new, n_columns=n_fit)
+    sums = np.asarray(P_new.sum(axis=1)).ravel()
+    empty = np.flatnonzero(sums == 0)
+    if empty.size:
+        raise _empty_rows_error(empty, "the rows")
+    # Row by row, so that a row's result does not depend on its batch.
+    P_new.data /= np.repeat(sums, np.diff(P_new.indptr))
+    return P_new, np.full(P_new.shape[0], -1, dtype=np.intp)

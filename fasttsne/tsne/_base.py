@@ -5,6 +5,7 @@ _optimizer (loop) -> _gradients[backend]``. The subclasses only add their
 backend's knobs and say which backend they prefer.
 """
 
+import hashlib
 import warnings
 from numbers import Integral, Real
 
@@ -19,6 +20,7 @@ from sklearn.utils import check_random_state
 
 from fasttsne._neighbors import KNOWN_METRICS, check_precomputed
 from fasttsne.tsne import _affinity
+from fasttsne.tsne._affinity import AFFINITIES
 from fasttsne.tsne._gradients import get_backend, resolve_device
 from fasttsne.tsne._initialization import initialize
 from fasttsne.tsne._layout import (
@@ -63,6 +65,23 @@ def _check_all_identical(X, metric):
         )
 
 
+def _data_digest(X):
+    """A digest of the validated input's type, shape and values.
+
+    A warm start compares it with the previous fit's, so that it continues
+    only on the same data (including a matrix changed in place).
+    """
+    sha = hashlib.blake2b(digest_size=16)
+    sha.update(f"{type(X).__name__}{X.dtype.str}{X.shape}".encode())
+    if sp.issparse(X):
+        for array in (X.indptr, X.indices):
+            sha.update(np.ascontiguousarray(array, dtype=np.int64))
+        sha.update(np.ascontiguousarray(X.data))
+    else:
+        sha.update(np.ascontiguousarray(X))
+    return sha.hexdigest()
+
+
 class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base class of the t-SNE estimators; not for direct use.
 
@@ -73,10 +92,12 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "perplexity": [Interval(Real, 0, None, closed="neither")],
-        "early_exaggeration": [Interval(Real, 1, None, closed="left")],
+        "perplexity": [Interval(Real, 0, None, closed="neither"), "array-like"],
+        "affinity": [StrOptions(set(AFFINITIES))],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "early_exaggeration": [Interval(Real, 1, None, closed="left"), callable],
         "early_exaggeration_iter": [Interval(Integral, 0, None, closed="left")],
-        "exaggeration": [Interval(Real, 0, None, closed="neither"), None],
+        "exaggeration": [Interval(Real, 0, None, closed="neither"), callable, None],
         "learning_rate": [
             StrOptions({"auto"}),
             Interval(Real, 0, None, closed="neither"),
@@ -90,6 +111,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         ],
         "metric_params": [dict, None],
         "init": [StrOptions({"pca", "random", "spectral"}), np.ndarray],
+        "warm_start": ["boolean"],
         "dof": [Interval(Real, 0, None, closed="neither")],
         "neighbors": [StrOptions({"auto", "exact", "approx"})],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
@@ -107,6 +129,8 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         n_components=2,
         *,
         perplexity=30.0,
+        affinity="perplexity",
+        n_neighbors=15,
         early_exaggeration=12.0,
         early_exaggeration_iter=250,
         exaggeration=None,
@@ -117,6 +141,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         metric="euclidean",
         metric_params=None,
         init="pca",
+        warm_start=False,
         dof=1.0,
         neighbors="auto",
         device="auto",
@@ -128,6 +153,8 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     ):
         self.n_components = n_components
         self.perplexity = perplexity
+        self.affinity = affinity
+        self.n_neighbors = n_neighbors
         self.early_exaggeration = early_exaggeration
         self.early_exaggeration_iter = early_exaggeration_iter
         self.exaggeration = exaggeration
@@ -138,6 +165,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self.metric = metric
         self.metric_params = metric_params
         self.init = init
+        self.warm_start = warm_start
         self.dof = dof
         self.neighbors = neighbors
         self.device = device
@@ -165,21 +193,89 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         )
 
     def _resolve_perplexity(self, n_samples):
-        """Clip the perplexity to what ``n_samples`` allows, with a warning."""
+        """The perplexity (or perplexities) used, clipped to what n_samples allows.
+
+        Returns a float for ``affinity="perplexity"``, a tuple of floats for
+        ``"multiscale"`` and None for the kinds that use none.
+        """
+        if self.affinity in ("uniform", "precomputed"):
+            return None
+        values = np.asarray(self.perplexity, dtype=np.float64)
+        if self.affinity == "perplexity" and values.ndim != 0:
+            raise ValueError(
+                f"perplexity must be a number with affinity='perplexity', got "
+                f"{self.perplexity!r}; a list of perplexities needs "
+                "affinity='multiscale'."
+            )
+        values = np.atleast_1d(values)
+        if values.ndim != 1 or values.size == 0:
+            raise ValueError(
+                "perplexity must be a number or a non-empty 1-D list of numbers, "
+                f"got {self.perplexity!r}."
+            )
+        if not np.all(np.isfinite(values) & (values > 0)):
+            raise ValueError(
+                f"Every perplexity must be finite and > 0, got {self.perplexity!r}."
+            )
         limit = (n_samples - 1) / 3.0
-        if self.perplexity > limit:
+        if np.any(values > limit):
             warnings.warn(
-                f"perplexity={self.perplexity} is too large for n_samples={n_samples};"
-                f" using {limit:.4g} = (n_samples - 1) / 3 instead.",
+                f"perplexity={self.perplexity} is too large for n_samples="
+                f"{n_samples}; using at most {limit:.4g} = (n_samples - 1) / 3 "
+                "instead.",
                 UserWarning,
                 stacklevel=3,
             )
-            return limit
-        return float(self.perplexity)
+        clipped = tuple(float(min(value, limit)) for value in values)
+        return clipped[0] if self.affinity == "perplexity" else clipped
+
+    def _resolve_n_neighbors(self, n_samples):
+        """k of the kNN search (None for precomputed affinities); warns if clipped."""
+        if self.affinity == "precomputed":
+            return None
+        if self.affinity == "uniform" and self.n_neighbors > n_samples - 1:
+            warnings.warn(
+                f"n_neighbors={self.n_neighbors} is too large for n_samples="
+                f"{n_samples}; using n_samples - 1 = {n_samples - 1} instead.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return _affinity.n_neighbors_of(
+            self.affinity, self.perplexity_, self.n_neighbors, n_samples - 1
+        )
+
+    def _schedule(self, name, start, stop):
+        """Exaggeration factors (floats) of the iterations ``start .. stop - 1``.
+
+        ``name`` is "early_exaggeration" or "exaggeration": a number (None
+        means 1) or a callable ``iteration -> factor``, called once per
+        iteration of this fit (0-based) and checked here, before any work.
+        """
+        value = getattr(self, name)
+        if value is None:
+            return [1.0] * (stop - start)
+        if not callable(value):
+            return [float(value)] * (stop - start)
+        factors = []
+        for iteration in range(start, stop):
+            factor = value(iteration)
+            if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, Real):
+                raise TypeError(
+                    f"{name}({iteration}) must return a real number, got "
+                    f"{factor!r}."
+                )
+            factor = float(factor)
+            if not (np.isfinite(factor) and factor > 0):
+                raise ValueError(
+                    f"{name}({iteration}) must return a finite factor > 0, got "
+                    f"{factor!r}."
+                )
+            factors.append(factor)
+        return factors
 
     def _validate_X(self, X, *, reset):
         """``validate_data`` with the t-SNE input contract."""
-        precomputed = self.metric == "precomputed"
+        precomputed = "precomputed" in (self.metric, self.affinity)
         return validate_data(
             self,
             X,
@@ -191,15 +287,65 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             order="C" if not precomputed else None,
         )
 
+    def _check_input_kind(self, X):
+        """Checks that depend on what ``X`` holds: features, distances, affinities."""
+        kind = None
+        if self.affinity == "precomputed":
+            if self.metric == "precomputed":
+                raise ValueError(
+                    'affinity="precomputed" takes affinities (larger is closer) and '
+                    'metric="precomputed" takes distances: set only one of them.'
+                )
+            kind = 'affinity="precomputed"'
+        else:
+            if self.metric == "precomputed":
+                check_precomputed(X)
+                kind = 'metric="precomputed"'
+            _check_all_identical(X, self.metric)
+        if kind is not None and isinstance(self.init, str) and self.init == "pca":
+            raise ValueError(
+                f'init="pca" cannot be used with {kind}; use init="spectral", '
+                'init="random" or an array.'
+            )
+
+    def _warm_start_embedding(self, n_samples, digest):
+        """The embedding a warm start continues from, or None for a cold fit.
+
+        A warm start continues the previous fit: the same data (compared
+        by digest) and the same ``n_components``; other parameters may
+        change (perplexity, affinity, exaggeration, ...).
+        """
+        if not self.warm_start or not hasattr(self, "embedding_"):
+            return None
+        previous = self.embedding_
+        if previous.shape[1] != self.n_components:
+            raise ValueError(
+                f"warm_start=True continues an embedding of {previous.shape[1]} "
+                f"components, but n_components={self.n_components}; set "
+                "warm_start=False to start a new fit."
+            )
+        if previous.shape[0] != n_samples or digest != self._fit_digest:
+            raise ValueError(
+                "warm_start=True continues the previous fit on the same data, but "
+                f"X differs from it ({n_samples} samples now, "
+                f"{previous.shape[0]} before, or other values). To start a fit "
+                "on other data of the same points from that embedding, pass "
+                "init=embedding_ and early_exaggeration_iter=0 with "
+                "warm_start=False."
+            )
+        return previous
+
     # -------------------------------------------------------------------- fit
     def fit(self, X, y=None):
         """Fit the embedding of ``X``.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+(n_samples, n_samples)
             Training data; a square distance matrix when
-            ``metric="precomputed"``.
+            ``metric="precomputed"``, a square affinity matrix when
+            ``affinity="precomputed"``.
         y : None
             Ignored.
 
@@ -217,9 +363,11 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or \
+(n_samples, n_samples)
             Training data; a square distance matrix when
-            ``metric="precomputed"``.
+            ``metric="precomputed"``, a square affinity matrix when
+            ``affinity="precomputed"``.
         y : None
             Ignored.
 
@@ -231,17 +379,19 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         del y
         X = self._validate_X(X, reset=True)
         n_samples = X.shape[0]
-        if self.metric == "precomputed":
-            check_precomputed(X)
-            if isinstance(self.init, str) and self.init == "pca":
-                raise ValueError(
-                    'init="pca" cannot be used with metric="precomputed"; use '
-                    'init="spectral" or init="random".'
-                )
-        _check_all_identical(X, self.metric)
+        self._check_input_kind(X)
+        digest = _data_digest(X)
+        warm = self._warm_start_embedding(n_samples, digest)
         callbacks = self._callbacks()
         dtype = X.dtype
         printer = _Printer(self.verbose)
+
+        # Every schedule is evaluated (and checked) before any work.
+        n_early = min(self.early_exaggeration_iter, self.max_iter)
+        early = self._schedule("early_exaggeration", 0, n_early)
+        if warm is not None:
+            n_early = 0  # a warm start continues in the main phase
+        main = self._schedule("exaggeration", n_early, self.max_iter)
 
         rng = check_random_state(self.random_state)
         n_threads = check_n_threads(self.n_jobs)
@@ -253,34 +403,21 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         backend = self._backend("auto", n_threads)
         self.backend_ = backend.name
         self.perplexity_ = self._resolve_perplexity(n_samples)
-        self.learning_rate_ = (
-            max(n_samples / self.early_exaggeration, 50.0)
-            if self.learning_rate == "auto"
-            else float(self.learning_rate)
-        )
+        self.n_neighbors_ = self._resolve_n_neighbors(n_samples)
+        if self.learning_rate != "auto":
+            self.learning_rate_ = float(self.learning_rate)
+        elif callable(self.early_exaggeration):
+            self.learning_rate_ = max(n_samples / max(early, default=1.0), 50.0)
+        else:
+            self.learning_rate_ = max(n_samples / self.early_exaggeration, 50.0)
 
-        # The optimisation runs on the points numbered in ``order`` (a
-        # cache-friendly order of the kNN graph); results are given back in
-        # the input's order.
-        reorder = n_samples >= _REORDER_MIN_SAMPLES
-        result = _affinity.joint_probabilities(
-            X,
-            self.perplexity_,
-            metric=self.metric,
-            metric_params=self.metric_params,
-            neighbors=self.neighbors,
-            n_threads=n_threads,
-            random_state=rng,
-            verbose=self.verbose,
-            reorder=reorder,
-        )
-        P, order = result if reorder else (result, None)
+        P, order = self._joint_probabilities(X, n_threads, rng)
         printer(
             f"Affinities of {n_samples} points: {P.nnz / n_samples:.1f} non-zeros "
             "per row after symmetrisation."
         )
         Y = initialize(
-            self.init,
+            self.init if warm is None else warm,
             X=X,
             P=P,
             order=order,
@@ -291,24 +428,62 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         P = P.astype(dtype, copy=False)
         if order is not None:
             callbacks = [_callback_in_input_order(cb, order) for cb in callbacks]
-        kl, n_iter = self._optimize(Y, P, backend, printer, callbacks)
+        phases = [
+            (early[:n_early], _MOMENTUM_EARLY, None),
+            (main, _MOMENTUM_MAIN, self.n_iter_without_progress),
+        ]
+        kl, n_iter = self._optimize(Y, P, backend, printer, callbacks, phases)
 
         if order is not None:
             Y = _in_input_order(Y, order)
         self.embedding_ = Y
         self.kl_divergence_ = kl
         self.n_iter_ = n_iter
-        # transform needs the training rows; precomputed distances need only
-        # their count (new points arrive as distances to the training points).
-        self._fit_X = X if self.metric != "precomputed" else np.empty((n_samples, 0))
+        # transform needs the training rows; precomputed distances or
+        # affinities need only their count (new points arrive as distances or
+        # affinities to the training points).
+        precomputed = "precomputed" in (self.metric, self.affinity)
+        self._fit_X = X if not precomputed else np.empty((n_samples, 0))
+        self._fit_digest = digest
         self._n_features_out = self.n_components
         return Y
 
-    def _optimize(self, Y, P, backend, printer, callbacks):
-        """Early-exaggeration phase, then the main phase; returns ``(kl, n_iter)``.
+    def _joint_probabilities(self, X, n_threads, rng):
+        """P of the fit and the numbering of its points (None: the input's).
 
-        ``backend`` is prepared with ``P`` once, here. Like scikit-learn, the
-        no-progress rule is off during early exaggeration, and a stop by
+        The optimisation runs on the points numbered in ``order`` (a
+        cache-friendly order of the affinity graph) from
+        ``_REORDER_MIN_SAMPLES`` points on; results are given back in the
+        input's order.
+        """
+        reorder = X.shape[0] >= _REORDER_MIN_SAMPLES
+        if self.affinity == "precomputed":
+            result = _affinity.precomputed_joint_probabilities(
+                X, n_threads=n_threads, verbose=self.verbose, reorder=reorder
+            )
+        else:
+            result = _affinity.joint_probabilities(
+                X,
+                self.perplexity_,
+                affinity=self.affinity,
+                n_neighbors=self.n_neighbors_,
+                metric=self.metric,
+                metric_params=self.metric_params,
+                neighbors=self.neighbors,
+                n_threads=n_threads,
+                random_state=rng,
+                verbose=self.verbose,
+                reorder=reorder,
+            )
+        return result if reorder else (result, None)
+
+    def _optimize(self, Y, P, backend, printer, callbacks, phases):
+        """Run the phases on ``Y``; returns ``(kl, n_iter)``.
+
+        ``phases`` lists ``(factors, momentum, n_iter_without_progress)``,
+        one exaggeration factor per iteration of the phase. ``backend`` is
+        prepared with ``P`` once, here. Like scikit-learn, the no-progress
+        rule is off during early exaggeration, and a stop by
         ``min_grad_norm`` in the early phase still runs the main phase (its
         embedding would otherwise stay exaggerated); only a callback ends the
         whole optimisation.
@@ -321,24 +496,18 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             callbacks=callbacks,
             printer=printer if self.verbose else None,
         )
-        no_progress = (
-            None if self.n_iter_without_progress < 0 else self.n_iter_without_progress
-        )
-        n_early = min(self.early_exaggeration_iter, self.max_iter)
-        late = 1.0 if self.exaggeration is None else float(self.exaggeration)
-        phases = [
-            (n_early, float(self.early_exaggeration), _MOMENTUM_EARLY, None),
-            (self.max_iter - n_early, late, _MOMENTUM_MAIN, no_progress),
-        ]
         kl, n_done = None, 0
-        for n_iter, exaggeration, momentum, phase_no_progress in phases:
-            if n_iter == 0:
+        for factors, momentum, no_progress in phases:
+            if not factors:
                 continue
+            # The optimiser calls the objective once per iteration, in order,
+            # so the factors are consumed one per iteration.
+            factors_left = iter(factors)
 
-            def objective(Y_now, compute_error, exaggeration=exaggeration):
+            def objective(Y_now, compute_error, factors_left=factors_left):
                 return backend(
                     Y_now,
-                    exaggeration=exaggeration,
+                    exaggeration=next(factors_left),
                     dof=dof,
                     compute_error=compute_error,
                 )
@@ -346,10 +515,12 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             kl, n_phase, reason = optimizer.run(
                 Y,
                 objective,
-                n_iter=n_iter,
+                n_iter=len(factors),
                 momentum=momentum,
                 start_iter=n_done,
-                n_iter_without_progress=phase_no_progress,
+                n_iter_without_progress=(
+                    None if no_progress is None or no_progress < 0 else no_progress
+                ),
                 min_grad_norm=self.min_grad_norm,
             )
             n_done += n_phase
@@ -382,11 +553,19 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         (attraction to its neighbours, repulsion from all training points,
         normalised per point). The result does not depend on the other rows.
 
+        New points get the fit's kind of affinities: perplexity-calibrated,
+        uniform or multiscale over their nearest training points, or with
+        ``affinity="precomputed"`` the given row of affinities to the
+        training points (normalised to sum 1; no row is taken for a training
+        row there).
+
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_queries, n_features)
+        X : {array-like, sparse matrix} of shape (n_queries, n_features) or \
+(n_queries, n_samples_fit)
             New data; distances to the training points when
-            ``metric="precomputed"``.
+            ``metric="precomputed"``, affinities to them when
+            ``affinity="precomputed"``.
 
         Returns
         -------
@@ -401,6 +580,8 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             X,
             self._fit_X,
             self.perplexity_,
+            affinity=self.affinity,
+            n_neighbors=self.n_neighbors_,
             metric=self.metric,
             metric_params=self.metric_params,
             n_threads=n_threads,
@@ -441,7 +622,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.input_tags.pairwise = self.metric == "precomputed"
+        tags.input_tags.pairwise = "precomputed" in (self.metric, self.affinity)
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
@@ -449,23 +630,71 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 _COMMON_PARAMETERS_DOC = """n_components : int, default=2
         Dimension of the embedding: 1, 2 (the usual) or 3.
 
-    perplexity : float, default=30.0
+    perplexity : float or list of float, default=30.0
         Effective number of neighbours of each point; each point's Gaussian
         bandwidth is calibrated so that its conditional distribution has this
         perplexity over its ``min(n_samples - 1, 3 * perplexity)`` nearest
         neighbours. Values larger than ``(n_samples - 1) / 3`` are clipped to it
-        with a warning (see ``perplexity_``).
+        with a warning (see ``perplexity_``). A list of perplexities with
+        ``affinity="multiscale"``; unused by ``"uniform"`` and
+        ``"precomputed"``.
 
-    early_exaggeration : float, default=12.0
+        .. versionchanged:: 0.1
+           A list of perplexities for ``affinity="multiscale"``.
+
+    affinity : {"perplexity", "uniform", "multiscale", "precomputed"}, \
+default="perplexity"
+        How the input affinities P are built (docs/affinities.rst). For each
+        point, a distribution over its k nearest neighbours: ``"perplexity"``
+        Gaussian weights calibrated to ``perplexity`` (k = 3 perplexity);
+        ``"uniform"`` equal weights over ``n_neighbors`` neighbours (the kNN
+        graph of UMAP-like and scanpy workflows; Böhm et al. 2022);
+        ``"multiscale"`` the mean of the Gaussian weights at each perplexity
+        of a list (k = 3 max(perplexity); openTSNE's ``Multiscale``, Lee et
+        al. 2015). They are symmetrised, ``P = (P_cond + P_cond^T) / 2N``.
+        With ``"precomputed"``, ``X`` is itself a square, non-negative
+        affinity or connectivity matrix, sparse or dense (e.g. scanpy's
+        ``adata.obsp["connectivities"]``): its diagonal is ignored, it is
+        symmetrised and normalised the same way, and every point needs a
+        positive entry in its row or column. ``transform`` then takes the
+        affinities of new points to the training points, one row each
+        (normalised to sum 1), and ``metric`` is unused (it cannot be
+        ``"precomputed"``, which means distances).
+
+        .. versionadded:: 0.1
+
+    n_neighbors : int, default=15
+        Number of neighbours of ``affinity="uniform"`` (also for new points
+        in ``transform``); larger than ``n_samples - 1``, it is clipped with a
+        warning. Unused by the other kinds (see ``n_neighbors_``).
+
+        .. versionadded:: 0.1
+
+    early_exaggeration : float or callable, default=12.0
         Factor multiplying the attractive forces during the first
         ``early_exaggeration_iter`` iterations, so that clusters form early.
+        A callable ``iteration -> factor`` gives a schedule: it is called
+        once per iteration of the phase (``0 .. early_exaggeration_iter -
+        1``) before the optimisation starts, and must return finite numbers
+        > 0. With ``learning_rate="auto"``, a schedule's largest factor takes
+        the number's place.
+
+        .. versionchanged:: 0.1
+           A callable (schedule).
 
     early_exaggeration_iter : int, default=250
         Length of the early-exaggeration phase (part of ``max_iter``).
 
-    exaggeration : float, default=None
+    exaggeration : float or callable, default=None
         Exaggeration of the main phase; None means 1 (standard t-SNE). Values
-        around 2-4 emphasise global structure on large data sets.
+        around 2-4 emphasise global structure on large data sets. A callable
+        ``iteration -> factor`` gives a schedule (a late-exaggeration ramp,
+        say): it is called for the iterations ``early_exaggeration_iter ..
+        max_iter - 1`` of the fit (``0 .. max_iter - 1`` in a warm start)
+        before the optimisation starts, and must return finite numbers > 0.
+
+        .. versionchanged:: 0.1
+           A callable (schedule).
 
     learning_rate : float or "auto", default="auto"
         Step size, applied to the exact KL gradient (the factor 4 included, as
@@ -492,15 +721,39 @@ _COMMON_PARAMETERS_DOC = """n_components : int, default=2
         ``X`` is a square distance matrix and ``transform`` takes distances to
         the training points). Euclidean distances are squared before the
         perplexity calibration, other metrics are used as they are
-        (scikit-learn's convention).
+        (scikit-learn's convention). Unused with ``affinity="precomputed"``.
 
     metric_params : dict, default=None
         Extra keyword arguments of the metric.
 
     init : {"pca", "spectral", "random"} or ndarray of shape \
 (n_samples, n_components), default="pca"
-        Initial embedding, rescaled so that its first axis has standard
-        deviation 1e-4. ``"pca"`` needs features (not ``"precomputed"``).
+        Initial embedding. The three schemes are rescaled so that their first
+        axis has standard deviation 1e-4; ``"pca"`` needs features (not
+        ``metric="precomputed"`` or ``affinity="precomputed"``). An array is
+        used as given, as in scikit-learn. openTSNE and Kobak & Berens (2019)
+        recommend a standard deviation of about 1e-4 along the first axis for
+        a new layout (so that early exaggeration can organise it);
+        ``init = Y0 * (1e-4 / Y0[:, 0].std())`` gives an array ``Y0`` that
+        scale. An embedding to continue keeps its scale (see
+        ``warm_start``).
+
+        .. versionchanged:: 0.1
+           An array is no longer rescaled.
+
+    warm_start : bool, default=False
+        Continue the previous fit: when fitted, the next ``fit`` on the same
+        ``X`` starts from ``embedding_`` (not from ``init``), skips early
+        exaggeration and runs ``max_iter`` more iterations of the main phase
+        (gains and momentum start afresh; ``n_iter_`` and the callbacks count
+        this fit's iterations). Other parameters may change between the fits
+        (``perplexity`` and ``affinity``, for perplexity annealing;
+        ``exaggeration``, ``dof``, ``learning_rate``); ``X`` and
+        ``n_components`` may not (``ValueError``). To start from an
+        embedding on other data of the same points, pass it as ``init`` with
+        ``early_exaggeration_iter=0`` instead: that is the same computation.
+
+        .. versionadded:: 0.1
 
     dof : float, default=1.0
         Degrees of freedom of the heavy-tailed output kernel
@@ -508,8 +761,16 @@ _COMMON_PARAMETERS_DOC = """n_components : int, default=2
         smaller values separate clusters further (Kobak et al. 2019).
 
     neighbors : {"auto", "exact", "approx"}, default="auto"
-        Nearest-neighbour search: exact (blocked BLAS), approximate, or exact
-        below a measured size and approximate above.
+        Nearest-neighbour search: exact (blocked BLAS for the euclidean
+        metric), approximate (a faiss HNSW graph, for dense data and the
+        euclidean, cosine or correlation metric; a ``ValueError`` for other
+        inputs), or exact below a measured size (80,000 samples) and
+        approximate above, where it warns if it must take the exact search
+        instead (sparse data, other metrics).
+
+        .. versionchanged:: 0.1
+           Cosine and correlation metrics take the approximate search; it
+           is no longer silently replaced by the exact one.
 
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where the gradient runs; ``"auto"`` picks the CPU unless a CUDA backend
@@ -546,8 +807,16 @@ _COMMON_ATTRIBUTES_DOC = """embedding_ : ndarray of shape (n_samples, n_componen
     learning_rate_ : float
         The learning rate used (``"auto"`` resolved).
 
-    perplexity_ : float
-        The perplexity used (clipped to ``(n_samples - 1) / 3`` if needed).
+    perplexity_ : float, tuple of float or None
+        The perplexity used (clipped to ``(n_samples - 1) / 3`` if needed); a
+        tuple with ``affinity="multiscale"``, None with ``"uniform"`` and
+        ``"precomputed"``.
+
+    n_neighbors_ : int or None
+        The number of nearest neighbours of each point that the affinities
+        use (None with ``affinity="precomputed"``).
+
+        .. versionadded:: 0.1
 
     backend_ : str
         Name of the gradient backend that ran.

@@ -1,9 +1,12 @@
 """Initial embeddings for t-SNE: PCA, spectral, random or a user array.
 
-Every initialisation is rescaled so that its first axis has standard deviation
-``1e-4`` (openTSNE's convention, following Kobak & Berens 2019): small enough
-that early exaggeration can organise the clusters, large enough to keep the
-PCA layout's global structure.
+The PCA, spectral and random initialisations are rescaled so that their
+first axis has standard deviation ``1e-4`` (openTSNE's convention, following
+Kobak & Berens 2019): small enough that early exaggeration can organise the
+clusters, large enough to keep the PCA layout's global structure. A user
+array is used as given, as in :class:`sklearn.manifold.TSNE`, so that a fit
+can start from an earlier embedding; docs/affinities.rst shows how to give
+one the same scale.
 """
 
 import numpy as np
@@ -98,7 +101,7 @@ def initialize(init, *, X, P, n_components, rng, dtype, order=None):
     Parameters
     ----------
     init : {"pca", "spectral", "random"} or ndarray of shape (n_samples, n_components)
-        The scheme, or the coordinates to start from.
+        The scheme, or the coordinates to start from (used as given).
     X : ndarray or sparse matrix of shape (n_samples, n_features)
         The validated input (used by ``"pca"``).
     P : sparse matrix of shape (n_samples, n_samples)
@@ -117,8 +120,8 @@ def initialize(init, *, X, P, n_components, rng, dtype, order=None):
     Returns
     -------
     Y0 : ndarray of shape (n_samples, n_components)
-        C-contiguous, first axis with standard deviation 1e-4, rows numbered
-        in ``order``.
+        C-contiguous, rows numbered in ``order``; a scheme's first axis has
+        standard deviation 1e-4.
     """
     n_samples = P.shape[0]
     if isinstance(init, str) and init == "pca":
@@ -138,4 +141,6 @@ def initialize(init, *, X, P, n_components, rng, dtype, order=None):
             raise ValueError("init contains NaN or infinity.")
     if order is not None and not (isinstance(init, str) and init == "spectral"):
         Y = Y[order]
-    return np.ascontiguousarray(_rescale(Y), dtype=dtype)
+    if isinstance(init, str):
+        Y = _rescale(Y)
+    return np.ascontiguousarray(Y, dtype=dtype)

@@ -19,15 +19,22 @@ def test_auto_uses_exact_below_threshold(rng):
     assert_array_equal(auto[1], exact[1])
 
 
-def test_approx_falls_back_to_exact_where_unsupported(rng):
-    """Sparse data and other metrics get the exact search even for "approx"."""
+def test_approx_refuses_what_it_cannot_serve(rng):
+    """Sparse data and other metrics: "approx" raises, "exact" answers.
+
+    The approximate search's own inputs (cosine, correlation) and the
+    warnings of "auto" are tested in test_approx_metrics.py.
+    """
     X = rng.normal(size=(200, 5))
     X[np.abs(X) < 0.5] = 0.0
-    for data, metric in [(sparse.csr_matrix(X), "euclidean"), (X, "manhattan")]:
-        approx = nearest_neighbors(data, 8, metric=metric, method="approx")
-        exact = nearest_neighbors(data, 8, metric=metric)
-        assert_array_equal(approx[0], exact[0])
-        assert_array_equal(approx[1], exact[1])
+    for data, metric, match in [
+        (sparse.csr_matrix(X), "euclidean", "dense data"),
+        (X, "manhattan", "not 'manhattan'"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            nearest_neighbors(data, 8, metric=metric, method="approx")
+        indices, _ = nearest_neighbors(data, 8, metric=metric, method="exact")
+        assert indices.shape == (200, 8)
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "l2", "minkowski"])

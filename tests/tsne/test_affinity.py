@@ -10,9 +10,14 @@ from scipy import sparse
 from scipy.spatial.distance import cdist
 from sklearn.neighbors import kneighbors_graph
 
-from fasttsne.tsne._affinity import joint_probabilities, new_point_affinities
+from fasttsne.tsne._affinity import (
+    check_affinities,
+    joint_probabilities,
+    new_point_affinities,
+    precomputed_joint_probabilities,
+)
 from fasttsne._cython._perplexity import binary_search_perplexity, symmetrize
-from tests._oracles import exact_knn
+from tests._oracles import dense_joint_probabilities, exact_knn, knn_graph
 
 
 def _perplexity_of(P):
@@ -432,3 +437,190 @@ def test_reordered_affinities_are_a_relabelling(rng):
     spread = np.median(np.abs(P_local.indices - rows))
     rows = np.repeat(np.arange(400), np.diff(P.indptr))
     assert spread < 0.5 * np.median(np.abs(P.indices - rows))
+
+
+# --------------------------------------------------------------------------
+# Uniform, multiscale and precomputed affinities
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("container", ["dense64", "csr"])
+def test_uniform_against_dense_oracle(rng, container):
+    """Uniform: 1/k over the k nearest neighbours, symmetrised, normalised."""
+    X = rng.normal(size=(200, 5))
+    ref_indices, _ = exact_knn(X, X, 12, self_query=True)
+    expected = dense_joint_probabilities(ref_indices, np.full((200, 12), 1 / 12), 200)
+    data = X if container == "dense64" else sparse.csr_matrix(X)
+    P = joint_probabilities(data, 30.0, affinity="uniform", n_neighbors=12)
+    _check_joint(P, 200)
+    assert_allclose(P.toarray(), expected, rtol=1e-13, atol=1e-17)
+
+
+def test_multiscale_against_dense_oracle(rng):
+    """Multiscale: the mean of each perplexity's conditionals over k = 3 max."""
+    X = rng.normal(size=(200, 5))
+    perplexities = [3.0, 8.0, 15.0]
+    ref_indices, ref_sq = exact_knn(X, X, 45, self_query=True)
+    conditional = np.mean(
+        [_oracle_conditional(ref_sq, p) for p in perplexities], axis=0
+    )
+    expected = dense_joint_probabilities(ref_indices, conditional, 200)
+    P = joint_probabilities(X, perplexities, affinity="multiscale", n_threads=2)
+    _check_joint(P, 200)
+    assert_allclose(P.toarray(), expected, rtol=1e-6, atol=1e-12)
+
+
+def test_multiscale_of_one_perplexity_is_the_perplexity_kind(rng):
+    """One scale gives the perplexity affinities, bitwise."""
+    X = rng.normal(size=(300, 4))
+    P = joint_probabilities(X, 10.0)
+    P_multi = joint_probabilities(X, [10.0], affinity="multiscale")
+    assert_array_equal(P_multi.indptr, P.indptr)
+    assert_array_equal(P_multi.indices, P.indices)
+    assert_array_equal(P_multi.data, P.data)
+
+
+@pytest.mark.parametrize("affinity", ["perplexity", "uniform", "multiscale"])
+def test_precomputed_of_internal_P_is_that_P(rng, affinity):
+    """Given a P of joint_probabilities, the precomputed kind returns it."""
+    X = rng.normal(size=(400, 6))
+    P = joint_probabilities(
+        X,
+        [5.0, 20.0] if affinity == "multiscale" else 10.0,
+        affinity=affinity,
+        n_neighbors=10,
+    )
+    for given in (P, P.toarray(), P.astype(np.float32)):
+        P_given = precomputed_joint_probabilities(given, n_threads=2)
+        _check_joint(P_given, 400)
+        assert_array_equal(P_given.indptr, P.indptr)
+        assert_array_equal(P_given.indices, P.indices)
+        # P sums to 1 up to rounding; normalising it again moves a few ulps.
+        rtol = 1e-6 if given.dtype == np.float32 else 1e-15
+        assert_allclose(P_given.data, P.data, rtol=rtol)
+
+
+def test_precomputed_graph_against_dense_oracle(rng):
+    """A directed kNN graph with a diagonal and a duplicate entry: the
+    diagonal is dropped, duplicates summed, then (A + A^T) / sum."""
+    A = knn_graph(rng, 150, 6).tolil()
+    A.setdiag(1.0)
+    A = A.tocoo()
+    rows = np.concatenate([A.row, [3]])
+    cols = np.concatenate([A.col, [A.col[A.row == 3][0]]])  # stored twice
+    A = sparse.coo_matrix((np.ones(rows.shape[0]), (rows, cols)), shape=(150, 150))
+    dense = A.toarray()  # sums the duplicate
+    np.fill_diagonal(dense, 0.0)
+    expected = (dense + dense.T) / (dense + dense.T).sum()
+    P = precomputed_joint_probabilities(A)
+    _check_joint(P, 150)
+    assert_allclose(P.toarray(), expected, rtol=1e-14, atol=1e-17)
+    P2 = precomputed_joint_probabilities(A, n_threads=2)
+    assert_array_equal(P2.data, P.data)
+
+
+def test_precomputed_reordered_is_a_relabelling(rng):
+    """reorder=True numbers the points anew and changes nothing else."""
+    A = knn_graph(rng, 300, 8)
+    P = precomputed_joint_probabilities(A)
+    P_local, order = precomputed_joint_probabilities(A, reorder=True)
+    assert_array_equal(np.sort(order), np.arange(300))
+    _check_joint(P_local, 300)
+    expected = P[order][:, order].tocsr()
+    expected.sort_indices()
+    assert_array_equal(P_local.indices, expected.indices)
+    assert_allclose(P_local.data, expected.data, rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "A, match",
+    [
+        (np.ones((3, 4)), "must be square"),
+        (np.ones(3), "2-D"),
+        (np.array([[0.0, 1.0], [-1.0, 0.0]]), "non-negative; 1 entries"),
+        (np.array([[0.0, 1.0], [np.nan, 0.0]]), "finite"),
+        (
+            np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 5.0]]),
+            r"points \(rows and columns\) 2 have none",
+        ),
+    ],
+)
+def test_precomputed_affinities_errors(A, match):
+    """Non-square, negative, NaN and pointless (empty) matrices are named."""
+    with pytest.raises(ValueError, match=match):
+        precomputed_joint_probabilities(A)
+
+
+def test_precomputed_one_sided_rows_are_not_empty():
+    """A point with an empty row but a non-empty column has affinities."""
+    A = np.array([[0.0, 1.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    P = precomputed_joint_probabilities(A)
+    assert_allclose(P.toarray(), (A + A.T) / 6.0)
+
+
+@pytest.mark.parametrize("affinity", ["uniform", "multiscale"])
+def test_new_points_of_other_kinds_against_oracle(rng, affinity):
+    """New points get the fit's kind over k nearest training points."""
+    X_fit = rng.normal(size=(300, 5))
+    X_new = np.vstack([rng.normal(size=(20, 5)), X_fit[[4]]])
+    if affinity == "uniform":
+        perplexity, k = None, 9
+        expected_rows = np.full((21, 9), 1 / 9)
+    else:
+        perplexity, k = [2.0, 6.0], 18
+    ref_indices, ref_sq = exact_knn(X_new, X_fit, k, self_query=False)
+    if affinity == "multiscale":
+        expected_rows = np.mean(
+            [_oracle_conditional(ref_sq, p) for p in perplexity], axis=0
+        )
+    P_new, match = new_point_affinities(
+        X_new, X_fit, perplexity, affinity=affinity, n_neighbors=9, n_threads=2
+    )
+    expected = np.zeros((21, 300))
+    np.put_along_axis(expected, ref_indices, expected_rows, axis=1)
+    assert_allclose(P_new.toarray(), expected, rtol=1e-6, atol=1e-12)
+    assert_array_equal(match, [-1] * 20 + [4])
+    rows = [
+        new_point_affinities(
+            X_new[i : i + 1], X_fit, perplexity, affinity=affinity, n_neighbors=9
+        )
+        for i in range(21)
+    ]
+    _assert_same_rows((P_new, match), rows)
+
+
+def test_new_points_precomputed_affinities(rng):
+    """Given rows of affinities are normalised one by one; no matches."""
+    A_new = knn_graph(rng, 40, 5)[:, :30].tocsr() * 3.0
+    A_new[np.flatnonzero(A_new.getnnz(axis=1) == 0), 0] = 2.0
+    P_new, match = new_point_affinities(
+        A_new, np.empty((30, 0)), None, affinity="precomputed"
+    )
+    dense = A_new.toarray()
+    assert_allclose(P_new.toarray(), dense / dense.sum(axis=1, keepdims=True))
+    assert_array_equal(match, -1)
+    rows = [
+        new_point_affinities(A_new[i], np.empty((30, 0)), None, affinity="precomputed")
+        for i in range(40)
+    ]
+    _assert_same_rows((P_new, match), rows)
+    with pytest.raises(ValueError, match="30 columns"):
+        new_point_affinities(
+            A_new[:, :20], np.empty((30, 0)), None, affinity="precomputed"
+        )
+    empty = sparse.csr_matrix((2, 30))
+    with pytest.raises(ValueError, match="the rows 0, 1 have none"):
+        new_point_affinities(empty, np.empty((30, 0)), None, affinity="precomputed")
+
+
+def test_check_affinities_keeps_what_it_is_given(rng):
+    """Validation: canonical CSR float64, sorted, no zeros, no diagonal."""
+    A = sparse.random(50, 50, density=0.2, random_state=0, format="csr")
+    A.data[:5] = 0.0
+    checked = check_affinities(A)
+    assert checked.dtype == np.float64 and checked.has_sorted_indices
+    assert np.all(checked.data > 0) and np.all(checked.diagonal() == 0)
+    dense = A.toarray()
+    np.fill_diagonal(dense, 0.0)
+    assert_array_equal(checked.toarray(), dense)
+    assert A.nnz == sparse.csr_matrix(A).nnz  # the input is not modified
