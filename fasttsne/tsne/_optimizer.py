@@ -35,8 +35,10 @@ class GradientDescent:
     callbacks : list of callable, default=None
         Each is called as ``callback(iteration, kl, Y)`` every ``n_iter_check``
         iterations; returning True stops the optimisation.
-    printer : callable, default=None
-        Receives progress lines when verbose.
+    progress : object, default=None
+        Its ``iteration(it, kl=None, grad_norm=None)`` is called after every
+        iteration (1-based ``it``), with the error and gradient norm at checks
+        (see :class:`fasttsne._progress.FitProgress`).
     """
 
     def __init__(
@@ -48,7 +50,7 @@ class GradientDescent:
         center=True,
         n_iter_check=50,
         callbacks=None,
-        printer=None,
+        progress=None,
     ):
         self.learning_rate = learning_rate
         self.min_gain = min_gain
@@ -56,7 +58,7 @@ class GradientDescent:
         self.center = center
         self.n_iter_check = n_iter_check
         self.callbacks = list(callbacks or ())
-        self.printer = printer
+        self.progress = progress
         self.update = None
         self.gains = None
 
@@ -129,14 +131,13 @@ class GradientDescent:
             kl_now, grad = objective(Y, check)
             self.step(Y, grad, momentum)
             if not check:
+                if self.progress is not None:
+                    self.progress.iteration(it + 1)
                 continue
             kl = kl_now
             grad_norm = float(np.linalg.norm(grad))
-            if self.printer is not None:
-                self.printer(
-                    f"Iteration {it + 1}: KL divergence {kl:.4f}, "
-                    f"gradient norm {grad_norm:.3e}"
-                )
+            if self.progress is not None:
+                self.progress.iteration(it + 1, kl, grad_norm)
             if any(callback(it + 1, kl, Y) for callback in self.callbacks):
                 return kl, offset + 1, "callback"
             if kl < best_kl:
