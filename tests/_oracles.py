@@ -224,6 +224,24 @@ def dense_toeplitz(kernel_on_offsets, grid_shape):
     return kernel_on_offsets[offsets]
 
 
+def steep_spectrum(rng, n_samples, n_features, n_values=60, rate=3.0, noise=1e-9):
+    """Singular values ``1000 exp(-i / rate)``, ``i < n_values``, plus Gaussian
+    noise of standard deviation ``noise``: values far below ``sqrt(eps) s_1``,
+    which a solver working through ``A^T A`` cannot resolve (issue 13)."""
+    U = np.linalg.qr(rng.standard_normal((n_samples, n_values)))[0]
+    V = np.linalg.qr(rng.standard_normal((n_features, n_values)))[0]
+    signal = (U * (1000.0 * np.exp(-np.arange(n_values) / rate))) @ V.T
+    return signal + noise * rng.standard_normal((n_samples, n_features))
+
+
+def rounding_floor(S_exact, dtype):
+    """Relative error of each singular value that rounding alone can cause in a
+    backward-stable solver: ``10 eps s_1 / s_i`` (the tests' "as accurate as")."""
+    eps = float(np.finfo(dtype).eps)
+    S_exact = np.asarray(S_exact, dtype=np.float64)
+    return 10 * eps * S_exact[0] / S_exact
+
+
 def exact_knn(X_query, X_ref, k, self_query):
     """kNN from the full exact distance matrix, ties broken by index.
 

@@ -14,11 +14,13 @@ from typing import NamedTuple
 import numpy as np
 import scipy.fft
 
-# Complex workspace, in bytes, that one chunk of a batched product may use. A
-# chunk runs its forward FFT, spectral product and inverse FFT back to back, so
-# its buffers stay in cache, which beats one transform of a whole batch
-# (docs/toeplitz.rst, "Benchmarks").
-_CHUNK_BYTES = 1 << 22
+# Complex workspace, in bytes, that one chunk of a batched product may use, and
+# the fewest rows it holds. A chunk runs its forward FFT, spectral product and
+# inverse FFT back to back, so its buffers stay in cache, which beats one
+# transform of a whole batch; pocketfft vectorises across a few rows at once,
+# which beats one row at a time (docs/toeplitz.rst, "Benchmarks").
+_CHUNK_BYTES = 1 << 18
+_MIN_CHUNK_ROWS = 4
 
 
 def _next_fft_friendly(n):
@@ -104,7 +106,7 @@ def _circulant_product(values, fft_shape, grid_shape, charges, out, *, workers=N
         Threads for scipy.fft (they split the rows of a chunk).
     """
     n_dims = len(grid_shape)
-    chunk = max(1, _CHUNK_BYTES // max(values.nbytes, 1), workers or 1)
+    chunk = max(_MIN_CHUNK_ROWS, _CHUNK_BYTES // max(values.nbytes, 1), workers or 1)
     for start in range(0, charges.shape[0], chunk):
         block = charges[start : start + chunk]
         # Forward: real FFT along the last axis, then complex FFTs along the

@@ -6,6 +6,11 @@ of real FFTs), :class:`ToeplitzKernel` exposes the product as a
 scikit-learn transformer, and solves ``(T + alpha I) z = x`` by preconditioned
 conjugate gradients with a circulant preconditioner (Strang or T. Chan), one
 O(L log L) product per iteration, for a whole batch of rows at once.
+
+The module is one piece (past the usual ~700 lines) because everything in it
+serves :class:`ToeplitzKernel` alone: the expansion of kernels and
+coefficients to every offset, the circulant preconditioners and the batched
+CG/CGNR iterations, whose only caller is ``inverse_transform``.
 """
 
 import warnings
@@ -28,6 +33,13 @@ from fasttsne._validation import (
     validate_data,
 )
 from fasttsne.linalg._circulant import _circulant_product, _kernel_spectrum
+from fasttsne.linalg._scaling import (
+    _row_exponents,
+    _row_extremes,
+    _scale_exponent,
+    _scale_rows,
+    _unscale_rows,
+)
 
 # Eigenvalues of the circulant preconditioner below this fraction of the largest
 # one are raised to it. Any symmetric positive definite (or, for CGNR, any
@@ -167,7 +179,9 @@ class SolveInfo(NamedTuple):
         Final relative residual ``||x - (T + alpha I) z|| / ||x||``, recomputed
         from ``z`` (0 for an all-zero row).
     converged : ndarray of bool, shape (n_samples,)
-        Whether the iteration reached ``tol`` within ``max_cg_iter``.
+        Whether the iteration reached ``tol`` within ``max_cg_iter`` and the
+        recomputed residual is within ``10 tol`` (on an ill-conditioned system
+        the true residual can stall above the one the iteration tracks).
     solver : ndarray of str, shape (n_samples,)
         ``"cg"`` or ``"cgnr"``, the method that produced each row.
     """
@@ -181,6 +195,16 @@ class SolveInfo(NamedTuple):
 def _rowdot(a, b):
     """Row-wise dot products of two (n_rows, n) arrays."""
     return np.einsum("ij,ij->i", a, b)
+
+
+def _is_plain_float_array(X, n_features):
+    """Whether ``X`` is a C-ordered, non-empty float32/float64 ndarray of width
+    ``n_features``, which scikit-learn's validation would return as it is."""
+    if type(X) is not np.ndarray:  # pylint: disable=unidiomatic-typecheck
+        return False
+    if X.ndim != 2 or X.dtype not in (np.float64, np.float32):
+        return False
+    return bool(X.flags.c_contiguous and X.shape[0] >= 1 and X.shape[1] == n_features)
 
 
 class _KrylovState:
@@ -587,18 +611,56 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             ``T @ x`` for every row ``x``; float32 for float32 input, float64
             otherwise.
         """
-        check_is_fitted(self)
+        self._check_fitted()
+        X, top = self._validate(X)
+        exponents = _row_exponents(top, X.dtype)
+        out = self._product(
+            _scale_rows(X, exponents), conjugate=False, n_threads=self._n_threads()
+        )
+        return _unscale_rows(out, exponents)
+
+    def _check_fitted(self):
+        """``check_is_fitted``, whose attribute scan costs more than a product of
+        a short row, only when the spectrum is missing."""
+        if not hasattr(self, "spectrum_"):
+            check_is_fitted(self)
+
+    def _n_threads(self):
+        """``check_n_threads(self.n_jobs)``; the default needs no CPU count."""
+        return 1 if self.n_jobs is None else check_n_threads(self.n_jobs)
+
+    def _validate(self, X):
+        """``validate_data(..., reset=False)``, and the largest magnitude of each
+        row.
+
+        A plain C-ordered float array of the fitted width, without NaN or
+        infinity, skips scikit-learn's validation, whose fixed cost (dataframe
+        detection, configuration lookups) exceeds the product itself for rows
+        of up to about 10^4 values (docs/toeplitz.rst); everything else, and an
+        estimator fitted on named features, goes through it.
+        """
+        if _is_plain_float_array(X, getattr(self, "n_features_in_", None)) and not (
+            hasattr(self, "feature_names_in_")
+        ):
+            top = _row_extremes(X)
+            if np.all(np.isfinite(top)):
+                return X, top
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], order="C", reset=False
         )
-        return self._product(X, conjugate=False, n_threads=check_n_threads(self.n_jobs))
+        return X, _row_extremes(X)
 
     def _product(self, X, *, conjugate, n_threads):
         """``X @ T.T`` (or ``X @ T`` with ``conjugate``) for a C-contiguous X."""
         values = self.spectrum_.spectrum
         if conjugate:  # the embedding of k(-m) has the conjugate spectrum
             values = np.conj(values)
+        exponent = 0
         if X.dtype == np.float32:
+            # A kernel spectrum beyond float32's range is scaled, exactly.
+            exponent = _scale_exponent(float(np.max(np.abs(values))), np.float32)
+            if exponent:
+                values = values * 2.0**exponent
             values = values.astype(np.complex64)
         grids = (X.shape[0],) + self.grid_shape_
         out = np.empty_like(X)
@@ -610,6 +672,9 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             out.reshape(grids),
             workers=n_threads,
         )
+        if exponent:
+            with np.errstate(over="ignore", under="ignore"):
+                np.ldexp(out, -exponent, out=out)
         return out
 
     def _preconditioner_solves(self, n_threads):
@@ -668,12 +733,15 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         info : SolveInfo
             Only when ``return_info`` is True.
         """
-        check_is_fitted(self)
-        X = validate_data(
-            self, X, dtype=[np.float64, np.float32], order="C", reset=False
-        )
-        n_threads = check_n_threads(self.n_jobs)
-        B = X.astype(np.float64, copy=False)
+        self._check_fitted()
+        X, top = self._validate(X)
+        n_threads = self._n_threads()
+        # The system is linear: each right-hand side is solved scaled by a power
+        # of two that keeps the squares of its entries normal and finite (its
+        # norm underflowed to 0 at 1e-300, "solved" by z = 0, and overflowed
+        # at 1e154).
+        exponents = _row_exponents(top, np.float64)
+        B = _scale_rows(X.astype(np.float64, copy=False), exponents)
         alpha = float(self.alpha)
 
         def matvec(V):
@@ -706,6 +774,11 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         residual = np.linalg.norm(B - matvec(Z), axis=1) / np.where(
             b_norm > 0, b_norm, 1.0
         )
+        # Converged means the recomputed residual, not only the recursive one
+        # the iteration tracks (which drifts from it on ill-conditioned systems),
+        # is within tol, up to the rounding of its own computation.
+        floor = 64 * float(np.spacing(1.0))
+        converged &= np.isfinite(residual) & (residual <= max(self.tol, floor) * 10)
         info = SolveInfo(n_iter, residual, converged, solver)
         _Printer(self.verbose)(
             f"inverse_transform: {B.shape[0]} rows, iterations "
@@ -714,15 +787,25 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             + (f" ({len(fallback)} rows fell back to cgnr)" if fallback.size else "")
         )
         if not converged.all():
+            stalled = bool(np.any(~converged & (n_iter < self.max_cg_iter)))
+            if stalled:
+                cause = (
+                    "the residual stalled above tol, T + alpha I is too "
+                    f"ill-conditioned for it: raise alpha (now {self.alpha}) or tol"
+                )
+            else:
+                cause = (
+                    "T + alpha I is probably ill-conditioned: raise alpha (now "
+                    f"{self.alpha}) or max_cg_iter (now {self.max_cg_iter})"
+                )
             warnings.warn(
                 f"ToeplitzKernel.inverse_transform: {int((~converged).sum())} of "
-                f"{B.shape[0]} rows did not reach tol={self.tol} within "
-                f"max_cg_iter={self.max_cg_iter} iterations (largest relative "
-                f"residual {residual.max():.2e}). T + alpha I is probably "
-                f"ill-conditioned: raise alpha (now {self.alpha}) or max_cg_iter.",
+                f"{B.shape[0]} rows did not reach tol={self.tol} (largest "
+                f"relative residual {residual.max():.2e}, iterations "
+                f"{n_iter.min()}..{n_iter.max()}); {cause}.",
                 ConvergenceWarning,
             )
-        Z = Z.astype(X.dtype, copy=False)
+        Z = _unscale_rows(Z, exponents).astype(X.dtype, copy=False)
         return (Z, info) if return_info else Z
 
     def __sklearn_tags__(self):

@@ -52,7 +52,9 @@ def pca_init(X, n_components, rng):
     k = min(n_components, n_samples - 1, n_features)
     if k >= 1:
         U, S, _ = _randomized_svd(X, k, center=True, random_state=rng)
-        Y = (U * S).astype(np.float64, copy=False)
+        # A direction of singular value 0 (rank-deficient data) is missing too:
+        # it would be a zero column, so it gets noise like the ones not asked for.
+        Y = (U * S)[:, S > 0].astype(np.float64, copy=False)
     else:
         Y = np.empty((n_samples, 0))
     return _pad_with_noise(Y, n_components, rng)

@@ -116,13 +116,15 @@ def test_float32_end_to_end(rng):
 def test_exactly_low_rank_stops_early(rng):
     """The residual test stops the Krylov iteration once it has converged."""
     A = rank_deficient(rng, 500, 300, rank=4)
-    svd = RandomizedSVD(4, algorithm="krylov", n_iter=10, random_state=0).fit(A)
+    # n_iter=9 power iterations: 10 Krylov blocks of 4 after the first.
+    params = {"algorithm": "krylov", "block_size": 4, "n_iter": 9, "random_state": 0}
+    svd = RandomizedSVD(4, **params).fit(A)
     # The first block spans range(A^T): converged after one iteration.
     assert svd.n_iter_ < 10
     assert_allclose(
         svd.singular_values_, np.linalg.svd(A, compute_uv=False)[:4], rtol=1e-12
     )
-    no_stop = RandomizedSVD(4, algorithm="krylov", n_iter=10, tol=0, random_state=0)
+    no_stop = RandomizedSVD(4, tol=0, **params)
     assert no_stop.fit(A).n_iter_ == 10
     assert_allclose(no_stop.singular_values_, svd.singular_values_, rtol=1e-12)
 
@@ -133,12 +135,15 @@ def test_tolerance_bounds_the_error(rng, tol):
     grows only as far as the iteration goes."""
     A = flat_spectrum(rng, 500, 300)
     S_exact = np.linalg.svd(A, compute_uv=False)[:K]
-    svd = RandomizedSVD(K, algorithm="krylov", n_iter=25, tol=tol, random_state=0)
+    svd = RandomizedSVD(
+        K, algorithm="krylov", block_size=K, n_iter=24, tol=tol, random_state=0
+    )
     svd.fit(A)
     # The stopping test is a residual bound, hence an upper bound on the error
     # (measured 1e-3 for tol=1e-2 after 9 iterations, 4e-11 for 1e-5 after 18).
     assert np.max(np.abs(svd.singular_values_ - S_exact) / S_exact) <= tol
-    assert 8 < svd.n_iter_ < 25  # grew past its first 8 blocks, stopped early
+    # 25 blocks after the first at most: grew past its first 8, stopped early.
+    assert 8 < svd.n_iter_ < 25
 
 
 def test_deterministic_and_picklable(rng):
@@ -177,3 +182,13 @@ def test_bad_parameters_raise(rng):
     # scikit-learn's InvalidParameterError is a ValueError.
     with pytest.raises(ValueError, match="'n_iter' parameter"):
         RandomizedSVD(2, n_iter=-1).fit(X)
+
+
+def test_inverse_transform_checks_the_width(rng):
+    """Issue 13: data of the wrong width gave a gufunc message; now a ValueError
+    names both widths."""
+    X = rng.standard_normal((30, 8))
+    svd = RandomizedSVD(3, random_state=0).fit(X)
+    assert svd.inverse_transform(svd.transform(X)).shape == (30, 8)
+    with pytest.raises(ValueError, match=r"X has 8 columns.*of the 3 components"):
+        svd.inverse_transform(X)

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.utils import check_random_state
 
+from fasttsne.linalg._svd._bidiagonal import _BlockBidiagonal
 from fasttsne.linalg._svd._lanczos import _block_krylov
 from fasttsne.linalg._svd._operators import (
     _ONE_CALL_PRODUCTS,
@@ -20,7 +21,12 @@ from fasttsne.linalg._svd._operators import (
     _n_tiles,
 )
 from fasttsne.linalg._svd._subspace import _subspace_iteration
-from tests._oracles import low_rank_plus_noise, power_law, rank_deficient
+from tests._oracles import (
+    low_rank_plus_noise,
+    power_law,
+    rank_deficient,
+    steep_spectrum,
+)
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -341,12 +347,12 @@ class _TallOperator:
         return _tall(self._op.rmatmat(_data(Y)))
 
 
-def _solve(solver, A, wrapped, **kwargs):
-    """Run ``solver`` on ``A`` with NumPy or :class:`_Tall` arrays."""
+def _solve(method, A, wrapped, **kwargs):
+    """Run ``method`` on ``A`` with NumPy or :class:`_Tall` arrays."""
     op, products = _LinearOperator(A, width=8), _BasisProducts()
     if wrapped:
         op, products = _TallOperator(op), _TallProducts(products)
-    U, S, Vt, n_iter = solver(
+    U, S, Vt, n_iter = method(
         op, rng=check_random_state(0), products=products, **kwargs
     )
     if wrapped:
@@ -355,10 +361,11 @@ def _solve(solver, A, wrapped, **kwargs):
 
 
 SUBSPACE = {"n_oversamples": 10, "n_iter": 4}
+BIDIAGONAL = {"solver": _BlockBidiagonal, "tol": None}  # solver of _block_krylov
 
 
 @pytest.mark.parametrize(
-    "solver, kwargs, matrix",
+    "method, kwargs, matrix",
     [
         # Early stop by the residual test; A V Y recomputed.
         (_block_krylov, {"block_size": 8, "n_iter": 20, "tol": None}, "low rank"),
@@ -370,13 +377,20 @@ SUBSPACE = {"n_oversamples": 10, "n_iter": 4}
         (_block_krylov, {"block_size": 4, "n_iter": 6, "tol": None}, "rank 8"),
         # float32: the Gram matrices in float64.
         (_block_krylov, {"block_size": 8, "n_iter": 8, "tol": None}, "float32"),
+        # Block bidiagonalisation: both sides reorthogonalised, A V Y from the
+        # kept left blocks (power law), noise directions dropped (rank 8),
+        # Householder QR for ill-conditioned blocks (steep).
+        (_block_krylov, {**BIDIAGONAL, "block_size": 4, "n_iter": 20}, "power law"),
+        (_block_krylov, {**BIDIAGONAL, "block_size": 4, "n_iter": 6}, "rank 8"),
+        (_block_krylov, {**BIDIAGONAL, "block_size": 8, "n_iter": 8}, "steep"),
+        (_block_krylov, {**BIDIAGONAL, "block_size": 8, "n_iter": 8}, "sparse"),
         (_subspace_iteration, {**SUBSPACE, "normalizer": "LU"}, "low rank"),
         (_subspace_iteration, {**SUBSPACE, "normalizer": "QR"}, "sparse"),
         # Rank 8: the final orthonormalisation falls back to Householder QR.
         (_subspace_iteration, {**SUBSPACE, "normalizer": "none"}, "rank 8"),
     ],
 )
-def test_solvers_run_on_arrays_numpy_cannot_touch(rng, solver, kwargs, matrix):
+def test_solvers_run_on_arrays_numpy_cannot_touch(rng, method, kwargs, matrix):
     """The solvers reach tall arrays only through the operator and the basis
     products: on arrays that NumPy refuses they give the NumPy results, bitwise."""
     A = {
@@ -385,10 +399,11 @@ def test_solvers_run_on_arrays_numpy_cannot_touch(rng, solver, kwargs, matrix):
         "power law": lambda: power_law(rng, 1500, 500),
         "rank 8": lambda: rank_deficient(rng, 600, 200),
         "float32": lambda: low_rank_plus_noise(rng, 600, 200).astype(np.float32),
+        "steep": lambda: steep_spectrum(rng, 600, 200),
     }[matrix]()
     kwargs = {"n_components": 10, "n_oversamples": 10, **kwargs}
-    expected = _solve(solver, A, False, **kwargs)
-    actual = _solve(solver, A, True, **kwargs)
+    expected = _solve(method, A, False, **kwargs)
+    actual = _solve(method, A, True, **kwargs)
     for first, second in zip(expected[:3], actual[:3]):
         assert_array_equal(first, second)
     assert expected[3] == actual[3]

@@ -330,6 +330,85 @@ def test_ill_conditioned_warns_and_alpha_fixes_it(rng):
     assert info.converged.all()
 
 
+# --- any magnitude -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dtype, exponents",
+    [
+        (np.float64, [-1000, -600, -300, 300, 510, 1000]),
+        (np.float32, [-120, -60, 60, 100, 126]),
+    ],
+)
+@pytest.mark.parametrize("grid_shape", [None, (20, 25)])
+def test_products_at_any_magnitude(rng, dtype, exponents, grid_shape):
+    """Issue 13: float32 products near float32's maximum returned NaN where the
+    exact product fits. Rows are scaled by powers of two (exactly), each on its
+    own, so every magnitude gives the scaled product."""
+    X = rng.standard_normal((len(exponents), 500))
+    est = ToeplitzKernel("cauchy", bandwidth=3.0, normalize=True, grid_shape=grid_shape)
+    est.fit(X)
+    # Rows of very different magnitudes in one batch: each scaled on its own.
+    X_scaled = np.ldexp(X, np.array(exponents)[:, None]).astype(dtype)
+    out = est.transform(X_scaled)
+    assert out.dtype == dtype and np.all(np.isfinite(out))
+    expected = est.transform(X.astype(dtype))
+    back = np.ldexp(out.astype(np.float64), -np.array(exponents)[:, None])
+    # float32 subnormal inputs (2**-120 ~ 7.5e-37 and below) carry fewer bits.
+    tol = 1e-14 if dtype == np.float64 else 1e-5
+    assert relative_error(back, expected) <= tol
+
+
+@pytest.mark.parametrize("exponent", [-1000, -996, -510, 510, 1000])
+@pytest.mark.parametrize("kernel", ["cauchy", "gaussian"])
+def test_solves_at_any_magnitude(rng, exponent, kernel):
+    """Issue 13: right-hand sides of 1e-300 came back as zeros with
+    converged=True (their norm underflowed), and at 1e154 as zeros with a
+    warning that blamed the conditioning. Each row is solved scaled."""
+    est = ToeplitzKernel(kernel, bandwidth=1.0).fit(rng.standard_normal((1, 300)))
+    B = est.transform(rng.standard_normal((3, 300)))
+    Z_ref, info_ref = est.inverse_transform(B, return_info=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Z, info = est.inverse_transform(np.ldexp(B, exponent), return_info=True)
+    assert info.converged.all() and info_ref.converged.all()
+    assert_allclose(info.residual, info_ref.residual, rtol=1e-6, atol=1e-16)
+    assert_allclose(np.ldexp(Z, -exponent), Z_ref, rtol=1e-12, atol=1e-14)
+
+
+def test_converged_means_the_true_residual(rng):
+    """A Gaussian of bandwidth 2 (condition ~2e8) on random right-hand sides:
+    the residual the iteration tracks reaches tol=1e-10 before max_cg_iter,
+    while the recomputed one stalls near 3e-8. That is not convergence: it is
+    reported as such, with a warning."""
+    est = ToeplitzKernel("gaussian", bandwidth=2.0, tol=1e-10, max_cg_iter=5000)
+    est.fit(rng.standard_normal((1, 400)))
+    with pytest.warns(ConvergenceWarning, match="did not reach tol"):
+        _, info = est.inverse_transform(rng.standard_normal((2, 400)), return_info=True)
+    assert np.all(info.n_iter < 5000)  # the iteration stopped by itself
+    assert np.all(info.residual > 1e-9)
+    assert not info.converged.any()
+
+
+def test_fast_validation_gives_the_checked_path(rng):
+    """Plain C-ordered float arrays skip scikit-learn's validation: the same
+    products as lists, Fortran-ordered and integer input, which go through it;
+    named features still go through it."""
+    X = rng.standard_normal((4, 64))
+    est = ToeplitzKernel("cauchy", bandwidth=2.0).fit(X)
+    expected = est.transform(X)
+    assert_array_equal(est.transform(X.tolist()), expected)
+    assert_array_equal(est.transform(np.asfortranarray(X)), expected)
+    Xi = rng.integers(-5, 5, size=(4, 64))
+    assert_array_equal(est.transform(Xi), est.transform(Xi.astype(np.float64)))
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(64)])
+    named = ToeplitzKernel("cauchy", bandwidth=2.0).fit(frame)
+    assert_array_equal(named.transform(frame), expected)
+    with pytest.warns(UserWarning, match="feature names"):
+        named.transform(X)
+
+
 @pytest.mark.parametrize("kind", ["chan", "strang"])
 @pytest.mark.parametrize("grid_shape", [(1,), (6,), (7,), (4, 5)])
 def test_circulant_preconditioners_match_definitions(rng, kind, grid_shape):

@@ -34,7 +34,10 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     The default, randomized block Krylov iteration, matches or beats the accuracy
     of scikit-learn's ``randomized_svd`` default for about half the products
-    with ``X`` (see :func:`randomized_svd`).
+    with ``X`` (see :func:`randomized_svd`). Signs follow ``V``, as in
+    ``TruncatedSVD`` and ``PCA``. Data of any magnitude are decomposed
+    accurately: outside a safe range they are scaled by a power of two, which
+    is exact.
 
     .. versionadded:: 0.1
 
@@ -42,12 +45,14 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     ----------
     n_components : int, default=2
         Number of components, at most ``min(n_samples, n_features)``.
-    algorithm : {"auto", "krylov", "subspace"}, default="auto"
+    algorithm : {"auto", "krylov", "bidiagonal", "subspace"}, default="auto"
         Range finder; see :func:`randomized_svd`. ``"auto"`` picks
-        ``"krylov"`` unless its basis would exceed 1 GiB.
+        ``"krylov"`` unless its basis would exceed 1 GiB; ``"krylov"`` switches
+        to ``"bidiagonal"`` on spectra too steep for it.
     n_iter : int or "auto", default="auto"
-        Power iterations (``"subspace"``) or Krylov blocks after the first
-        (``"krylov"``); see :func:`randomized_svd`.
+        Power iterations, as in ``TruncatedSVD``: subspace iteration runs them,
+        block Krylov ``n_iter + 1`` blocks after the first, a space that
+        contains theirs; see :func:`randomized_svd`.
     n_oversamples : int, default=10
         Extra sampled dimensions; see :func:`randomized_svd`.
     power_iteration_normalizer : {"auto", "LU", "QR", "none"}, default="auto"
@@ -83,10 +88,11 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Column means subtracted with ``center=True``; ``None`` otherwise.
     n_iter_ : int
         Iterations run: power iterations, or Krylov blocks after the first (fewer
-        than ``n_iter`` when the iteration converged or the basis filled the
+        than planned when the iteration converged or the basis filled the
         space).
     algorithm_ : str
-        The range finder that ran, ``"krylov"`` or ``"subspace"``.
+        The range finder that produced the result: ``"krylov"``,
+        ``"bidiagonal"`` or ``"subspace"``.
     n_features_in_ : int
         Number of features seen during :term:`fit`.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -103,8 +109,9 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     -----
     Cost: ``O(nnz(X) * n_components)`` per iteration, with about half the products
     of ``TruncatedSVD(algorithm="randomized")`` by default. ``fit_transform``
-    returns ``U * S``, which equals ``transform(X)`` up to rounding for the Krylov
-    solver and up to the approximation error for subspace iteration.
+    equals ``fit(X).transform(X)``: it returns ``U * S`` from the Krylov
+    solvers (equal to ``transform(X)`` to rounding) and, as ``TruncatedSVD``
+    does, ``X V^T`` (centred) from subspace iteration.
 
     References
     ----------
@@ -129,7 +136,7 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "algorithm": [StrOptions({"auto", "krylov", "subspace"})],
+        "algorithm": [StrOptions({"auto", "krylov", "bidiagonal", "subspace"})],
         "n_iter": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
         "n_oversamples": [Interval(Integral, 0, None, closed="left")],
         "power_iteration_normalizer": [StrOptions({"auto", "LU", "QR", "none"})],
@@ -185,7 +192,7 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None):  # pylint: disable=arguments-differ
-        """Compute the truncated SVD of ``X`` and return ``U * S``.
+        """Compute the truncated SVD of ``X`` and return ``X`` in its components.
 
         Parameters
         ----------
@@ -197,16 +204,20 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_components)
-            The data in the space of the components, ``U * S``.
+            The data in the space of the components: ``U * S``, equal to
+            ``transform(X)``.
         """
         del y  # unsupervised; accepted for API consistency
-        X = validate_data(
-            self,
-            X,
-            accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=2,
-        )
+        # scikit-learn's finiteness check sums the data first, which overflows
+        # near the largest float: no warning for valid data.
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = validate_data(
+                self,
+                X,
+                accept_sparse=["csr", "csc"],
+                dtype=[np.float64, np.float32],
+                ensure_min_samples=2,
+            )
         n_samples, n_features = X.shape
         if self.n_components > min(n_samples, n_features):
             raise ValueError(
@@ -228,23 +239,44 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             center=self.center,
             return_info=True,
         )
-        X_new = U * S
+        if info["algorithm"] == "subspace":
+            # U S is X V^T only up to the approximation error of subspace
+            # iteration: TruncatedSVD returns X V^T, so that fit_transform(X)
+            # equals fit(X).transform(X); the Krylov solvers give both to rounding.
+            X_new = np.asarray(X @ Vt.T)
+            if self.center:
+                X_new -= (
+                    np.asarray(X.mean(axis=0, dtype=np.float64)).ravel().astype(X.dtype)
+                    @ Vt.T
+                )
+        else:
+            X_new = U * S
+        # Variances in the units of the scaled data, where their squares neither
+        # overflow nor underflow; the ratio is scale-free.
+        exponent = info["scale_exponent"]
         ddof = 1 if self.center else 0
         if self.center:
             self.mean_ = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
             self.mean_ = self.mean_.astype(X.dtype)
-            explained_variance = S.astype(np.float64) ** 2 / (n_samples - 1)
+            scaled = np.ldexp(S.astype(np.float64), exponent)
+            explained_variance = scaled**2 / (n_samples - 1)
         else:
             self.mean_ = None
-            explained_variance = np.var(X_new, axis=0, dtype=np.float64)
-        total_variance = _column_variances(X, ddof).sum()
+            scaled = np.ldexp(X_new, exponent) if exponent else X_new
+            explained_variance = np.var(scaled, axis=0, dtype=np.float64)
+        total_variance = _column_variances(X, ddof, exponent).sum()
         if total_variance > 0:
             ratio = explained_variance / total_variance
         else:
             ratio = np.zeros_like(explained_variance)
+        if exponent:
+            # A variance beyond the range of the dtype is inf, one below it 0.
+            with np.errstate(over="ignore", under="ignore"):
+                explained_variance = np.ldexp(explained_variance, -2 * exponent)
         self.components_ = Vt
         self.singular_values_ = S
-        self.explained_variance_ = explained_variance.astype(X.dtype)
+        with np.errstate(over="ignore"):
+            self.explained_variance_ = explained_variance.astype(X.dtype)
         self.explained_variance_ratio_ = ratio.astype(X.dtype)
         self.n_iter_ = info["n_iter"]
         self.algorithm_ = info["algorithm"]
@@ -292,6 +324,13 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """
         check_is_fitted(self)
         X = check_array(X, dtype=[np.float64, np.float32])
+        n_components = self.components_.shape[0]
+        if X.shape[1] != n_components:
+            raise ValueError(
+                f"X has {X.shape[1]} columns, but inverse_transform maps data in "
+                f"the space of the {n_components} components (the output of "
+                "transform) back to the input space."
+            )
         X_back = X @ self.components_.astype(X.dtype, copy=False)
         if self.mean_ is not None:
             X_back += self.mean_.astype(X.dtype, copy=False)
@@ -309,14 +348,19 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return tags
 
 
-def _column_variances(X, ddof):
-    """Per-column variances of dense or sparse ``X``, in float64."""
+def _column_variances(X, ddof, exponent=0):
+    """Per-column variances of dense or sparse ``X * 2**exponent``, in float64."""
     n_samples = X.shape[0]
     if sp.issparse(X):
+        if exponent:
+            X = X.astype(np.float64)
+            X.data = np.ldexp(X.data, exponent)
         mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
         squares = np.asarray(X.multiply(X).sum(axis=0, dtype=np.float64)).ravel()
         # Sum of (x - mean)^2 over the column, zeros included.
         centred = np.maximum(squares - n_samples * mean**2, 0.0)
     else:
+        if exponent:
+            X = np.ldexp(X.astype(np.float64), exponent)
         centred = np.var(X, axis=0, dtype=np.float64) * n_samples
     return centred / max(n_samples - ddof, 1)

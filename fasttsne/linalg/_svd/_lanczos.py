@@ -105,9 +105,12 @@ class _BlockLanczos:
     the tall arrays.
     """
 
-    def __init__(self, op, block, size, rng, products, *, full=False):
+    def __init__(
+        self, op, block, size, rng, products, *, full=False, lapack_driver="gesdd"
+    ):
         self.op, self.block, self.rng, self.size = op, block, rng, size
         self.products = products
+        self.lapack_driver = lapack_driver
         # Reorthogonalisation schedule (see _full_pass_due).
         self._phase = self._n_skip = 0
         # Running estimate of the loss of orthogonality since the last full pass,
@@ -258,26 +261,55 @@ class _BlockLanczos:
         residual = np.linalg.norm(R @ Y[j * b : hi], axis=0)
         return bool(np.all(residual <= 2 * tol * np.maximum(ritz_values, _TINY)))
 
+    def _select(self, size, n_ritz):
+        """The best ``n_ritz`` Ritz vectors of blocks ``0..size``, as
+        coefficients on the basis (small, in the working precision)."""
+        H, b = self.H[:size, :size], self.block
+        if size > 8 * b:
+            Y = _top_eigh_banded(H, 2 * b - 1, n_ritz)[1]
+        else:
+            Y = _top_eigh(H, n_ritz)[1]
+        return Y.astype(self.op.dtype, copy=False)
+
+    def _kept_product(self, Y, size):
+        """``A V Y`` combined from the kept blocks ``A V_j``, or None."""
+        if self.AV is None:
+            return None
+        b, products = self.block, self.products
+        AVY = products.dot(self.AV[0], Y[:b])
+        for j in range(1, size // b):
+            products.add_dot(AVY, self.AV[j], Y[j * b : (j + 1) * b])
+        return AVY
+
+    def _orthonormal_image(self, AVY):
+        """``Q, R`` with ``AVY = Q R`` and orthonormal ``Q``.
+
+        The columns of ``A V Y`` are nearly orthogonal (Ritz vectors): a Gram
+        matrix in the working precision orthonormalises them, unless it cannot
+        resolve them all (A of low rank), where float64 and random fill take
+        over.
+        """
+        dtype, products = self.op.dtype, self.products
+        threshold = _gram_threshold(AVY.shape[1], dtype, dtype)
+        Q, exact = _svqb(AVY, threshold, products, dtype)
+        if Q.shape[1] == AVY.shape[1]:
+            if not exact:
+                Q = _svqb(Q, threshold, products, dtype)[0]
+            return Q, products.inner(Q, AVY)
+        return _orthonormalize(AVY, self.rng, products)
+
     def ritz_svd(self, size, n_components, n_ritz):
         """Rayleigh-Ritz on ``A`` over the best ``n_ritz`` Ritz vectors of blocks
         ``0..size``; returns ``U, S, Vt`` with ``n_components`` triplets."""
-        dtype, b = self.op.dtype, self.block
-        H, n_ritz = self.H[:size, :size], min(n_ritz, size)
-        if size > 8 * b:
-            Y = _top_eigh_banded(H, 2 * b - 1, n_ritz)[1].astype(dtype, copy=False)
-        else:
-            Y = _top_eigh(H, n_ritz)[1].astype(dtype, copy=False)
+        dtype = self.op.dtype
+        Y = self._select(size, min(n_ritz, size))
         products = self.products
         VY = products.dot(self.V[:, :size], Y)
-        AVY = None
-        if self.AV is not None:
-            AVY = products.dot(self.AV[0], Y[:b])
-            for j in range(1, size // b):
-                products.add_dot(AVY, self.AV[j], Y[j * b : (j + 1) * b])
+        AVY = self._kept_product(Y, size)
         gram = products.inner(VY, VY)
         if np.max(np.abs(gram - np.eye(gram.shape[0]))) > 64 * _eps(dtype):
             # A basis orthogonal only to about _MAX_LOSS (skipped passes), or
-            # worse where A^T A ran out of numerical rank: make the Ritz vectors
+            # worse where the numerical rank ran out: make the Ritz vectors
             # orthonormal to working precision, so that the singular values below
             # are those of A on their span. VY = Q T for an invertible T (a
             # rotation when VY was nearly orthonormal), so A Q = AVY T^-1; T is
@@ -291,25 +323,28 @@ class _BlockLanczos:
         if AVY is None:
             AVY = self.op.matmat(VY)
         # On A itself, not on H, whose entries square the singular values:
-        # A V Y = Q R = (Q P) diag(S) Gt, so A (V Y Gt^T) = (Q P) diag(S). The
-        # columns of A V Y are nearly orthogonal (Ritz vectors): a Gram matrix in
-        # the working precision orthonormalises them, unless it cannot resolve
-        # them all (A of low rank), where float64 and random fill take over.
-        threshold = _gram_threshold(AVY.shape[1], dtype, dtype)
-        Q, exact = _svqb(AVY, threshold, products, dtype)
-        if Q.shape[1] == AVY.shape[1]:
-            if not exact:
-                Q = _svqb(Q, threshold, products, dtype)[0]
-            R = products.inner(Q, AVY)
-        else:
-            Q, R = _orthonormalize(AVY, self.rng, products)
-        P, S, Gt = scipy.linalg.svd(R, check_finite=False, lapack_driver="gesdd")
+        # A V Y = Q R = (Q P) diag(S) Gt, so A (V Y Gt^T) = (Q P) diag(S).
+        Q, R = self._orthonormal_image(AVY)
+        P, S, Gt = scipy.linalg.svd(
+            R, check_finite=False, lapack_driver=self.lapack_driver
+        )
         k = n_components
         return products.dot(Q, P[:, :k]), S[:k], products.dot(VY, Gt[:k].T).T
 
 
 def _block_krylov(
-    op, n_components, *, n_oversamples, block_size, n_iter, tol, rng, products
+    op,
+    n_components,
+    *,
+    n_oversamples,
+    block_size,
+    n_iter,
+    tol,
+    rng,
+    products,
+    solver=_BlockLanczos,
+    lapack_driver="gesdd",
+    abandon_if=None,
 ):
     """Randomized block Krylov SVD by block Lanczos on ``op^T op``.
 
@@ -337,10 +372,20 @@ def _block_krylov(
         Source of the starting block and of replacement directions.
     products : _BasisProducts
         Runs every operation on the basis and the other tall arrays.
+    solver : type, default=_BlockLanczos
+        :class:`_BlockLanczos`, or the block bidiagonalisation of
+        :mod:`~fasttsne.linalg._svd._bidiagonal`, which builds the same space.
+    lapack_driver : {"gesdd", "gesvd"}, default="gesdd"
+        LAPACK driver of the small SVDs.
+    abandon_if : callable or None, default=None
+        Called after the first of several blocks with the square roots of its
+        top ``n_components`` Ritz values (when the block holds that many); if
+        it returns True, the iteration stops and ``None`` is returned.
 
     Returns
     -------
     U, S, Vt, n_iter_run
+        Or ``None`` when ``abandon_if`` stopped the iteration.
     """
     n = op.shape[1]
     b = min(block_size, n)
@@ -354,10 +399,23 @@ def _block_krylov(
         # about 20 size (2b)^2 flops: test only when that is under a tenth.
         if 200 * (n_iter + 1) * b * b > op.cost_per_column:
             tol = 0.0
-    lanczos = _BlockLanczos(op, b, (n_iter + 1) * b, rng, products, full=tol == 0)
+    lanczos = solver(
+        op,
+        b,
+        (n_iter + 1) * b,
+        rng,
+        products,
+        full=tol == 0,
+        lapack_driver=lapack_driver,
+    )
     n_run = n_iter
     for j in range(n_iter + 1):
         R = lanczos.step(j, last=j == n_iter)
+        if j == 0 and R is not None and abandon_if is not None and b >= n_components:
+            ritz_values = scipy.linalg.eigvalsh(lanczos.H[:b, :b], check_finite=False)
+            top = np.sqrt(np.maximum(ritz_values[::-1][:n_components], 0.0))
+            if abandon_if(top):
+                return None
         if (
             R is not None
             and tol > 0

@@ -84,13 +84,23 @@ def _svqb_twice_if_needed(Z, threshold, products):
     return Q if exact else _svqb(Q, threshold, products)[0]
 
 
-def _orthonormalize(Z, rng, products, *, basis=None, norms_before=None):
+def _orthonormalize(
+    Z,
+    rng,
+    products,
+    *,
+    basis=None,
+    norms_before=None,
+    floor=0.0,
+    resolve=False,
+    fill=True,
+):
     """Orthonormal basis of ``range(Z)`` orthogonal to ``basis``, and coefficients.
 
     SVQB, twice if needed; numerically dependent directions (``A`` of
     low rank, an invariant subspace found) are replaced by random directions
-    orthogonal to everything so far, so the result always has ``Z.shape[1]``
-    columns. ``Z`` must already be orthogonal to ``basis``.
+    orthogonal to everything so far (or by zero columns), so the result always
+    has ``Z.shape[1]`` columns. ``Z`` must already be orthogonal to ``basis``.
 
     Parameters
     ----------
@@ -105,36 +115,69 @@ def _orthonormalize(Z, rng, products, *, basis=None, norms_before=None):
         Column norms of ``Z`` before it was projected away from ``basis``. A column
         that lost all but ``sqrt(eps)`` of its norm lay numerically in
         ``range(basis)``: what is left is rounding noise and is discarded.
+    floor : float, default=0.0
+        Rounding-noise level of ``Z``: columns, and with ``resolve`` also
+        directions, of norm at most ``floor`` are discarded.
+    resolve : bool, default=False
+        Keep every direction of ``Z`` above ``floor``, however ill-conditioned
+        ``Z`` is, instead of those that a Gram matrix resolves (down to
+        ``sqrt(eps)`` of the column norms): a block that one SVQB pass does not
+        orthonormalise exactly goes to Householder QR.
+    fill : bool, default=True
+        Replace discarded directions by random ones; ``False`` leaves zero
+        columns (and zero rows of ``R``) in their place.
 
     Returns
     -------
     Q : tall array of shape (n, b)
-        Orthonormal columns.
+        Orthonormal columns (or zero columns, see ``fill``).
     R : ndarray of shape (b, b)
         ``Q^T Z``, so that ``Z ~= Q R`` up to the dropped directions.
     """
     n, b = Z.shape
     dtype = products.dtype_of(Z)
     threshold = _gram_threshold(b, dtype)
-    if norms_before is not None:
-        noise = products.column_norms(Z) <= np.sqrt(_eps(dtype)) * norms_before
+    if norms_before is not None or floor > 0:
+        limit = floor
+        if norms_before is not None:
+            limit = np.maximum(np.sqrt(_eps(dtype)) * norms_before, floor)
+        noise = products.column_norms(Z) <= limit
         if np.any(noise):
             Z = products.copy(Z)
             Z[:, noise] = 0
-    Q = _svqb_twice_if_needed(Z, threshold, products)
+    R = None
+    if resolve:
+        Q, exact = _svqb(Z, threshold, products)
+        if not (exact and Q.shape[1] == b):
+            # Ill-conditioned: Householder QR, backward stable whatever the
+            # conditioning, where a Gram matrix resolves only sqrt(eps).
+            Q = products.qr(Z)
+        # Directions of Z (not only its columns) at the noise floor go too.
+        R = products.inner(Q, Z)
+        P, sig, _ = np.linalg.svd(R.astype(np.float64), full_matrices=False)
+        keep = sig > floor
+        if not np.all(keep):
+            Q, R = products.dot(Q, P[:, keep]), None
+    else:
+        Q = _svqb_twice_if_needed(Z, threshold, products)
+    if Q.shape[1] < b and not fill:
+        Q, R = products.hstack([Q, products.zeros((n, b - Q.shape[1]), dtype)]), None
     if Q.shape[1] < b:
+        R = None
         if basis is not None and basis.shape[1]:
             # Directions that nearly cancelled lose orthogonality to basis.
             _project_out(Q, basis, products)
             Q = _svqb_twice_if_needed(Q, threshold, products)
         known = Q if basis is None else products.hstack([basis, Q])
         n_fill = min(b - Q.shape[1], n - known.shape[1])
-        fill = products.gaussian(rng, (n, n_fill), dtype)
+        fill_block = products.gaussian(rng, (n, n_fill), dtype)
         if known.shape[1]:
-            _project_out(fill, known, products)
-        Q = products.hstack([Q, _svqb_twice_if_needed(fill, threshold, products)])
+            _project_out(fill_block, known, products)
+        Q = products.hstack([Q, _svqb_twice_if_needed(fill_block, threshold, products)])
         if Q.shape[1] < b:
             # The space is exhausted (b exceeds its dimension); zero columns
             # contribute nothing to any projection.
             Q = products.hstack([Q, products.zeros((n, b - Q.shape[1]), dtype)])
-    return Q, products.inner(Q, Z)
+    if R is None:
+        R = products.inner(Q, Z)
+    return Q, R

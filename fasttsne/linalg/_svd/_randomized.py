@@ -1,6 +1,6 @@
 """Randomized truncated SVD as a function: ``randomized_svd`` and its validated twin.
 
-Two range finders are implemented, both after Halko, Martinsson and Tropp (2011):
+Three range finders are implemented, after Halko, Martinsson and Tropp (2011):
 
 ``"subspace"``
     Randomized subspace (power) iteration: ``Y = (A A^T)^q A Omega`` for a Gaussian
@@ -15,13 +15,22 @@ Two range finders are implemented, both after Halko, Martinsson and Tropp (2011)
     approximation from it. For the same number of products with ``A`` the Krylov space
     contains the subspace-iteration space, and on flat spectra it converges like a
     Chebyshev polynomial instead of a monomial (error ``~ exp(-2 q sqrt(gap))`` instead
-    of ``(1 - gap)^(2q)``).
+    of ``(1 - gap)^(2q)``). Built by block Lanczos on ``A^T A``, which cannot resolve
+    singular values below about ``sqrt(eps) s_1``: when the spectrum is steeper than
+    that allows, the same space is built by ``"bidiagonal"`` instead.
 
-The Krylov solver is in :mod:`fasttsne.linalg._svd._lanczos`, subspace iteration
-in :mod:`fasttsne.linalg._svd._subspace`, the products with the data in
-:mod:`fasttsne.linalg._svd._operators`.
+``"bidiagonal"``
+    The same Krylov space by block Golub-Kahan-Lanczos bidiagonalisation, which
+    alternates ``A`` and ``A^T`` and resolves singular values down to ``eps s_1``.
+
+The Krylov solvers are in :mod:`fasttsne.linalg._svd._lanczos` and
+:mod:`fasttsne.linalg._svd._bidiagonal`, subspace iteration in
+:mod:`fasttsne.linalg._svd._subspace`, the products with the data in
+:mod:`fasttsne.linalg._svd._operators`, the scaling of data of extreme magnitude
+in :mod:`fasttsne.linalg._scaling`.
 """
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -29,7 +38,9 @@ import scipy.sparse as sp
 from sklearn.utils import check_array, check_random_state
 
 from fasttsne._validation import Interval, StrOptions, validate_params
-from fasttsne.linalg._svd._lanczos import _block_krylov
+from fasttsne.linalg._scaling import _max_abs, _scale_exponent, _scaled
+from fasttsne.linalg._svd._bidiagonal import _BlockBidiagonal, _needs_bidiagonal
+from fasttsne.linalg._svd._lanczos import _BlockLanczos, _block_krylov
 from fasttsne.linalg._svd._operators import _LinearOperator
 from fasttsne.linalg._svd._subspace import _subspace_iteration
 from fasttsne.linalg._svd._threading import _blas_n_threads, _threaded_products
@@ -41,14 +52,22 @@ __all__ = ["randomized_svd"]
 _MAX_KRYLOV_BYTES = 2**30
 
 
-def _flip_signs(U, Vt):
-    """Make the largest-magnitude entry of each row of ``Vt`` positive.
+def _flip_signs(U, Vt, u_based_decision=False):
+    """Make the largest-magnitude entry of each column of ``U`` (or row of ``Vt``)
+    positive.
 
-    The convention of scikit-learn >= 1.5 (``svd_flip(u_based_decision=False)``):
-    signs follow ``V``, which does not depend on the number of samples.
+    ``u_based_decision=False`` is the convention of ``TruncatedSVD`` and ``PCA``
+    in scikit-learn >= 1.5 (``svd_flip(u_based_decision=False)``): signs follow
+    ``V``, which does not depend on the number of samples. ``True`` is that of
+    ``sklearn.utils.extmath.randomized_svd``: signs follow the left singular
+    vectors of the input, whichever side the solver worked on.
     """
-    rows = np.arange(Vt.shape[0])
-    signs = np.sign(Vt[rows, np.argmax(np.abs(Vt), axis=1)])
+    if u_based_decision:
+        cols = np.arange(U.shape[1])
+        signs = np.sign(U[np.argmax(np.abs(U), axis=0), cols])
+    else:
+        rows = np.arange(Vt.shape[0])
+        signs = np.sign(Vt[rows, np.argmax(np.abs(Vt), axis=1)])
     signs[signs == 0] = 1
     return U * signs, Vt * signs[:, np.newaxis]
 
@@ -80,6 +99,9 @@ def _resolve_options(
 ):
     """Resolve the ``"auto"`` options into ``(algorithm, n_iter, normalizer, block)``.
 
+    The returned ``n_iter`` counts power iterations for ``"subspace"`` and
+    Krylov blocks after the first for ``"krylov"`` and ``"bidiagonal"``.
+
     ``algorithm="auto"`` takes block Krylov unless its basis, ``(n_iter + 1) *
     block_size`` columns on the short side of the matrix, would take more than
     ``_MAX_KRYLOV_BYTES``; subspace iteration needs only ``n_components +
@@ -93,43 +115,90 @@ def _resolve_options(
     instead of 16), more for narrower blocks. ``block_size=None`` is
     ``n_components``, for dense input rounded up to a multiple of 8 when that
     adds at most 15%.
+
+    An explicit ``n_iter`` is a number of power iterations, as in scikit-learn.
+    ``q`` power iterations leave the approximation ``Q Q^T A`` with ``Q`` an
+    orthonormal basis of ``(A A^T)^q A Omega``, whose right space is that of
+    ``(A^T A)^(q + 1) Omega``: block Krylov then runs ``q + 1`` blocks after the
+    first, and ``block_size=None`` is ``n_components + n_oversamples`` (the width
+    of ``Omega``), so that its space contains the subspace-iteration space, for
+    one more block product.
     """
     short = min(shape)
+    explicit = n_iter != "auto"
     if block is None:
-        # Dense GEMM kernels work on tiles of 8 columns: rounding the block up to
-        # a multiple of 8 oversamples at no cost in time. Not beyond 15%, though:
-        # for the same budget, narrower blocks run more iterations, which pays on
-        # flat spectra. Sparse products cost in proportion to the columns.
-        padded = -(-n_components // 8) * 8
-        if sparse or padded > 1.15 * n_components:
-            padded = n_components
-        block = padded
+        if explicit:
+            block = n_components + n_oversamples
+        else:
+            # Dense GEMM kernels work on tiles of 8 columns: rounding the block
+            # up to a multiple of 8 oversamples at no cost in time. Not beyond
+            # 15%, though: for the same budget, narrower blocks run more
+            # iterations, which pays on flat spectra. Sparse products cost in
+            # proportion to the columns.
+            block = -(-n_components // 8) * 8
+            if sparse or block > 1.15 * n_components:
+                block = n_components
     block = max(1, min(block, short))
-    itemsize = 8
+    if explicit:
+        krylov_iter = n_iter + 1
+    else:
+        krylov_iter = _krylov_auto_iter(n_components, n_oversamples, block)
     if algorithm == "auto":
-        if n_iter == "auto":
-            krylov_iter = _krylov_auto_iter(n_components, n_oversamples, block)
-        else:
-            krylov_iter = n_iter
-        krylov_bytes = short * (krylov_iter + 1) * block * itemsize
+        krylov_bytes = short * (krylov_iter + 1) * block * 8
         algorithm = "krylov" if krylov_bytes <= _MAX_KRYLOV_BYTES else "subspace"
-    if n_iter == "auto":
-        if algorithm == "subspace":
+    if algorithm == "subspace":
+        if not explicit:
             n_iter = 4 if n_components >= 0.1 * short else 7
-        else:
-            n_iter = _krylov_auto_iter(n_components, n_oversamples, block)
-    if algorithm == "krylov" and (n_iter + 1) * block < min(n_components, short):
-        raise ValueError(
-            f"A Krylov basis of (n_iter + 1) * block_size = {(n_iter + 1) * block} "
-            f"columns cannot hold n_components={n_components} singular vectors; "
-            "increase n_iter or block_size."
-        )
+    else:
+        n_iter = krylov_iter
+        if (n_iter + 1) * block < min(n_components, short):
+            raise ValueError(
+                f"A Krylov basis of {(n_iter + 1) * block} columns ({n_iter + 1} "
+                f"blocks of block_size={block}) cannot hold "
+                f"n_components={n_components} singular vectors; increase n_iter "
+                "or block_size."
+            )
     if normalizer == "auto":
         normalizer = "none" if n_iter <= 2 else "LU"
     return algorithm, n_iter, normalizer, block
 
 
-def _randomized_svd(  # pylint: disable=too-many-arguments
+def _prepare(M, center):
+    """Convert ``M``, centre it if asked and scale it by a power of two if its
+    magnitude is outside the safe range (:mod:`fasttsne.linalg._scaling`).
+
+    Returns ``(M, mean, exponent)``: the matrix to decompose (a copy when
+    centred or scaled), the column means still to subtract implicitly (sparse
+    input) or None, and the exponent ``e`` with ``M = 2**e * (input - mean)``.
+    """
+    if sp.issparse(M):
+        if M.format not in ("csr", "csc"):
+            M = M.tocsr()
+        if M.dtype not in (np.float32, np.float64):
+            M = M.astype(np.float64)
+    else:
+        M = np.asarray(M)
+        if M.dtype not in (np.float32, np.float64):
+            M = M.astype(np.float32 if M.dtype == np.float16 else np.float64)
+    exponent = _scale_exponent(_max_abs(M), M.dtype)
+    if exponent:
+        M = _scaled(M, exponent)
+    mean = None
+    if center:
+        mean = np.asarray(M.mean(axis=0, dtype=np.float64)).ravel().astype(M.dtype)
+        if not sp.issparse(M):
+            # Dense input is centred explicitly: A X - 1 (mu^T X) would cancel
+            # catastrophically when the means dwarf the spread.
+            M, mean = M - mean, None
+            # The spread may lie far below the means.
+            shift = _scale_exponent(_max_abs(M), M.dtype)
+            if shift:
+                M = np.ldexp(M, shift, out=M)
+                exponent += shift
+    return M, mean, exponent
+
+
+def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
     M,
     n_components,
     *,
@@ -141,39 +210,30 @@ def _randomized_svd(  # pylint: disable=too-many-arguments
     tol=None,
     transpose="auto",
     flip_sign=True,
+    u_based_decision=False,
     random_state=None,
+    svd_lapack_driver="gesdd",
     center=False,
     return_info=False,
 ):
     """Body of :func:`randomized_svd` without input validation.
 
     Extra keyword arguments for internal callers: ``center`` subtracts the column
-    means implicitly (``M`` is never modified or densified) and ``return_info``
-    appends a dict with the resolved ``algorithm``, ``n_iter``,
-    ``power_iteration_normalizer``, ``block_size`` and ``transpose``.
+    means implicitly (``M`` is never modified or densified), ``u_based_decision``
+    chooses the sign convention (``False``, the default here: signs follow ``V``,
+    as ``RandomizedSVD`` and ``TruncatedSVD`` do; :func:`randomized_svd` passes
+    ``True``) and ``return_info`` appends a dict with the resolved
+    ``algorithm`` (the solver that produced the result), ``n_iter``,
+    ``power_iteration_normalizer``, ``block_size``, ``transpose`` and
+    ``scale_exponent`` (the power of two the data were scaled by).
     """
-    if sp.issparse(M):
-        if M.format not in ("csr", "csc"):
-            M = M.tocsr()
-        if M.dtype not in (np.float32, np.float64):
-            M = M.astype(np.float64)
-    else:
-        M = np.asarray(M)
-        if M.dtype not in (np.float32, np.float64):
-            M = M.astype(np.float32 if M.dtype == np.float16 else np.float64)
+    M, mean, exponent = _prepare(M, center)
     if isinstance(random_state, np.random.Generator):
         rng = random_state
     else:
         rng = check_random_state(random_state)
     if transpose == "auto":
         transpose = M.shape[0] < M.shape[1]
-    mean = None
-    if center:
-        mean = np.asarray(M.mean(axis=0, dtype=np.float64)).ravel().astype(M.dtype)
-        if not sp.issparse(M):
-            # Dense input is centred explicitly: A X - 1 (mu^T X) would cancel
-            # catastrophically when the means dwarf the spread.
-            M, mean = M - mean, None
     algorithm, n_iter, normalizer, block = _resolve_options(
         M.shape,
         n_components,
@@ -185,23 +245,12 @@ def _randomized_svd(  # pylint: disable=too-many-arguments
         sparse=sp.issparse(M),
     )
     n_threads = _blas_n_threads() if sp.issparse(M) else 1
-    width = block if algorithm == "krylov" else n_components + n_oversamples
+    width = n_components + n_oversamples if algorithm == "subspace" else block
     op = _LinearOperator(
         M, mean=mean, transpose=transpose, n_threads=n_threads, width=width
     )
     with _threaded_products(sp.issparse(M), n_threads) as products:
-        if algorithm == "krylov":
-            U, S, Vt, n_run = _block_krylov(
-                op,
-                n_components,
-                n_oversamples=n_oversamples,
-                block_size=block,
-                n_iter=n_iter,
-                tol=tol,
-                rng=rng,
-                products=products,
-            )
-        else:
+        if algorithm == "subspace":
             U, S, Vt, n_run = _subspace_iteration(
                 op,
                 n_components,
@@ -210,14 +259,55 @@ def _randomized_svd(  # pylint: disable=too-many-arguments
                 normalizer=normalizer,
                 rng=rng,
                 products=products,
+                lapack_driver=svd_lapack_driver,
             )
+        else:
+            options = {
+                "n_oversamples": n_oversamples,
+                "block_size": block,
+                "n_iter": n_iter,
+                "tol": tol,
+                "rng": rng,
+                "products": products,
+                "lapack_driver": svd_lapack_driver,
+            }
+            result = None
+            if algorithm == "krylov":
+                # Block Lanczos, unless its first block (whose Ritz values
+                # underestimate the singular values) or its result shows singular
+                # values below what it resolves: then the same Krylov space,
+                # built without squaring them.
+                def steep(S):
+                    return _needs_bidiagonal(S, op.dtype)
+
+                result = _block_krylov(
+                    op, n_components, solver=_BlockLanczos, abandon_if=steep, **options
+                )
+                if result is None or steep(result[1]):
+                    algorithm = "bidiagonal"
+                    result = None
+            if result is None:
+                result = _block_krylov(
+                    op, n_components, solver=_BlockBidiagonal, **options
+                )
+            U, S, Vt, n_run = result
+    S_top = float(S[0]) if S.size else 0.0
     if transpose:
         U, Vt = Vt.T, U.T
     if flip_sign:
-        U, Vt = _flip_signs(U, Vt)
+        U, Vt = _flip_signs(U, Vt, u_based_decision)
     U = np.ascontiguousarray(U)
     Vt = np.ascontiguousarray(Vt)
     S = S.astype(M.dtype, copy=False)
+    if exponent:
+        with np.errstate(over="ignore", under="ignore"):
+            S = np.ldexp(S, -exponent).astype(M.dtype, copy=False)
+        if not np.all(np.isfinite(S)):
+            raise ValueError(
+                f"The singular values of the input exceed the {M.dtype.name} "
+                f"range (the largest is about 2**{int(np.frexp(S_top)[1]) - exponent}"
+                f"); convert the data to float64 or scale them down."
+            )
     if not return_info:
         return U, S, Vt
     info = {
@@ -226,6 +316,7 @@ def _randomized_svd(  # pylint: disable=too-many-arguments
         "power_iteration_normalizer": normalizer,
         "block_size": block,
         "transpose": bool(transpose),
+        "scale_exponent": exponent,
     }
     return U, S, Vt, info
 
@@ -237,12 +328,13 @@ def _randomized_svd(  # pylint: disable=too-many-arguments
         "n_oversamples": [Interval(Integral, 0, None, closed="left")],
         "n_iter": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
         "power_iteration_normalizer": [StrOptions({"auto", "LU", "QR", "none"})],
-        "algorithm": [StrOptions({"auto", "krylov", "subspace"})],
+        "algorithm": [StrOptions({"auto", "krylov", "bidiagonal", "subspace"})],
         "block_size": [None, Interval(Integral, 1, None, closed="left")],
         "tol": [None, Interval(Real, 0, None, closed="left")],
         "transpose": [StrOptions({"auto"}), "boolean"],
         "flip_sign": ["boolean"],
         "random_state": ["random_state"],
+        "svd_lapack_driver": [StrOptions({"gesdd", "gesvd"})],
     },
     prefer_skip_nested_validation=True,
 )
@@ -259,12 +351,15 @@ def randomized_svd(
     transpose="auto",
     flip_sign=True,
     random_state=None,
+    svd_lapack_driver="gesdd",
 ):
     """Compute a truncated SVD with a randomized range finder.
 
-    A drop-in alternative to :func:`sklearn.utils.extmath.randomized_svd` (same
-    arguments and outputs) that defaults to randomized block Krylov iteration: at
-    least as accurate as scikit-learn's default for about half the matrix products.
+    A drop-in alternative to :func:`sklearn.utils.extmath.randomized_svd`: the
+    same arguments with the same meaning, the same outputs and the same sign
+    convention, plus ``algorithm``, ``block_size`` and ``tol``. It defaults to
+    randomized block Krylov iteration: at least as accurate as scikit-learn's
+    default for about half the matrix products.
 
     .. versionadded:: 0.1
 
@@ -272,7 +367,10 @@ def randomized_svd(
     ----------
     M : {array-like, sparse matrix} of shape (n_rows, n_cols)
         The matrix to decompose. float32 input is computed in float32 and float64
-        in float64; sparse CSR/CSC input is never densified.
+        in float64; sparse CSR/CSC input is never densified (LIL and DOK input is
+        converted to CSR, with scikit-learn's ``SparseEfficiencyWarning``).
+        Any magnitude is fine: data outside a safe range are scaled by a power
+        of two, exactly, and the singular values scaled back.
     n_components : int
         Number of singular values and vectors to compute, at most
         ``min(n_rows, n_cols)``.
@@ -281,30 +379,41 @@ def randomized_svd(
         ``n_components + n_oversamples`` vectors; block Krylov passes that many
         Ritz vectors to its final Rayleigh-Ritz step.
     n_iter : int or "auto", default="auto"
-        Subspace iteration: number of power iterations; ``"auto"`` is 7, or 4
-        when ``n_components`` is at least a tenth of ``min(M.shape)``, as in
-        scikit-learn. Block Krylov: number of blocks after the first (the degree
-        of the Krylov space in ``M^T M``); ``"auto"`` spends about half of
-        scikit-learn's default products: at least 4, and ``(2 n_iter + 1) *
-        block_size`` up to ``8 (n_components + n_oversamples)`` columns.
+        Number of power iterations, as in scikit-learn. Subspace iteration runs
+        them as they are; ``"auto"`` is 7, or 4 when ``n_components`` is at least
+        a tenth of ``min(M.shape)``. Block Krylov runs ``n_iter + 1`` blocks
+        after the first (by default of ``n_components + n_oversamples``
+        columns), a space that contains the one of ``n_iter`` power iterations:
+        at least scikit-learn's accuracy for one more block product.
+        ``"auto"`` spends about half of scikit-learn's default products: at
+        least 4 blocks after the first, and ``(2 n + 1) * block_size`` up to ``8
+        (n_components + n_oversamples)`` columns for ``n`` of them.
     power_iteration_normalizer : {"auto", "LU", "QR", "none"}, default="auto"
         How subspace iteration renormalises its block between products: ``"LU"``
         (partial-pivoting LU, cheapest stable choice), ``"QR"`` (orthonormalise)
         or ``"none"`` (fastest, loses precision beyond a few iterations).
         ``"auto"`` is ``"none"`` for ``n_iter <= 2`` and ``"LU"`` otherwise.
         Block Krylov always orthonormalises and ignores this.
-    algorithm : {"auto", "krylov", "subspace"}, default="auto"
+    algorithm : {"auto", "krylov", "bidiagonal", "subspace"}, default="auto"
         ``"krylov"``: randomized block Krylov (Musco and Musco, 2015), far fewer
-        products on flat spectra. ``"subspace"``: randomized subspace iteration
-        (Halko et al., 2011), the algorithm of scikit-learn and fbpca, with the
-        smallest memory footprint. ``"auto"`` picks ``"krylov"`` unless its basis
-        would exceed 1 GiB (see Notes).
+        products on flat spectra, by block Lanczos on ``M^T M``; when the
+        singular values it finds span more than that resolves (``s_k < 10^-2
+        s_1`` in float64, ``s_k < s_1 / 8`` in float32), the same space is built
+        again by ``"bidiagonal"``. ``"bidiagonal"``: the same space by block
+        Golub-Kahan-Lanczos bidiagonalisation, which alternates ``M`` and
+        ``M^T`` and resolves singular values down to about ``eps s_1``, as
+        subspace iteration does; it reorthogonalises both sides, so it costs
+        more. ``"subspace"``: randomized subspace iteration (Halko et al., 2011),
+        the algorithm of scikit-learn and fbpca, with the smallest memory
+        footprint. ``"auto"`` picks ``"krylov"`` unless its basis would exceed
+        1 GiB (see Notes).
     block_size : int, default=None
         Block Krylov: columns per block. ``None`` means ``n_components``, for
         dense input rounded up to a multiple of 8 (the GEMM tile) when that adds
-        at most 15%. Blocks narrower than ``n_components`` converge slowly in
-        the first iterations on flat spectra, but with many iterations reach
-        high accuracy for fewer products.
+        at most 15%, and ``n_components + n_oversamples`` when ``n_iter`` is
+        given. Blocks narrower than ``n_components`` converge slowly in the first
+        iterations on flat spectra, but with many iterations reach high accuracy
+        for fewer products.
     tol : float, default=None
         Block Krylov: stop before ``n_iter`` once the residual bound on the
         relative error of each of the top ``n_components`` singular values is
@@ -317,10 +426,15 @@ def randomized_svd(
         Work on ``M.T``. ``"auto"`` transposes wide matrices so that the sampled
         basis lives on the short side.
     flip_sign : bool, default=True
-        Make the largest-magnitude entry of each row of ``Vt`` positive, the sign
-        convention of scikit-learn >= 1.5 (based on ``V``).
+        Resolve the sign ambiguity as scikit-learn's ``randomized_svd`` does:
+        the largest-magnitude entry of each left singular vector (column of
+        ``U``) is positive, whether or not ``M`` was transposed.
     random_state : int, RandomState instance or None, default=None
         Seed of the Gaussian test matrix. Pass an int for reproducible results.
+    svd_lapack_driver : {"gesdd", "gesvd"}, default="gesdd"
+        LAPACK driver of the SVDs of the small projected matrices:
+        divide-and-conquer (``"gesdd"``) or the QR iteration (``"gesvd"``),
+        as in scikit-learn.
 
     Returns
     -------
@@ -340,10 +454,10 @@ def randomized_svd(
     Notes
     -----
     Block Krylov keeps ``(n_iter + 1) * block_size`` basis columns on the short
-    side of ``M`` and ``M`` times them on the long side (recomputed instead when
-    that would exceed 1 GiB); subspace iteration keeps ``n_components +
-    n_oversamples`` columns. Both cost ``O(nnz(M))`` per basis column and
-    product.
+    side of ``M`` (``n_iter`` counted in Krylov blocks) and ``M`` times them on
+    the long side (recomputed instead when that would exceed 1 GiB); subspace
+    iteration keeps ``n_components + n_oversamples`` columns. Both cost
+    ``O(nnz(M))`` per basis column and product.
 
     References
     ----------
@@ -353,6 +467,10 @@ def randomized_svd(
 
     C. Musco and C. Musco, "Randomized block Krylov methods for stronger and
     faster approximate singular value decomposition", NeurIPS 2015.
+
+    G. H. Golub, F. T. Luk and M. L. Overton, "A block Lanczos method for
+    computing the singular values and corresponding singular vectors of a
+    matrix", ACM Trans. Math. Softw. 7(2), 1981.
 
     Examples
     --------
@@ -366,9 +484,22 @@ def randomized_svd(
     >>> bool(np.allclose(S, np.linalg.svd(X, compute_uv=False)[:3]))
     True
     """
-    M = check_array(
-        M, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], copy=False
-    )
+    if sp.issparse(M) and M.format in ("lil", "dok"):
+        # scikit-learn's randomized_svd warns in these words.
+        warnings.warn(
+            f"Calculating SVD of a {type(M).__name__} is expensive. "
+            "CSR format is more efficient.",
+            sp.SparseEfficiencyWarning,
+        )
+    # scikit-learn's finiteness check sums the data first, which overflows near
+    # the largest float: no warning for valid data.
+    with np.errstate(over="ignore", invalid="ignore"):
+        M = check_array(
+            M,
+            accept_sparse=["csr", "csc"],
+            dtype=[np.float64, np.float32],
+            copy=False,
+        )
     if n_components > min(M.shape):
         raise ValueError(
             f"n_components={n_components} must be at most min(M.shape)="
@@ -385,5 +516,7 @@ def randomized_svd(
         tol=tol,
         transpose=transpose,
         flip_sign=flip_sign,
+        u_based_decision=True,
         random_state=random_state,
+        svd_lapack_driver=svd_lapack_driver,
     )

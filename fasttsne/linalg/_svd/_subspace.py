@@ -14,7 +14,7 @@ import scipy.linalg
 from fasttsne.linalg._svd._orthogonal import _gram_threshold, _orthonormalize, _svqb
 
 
-def _project_and_svd(op, Q, rng, products):
+def _project_and_svd(op, Q, rng, products, lapack_driver="gesdd"):
     """SVD of ``op`` projected on the orthonormal columns ``Q`` (left Rayleigh-Ritz).
 
     ``B = Q^T A`` is wide; its SVD is taken on the small side: orthonormalise
@@ -29,7 +29,7 @@ def _project_and_svd(op, Q, rng, products):
     """
     Bt = op.rmatmat(Q)
     Qb, Rb = _orthonormalize(Bt, rng, products)
-    P, S, Gt = scipy.linalg.svd(Rb, check_finite=False, lapack_driver="gesdd")
+    P, S, Gt = scipy.linalg.svd(Rb, check_finite=False, lapack_driver=lapack_driver)
     return products.dot(Q, Gt.T), S, products.dot(Qb, P).T
 
 
@@ -57,7 +57,15 @@ def _normalize(Y, method, products):
 
 
 def _subspace_iteration(
-    op, n_components, *, n_oversamples, n_iter, normalizer, rng, products
+    op,
+    n_components,
+    *,
+    n_oversamples,
+    n_iter,
+    normalizer,
+    rng,
+    products,
+    lapack_driver="gesdd",
 ):
     """Randomized subspace iteration (Halko et al. 2011, algorithm 4.4).
 
@@ -73,6 +81,8 @@ def _subspace_iteration(
         Source of the test matrix.
     products : _BasisProducts
         Runs every other operation on a tall array.
+    lapack_driver : {"gesdd", "gesvd"}, default="gesdd"
+        LAPACK driver of the small SVD.
 
     Returns
     -------
@@ -84,5 +94,7 @@ def _subspace_iteration(
     for _ in range(n_iter):
         Z = op.rmatmat(_normalize(Y, normalizer, products))
         Y = op.matmat(_normalize(Z, normalizer, products))
-    U, S, Vt = _project_and_svd(op, _orthonormal_range(Y, products), rng, products)
+    U, S, Vt = _project_and_svd(
+        op, _orthonormal_range(Y, products), rng, products, lapack_driver
+    )
     return U[:, :n_components], S[:n_components], Vt[:n_components], n_iter
