@@ -44,15 +44,11 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport prange
 
-from fasttsne._cython._typedefs cimport int32_t, int64_t, intp_t
+from fasttsne._cython._typedefs cimport index_t, int32_t, int64_t, intp_t
 
 cdef enum:
     # Columns whose sums a gather keeps in registers at a time.
     _PANEL = 8
-
-ctypedef fused index_t:
-    int32_t
-    int64_t
 
 
 def tile_csr(
