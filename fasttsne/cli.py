@@ -10,9 +10,9 @@ Commands
 ``fasttsne demo [-o OUTPUT] [--plot PNG] [options]``
     Embed scikit-learn's bundled handwritten digits (no download needed).
 
-Every option of the estimators has a flag (``--perplexity``, ``--angle``,
-``--min-num-intervals``...); ``fasttsne embed --help`` lists them with their
-defaults. Nothing heavy is imported before the arguments are parsed, so
+Every option of the estimators has a flag (``--perplexity``, ``--affinity``,
+``--angle``, ``--min-num-intervals``...); ``fasttsne embed --help`` lists
+them with their defaults. Nothing heavy is imported before the arguments are parsed, so
 ``--help`` and ``--version`` answer at once.
 
 Errors: a user mistake (a bad file, option or data, a missing optional
@@ -51,6 +51,8 @@ _SAFE_MAGNITUDE = {"float32": 2.0**50, "float64": 2.0**400}
 _DEFAULTS = {
     "n_components": 2,
     "perplexity": 30.0,
+    "affinity": "perplexity",
+    "n_neighbors": 15,
     "early_exaggeration": 12.0,
     "early_exaggeration_iter": 250,
     "exaggeration": None,
@@ -236,7 +238,27 @@ def _add_estimator_options(sub):
         choices=["auto", "bh", "fft"],
     )
     option(tsne, "--n-components", "embedding dimension", type=int, choices=[1, 2, 3])
-    option(tsne, "--perplexity", "effective number of neighbours", type=float)
+    option(
+        tsne,
+        "--perplexity",
+        "effective number of neighbours; several with --affinity multiscale",
+        type=float,
+        nargs="+",
+    )
+    option(
+        tsne,
+        "--affinity",
+        "input-space affinities: perplexity-calibrated Gaussians, equal weights "
+        "on the --n-neighbors nearest (uniform), or the average over several "
+        "perplexities (multiscale)",
+        choices=["perplexity", "uniform", "multiscale"],
+    )
+    option(
+        tsne,
+        "--n-neighbors",
+        "neighbours per point with --affinity uniform",
+        type=int,
+    )
     option(tsne, "--metric", "distance of the input space (scikit-learn names)")
     option(
         tsne,
@@ -447,6 +469,9 @@ def _estimator(args, method, verbose):
     params.update(
         {name: getattr(args, name) for name in knobs if getattr(args, name) is not None}
     )
+    # argparse gives a list for nargs="+", and the default as it is.
+    if isinstance(params["perplexity"], list) and len(params["perplexity"]) == 1:
+        params["perplexity"] = params["perplexity"][0]
     cls = BarnesHutTSNE if method == "bh" else FFTInterpTSNE
     return cls(
         args.n_components,

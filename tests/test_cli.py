@@ -249,6 +249,14 @@ def test_cli_defaults_are_the_estimators_defaults():
     "flags, expected",
     [
         (["--perplexity", "7.5"], {"perplexity": 7.5}),
+        (
+            ["--affinity", "multiscale", "--perplexity", "5", "20"],
+            {"affinity": "multiscale", "perplexity": [5.0, 20.0]},
+        ),
+        (
+            ["--affinity", "uniform", "--n-neighbors", "10"],
+            {"affinity": "uniform", "n_neighbors": 10},
+        ),
         (["--n-components", "1"], {"n_components": 1}),
         (["--early-exaggeration", "4"], {"early_exaggeration": 4.0}),
         (["--early-exaggeration-iter", "100"], {"early_exaggeration_iter": 100}),
