@@ -214,6 +214,17 @@ def _number_or_auto(text):
         ) from None
 
 
+def _perplexities(text):
+    """``--perplexity``: a number, or comma-separated numbers for multiscale."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number or comma-separated numbers, not {text!r}"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
 def _add_estimator_options(sub):
     """The estimators' parameters, with their defaults in the help."""
 
@@ -241,9 +252,9 @@ def _add_estimator_options(sub):
     option(
         tsne,
         "--perplexity",
-        "effective number of neighbours; several with --affinity multiscale",
-        type=float,
-        nargs="+",
+        "effective number of neighbours; comma-separated values (10,50) with "
+        "--affinity multiscale",
+        type=_perplexities,
     )
     option(
         tsne,
@@ -469,9 +480,6 @@ def _estimator(args, method, verbose):
     params.update(
         {name: getattr(args, name) for name in knobs if getattr(args, name) is not None}
     )
-    # argparse gives a list for nargs="+", and the default as it is.
-    if isinstance(params["perplexity"], list) and len(params["perplexity"]) == 1:
-        params["perplexity"] = params["perplexity"][0]
     cls = BarnesHutTSNE if method == "bh" else FFTInterpTSNE
     return cls(
         args.n_components,

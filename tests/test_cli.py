@@ -250,7 +250,7 @@ def test_cli_defaults_are_the_estimators_defaults():
     [
         (["--perplexity", "7.5"], {"perplexity": 7.5}),
         (
-            ["--affinity", "multiscale", "--perplexity", "5", "20"],
+            ["--affinity", "multiscale", "--perplexity", "5,20"],
             {"affinity": "multiscale", "perplexity": [5.0, 20.0]},
         ),
         (
@@ -585,7 +585,12 @@ def test_finding_ragged_or_bad_csv_names_the_line(
 
 def test_finding_bad_number_option_is_one_line(capsys):
     status = main(["embed", "x.npy", "-o", "y.npy", "--perplexity", "abc"])
-    _one_line_error(capsys, status, "--perplexity", "invalid float value: 'abc'")
+    _one_line_error(
+        capsys,
+        status,
+        "--perplexity",
+        "must be a number or comma-separated numbers, not 'abc'",
+    )
     status = main(["embed", "x.npy", "-o", "y.npy", "--method", "pca"])
     _one_line_error(capsys, status, "invalid choice")
     status = main(["embed", "x.npy", "-o", "y.npy", "--learning-rate", "fast"])
