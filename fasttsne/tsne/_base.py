@@ -407,7 +407,11 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         if self.learning_rate != "auto":
             self.learning_rate_ = float(self.learning_rate)
         elif callable(self.early_exaggeration):
-            self.learning_rate_ = max(n_samples / max(early, default=1.0), 50.0)
+            # The largest factor of the phase that runs; without one (no early
+            # phase, or a warm start) the factor at iteration 0, so that a
+            # constant schedule gives the constant's learning rate.
+            factors = early[:n_early] or self._schedule("early_exaggeration", 0, 1)
+            self.learning_rate_ = max(n_samples / max(factors), 50.0)
         else:
             self.learning_rate_ = max(n_samples / self.early_exaggeration, 50.0)
         progress.parameters(self, X, n_threads, n_early=n_early)

@@ -246,10 +246,21 @@ def _one(_iteration):
 
 
 @pytest.mark.parametrize("Est", ESTIMATORS)
-def test_constant_schedules_equal_the_constants_bitwise(Est, blobs):
-    """Callables returning the defaults give the default fit, bit for bit."""
+@pytest.mark.parametrize("early_exaggeration_iter", [250, 0])
+def test_constant_schedules_equal_the_constants_bitwise(
+    Est, blobs, early_exaggeration_iter
+):
+    """Callables returning the defaults give the default fit, bit for bit.
+
+    Without an early phase too: the "auto" learning rate then still comes
+    from the early factor, whether a number or a schedule gives it.
+    """
     X, _ = blobs
-    params = {"max_iter": 300, "random_state": 0}
+    params = {
+        "max_iter": 300,
+        "early_exaggeration_iter": early_exaggeration_iter,
+        "random_state": 0,
+    }
     tsne = Est(**params).fit(X)
     scheduled = Est(early_exaggeration=_twelve, exaggeration=_one, **params).fit(X)
     assert_array_equal(scheduled.embedding_, tsne.embedding_)
