@@ -30,14 +30,19 @@ def _driver_visible():
     return os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg")
 
 
+# Oldest compute capability Triton generates code for.
+_MIN_CAPABILITY = (7, 0)
+
+
 def is_available():
     """Return True when torch, triton and a CUDA device are all usable.
 
     Returns
     -------
     available : bool
-        False on machines without the ``gpu`` extra or without a CUDA device;
-        torch is imported only when a GPU driver is visible.
+        False on machines without the ``gpu`` extra, without a CUDA device
+        of compute capability 7.0 or later, or with a CUDA install that
+        fails to load; torch is imported only when a GPU driver is visible.
 
     Examples
     --------
@@ -52,9 +57,16 @@ def is_available():
     try:
         import torch
         import triton  # noqa: F401  pylint: disable=unused-import
-    except ImportError:
+
+        # Triton compiles for compute capability 7.0 (Volta) and later; a
+        # broken CUDA install raises OSError or RuntimeError here, and must
+        # not break the CPU default.
+        return bool(
+            torch.cuda.is_available()
+            and torch.cuda.get_device_capability() >= _MIN_CAPABILITY
+        )
+    except (ImportError, OSError, RuntimeError):
         return False
-    return bool(torch.cuda.is_available())
 
 
 def require():
