@@ -133,7 +133,7 @@ def plot(
     points both read; points are drawn in a random order so that no class
     hides the others.
 
-    .. versionadded:: 0.1
+    .. versionadded:: 0.2
 
     Parameters
     ----------

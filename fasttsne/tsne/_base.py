@@ -654,7 +654,7 @@ _COMMON_PARAMETERS_DOC = """n_components : int, default=2
         ``affinity="multiscale"``; unused by ``"uniform"`` and
         ``"precomputed"``.
 
-        .. versionchanged:: 0.1
+        .. versionchanged:: 0.2
            A list of perplexities for ``affinity="multiscale"``.
 
     affinity : {"perplexity", "uniform", "multiscale", "precomputed"}, \
@@ -676,14 +676,14 @@ default="perplexity"
         (normalised to sum 1), and ``metric`` is unused (it cannot be
         ``"precomputed"``, which means distances).
 
-        .. versionadded:: 0.1
+        .. versionadded:: 0.2
 
     n_neighbors : int, default=15
         Number of neighbours of ``affinity="uniform"`` (also for new points
         in ``transform``); larger than ``n_samples - 1``, it is clipped with a
         warning. Unused by the other kinds (see ``n_neighbors_``).
 
-        .. versionadded:: 0.1
+        .. versionadded:: 0.2
 
     early_exaggeration : float or callable, default=12.0
         Factor multiplying the attractive forces during the first
@@ -692,9 +692,10 @@ default="perplexity"
         once per iteration of the phase (``0 .. early_exaggeration_iter -
         1``) before the optimisation starts, and must return finite numbers
         > 0. With ``learning_rate="auto"``, a schedule's largest factor takes
-        the number's place.
+        the number's place (its factor at iteration 0 when no early phase
+        runs: ``early_exaggeration_iter=0`` or a warm start).
 
-        .. versionchanged:: 0.1
+        .. versionchanged:: 0.2
            A callable (schedule).
 
     early_exaggeration_iter : int, default=250
@@ -708,7 +709,7 @@ default="perplexity"
         max_iter - 1`` of the fit (``0 .. max_iter - 1`` in a warm start)
         before the optimisation starts, and must return finite numbers > 0.
 
-        .. versionchanged:: 0.1
+        .. versionchanged:: 0.2
            A callable (schedule).
 
     learning_rate : float or "auto", default="auto"
@@ -753,7 +754,7 @@ default="perplexity"
         scale. An embedding to continue keeps its scale (see
         ``warm_start``).
 
-        .. versionchanged:: 0.1
+        .. versionchanged:: 0.2
            An array is no longer rescaled.
 
     warm_start : bool, default=False
@@ -768,7 +769,7 @@ default="perplexity"
         embedding on other data of the same points, pass it as ``init`` with
         ``early_exaggeration_iter=0`` instead: that is the same computation.
 
-        .. versionadded:: 0.1
+        .. versionadded:: 0.2
 
     dof : float, default=1.0
         Degrees of freedom of the heavy-tailed output kernel
@@ -783,7 +784,7 @@ default="perplexity"
         approximate above, where it warns if it must take the exact search
         instead (sparse data, other metrics).
 
-        .. versionchanged:: 0.1
+        .. versionchanged:: 0.2
            Cosine and correlation metrics take the approximate search; it
            is no longer silently replaced by the exact one.
 
@@ -836,7 +837,7 @@ _COMMON_ATTRIBUTES_DOC = """embedding_ : ndarray of shape (n_samples, n_componen
         The number of nearest neighbours of each point that the affinities
         use (None with ``affinity="precomputed"``).
 
-        .. versionadded:: 0.1
+        .. versionadded:: 0.2
 
     backend_ : str
         Name of the gradient backend that ran.
