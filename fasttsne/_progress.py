@@ -186,7 +186,7 @@ class FitProgress(Reporter):
         late = 1.0 if est.exaggeration is None else est.exaggeration
         knobs = ", ".join(
             f"{name} {describe(value)}"
-            for name, value in est._backend_knobs().items()  # pylint: disable=W0212
+            for name, value in est._backend_knobs().items()  # pylint: disable=protected-access
         )
         init = est.init if isinstance(est.init, str) else "array"
         self.info(

@@ -12,6 +12,10 @@ a timing-based choice could change the bits of a fit from one run to the
 next. ``benchmarks/bench_gpu.py`` is where the tiles are measured. Under
 ``TRITON_INTERPRET=1`` (the tests, on the CPU) large tiles stand in, because
 the interpreter's cost is per tile, not per element.
+
+The module is one piece (past the usual ~700 lines) because it is the single
+boundary between torch and the kernels: every launcher shares the tile
+choice, the dtype and contiguity checks and the device helpers.
 """
 
 # The kernels are private to fasttsne.gpu and called from here only.

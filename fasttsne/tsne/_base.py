@@ -3,6 +3,10 @@
 Data flows one way: ``X -> _affinity (P) -> _initialization (Y0) ->
 _optimizer (loop) -> _gradients[backend]``. The subclasses only add their
 backend's knobs and say which backend they prefer.
+
+The module is one piece (past the usual ~700 lines) because most of it is
+the shared numpydoc of both estimators' parameters and attributes, filled
+into each subclass's docstring.
 """
 
 import hashlib

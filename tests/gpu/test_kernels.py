@@ -64,8 +64,8 @@ def _tolerance(dtype):
     """Relative tolerance against a float64 oracle, on the largest entry.
 
     float64 differs from the oracle by summation order only; float32 sums
-    up to 2000 terms of one sign (~1e-6 measured) and uses the 2-ulp
-    division.
+    up to 2000 terms of one sign (rounding grows with the square root of the
+    count) and uses the 2-ulp division.
     """
     return 1e-12 if dtype == np.float64 else 2e-5
 
