@@ -612,6 +612,10 @@ def _knn_tiles(n_features):
     return 16, 64, 1, 4
 
 
+# Reference indices fit in the 31 bits of an int32 column index.
+_MAX_KNN_REFS = 2**31 - 1
+
+
 def _n_candidates(n_neighbors):
     """Keys kept per query: k plus spares that make a near tie rare to resolve."""
     return max(_next_power_of_two(n_neighbors + n_neighbors // 8 + 2), 16)
@@ -667,6 +671,11 @@ def exact_knn(  # pylint: disable=too-many-locals
     if not 1 <= n_neighbors <= n_available:
         raise ValueError(
             f"n_neighbors must be in [1, {n_available}], got {n_neighbors}."
+        )
+    if n_refs > _MAX_KNN_REFS:
+        # A key packs the index into its low 32 bits (read as int32).
+        raise ValueError(
+            f"exact_knn takes at most {_MAX_KNN_REFS} reference points, got {n_refs}."
         )
     k_pad = _n_candidates(n_neighbors)
     block_m, block_n, block_f, num_warps = _knn_tiles(n_features)

@@ -353,3 +353,13 @@ def test_knn_against_other_points_and_near_ties(device, rng):
             distances = ((X_ref - query) ** 2).sum(axis=1)
             expected = np.lexsort((np.arange(300), distances))[:10]
             assert_array_equal(indices[row], expected)
+
+
+def test_knn_refuses_more_references_than_its_keys_index(device, rng, monkeypatch):
+    """A reference set past the keys' 32-bit index is refused, not wrapped."""
+    from fasttsne.gpu import _launchers
+
+    monkeypatch.setattr(_launchers, "_MAX_KNN_REFS", 50)
+    X = rng.normal(size=(60, 3))
+    with pytest.raises(ValueError, match="at most 50 reference points, got 60"):
+        _launchers.exact_knn(X, 5)
