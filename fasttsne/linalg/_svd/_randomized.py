@@ -31,6 +31,7 @@ in :mod:`fasttsne.linalg._scaling`.
 """
 
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -44,6 +45,7 @@ from fasttsne.linalg._svd._lanczos import _BlockLanczos, _block_krylov
 from fasttsne.linalg._svd._operators import _LinearOperator
 from fasttsne.linalg._svd._subspace import _subspace_iteration
 from fasttsne.linalg._svd._threading import _blas_n_threads, _threaded_products
+from fasttsne.linalg._svd._torch import is_tensor
 
 __all__ = ["randomized_svd"]
 
@@ -62,6 +64,13 @@ def _flip_signs(U, Vt, u_based_decision=False):
     ``sklearn.utils.extmath.randomized_svd``: signs follow the left singular
     vectors of the input, whichever side the solver worked on.
     """
+    if is_tensor(U):
+        if u_based_decision:
+            signs = U.gather(0, U.abs().argmax(dim=0, keepdim=True))[0].sign()
+        else:
+            signs = Vt.gather(1, Vt.abs().argmax(dim=1, keepdim=True))[:, 0].sign()
+        signs[signs == 0] = 1
+        return U * signs, Vt * signs[:, None]
     if u_based_decision:
         cols = np.arange(U.shape[1])
         signs = np.sign(U[np.argmax(np.abs(U), axis=0), cols])
@@ -171,6 +180,11 @@ def _prepare(M, center):
     centred or scaled), the column means still to subtract implicitly (sparse
     input) or None, and the exponent ``e`` with ``M = 2**e * (input - mean)``.
     """
+    if is_tensor(M):
+        # pylint: disable-next=import-outside-toplevel
+        from fasttsne.linalg._svd import _torch
+
+        return _torch.prepare(M, center)
     if sp.issparse(M):
         if M.format not in ("csr", "csc"):
             M = M.tocsr()
@@ -196,6 +210,62 @@ def _prepare(M, center):
                 M = np.ldexp(M, shift, out=M)
                 exponent += shift
     return M, mean, exponent
+
+
+def _is_sparse(M):
+    """Whether ``M`` is a SciPy sparse matrix or a sparse torch tensor."""
+    if is_tensor(M):
+        # pylint: disable-next=import-outside-toplevel
+        from fasttsne.linalg._svd._torch import is_sparse
+
+        return is_sparse(M)
+    return sp.issparse(M)
+
+
+@contextmanager
+def _operator_and_products(M, *, mean, transpose, width):
+    """The operator and the basis products for ``M``'s array library and device.
+
+    Yields ``(operator, products)`` (:mod:`fasttsne.linalg._svd._operators`
+    describes both): NumPy's for ndarrays and SciPy sparse matrices, with the
+    BLAS threads of :func:`_threaded_products`; torch's
+    (:mod:`fasttsne.linalg._svd._torch`) for torch tensors, on their device.
+    """
+    if is_tensor(M):
+        # pylint: disable-next=import-outside-toplevel
+        from fasttsne.linalg._svd._torch import TorchOperator, TorchProducts
+
+        yield TorchOperator(M, mean=mean, transpose=transpose), TorchProducts(M.device)
+        return
+    sparse = sp.issparse(M)
+    n_threads = _blas_n_threads() if sparse else 1
+    op = _LinearOperator(
+        M, mean=mean, transpose=transpose, n_threads=n_threads, width=width
+    )
+    # The caller's with statement exits this one (the generator runs to its end).
+    # pylint: disable-next=contextmanager-generator-missing-cleanup
+    with _threaded_products(sparse, n_threads) as products:
+        yield op, products
+
+
+def _finish(U, S, Vt, *, transpose, flip_sign, u_based_decision, dtype):
+    """Signs, layout and dtype of the result, in the tall arrays' library.
+
+    ``U`` and ``Vt`` are the solver's tall arrays (before undoing ``transpose``),
+    ``S`` its NumPy singular values. NumPy results are C-contiguous ndarrays;
+    torch results are tensors on the data's device, ``S`` included.
+    """
+    if transpose:
+        U, Vt = Vt.T, U.T
+    if flip_sign:
+        U, Vt = _flip_signs(U, Vt, u_based_decision)
+    S = S.astype(dtype, copy=False)
+    if is_tensor(U):
+        # pylint: disable-next=import-outside-toplevel
+        import torch
+
+        return U.contiguous(), torch.from_numpy(S).to(U.device), Vt.contiguous()
+    return np.ascontiguousarray(U), S, np.ascontiguousarray(Vt)
 
 
 def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
@@ -242,14 +312,13 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
         normalizer=power_iteration_normalizer,
         algorithm=algorithm,
         block=block_size,
-        sparse=sp.issparse(M),
+        sparse=_is_sparse(M),
     )
-    n_threads = _blas_n_threads() if sp.issparse(M) else 1
     width = n_components + n_oversamples if algorithm == "subspace" else block
-    op = _LinearOperator(
-        M, mean=mean, transpose=transpose, n_threads=n_threads, width=width
-    )
-    with _threaded_products(sp.issparse(M), n_threads) as products:
+    with _operator_and_products(M, mean=mean, transpose=transpose, width=width) as (
+        op,
+        products,
+    ):
         if algorithm == "subspace":
             U, S, Vt, n_run = _subspace_iteration(
                 op,
@@ -292,22 +361,26 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
                 )
             U, S, Vt, n_run = result
     S_top = float(S[0]) if S.size else 0.0
-    if transpose:
-        U, Vt = Vt.T, U.T
-    if flip_sign:
-        U, Vt = _flip_signs(U, Vt, u_based_decision)
-    U = np.ascontiguousarray(U)
-    Vt = np.ascontiguousarray(Vt)
-    S = S.astype(M.dtype, copy=False)
+    dtype = op.dtype
+    S = S.astype(dtype, copy=False)
     if exponent:
         with np.errstate(over="ignore", under="ignore"):
-            S = np.ldexp(S, -exponent).astype(M.dtype, copy=False)
+            S = np.ldexp(S, -exponent).astype(dtype, copy=False)
         if not np.all(np.isfinite(S)):
             raise ValueError(
-                f"The singular values of the input exceed the {M.dtype.name} "
+                f"The singular values of the input exceed the {dtype.name} "
                 f"range (the largest is about 2**{int(np.frexp(S_top)[1]) - exponent}"
                 f"); convert the data to float64 or scale them down."
             )
+    U, S, Vt = _finish(
+        U,
+        S,
+        Vt,
+        transpose=transpose,
+        flip_sign=flip_sign,
+        u_based_decision=u_based_decision,
+        dtype=dtype,
+    )
     if not return_info:
         return U, S, Vt
     info = {
