@@ -36,8 +36,10 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import get_config
 from sklearn.utils import check_array, check_random_state
 
+from fasttsne import gpu
 from fasttsne._validation import Interval, StrOptions, validate_params
 from fasttsne.linalg._scaling import _max_abs, _scale_exponent, _scaled
 from fasttsne.linalg._svd._bidiagonal import _BlockBidiagonal, _needs_bidiagonal
@@ -268,6 +270,34 @@ def _finish(U, S, Vt, *, transpose, flip_sign, u_based_decision, dtype):
     return np.ascontiguousarray(U), S, np.ascontiguousarray(Vt)
 
 
+def _on_device(M, device):
+    """Where to compute on ``M``, and how the results come back.
+
+    Returns ``(M, back)``: ``M`` moved to the device that ``device`` (a
+    resolved ``"cpu"`` or ``"cuda"``, or ``"auto"`` for a tensor: where it
+    lives) asks for, and a function that takes the results there to the
+    caller's library and device: NumPy input computed on CUDA comes back as
+    NumPy, a tensor on its own device.
+    """
+    if is_tensor(M):
+        if device == "auto":
+            return M, lambda result: result
+        target = gpu.torch_device() if device == "cuda" else "cpu"
+        home = M.device
+        return M.to(target), lambda result: result.to(home)
+    if device != "cuda":
+        return M, lambda result: result
+    # pylint: disable-next=import-outside-toplevel
+    from fasttsne.linalg._svd._torch import to_numpy, to_torch
+
+    return to_torch(M, gpu.torch_device()), to_numpy
+
+
+def _dispatching(M):
+    """Whether ``M`` is a tensor to keep as one: array API dispatch is on."""
+    return is_tensor(M) and get_config()["array_api_dispatch"]
+
+
 def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
     M,
     n_components,
@@ -408,6 +438,7 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
         "flip_sign": ["boolean"],
         "random_state": ["random_state"],
         "svd_lapack_driver": [StrOptions({"gesdd", "gesvd"})],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
     },
     prefer_skip_nested_validation=True,
 )
@@ -425,6 +456,7 @@ def randomized_svd(
     flip_sign=True,
     random_state=None,
     svd_lapack_driver="gesdd",
+    device="auto",
 ):
     """Compute a truncated SVD with a randomized range finder.
 
@@ -508,14 +540,25 @@ def randomized_svd(
         LAPACK driver of the SVDs of the small projected matrices:
         divide-and-conquer (``"gesdd"``) or the QR iteration (``"gesvd"``),
         as in scikit-learn.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where the products run. ``"cuda"`` moves the data to the CUDA device
+        with torch (the ``fasttsne[gpu]`` extra) and brings the results back
+        as NumPy arrays; ``"auto"`` does so when torch, triton and a device
+        are there (:func:`fasttsne.gpu.is_available`), and computes a torch
+        tensor where it lives. Torch tensors (dense or sparse CSR) are kept as
+        tensors, results on their device, under
+        ``sklearn.config_context(array_api_dispatch=True)``; without it they
+        are converted to NumPy, as scikit-learn does.
+
+        .. versionadded:: 0.2
 
     Returns
     -------
-    U : ndarray of shape (n_rows, n_components)
+    U : ndarray or tensor of shape (n_rows, n_components)
         Left singular vectors.
-    S : ndarray of shape (n_components,)
+    S : ndarray or tensor of shape (n_components,)
         Singular values, in decreasing order.
-    Vt : ndarray of shape (n_components, n_cols)
+    Vt : ndarray or tensor of shape (n_components, n_cols)
         Right singular vectors, as rows.
 
     See Also
@@ -557,6 +600,42 @@ def randomized_svd(
     >>> bool(np.allclose(S, np.linalg.svd(X, compute_uv=False)[:3]))
     True
     """
+    if _dispatching(M):
+        # pylint: disable-next=import-outside-toplevel
+        from fasttsne.linalg._svd._torch import check_tensor
+
+        M = check_tensor(M)
+        where = device if device == "auto" else gpu.resolve_device(device)
+    else:
+        M = _check_matrix(M)
+        where = gpu.resolve_device(device)
+    if n_components > min(M.shape):
+        raise ValueError(
+            f"n_components={n_components} must be at most min(M.shape)="
+            f"{min(M.shape)} for M of shape {M.shape}."
+        )
+    M, back = _on_device(M, where)
+    U, S, Vt = _randomized_svd(
+        M,
+        n_components,
+        n_oversamples=n_oversamples,
+        n_iter=n_iter,
+        power_iteration_normalizer=power_iteration_normalizer,
+        algorithm=algorithm,
+        block_size=block_size,
+        tol=tol,
+        transpose=transpose,
+        flip_sign=flip_sign,
+        u_based_decision=True,
+        random_state=random_state,
+        svd_lapack_driver=svd_lapack_driver,
+    )
+    return back(U), back(S), back(Vt)
+
+
+def _check_matrix(M):
+    """``M`` as a float32/float64 ndarray or CSR/CSC matrix, as scikit-learn's
+    ``randomized_svd`` accepts it."""
     if sp.issparse(M) and M.format in ("lil", "dok"):
         # scikit-learn's randomized_svd warns in these words.
         warnings.warn(
@@ -573,23 +652,4 @@ def randomized_svd(
             dtype=[np.float64, np.float32],
             copy=False,
         )
-    if n_components > min(M.shape):
-        raise ValueError(
-            f"n_components={n_components} must be at most min(M.shape)="
-            f"{min(M.shape)} for M of shape {M.shape}."
-        )
-    return _randomized_svd(
-        M,
-        n_components,
-        n_oversamples=n_oversamples,
-        n_iter=n_iter,
-        power_iteration_normalizer=power_iteration_normalizer,
-        algorithm=algorithm,
-        block_size=block_size,
-        tol=tol,
-        transpose=transpose,
-        flip_sign=flip_sign,
-        u_based_decision=True,
-        random_state=random_state,
-        svd_lapack_driver=svd_lapack_driver,
-    )
+    return M

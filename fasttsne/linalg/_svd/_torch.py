@@ -19,6 +19,7 @@ import warnings
 from contextlib import contextmanager
 
 import numpy as np
+import scipy.sparse as sp
 
 
 def _torch():
@@ -268,3 +269,132 @@ class TorchProducts:
         out = torch.empty_like(lower)
         out[torch.from_numpy(perm).to(Y.device)] = lower
         return out
+
+
+def to_torch(M, device):
+    """``M`` (ndarray, SciPy sparse matrix or tensor) as a tensor on ``device``.
+
+    Sparse input becomes a CSR tensor with int64 indices; nothing is densified.
+    """
+    torch = _torch()
+    if is_tensor(M):
+        return M.to(device)
+    if sp.issparse(M):
+        csr = M.tocsr()
+        with _quiet_sparse():
+            return torch.sparse_csr_tensor(
+                torch.from_numpy(csr.indptr.astype(np.int64)),
+                torch.from_numpy(csr.indices.astype(np.int64)),
+                torch.from_numpy(csr.data),
+                csr.shape,
+                check_invariants=False,
+            ).to(device)
+    return torch.from_numpy(np.ascontiguousarray(M)).to(device)
+
+
+def check_tensor(M, *, ensure_min_samples=1):
+    """Validate a dense or sparse tensor as ``check_array`` does an ndarray.
+
+    Returns ``M`` as a float32/float64 dense or CSR tensor on its device
+    (other float dtypes widen, integers become float64).
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, too few rows, or NaN or infinite values.
+    """
+    torch = _torch()
+    if M.ndim != 2:
+        raise ValueError(f"Expected a 2-D tensor, got {M.ndim} dimensions.")
+    if M.shape[0] < ensure_min_samples or M.shape[1] < 1:
+        raise ValueError(
+            f"Found a tensor of shape {tuple(M.shape)}, while at least "
+            f"{ensure_min_samples} rows and 1 column are required."
+        )
+    if is_sparse(M) and M.layout != torch.sparse_csr:
+        with _quiet_sparse():
+            M = M.to_sparse_csr()
+    if M.dtype not in (torch.float32, torch.float64):
+        M = M.to(torch.float32 if M.dtype == torch.float16 else torch.float64)
+    values = M.values() if is_sparse(M) else M
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError("Input contains NaN or infinity.")
+    return M
+
+
+def _column_sums(X, dtype):
+    """Column sums of a dense or CSR tensor, in ``dtype``."""
+    torch = _torch()
+    if not is_sparse(X):
+        return X.to(dtype).sum(dim=0)
+    sums = torch.zeros(X.shape[1], dtype=dtype, device=X.device)
+    return sums.index_add_(0, X.col_indices(), X.values().to(dtype))
+
+
+def fitted_attributes(X, U, S, Vt, info, *, center):
+    """``RandomizedSVD``'s fitted attributes from a torch solve, as tensors.
+
+    The same rules as the NumPy path of ``RandomizedSVD.fit_transform``: the
+    transformed data (``U S``, or ``X V^T`` from subspace iteration), the
+    means, and the variances computed in the units of the scaled data (where
+    their squares neither overflow nor underflow), in float64.
+
+    Returns
+    -------
+    attributes : dict
+        ``X_new``, ``components_``, ``singular_values_``,
+        ``explained_variance_``, ``explained_variance_ratio_``, ``mean_``.
+    """
+    torch = _torch()
+    f64 = torch.float64
+    n_samples = X.shape[0]
+    exponent = info["scale_exponent"]
+    mean = _column_sums(X, f64) / n_samples
+    if info["algorithm"] == "subspace":
+        X_new = X @ Vt.T
+        if is_sparse(X_new):
+            X_new = X_new.to_dense()
+        if center:
+            X_new -= mean.to(X.dtype) @ Vt.T
+    else:
+        X_new = U * S
+    if center:
+        explained = _ldexp(S.to(f64), exponent) ** 2 / (n_samples - 1)
+    else:
+        explained = _ldexp(X_new.to(f64), exponent).var(dim=0, correction=0)
+    ddof = 1 if center else 0
+    # Sums of (x - mean)^2 over the columns of the scaled data, zeros included.
+    scaled_mean = _ldexp(mean, exponent)
+    if is_sparse(X):
+        values = _ldexp(X.values().to(f64), exponent)
+        with _quiet_sparse():
+            squares = torch.sparse_csr_tensor(
+                X.crow_indices(),
+                X.col_indices(),
+                values * values,
+                X.shape,
+                check_invariants=False,
+            )
+        centred = _column_sums(squares, f64) - n_samples * scaled_mean**2
+        centred = torch.clamp(centred, min=0)
+    else:
+        centred = ((_ldexp(X.to(f64), exponent) - scaled_mean) ** 2).sum(dim=0)
+    total = float((centred / max(n_samples - ddof, 1)).sum())
+    ratio = explained / total if total > 0 else torch.zeros_like(explained)
+    explained = _ldexp(explained, -2 * exponent)
+    return {
+        "X_new": X_new,
+        "components_": Vt,
+        "singular_values_": S,
+        "explained_variance_": explained.to(X.dtype),
+        "explained_variance_ratio_": ratio.to(X.dtype),
+        "mean_": mean.to(X.dtype) if center else None,
+    }
+
+
+def _ldexp(X, exponent):
+    """``X * 2**exponent``, exactly (``X`` itself for 0)."""
+    if not exponent:
+        return X
+    torch = _torch()
+    return torch.ldexp(X, torch.tensor(exponent, device=X.device)).to(X.dtype)
