@@ -12,6 +12,11 @@ import pytest
 import scipy.sparse as sp
 import sklearn
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.utils._array_api import yield_namespace_device_dtype_combinations
+from sklearn.utils.estimator_checks import (
+    check_array_api_input,
+    check_array_api_input_and_values,
+)
 
 import fasttsne.gpu
 from fasttsne import RandomizedSVD, randomized_svd
@@ -180,3 +185,37 @@ def test_torch_without_dispatch_is_numpy(rng):
     for first, second in zip(expected, actual):
         assert isinstance(second, np.ndarray)
         assert_array_equal(first, second)
+
+
+# The values check compares in float64, as scikit-learn's own tests run it.
+ARRAY_API_CHECKS = [
+    (check, *combination)
+    for combination in yield_namespace_device_dtype_combinations()
+    for check in (check_array_api_input, check_array_api_input_and_values)
+    if check is check_array_api_input or combination[2] == "float64"
+]
+
+
+@pytest.mark.parametrize(
+    "check, array_namespace, device_name, dtype_name", ARRAY_API_CHECKS
+)
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        RandomizedSVD(random_state=0),
+        RandomizedSVD(3, algorithm="subspace", center=True, random_state=0),
+    ],
+    ids=["default", "subspace-centred"],
+)
+def test_sklearn_array_api_checks(
+    estimator, check, array_namespace, device_name, dtype_name
+):
+    """scikit-learn's array API checks, parametrised as scikit-learn's own
+    tests parametrise them (namespaces and devices not installed skip)."""
+    check(
+        type(estimator).__name__,
+        estimator,
+        array_namespace,
+        device_name=device_name,
+        dtype_name=dtype_name,
+    )
