@@ -35,6 +35,15 @@ Usage::
     python benchmarks/bench_svd.py            # all cases, full sizes (minutes)
     python benchmarks/bench_svd.py --quick    # smaller sizes (seconds)
     python benchmarks/bench_svd.py --case c --repeat 1 --threads 1 --skip svds
+    python benchmarks/bench_svd.py --device cuda   # torch tensors on the GPU
+
+``--device cuda`` (or ``cpu``: torch CPU tensors, which exercises the same code
+path on a machine without a GPU) runs every case on torch tensors: fasttsne's
+``randomized_svd`` under ``array_api_dispatch`` beside ``torch.svd_lowrank``
+with scikit-learn's default power iterations (``q = k + 10``, ``niter = 7``,
+the same accuracy class) and with its own default (``niter = 2``), and cuML's
+``TruncatedSVD`` when installed (CUDA only). Without a CUDA device,
+``--device cuda`` says so and exits 0.
 """
 
 import argparse
@@ -46,6 +55,12 @@ import time
 import warnings
 from pathlib import Path
 
+# Array API dispatch (torch tensors, --device) needs SciPy's array API mode,
+# which SciPy reads when it is first imported.
+if any(arg.startswith("--device") for arg in sys.argv):
+    os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+# pylint: disable=wrong-import-position
 import numpy as np
 import scipy
 import scipy.linalg
@@ -217,7 +232,73 @@ def methods(case):
     return table
 
 
-def run_case(case, quick, repeat, seed, use_cache, skip):
+def device_methods(device):
+    """(name, function of a tensor returning U, S, Vt) on torch tensors."""
+    import sklearn
+    import torch
+
+    def ours(A):
+        with sklearn.config_context(array_api_dispatch=True):
+            return randomized_svd(A, K, random_state=0)
+
+    def lowrank(niter):
+        def run(A):
+            torch.manual_seed(0)
+            U, S, V = torch.svd_lowrank(A, q=K + 10, niter=niter)
+            return U[:, :K], S[:K], V[:, :K].T
+
+        return run
+
+    table = [
+        ("torch.svd_lowrank (q=k+10, niter=7)", lowrank(7)),
+        ("torch.svd_lowrank (default niter=2)", lowrank(2)),
+        ("fasttsne randomized_svd (default)", ours),
+    ]
+    if device == "cuda":
+        try:
+            from cuml.decomposition import TruncatedSVD
+        except ImportError:
+            print("cuML is not installed: no cuML TruncatedSVD column")
+        else:
+
+            def cuml_svd(A):
+                svd = TruncatedSVD(n_components=K, algorithm="full")
+                X_new = svd.fit_transform(A)
+                S = torch.as_tensor(svd.singular_values_, device=A.device)
+                Vt = torch.as_tensor(svd.components_, device=A.device)
+                return torch.as_tensor(X_new, device=A.device) / S, S, Vt
+
+            table.append(("cuML TruncatedSVD (full)", cuml_svd))
+    return table
+
+
+def _on_device(A, device):
+    """``A`` as a dense or CSR torch tensor on ``device``, and a function that
+    waits for the device and brings results to NumPy."""
+    import torch
+
+    if sp.issparse(A):
+        csr = A.tocsr()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
+            tensor = torch.sparse_csr_tensor(
+                torch.from_numpy(csr.indptr.astype(np.int64)),
+                torch.from_numpy(csr.indices.astype(np.int64)),
+                torch.from_numpy(csr.data),
+                csr.shape,
+                check_invariants=False,
+            ).to(device)
+    else:
+        tensor = torch.from_numpy(np.ascontiguousarray(A)).to(device)
+
+    def wait():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return tensor, wait
+
+
+def run_case(case, quick, repeat, seed, use_cache, skip, *, device=None):
     """Time every method on one case and print the table."""
     A = make_case(case, quick, seed)
     kind = "sparse CSR" if sp.issparse(A) else f"dense {A.dtype}"
@@ -227,7 +308,16 @@ def run_case(case, quick, repeat, seed, use_cache, skip):
     optimum = np.sqrt(
         max(1.0 - np.sum(s_ref**2) / _squared_norm(A), 0.0)
     )  # Eckart-Young
-    table = [(name, f) for name, f in methods(case) if not any(w in name for w in skip)]
+    if device is None:
+        operand, wait = A, _no_wait
+        candidates = methods(case)
+    else:
+        operand, wait = _on_device(A, device)
+        candidates = device_methods(device)
+        print(
+            f"torch tensors on {device}" + (" (CPU figures)" if device == "cpu" else "")
+        )
+    table = [(name, f) for name, f in candidates if not any(w in name for w in skip)]
     times = {name: [] for name, _ in table}
     results = {}
     for rep in range(repeat):
@@ -235,13 +325,17 @@ def run_case(case, quick, repeat, seed, use_cache, skip):
         for name, func in table:
             if rep and name.startswith("scipy svds"):
                 continue  # minutes per run on (c): timed once
+            wait()
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                U, S, Vt = func(A)
+                U, S, Vt = func(operand)
+            wait()
             times[name].append(time.perf_counter() - start)
-            results[name] = (U, S, Vt)
+            results[name] = _host(U, S, Vt)
     baseline = statistics.median(times[table[0][0]]) if table else 1.0
+    if device is not None and table:
+        print(f"'vs sk' is relative to {table[0][0]} here")
     header = f"{'method':<36} {'time [s]':>9} {'vs sk':>6} {'max rel err s_1..k':>19}"
     print(header + f" {'||A-USV^T||/||A||':>18}")
     print(f"{'(optimum, Eckart-Young)':<36} {'':>9} {'':>6} {'':>19} {optimum:>18.6f}")
@@ -255,6 +349,18 @@ def run_case(case, quick, repeat, seed, use_cache, skip):
             f"{relative_residual(A, U, S, Vt):>18.6f}",
             flush=True,
         )
+
+
+def _no_wait():
+    """NumPy work is done when the call returns."""
+
+
+def _host(*arrays):
+    """The arrays as NumPy arrays on the host (torch tensors copied back)."""
+    return tuple(
+        a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+        for a in arrays
+    )
 
 
 def _squared_norm(A):
@@ -285,7 +391,22 @@ def main(argv=None):
         default=[],
         help="skip methods whose name contains this (repeatable), e.g. svds",
     )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default=None,
+        help="run on torch tensors on this device, beside torch.svd_lowrank",
+    )
     args = parser.parse_args(argv)
+    if args.device is not None:
+        try:
+            import torch
+        except ImportError:
+            print("--device needs torch: nothing to measure.")
+            return 0
+        if args.device == "cuda" and not torch.cuda.is_available():
+            print("No CUDA device on this machine: nothing to measure.")
+            return 0
     cases = ["a", "b", "c", "d", "e"] if args.case == "all" else [args.case]
     with threadpool_limits(args.threads):
         blas = [
@@ -298,7 +419,13 @@ def main(argv=None):
         )
         for case in cases:
             run_case(
-                case, args.quick, args.repeat, args.seed, not args.no_cache, args.skip
+                case,
+                args.quick,
+                args.repeat,
+                args.seed,
+                not args.no_cache,
+                args.skip,
+                device=args.device,
             )
     return 0
 

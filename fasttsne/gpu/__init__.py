@@ -90,3 +90,60 @@ def require():
             'device="cuda" needs torch and triton: pip install "fasttsne[gpu]"'
         ) from exc
     return torch, triton
+
+
+def resolve_device(requested):
+    """Turn a ``device`` parameter into ``"cpu"`` or ``"cuda"``.
+
+    The policy every estimator shares; an estimator that also needs a
+    kernel of its own for the device checks that after this.
+
+    Parameters
+    ----------
+    requested : {"auto", "cpu", "cuda"}
+        The estimator's parameter.
+
+    Returns
+    -------
+    device : {"cpu", "cuda"}
+        ``"auto"`` gives ``"cuda"`` only when torch, triton and a CUDA device
+        are all there (:func:`is_available`), else ``"cpu"``.
+
+    Raises
+    ------
+    ImportError
+        ``"cuda"`` without torch and triton, with the install hint.
+    ValueError
+        ``"cuda"`` without a visible CUDA device, or an unknown ``requested``.
+
+    Examples
+    --------
+    >>> from fasttsne.gpu import resolve_device
+    >>> resolve_device("cpu")
+    'cpu'
+    """
+    if requested == "cpu":
+        return "cpu"
+    if requested == "auto":
+        return "cuda" if is_available() else "cpu"
+    if requested != "cuda":
+        raise ValueError(f'device must be "auto", "cpu" or "cuda", got {requested!r}.')
+    require()
+    if not is_available():
+        raise ValueError(
+            'device="cuda" was requested but torch sees no CUDA device on this '
+            "machine."
+        )
+    return "cuda"
+
+
+def torch_device():
+    """The torch device that ``device="cuda"`` computes on.
+
+    Returns
+    -------
+    device : torch.device
+        ``"cuda"`` (the interpreter tests point it at the CPU).
+    """
+    torch, _ = require()
+    return torch.device(_TORCH_DEVICE)

@@ -40,8 +40,11 @@ class _GridSpectrum(NamedTuple):
     spectrum: np.ndarray  # rfftn of the embedded kernel, shape (L_1, ..., L_d // 2 + 1)
 
 
-def _kernel_spectrum(kernel_on_offsets, grid_shape, *, workers=None):
-    """Precompute the real FFT of the circulant embedding of a Toeplitz kernel.
+def _embedded_kernel(kernel_on_offsets, grid_shape):
+    """The circulant embedding of a Toeplitz kernel: its first column.
+
+    The one place the embedding is computed; the NumPy and torch cores (and
+    anyone needing the FFT grid of a kernel) transform this array.
 
     Parameters
     ----------
@@ -51,12 +54,12 @@ def _kernel_spectrum(kernel_on_offsets, grid_shape, *, workers=None):
         holds the zero offset.
     grid_shape : tuple of int
         ``(n_1, ..., n_d)``.
-    workers : int, default=None
-        Threads for scipy.fft.
 
     Returns
     -------
-    spectrum : _GridSpectrum
+    embedded : ndarray of float64, shape (L_1, ..., L_d)
+        ``k(m)`` at index ``m mod L`` (zero elsewhere), ``L_k`` the FFT-friendly
+        size ``>= 2 n_k - 1``.
     """
     grid_shape = tuple(int(n) for n in grid_shape)
     kernel_on_offsets = np.asarray(kernel_on_offsets)
@@ -79,8 +82,29 @@ def _kernel_spectrum(kernel_on_offsets, grid_shape, *, workers=None):
                 src.append(slice(0, n - 1))
                 dst.append(slice(fft_shape[axis] - (n - 1), fft_shape[axis]))
         embedded[tuple(dst)] = kernel_on_offsets[tuple(src)]
+    return embedded
+
+
+def _kernel_spectrum(kernel_on_offsets, grid_shape, *, workers=None):
+    """Precompute the real FFT of the circulant embedding of a Toeplitz kernel.
+
+    Parameters
+    ----------
+    kernel_on_offsets : ndarray of shape (2 * n_1 - 1, ..., 2 * n_d - 1)
+        Kernel values at every grid offset (see :func:`_embedded_kernel`).
+    grid_shape : tuple of int
+        ``(n_1, ..., n_d)``.
+    workers : int, default=None
+        Threads for scipy.fft.
+
+    Returns
+    -------
+    spectrum : _GridSpectrum
+    """
+    grid_shape = tuple(int(n) for n in grid_shape)
+    embedded = _embedded_kernel(kernel_on_offsets, grid_shape)
     spectrum = scipy.fft.rfftn(embedded, workers=workers)
-    return _GridSpectrum(grid_shape, fft_shape, spectrum)
+    return _GridSpectrum(grid_shape, embedded.shape, spectrum)
 
 
 def _circulant_product(values, fft_shape, grid_shape, charges, out, *, workers=None):

@@ -18,7 +18,9 @@ from fasttsne._validation import (
     check_is_fitted,
     validate_data,
 )
-from fasttsne.linalg._svd._randomized import _randomized_svd
+from fasttsne import gpu
+from fasttsne.linalg._svd._randomized import _dispatching, _on_device, _randomized_svd
+from fasttsne.linalg._svd._torch import is_tensor
 
 __all__ = ["RandomizedSVD"]
 
@@ -68,6 +70,17 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Work on ``X.T``; ``"auto"`` transposes wide matrices.
     random_state : int, RandomState instance or None, default=None
         Seed of the random test matrix. Pass an int for reproducible results.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where ``fit`` computes. ``"cuda"`` moves the data to the CUDA device
+        with torch (the ``fasttsne[gpu]`` extra); NumPy and SciPy input then
+        gives NumPy attributes and outputs. ``"auto"`` takes the device when
+        torch, triton and a device are there, and computes a torch tensor
+        where it lives. Under ``sklearn.config_context(array_api_dispatch=True)``
+        torch tensors (dense or sparse CSR) stay tensors: the fitted
+        attributes and the outputs are tensors on the input's device, as for
+        scikit-learn's array API estimators.
+
+        .. versionadded:: 0.2
 
     Attributes
     ----------
@@ -145,6 +158,7 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "center": ["boolean"],
         "transpose": [StrOptions({"auto"}), "boolean"],
         "random_state": ["random_state"],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
     }
 
     def __init__(
@@ -160,6 +174,7 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         center=False,
         transpose="auto",
         random_state=None,
+        device="auto",
     ):
         self.n_components = n_components
         self.algorithm = algorithm
@@ -171,6 +186,7 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.center = center
         self.transpose = transpose
         self.random_state = random_state
+        self.device = device
 
     def fit(self, X, y=None):
         """Compute the truncated SVD of ``X``.
@@ -208,6 +224,14 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             ``transform(X)``.
         """
         del y  # unsupervised; accepted for API consistency
+        if _dispatching(X):
+            # pylint: disable-next=import-outside-toplevel
+            from fasttsne.linalg._svd._torch import check_tensor
+
+            X = check_tensor(X, ensure_min_samples=2)
+            validate_data(self, X, skip_check_array=True)
+            where = "auto" if self.device == "auto" else gpu.resolve_device(self.device)
+            return self._fit_on_torch(X, where)
         # scikit-learn's finiteness check sums the data first, which overflows
         # near the largest float: no warning for valid data.
         with np.errstate(over="ignore", invalid="ignore"):
@@ -218,13 +242,10 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 dtype=[np.float64, np.float32],
                 ensure_min_samples=2,
             )
-        n_samples, n_features = X.shape
-        if self.n_components > min(n_samples, n_features):
-            raise ValueError(
-                f"n_components={self.n_components} must be at most "
-                f"min(n_samples, n_features)={min(n_samples, n_features)} "
-                f"(n_samples={n_samples}, n_features={n_features})."
-            )
+        if gpu.resolve_device(self.device) == "cuda":
+            return self._fit_on_torch(X, "cuda")
+        self._check_n_components(X.shape)
+        n_samples = X.shape[0]
         U, S, Vt, info = _randomized_svd(
             X,
             self.n_components,
@@ -282,6 +303,47 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.algorithm_ = info["algorithm"]
         return X_new
 
+    def _check_n_components(self, shape):
+        """ValueError when ``n_components`` exceeds the short side of ``X``."""
+        n_samples, n_features = shape
+        if self.n_components > min(n_samples, n_features):
+            raise ValueError(
+                f"n_components={self.n_components} must be at most "
+                f"min(n_samples, n_features)={min(n_samples, n_features)} "
+                f"(n_samples={n_samples}, n_features={n_features})."
+            )
+
+    def _fit_on_torch(self, X, where):
+        """``fit_transform`` with torch: ``X`` a NumPy/SciPy input to compute
+        on CUDA (attributes come back as NumPy), or a validated tensor kept
+        as one (attributes on its device); ``where`` as for ``_on_device``."""
+        # pylint: disable-next=import-outside-toplevel
+        from fasttsne.linalg._svd._torch import fitted_attributes
+
+        self._check_n_components(X.shape)
+        X, back = _on_device(X, where)
+        U, S, Vt, info = _randomized_svd(
+            X,
+            self.n_components,
+            n_oversamples=self.n_oversamples,
+            n_iter=self.n_iter,
+            power_iteration_normalizer=self.power_iteration_normalizer,
+            algorithm=self.algorithm,
+            block_size=self.block_size,
+            tol=self.tol,
+            transpose=self.transpose,
+            random_state=self.random_state,
+            center=self.center,
+            return_info=True,
+        )
+        attributes = fitted_attributes(X, U, S, Vt, info, center=self.center)
+        X_new = back(attributes.pop("X_new"))
+        for name, value in attributes.items():
+            setattr(self, name, None if value is None else back(value))
+        self.n_iter_ = info["n_iter"]
+        self.algorithm_ = info["algorithm"]
+        return X_new
+
     def transform(self, X):
         """Project ``X`` on the components: ``(X - mean_) @ components_.T``.
 
@@ -296,6 +358,8 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             The data in the space of the components.
         """
         check_is_fitted(self)
+        if is_tensor(self.components_) or _dispatching(X):
+            return self._project_on_torch(X)
         X = validate_data(
             self,
             X,
@@ -307,6 +371,28 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         X_new = np.asarray(X @ components.T)
         if self.mean_ is not None:
             X_new -= self.mean_.astype(X.dtype, copy=False) @ components.T
+        return X_new
+
+    def _project_on_torch(self, X):
+        """``transform`` of a tensor, or by components that are tensors."""
+        # pylint: disable-next=import-outside-toplevel
+        from fasttsne.linalg._svd._torch import check_tensor, to_torch
+
+        if not is_tensor(X) or not is_tensor(self.components_):
+            raise TypeError(
+                "RandomizedSVD fitted on "
+                f"{type(self.components_).__module__.split('.')[0]} arrays "
+                f"cannot transform {type(X).__module__.split('.')[0]} arrays; "
+                "fit and transform with the same array library (torch tensors "
+                "need sklearn.config_context(array_api_dispatch=True))."
+            )
+        X = check_tensor(X)
+        validate_data(self, X, skip_check_array=True, reset=False)
+        components = to_torch(self.components_, X.device).to(X.dtype)
+        X_new = X @ components.T
+        if self.mean_ is not None:
+            mean = to_torch(self.mean_, X.device).to(X.dtype)
+            X_new -= mean @ components.T
         return X_new
 
     def inverse_transform(self, X):
@@ -323,6 +409,8 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             The rank-``n_components`` approximation in the input space.
         """
         check_is_fitted(self)
+        if is_tensor(self.components_) or _dispatching(X):
+            return self._inverse_on_torch(X)
         X = check_array(X, dtype=[np.float64, np.float32])
         n_components = self.components_.shape[0]
         if X.shape[1] != n_components:
@@ -336,6 +424,30 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             X_back += self.mean_.astype(X.dtype, copy=False)
         return X_back
 
+    def _inverse_on_torch(self, X):
+        """``inverse_transform`` of a tensor by components that are tensors."""
+        # pylint: disable-next=import-outside-toplevel
+        from fasttsne.linalg._svd._torch import check_tensor
+
+        if not is_tensor(X) or not is_tensor(self.components_):
+            raise TypeError(
+                "inverse_transform takes the array library RandomizedSVD was "
+                "fitted with (torch tensors need "
+                "sklearn.config_context(array_api_dispatch=True))."
+            )
+        X = check_tensor(X)
+        n_components = self.components_.shape[0]
+        if X.shape[1] != n_components:
+            raise ValueError(
+                f"X has {X.shape[1]} columns, but inverse_transform maps data in "
+                f"the space of the {n_components} components back to the input "
+                "space."
+            )
+        X_back = X @ self.components_.to(X.device, X.dtype)
+        if self.mean_ is not None:
+            X_back += self.mean_.to(X.device, X.dtype)
+        return X_back
+
     @property
     def _n_features_out(self):
         """Number of transformed output features."""
@@ -345,6 +457,7 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.array_api_support = True
         return tags
 
 

@@ -7,7 +7,9 @@ iteration and the left Rayleigh-Ritz step in
 array derived from it with NumPy themselves: they go through an *operator* and
 a *basis-products* object. Another array library (torch tensors on a GPU, say)
 needs its own versions of these two classes, with the methods below, and
-nothing else; the solvers run on its arrays unchanged.
+nothing else; the solvers run on its arrays unchanged. The torch versions are
+in :mod:`~fasttsne.linalg._svd._torch`; ``_operator_and_products`` in
+:mod:`~fasttsne.linalg._svd._randomized` picks the pair for the input.
 
 Two kinds of arrays
 -------------------

@@ -31,12 +31,15 @@ in :mod:`fasttsne.linalg._scaling`.
 """
 
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import get_config
 from sklearn.utils import check_array, check_random_state
 
+from fasttsne import gpu
 from fasttsne._validation import Interval, StrOptions, validate_params
 from fasttsne.linalg._scaling import _max_abs, _scale_exponent, _scaled
 from fasttsne.linalg._svd._bidiagonal import _BlockBidiagonal, _needs_bidiagonal
@@ -44,6 +47,7 @@ from fasttsne.linalg._svd._lanczos import _BlockLanczos, _block_krylov
 from fasttsne.linalg._svd._operators import _LinearOperator
 from fasttsne.linalg._svd._subspace import _subspace_iteration
 from fasttsne.linalg._svd._threading import _blas_n_threads, _threaded_products
+from fasttsne.linalg._svd._torch import is_tensor
 
 __all__ = ["randomized_svd"]
 
@@ -62,6 +66,13 @@ def _flip_signs(U, Vt, u_based_decision=False):
     ``sklearn.utils.extmath.randomized_svd``: signs follow the left singular
     vectors of the input, whichever side the solver worked on.
     """
+    if is_tensor(U):
+        if u_based_decision:
+            signs = U.gather(0, U.abs().argmax(dim=0, keepdim=True))[0].sign()
+        else:
+            signs = Vt.gather(1, Vt.abs().argmax(dim=1, keepdim=True))[:, 0].sign()
+        signs[signs == 0] = 1
+        return U * signs, Vt * signs[:, None]
     if u_based_decision:
         cols = np.arange(U.shape[1])
         signs = np.sign(U[np.argmax(np.abs(U), axis=0), cols])
@@ -171,6 +182,11 @@ def _prepare(M, center):
     centred or scaled), the column means still to subtract implicitly (sparse
     input) or None, and the exponent ``e`` with ``M = 2**e * (input - mean)``.
     """
+    if is_tensor(M):
+        # pylint: disable-next=import-outside-toplevel
+        from fasttsne.linalg._svd import _torch
+
+        return _torch.prepare(M, center)
     if sp.issparse(M):
         if M.format not in ("csr", "csc"):
             M = M.tocsr()
@@ -196,6 +212,90 @@ def _prepare(M, center):
                 M = np.ldexp(M, shift, out=M)
                 exponent += shift
     return M, mean, exponent
+
+
+def _is_sparse(M):
+    """Whether ``M`` is a SciPy sparse matrix or a sparse torch tensor."""
+    if is_tensor(M):
+        # pylint: disable-next=import-outside-toplevel
+        from fasttsne.linalg._svd._torch import is_sparse
+
+        return is_sparse(M)
+    return sp.issparse(M)
+
+
+@contextmanager
+def _operator_and_products(M, *, mean, transpose, width):
+    """The operator and the basis products for ``M``'s array library and device.
+
+    Yields ``(operator, products)`` (:mod:`fasttsne.linalg._svd._operators`
+    describes both): NumPy's for ndarrays and SciPy sparse matrices, with the
+    BLAS threads of :func:`_threaded_products`; torch's
+    (:mod:`fasttsne.linalg._svd._torch`) for torch tensors, on their device.
+    """
+    if is_tensor(M):
+        # pylint: disable-next=import-outside-toplevel
+        from fasttsne.linalg._svd._torch import TorchOperator, TorchProducts
+
+        yield TorchOperator(M, mean=mean, transpose=transpose), TorchProducts(M.device)
+        return
+    sparse = sp.issparse(M)
+    n_threads = _blas_n_threads() if sparse else 1
+    op = _LinearOperator(
+        M, mean=mean, transpose=transpose, n_threads=n_threads, width=width
+    )
+    # The caller's with statement exits this one (the generator runs to its end).
+    # pylint: disable-next=contextmanager-generator-missing-cleanup
+    with _threaded_products(sparse, n_threads) as products:
+        yield op, products
+
+
+def _finish(U, S, Vt, *, transpose, flip_sign, u_based_decision, dtype):
+    """Signs, layout and dtype of the result, in the tall arrays' library.
+
+    ``U`` and ``Vt`` are the solver's tall arrays (before undoing ``transpose``),
+    ``S`` its NumPy singular values. NumPy results are C-contiguous ndarrays;
+    torch results are tensors on the data's device, ``S`` included.
+    """
+    if transpose:
+        U, Vt = Vt.T, U.T
+    if flip_sign:
+        U, Vt = _flip_signs(U, Vt, u_based_decision)
+    S = S.astype(dtype, copy=False)
+    if is_tensor(U):
+        # pylint: disable-next=import-outside-toplevel
+        import torch
+
+        return U.contiguous(), torch.from_numpy(S).to(U.device), Vt.contiguous()
+    return np.ascontiguousarray(U), S, np.ascontiguousarray(Vt)
+
+
+def _on_device(M, device):
+    """Where to compute on ``M``, and how the results come back.
+
+    Returns ``(M, back)``: ``M`` moved to the device that ``device`` (a
+    resolved ``"cpu"`` or ``"cuda"``, or ``"auto"`` for a tensor: where it
+    lives) asks for, and a function that takes the results there to the
+    caller's library and device: NumPy input computed on CUDA comes back as
+    NumPy, a tensor on its own device.
+    """
+    if is_tensor(M):
+        if device == "auto":
+            return M, lambda result: result
+        target = gpu.torch_device() if device == "cuda" else "cpu"
+        home = M.device
+        return M.to(target), lambda result: result.to(home)
+    if device != "cuda":
+        return M, lambda result: result
+    # pylint: disable-next=import-outside-toplevel
+    from fasttsne.linalg._svd._torch import to_numpy, to_torch
+
+    return to_torch(M, gpu.torch_device()), to_numpy
+
+
+def _dispatching(M):
+    """Whether ``M`` is a tensor to keep as one: array API dispatch is on."""
+    return is_tensor(M) and get_config()["array_api_dispatch"]
 
 
 def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
@@ -242,14 +342,13 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
         normalizer=power_iteration_normalizer,
         algorithm=algorithm,
         block=block_size,
-        sparse=sp.issparse(M),
+        sparse=_is_sparse(M),
     )
-    n_threads = _blas_n_threads() if sp.issparse(M) else 1
     width = n_components + n_oversamples if algorithm == "subspace" else block
-    op = _LinearOperator(
-        M, mean=mean, transpose=transpose, n_threads=n_threads, width=width
-    )
-    with _threaded_products(sp.issparse(M), n_threads) as products:
+    with _operator_and_products(M, mean=mean, transpose=transpose, width=width) as (
+        op,
+        products,
+    ):
         if algorithm == "subspace":
             U, S, Vt, n_run = _subspace_iteration(
                 op,
@@ -292,22 +391,26 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
                 )
             U, S, Vt, n_run = result
     S_top = float(S[0]) if S.size else 0.0
-    if transpose:
-        U, Vt = Vt.T, U.T
-    if flip_sign:
-        U, Vt = _flip_signs(U, Vt, u_based_decision)
-    U = np.ascontiguousarray(U)
-    Vt = np.ascontiguousarray(Vt)
-    S = S.astype(M.dtype, copy=False)
+    dtype = op.dtype
+    S = S.astype(dtype, copy=False)
     if exponent:
         with np.errstate(over="ignore", under="ignore"):
-            S = np.ldexp(S, -exponent).astype(M.dtype, copy=False)
+            S = np.ldexp(S, -exponent).astype(dtype, copy=False)
         if not np.all(np.isfinite(S)):
             raise ValueError(
-                f"The singular values of the input exceed the {M.dtype.name} "
+                f"The singular values of the input exceed the {dtype.name} "
                 f"range (the largest is about 2**{int(np.frexp(S_top)[1]) - exponent}"
                 f"); convert the data to float64 or scale them down."
             )
+    U, S, Vt = _finish(
+        U,
+        S,
+        Vt,
+        transpose=transpose,
+        flip_sign=flip_sign,
+        u_based_decision=u_based_decision,
+        dtype=dtype,
+    )
     if not return_info:
         return U, S, Vt
     info = {
@@ -335,6 +438,7 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
         "flip_sign": ["boolean"],
         "random_state": ["random_state"],
         "svd_lapack_driver": [StrOptions({"gesdd", "gesvd"})],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
     },
     prefer_skip_nested_validation=True,
 )
@@ -352,6 +456,7 @@ def randomized_svd(
     flip_sign=True,
     random_state=None,
     svd_lapack_driver="gesdd",
+    device="auto",
 ):
     """Compute a truncated SVD with a randomized range finder.
 
@@ -435,14 +540,25 @@ def randomized_svd(
         LAPACK driver of the SVDs of the small projected matrices:
         divide-and-conquer (``"gesdd"``) or the QR iteration (``"gesvd"``),
         as in scikit-learn.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where the products run. ``"cuda"`` moves the data to the CUDA device
+        with torch (the ``fasttsne[gpu]`` extra) and brings the results back
+        as NumPy arrays; ``"auto"`` does so when torch, triton and a device
+        are there (:func:`fasttsne.gpu.is_available`), and computes a torch
+        tensor where it lives. Torch tensors (dense or sparse CSR) are kept as
+        tensors, results on their device, under
+        ``sklearn.config_context(array_api_dispatch=True)``; without it they
+        are converted to NumPy, as scikit-learn does.
+
+        .. versionadded:: 0.2
 
     Returns
     -------
-    U : ndarray of shape (n_rows, n_components)
+    U : ndarray or tensor of shape (n_rows, n_components)
         Left singular vectors.
-    S : ndarray of shape (n_components,)
+    S : ndarray or tensor of shape (n_components,)
         Singular values, in decreasing order.
-    Vt : ndarray of shape (n_components, n_cols)
+    Vt : ndarray or tensor of shape (n_components, n_cols)
         Right singular vectors, as rows.
 
     See Also
@@ -484,6 +600,42 @@ def randomized_svd(
     >>> bool(np.allclose(S, np.linalg.svd(X, compute_uv=False)[:3]))
     True
     """
+    if _dispatching(M):
+        # pylint: disable-next=import-outside-toplevel
+        from fasttsne.linalg._svd._torch import check_tensor
+
+        M = check_tensor(M)
+        where = device if device == "auto" else gpu.resolve_device(device)
+    else:
+        M = _check_matrix(M)
+        where = gpu.resolve_device(device)
+    if n_components > min(M.shape):
+        raise ValueError(
+            f"n_components={n_components} must be at most min(M.shape)="
+            f"{min(M.shape)} for M of shape {M.shape}."
+        )
+    M, back = _on_device(M, where)
+    U, S, Vt = _randomized_svd(
+        M,
+        n_components,
+        n_oversamples=n_oversamples,
+        n_iter=n_iter,
+        power_iteration_normalizer=power_iteration_normalizer,
+        algorithm=algorithm,
+        block_size=block_size,
+        tol=tol,
+        transpose=transpose,
+        flip_sign=flip_sign,
+        u_based_decision=True,
+        random_state=random_state,
+        svd_lapack_driver=svd_lapack_driver,
+    )
+    return back(U), back(S), back(Vt)
+
+
+def _check_matrix(M):
+    """``M`` as a float32/float64 ndarray or CSR/CSC matrix, as scikit-learn's
+    ``randomized_svd`` accepts it."""
     if sp.issparse(M) and M.format in ("lil", "dok"):
         # scikit-learn's randomized_svd warns in these words.
         warnings.warn(
@@ -500,23 +652,4 @@ def randomized_svd(
             dtype=[np.float64, np.float32],
             copy=False,
         )
-    if n_components > min(M.shape):
-        raise ValueError(
-            f"n_components={n_components} must be at most min(M.shape)="
-            f"{min(M.shape)} for M of shape {M.shape}."
-        )
-    return _randomized_svd(
-        M,
-        n_components,
-        n_oversamples=n_oversamples,
-        n_iter=n_iter,
-        power_iteration_normalizer=power_iteration_normalizer,
-        algorithm=algorithm,
-        block_size=block_size,
-        tol=tol,
-        transpose=transpose,
-        flip_sign=flip_sign,
-        u_based_decision=True,
-        random_state=random_state,
-        svd_lapack_driver=svd_lapack_driver,
-    )
+    return M

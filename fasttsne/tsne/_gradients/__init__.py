@@ -154,19 +154,12 @@ def resolve_device(requested, *, preference, n_components):
         backend that can run there.
     """
     cuda_names = tuple(preference.get("cuda", ()))
-    if requested == "cpu":
-        return "cpu"
     if requested == "auto":
         usable = _any_usable(cuda_names, n_components=n_components, device="cuda")
         return "cuda" if usable else "cpu"
-    if requested != "cuda":
-        raise ValueError(f'device must be "auto", "cpu" or "cuda", got {requested!r}.')
-    gpu.require()
-    if not gpu.is_available():
-        raise ValueError(
-            'device="cuda" was requested but torch sees no CUDA device on this '
-            "machine."
-        )
+    # The shared policy (fasttsne.gpu): packages, then a device.
+    if gpu.resolve_device(requested) == "cpu":
+        return "cpu"
     if not _any_usable(cuda_names, n_components=n_components, device="cuda"):
         raise ValueError(
             'device="cuda" was requested but this fasttsne has no CUDA gradient '
