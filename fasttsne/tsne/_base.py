@@ -501,8 +501,10 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             if not factors:
                 continue
             # The optimiser calls the objective once per iteration, in order,
-            # so the factors are consumed one per iteration.
-            factors_left = iter(factors)
+            # so the factors are consumed one per iteration; its last call
+            # only evaluates the KL of the phase's final embedding (which does
+            # not depend on the factor).
+            factors_left = iter([*factors, factors[-1]])
 
             def objective(Y_now, compute_error, factors_left=factors_left):
                 return backend(
@@ -778,7 +780,12 @@ default="perplexity"
 
     callbacks : callable or list of callable, default=None
         Called as ``callback(iteration, kl_divergence, embedding)`` every
-        ``callbacks_every_iters`` iterations; returning True stops the fit.
+        ``callbacks_every_iters`` iterations and after the last one:
+        ``iteration`` is the number of iterations done, ``embedding`` the
+        embedding after them (the array being optimised, in the input's
+        order; copy it to keep it) and ``kl_divergence`` the KL divergence of
+        that embedding (of the unexaggerated P, also during early
+        exaggeration). Returning True stops the fit with that embedding.
 
     callbacks_every_iters : int, default=50
         How often the KL divergence is evaluated, callbacks are called and the
@@ -799,7 +806,8 @@ _COMMON_ATTRIBUTES_DOC = """embedding_ : ndarray of shape (n_samples, n_componen
         The fitted embedding, in the dtype of the training data.
 
     kl_divergence_ : float
-        KL divergence of the embedding after the last iteration.
+        KL divergence of ``embedding_``, the embedding after the last
+        iteration (with the backend's approximation of the normalisation).
 
     n_iter_ : int
         Number of iterations run.
