@@ -16,6 +16,7 @@ from scipy import sparse
 from fasttsne._neighbors._common import (
     BLOCK_ENTRIES,
     PAIR_BLOCK_ENTRIES,
+    max_abs,
     run_blocks,
     squared_norms,
 )
@@ -346,6 +347,15 @@ def euclidean_knn(X_query, X_ref, n_neighbors, *, self_query, n_threads, match):
         Exact squared distances, rows sorted by (distance, index).
     matches : ndarray of shape (n_query,), intp, or None
     """
+    largest = max(max_abs(X_query), max_abs(X_ref))
+    with np.errstate(over="ignore"):
+        overflows = not np.isfinite(4.0 * X_ref.shape[1] * largest * largest)
+    if overflows:
+        raise ValueError(
+            f"The data hold values up to {largest:.3g}, whose squared euclidean "
+            "distances overflow float64: scale the data down (the t-SNE "
+            "estimators scale what they fit, and new points by the same factor)."
+        )
     search = _EuclideanSearch(X_query, X_ref, n_neighbors, self_query=self_query)
     n_query = X_query.shape[0]
     indices = np.empty((n_query, n_neighbors), dtype=np.intp)

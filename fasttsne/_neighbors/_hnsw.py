@@ -20,6 +20,8 @@ from threadpoolctl import threadpool_limits
 from fasttsne._neighbors._common import (
     PAIR_BLOCK_ENTRIES,
     as_float64,
+    max_abs,
+    rescaling_exponent,
     run_blocks,
     sort_rows,
 )
@@ -99,9 +101,15 @@ def approx_euclidean_knn(
         index.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
         index.hnsw.rng = faiss.RandomGenerator(seed)
         X32 = np.empty((n_samples, n_features), dtype=np.float32)
+        # faiss computes in float32: data of tiny or huge magnitude is brought
+        # to max |x| ~ 1 by an exact power of two first (the neighbours do not
+        # change; their distances are recomputed from X below).
+        exponent = rescaling_exponent(max_abs(X), np.float32)
         step = max(1, PAIR_BLOCK_ENTRIES // n_features)
         for start in range(0, n_samples, step):
-            X32[start : start + step] = X[order[start : start + step]]
+            X32[start : start + step] = np.ldexp(
+                X[order[start : start + step]], exponent
+            )
         # (pylint cannot see faiss's NumPy wrappers of its SWIG methods)
         index.add(X32)  # pylint: disable=no-value-for-parameter
         faiss.omp_set_num_threads(n_threads)

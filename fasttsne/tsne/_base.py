@@ -19,6 +19,7 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 
 from fasttsne._neighbors import KNOWN_METRICS, check_precomputed
+from fasttsne._neighbors._common import max_abs, rescaling_exponent
 from fasttsne.tsne import _affinity
 from fasttsne.tsne._affinity import AFFINITIES
 from fasttsne.tsne._gradients import get_backend, resolve_device
@@ -63,6 +64,40 @@ def _check_all_identical(X, metric):
             "All samples in X are identical: t-SNE needs at least two distinct "
             "points to embed."
         )
+
+
+# Metrics whose nearest neighbours and t-SNE affinities do not change when
+# the data are multiplied by a constant (homogeneous distances, angles,
+# boolean patterns): every known one but the spherical and user-given ones.
+_SCALE_FREE_METRICS = (KNOWN_METRICS | {"precomputed"}) - {"haversine", "pyfunc"}
+
+
+def _input_exponent(X, metric, affinity):
+    """The power of two by which a fit scales ``X`` (0: none; see ``_rescaled``).
+
+    t-SNE's affinities do not depend on the scale of the data for the metrics
+    of ``_SCALE_FREE_METRICS`` (the bandwidths are calibrated, or the kNN
+    taken as they are) and precomputed affinities are normalised, but their
+    squared distances underflow to 0 below about 1e-77 (float64) and overflow
+    above about 1e77: such data are brought to max |x| ~ 1 first, by an exact
+    power of two. A callable metric gets the data as given.
+    """
+    if affinity != "precomputed" and (
+        callable(metric) or metric not in _SCALE_FREE_METRICS
+    ):
+        return 0
+    return rescaling_exponent(max_abs(X), X.dtype)
+
+
+def _rescaled(X, exponent):
+    """``X * 2 ** exponent`` (a copy when ``exponent`` is not 0)."""
+    if exponent == 0:
+        return X
+    if sp.issparse(X):
+        X = X.copy()
+        X.data = np.ldexp(X.data, exponent)
+        return X
+    return np.ldexp(X, exponent)
 
 
 def _data_digest(X):
@@ -381,6 +416,8 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         n_samples = X.shape[0]
         self._check_input_kind(X)
         digest = _data_digest(X)
+        exponent = _input_exponent(X, self.metric, self.affinity)
+        X = _rescaled(X, exponent)
         warm = self._warm_start_embedding(n_samples, digest)
         callbacks = self._callbacks()
         dtype = X.dtype
@@ -445,6 +482,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         precomputed = "precomputed" in (self.metric, self.affinity)
         self._fit_X = X if not precomputed else np.empty((n_samples, 0))
         self._fit_digest = digest
+        self._input_exponent = exponent
         self._n_features_out = self.n_components
         return Y
 
@@ -575,7 +613,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             Positions in the fitted embedding.
         """
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        X = _rescaled(self._validate_X(X, reset=False), self._input_exponent)
         n_threads = check_n_threads(self.n_jobs)
         reference = self.embedding_
         P_new, match = _affinity.new_point_affinities(

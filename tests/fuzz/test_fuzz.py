@@ -219,8 +219,9 @@ def test_cli_reader_fuzz(tmp_path_factory, X, suffix):
     else:
         delimiter = "," if suffix == ".csv" else "\t"
         header = delimiter.join(f"x{j}" for j in range(dense.shape[1]))
-        np.savetxt(path, dense, fmt="%.17g", delimiter=delimiter, header=header,
-                   comments="")
+        np.savetxt(
+            path, dense, fmt="%.17g", delimiter=delimiter, header=header, comments=""
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

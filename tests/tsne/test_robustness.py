@@ -2,8 +2,10 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from numpy.testing import assert_allclose
 from sklearn.datasets import make_blobs
+from sklearn.manifold import trustworthiness
 
 from fasttsne import BarnesHutTSNE, FFTInterpTSNE
 from fasttsne.tsne._gradients._exact import kl_divergence
@@ -45,3 +47,39 @@ def test_reported_kl_is_that_of_the_returned_embedding(make, blobs):
     for _, kl, embedding in seen:
         assert_allclose(kl, kl_divergence(embedding, P), rtol=1e-9)
     assert_allclose(seen[-1][2], tsne.embedding_)
+
+
+@pytest.mark.parametrize("Est", [BarnesHutTSNE, FFTInterpTSNE])
+@pytest.mark.parametrize("scale", [1e-200, 1e-170, 1e160, 1e300])
+@pytest.mark.parametrize("container", ["dense", "csr"])
+def test_tiny_and_huge_data_embed_like_unit_data(Est, scale, container, blobs):
+    """Data scaled by 1e-200 or 1e300 embed as well as the data themselves.
+
+    Their squared distances would underflow to 0 or overflow to inf: the fit
+    scales them by a power of two, and transform scales new points alike.
+    """
+    X = blobs * scale
+    if container == "csr":
+        X = sp.csr_matrix(X)
+    tsne = Est(max_iter=250, random_state=0)
+    Y = tsne.fit_transform(X)
+    assert np.all(np.isfinite(Y))
+    assert np.ptp(Y) > 1.0  # not collapsed onto a point
+    unscaled = Est(max_iter=250, random_state=0).fit_transform(blobs)
+    assert trustworthiness(blobs, Y, n_neighbors=10) > (
+        trustworthiness(blobs, unscaled, n_neighbors=10) - 0.02
+    )
+    assert np.isfinite(tsne.kl_divergence_) and tsne.kl_divergence_ > 0
+    # A training row comes back as its own position; a new one lands nearby.
+    new = tsne.transform(X[:2])
+    assert_allclose(new, Y[:2])
+    moved = blobs[:1] * 1.001 * scale
+    placed = tsne.transform(moved if container == "dense" else sp.csr_matrix(moved))
+    assert np.all(np.isfinite(placed))
+
+
+def test_new_points_too_large_for_the_fit_are_refused(blobs):
+    """New points whose distances overflow get a clear error, not an IndexError."""
+    tsne = BarnesHutTSNE(max_iter=60, random_state=0).fit(blobs)
+    with pytest.raises(ValueError, match="overflow float64"):
+        tsne.transform(blobs[:3] * 1e200)
