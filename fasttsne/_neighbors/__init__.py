@@ -36,6 +36,7 @@ from fasttsne._neighbors._hnsw import (
 from fasttsne._neighbors._metrics import (
     KNOWN_METRICS,
     check_metric,
+    check_metric_params,
     is_euclidean,
     rowwise_knn,
     sklearn_knn,
@@ -56,6 +57,22 @@ _METHODS = ("auto", "exact", "approx")
 # where it overtakes the exact one in ``benchmarks/bench_knn.py --crossover``
 # (docs/neighbors.rst).
 _APPROX_MIN_SAMPLES = 80_000
+
+
+def _checked_distances(distances, metric):
+    """``distances`` of ``metric``, or a ``ValueError`` naming the metric."""
+    bad = ~np.isfinite(distances)
+    negative = distances < 0
+    if bad.any() or negative.any():
+        name = getattr(metric, "__name__", None) if callable(metric) else None
+        name = f"{name!r}" if name else repr(metric)
+        found = "NaN or infinite" if bad.any() else "negative"
+        example = distances[bad | negative][0]
+        raise ValueError(
+            f"The metric {name} returned {found} distances (e.g. {example}); "
+            "a metric must return finite values >= 0."
+        )
+    return distances
 
 
 def _approx_unsupported(X, metric, metric_params):
@@ -178,6 +195,7 @@ def nearest_neighbors(
     ([2, 2, 0], [1.0, 4.242640687119285, 1.0])
     """
     check_metric(metric)
+    check_metric_params(metric, metric_params)
     method = _resolve_method(X, metric, metric_params, method)
     n_samples = X.shape[0]
     if not 1 <= n_neighbors <= n_samples - 1:
@@ -206,13 +224,14 @@ def nearest_neighbors(
             X, X, n_neighbors, self_query=True, n_threads=n_threads, match=False
         )
     else:
-        return sklearn_knn(
+        indices, distances = sklearn_knn(
             X,
             n_neighbors,
             metric=metric,
             metric_params=metric_params,
             n_threads=n_threads,
         )
+        return indices, _checked_distances(distances, metric)
     return indices, sq_distances if squared else np.sqrt(sq_distances)
 
 
@@ -274,6 +293,7 @@ def new_point_neighbors(
     [2, 0]
     """
     check_metric(metric)
+    check_metric_params(metric, metric_params)
     n_new = X_new.shape[0]
     if n_new == 0:
         return (
@@ -302,6 +322,7 @@ def new_point_neighbors(
         metric_params=metric_params,
         n_threads=n_threads,
     )
+    _checked_distances(distances, metric)
     _, _, match = euclidean_knn(
         X_new, X_fit, 1, self_query=False, n_threads=n_threads, match=True
     )

@@ -83,3 +83,37 @@ def test_new_points_too_large_for_the_fit_are_refused(blobs):
     tsne = BarnesHutTSNE(max_iter=60, random_state=0).fit(blobs)
     with pytest.raises(ValueError, match="overflow float64"):
         tsne.transform(blobs[:3] * 1e200)
+
+
+def _nan_metric(a, b):
+    return np.nan if a[0] > 0 else float(np.abs(a - b).sum())
+
+
+def _negative_metric(a, b):
+    return -float(np.abs(a - b).sum())
+
+
+@pytest.mark.parametrize(
+    "metric, found", [(_nan_metric, "NaN or infinite"), (_negative_metric, "negative")]
+)
+def test_callable_metric_returning_bad_distances_is_named(metric, found, blobs):
+    """A callable metric's NaN, inf or negative values get an error naming it."""
+    X = blobs[:40]
+    with pytest.raises(ValueError, match=f"{metric.__name__}.*{found}"):
+        BarnesHutTSNE(metric=metric, perplexity=5, max_iter=30).fit(X)
+    tsne = BarnesHutTSNE(metric="manhattan", perplexity=5, max_iter=30).fit(X)
+    tsne.set_params(metric=metric)
+    with pytest.raises(ValueError, match=f"{metric.__name__}.*{found}"):
+        tsne.transform(X[:3] + 0.5)
+
+
+def test_metric_params_that_the_metric_does_not_take(blobs):
+    """metric_params={"p": 2} with the euclidean metric: a clear ValueError."""
+    X = blobs[:40]
+    with pytest.raises(ValueError, match=r"not parameters of the metric 'euclidean'"):
+        BarnesHutTSNE(metric_params={"p": 2}, perplexity=5, max_iter=30).fit(X)
+    # The parameter that the metric takes is accepted.
+    Y = BarnesHutTSNE(
+        metric="minkowski", metric_params={"p": 3}, perplexity=5, max_iter=30
+    ).fit_transform(X)
+    assert np.all(np.isfinite(Y))
