@@ -47,6 +47,10 @@ _TRANSFORM_LEARNING_RATE = 0.1
 _TRANSFORM_MAX_STEP = 1.0
 
 _MOMENTUM_EARLY = 0.5
+# The range of dof in which the kernel can be evaluated faithfully (see the
+# dof entry of the docstring).
+_MIN_DOF = 1e-3
+_MAX_DOF = 1e6
 _MOMENTUM_MAIN = 0.8
 
 
@@ -147,7 +151,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         "metric_params": [dict, None],
         "init": [StrOptions({"pca", "random", "spectral"}), np.ndarray],
         "warm_start": ["boolean"],
-        "dof": [Interval(Real, 0, None, closed="neither")],
+        "dof": [Interval(Real, _MIN_DOF, _MAX_DOF, closed="both")],
         "neighbors": [StrOptions({"auto", "exact", "approx"})],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
         "callbacks": [list, callable, None],
@@ -798,7 +802,14 @@ default="perplexity"
     dof : float, default=1.0
         Degrees of freedom of the heavy-tailed output kernel
         ``(1 + d^2 / dof)^(-dof)``; 1 is the Cauchy kernel of standard t-SNE,
-        smaller values separate clusters further (Kobak et al. 2019).
+        smaller values separate clusters further (Kobak et al. 2019). It must
+        lie in ``[1e-3, 1e6]``: above, ``1 + d^2 / dof`` rounds to 1 for the
+        small distances of a starting embedding (every kernel value becomes 1
+        instead of tending to the Gaussian ``exp(-d^2)``, which dof = 1e6
+        already matches closely); below, the kernel is flat to within a few
+        percent over any range of distances an embedding spans, so it
+        separates nothing, and the Barnes-Hut and FFT sums lose their
+        accuracy on it (both gave impossible KL values).
 
     neighbors : {"auto", "exact", "approx"}, default="auto"
         Nearest-neighbour search: exact (blocked BLAS for the euclidean

@@ -117,3 +117,26 @@ def test_metric_params_that_the_metric_does_not_take(blobs):
         metric="minkowski", metric_params={"p": 3}, perplexity=5, max_iter=30
     ).fit_transform(X)
     assert np.all(np.isfinite(Y))
+
+
+@pytest.mark.parametrize("dof", [1e-300, 1e-4, 2e6, 1e20])
+def test_dof_outside_its_range_is_refused(dof, blobs):
+    """Extreme dof gave impossible KL values: it is validated instead."""
+    with pytest.raises(ValueError, match="dof"):
+        BarnesHutTSNE(dof=dof).fit(blobs)
+
+
+@pytest.mark.parametrize("Est", [BarnesHutTSNE, FFTInterpTSNE])
+@pytest.mark.parametrize("dof", [1e-3, 1e6])
+def test_kl_is_right_at_the_ends_of_the_dof_range(Est, dof):
+    """At both ends of the range the reported KL is the exact one's (to 1%).
+
+    1600 points: the FFT backend interpolates on its grid from 1500 on.
+    """
+    X, _ = make_blobs(1600, n_features=4, centers=4, random_state=0)
+    tsne = Est(dof=dof, max_iter=60, early_exaggeration_iter=30, random_state=0)
+    tsne.fit(X)
+    P, _ = tsne._joint_probabilities(X, 1, np.random.RandomState(0))
+    assert_allclose(
+        tsne.kl_divergence_, kl_divergence(tsne.embedding_, P, dof=dof), rtol=1e-2
+    )
