@@ -9,6 +9,7 @@ from sklearn.manifold import trustworthiness
 
 from fasttsne import BarnesHutTSNE, FFTInterpTSNE
 from fasttsne.tsne._gradients._exact import kl_divergence
+from fasttsne.tsne._gradients._interpolation import InterpolationGrid
 
 # Exact repulsion: Barnes-Hut at angle 0, the FFT backend's direct sums (up to
 # 1500 points), so the reported KL can be checked to rounding.
@@ -140,3 +141,32 @@ def test_kl_is_right_at_the_ends_of_the_dof_range(Est, dof):
     assert_allclose(
         tsne.kl_divergence_, kl_divergence(tsne.embedding_, P, dof=dof), rtol=1e-2
     )
+
+
+def test_one_dimensional_grids_are_capped():
+    """ints_in_interval=1e-7 in 1-D asked for gigabytes: the grid is capped."""
+    grid = InterpolationGrid.covering(
+        (-10.0,),
+        (10.0,),
+        n_interpolation_points=3,
+        min_num_intervals=50,
+        ints_in_interval=1e-7,
+        max_num_intervals=300,
+    )
+    assert 300 <= grid.n_boxes[0] <= 300**2 * 2
+    X, _ = make_blobs(200, n_features=4, random_state=0)
+    Y = FFTInterpTSNE(1, ints_in_interval=1e-7, max_iter=30, random_state=0)
+    assert np.all(np.isfinite(Y.fit_transform(X)))
+
+
+@pytest.mark.parametrize("lo, hi", [((-10.0,), (10.0,)), ((-10.0, -1.0), (10.0, 1.0))])
+def test_uncapped_grids_too_large_are_refused_before_allocating(lo, hi):
+    with pytest.raises(ValueError, match="interpolation grid would have"):
+        InterpolationGrid.covering(
+            lo,
+            hi,
+            n_interpolation_points=3,
+            min_num_intervals=50,
+            ints_in_interval=1e-7,
+            max_num_intervals=0,
+        )
