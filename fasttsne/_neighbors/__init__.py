@@ -31,7 +31,6 @@ from fasttsne._neighbors._hnsw import (
     ANGULAR_METRICS,
     approx_angular_knn,
     approx_euclidean_knn,
-    import_faiss,
 )
 from fasttsne._neighbors._metrics import (
     KNOWN_METRICS,
@@ -101,8 +100,9 @@ def _resolve_method(X, metric, metric_params, method):
     "approx" raises ``ValueError`` for an input it cannot serve (see
     :func:`_approx_unsupported`). "auto" picks the approximate search from
     ``_APPROX_MIN_SAMPLES`` samples on, and warns when it has to take the
-    exact one there instead (unsupported input, or faiss missing); precomputed
-    distances always take the exact selection, silently.
+    exact one there instead (unsupported input; a missing or broken faiss
+    raises ``ImportError`` in the search); precomputed distances always take
+    the exact selection, silently.
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
@@ -119,8 +119,6 @@ def _resolve_method(X, metric, metric_params, method):
     n_samples = X.shape[0]
     if n_samples < _APPROX_MIN_SAMPLES or metric == "precomputed":
         return "exact"
-    if reason is None and import_faiss() is None:
-        reason = "faiss is not installed (pip install faiss-cpu)"
     if reason is not None:
         warnings.warn(
             f'neighbors="auto" takes the exact search for {n_samples} samples, '
@@ -166,7 +164,7 @@ def nearest_neighbors(
         correlation metric; it raises ``ValueError`` for other inputs.
         "auto" is "approx" from ``_APPROX_MIN_SAMPLES`` samples on, and
         warns when it must take the exact search there (sparse data, other
-        metrics, faiss missing). Precomputed distances are never searched:
+        metrics); a missing or broken faiss raises ``ImportError``. Precomputed distances are never searched:
         "auto" and "exact" take each row's k smallest.
     n_threads : int, default=1
         Number of threads. The result does not depend on it.

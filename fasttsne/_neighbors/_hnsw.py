@@ -51,11 +51,20 @@ QUERY_BATCH_ROWS = 1 << 16
 
 
 def import_faiss():
-    """faiss, or ``None`` when it is not installed."""
+    """faiss, or an ``ImportError`` saying how to install it.
+
+    faiss is a dependency of fasttsne: a missing or broken install must not
+    turn the large-data default into a search whose cost grows with the
+    square of the number of samples without a word.
+    """
     try:
         import faiss
-    except ImportError:
-        return None
+    except (ImportError, OSError) as exc:
+        raise ImportError(
+            "The approximate nearest-neighbour search needs faiss, a dependency "
+            f"of fasttsne, which cannot be imported ({exc}); install it with "
+            'pip install faiss-cpu, or pass neighbors="exact".'
+        ) from exc
     return faiss
 
 
@@ -83,8 +92,6 @@ def approx_euclidean_knn(
     sq_distances : ndarray of shape (n_samples, n_neighbors), float64
     """
     faiss = import_faiss()
-    if faiss is None:
-        raise ImportError('neighbors="approx" needs faiss: pip install faiss-cpu')
     random_state = check_random_state(random_state)
     seed = int(random_state.randint(np.iinfo(np.int32).max))
     X = as_float64(X)

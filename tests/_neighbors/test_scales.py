@@ -1,10 +1,12 @@
 """Searches on data of tiny or huge magnitude find the same neighbours."""
 
+import sys
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fasttsne._neighbors import nearest_neighbors
+from fasttsne._neighbors import _APPROX_MIN_SAMPLES, nearest_neighbors
 from fasttsne._neighbors._common import rescaling_exponent
 
 
@@ -39,3 +41,17 @@ def test_rescaling_exponent():
         exponent = rescaling_exponent(largest, dtype)
         assert exponent != 0
         assert 0.5 <= np.ldexp(largest, exponent) < 1.0
+
+
+def test_a_broken_faiss_fails_loudly(rng, monkeypatch):
+    """faiss is a dependency: the large-data default does not fall back silently.
+
+    An exact search at the default's size would take quadratic time without
+    a word; a missing or broken faiss raises ImportError before any work.
+    """
+    monkeypatch.setitem(sys.modules, "faiss", None)  # "import faiss" now fails
+    X = rng.normal(size=(_APPROX_MIN_SAMPLES, 2))
+    with pytest.raises(ImportError, match="pip install faiss-cpu"):
+        nearest_neighbors(X, 5, method="auto")
+    with pytest.raises(ImportError, match="pip install faiss-cpu"):
+        nearest_neighbors(X[:100], 5, method="approx")
