@@ -27,7 +27,7 @@ else:
     _FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
     settings.register_profile(
         "ci",
-        max_examples=25,
+        max_examples=60,
         derandomize=True,
         deadline=None,
         database=None,

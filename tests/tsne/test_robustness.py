@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose
+from sklearn import config_context
 from sklearn.datasets import make_blobs
 from sklearn.manifold import trustworthiness
 
@@ -170,3 +171,13 @@ def test_uncapped_grids_too_large_are_refused_before_allocating(lo, hi):
             ints_in_interval=1e-7,
             max_num_intervals=0,
         )
+
+
+@pytest.mark.parametrize("Est", [BarnesHutTSNE, FFTInterpTSNE])
+def test_pca_init_under_a_global_pandas_output(Est, blobs):
+    """transform_output="pandas" set globally does not reach the internal SVD."""
+    pytest.importorskip("pandas")
+    expected = Est(max_iter=60, random_state=0).fit_transform(blobs)
+    with config_context(transform_output="pandas"):
+        Y = Est(max_iter=60, random_state=0).fit_transform(blobs)
+    assert_allclose(np.asarray(Y), expected)
