@@ -1,7 +1,7 @@
 """
-==================================================
+====================================================
 Smoothing and deblurring signals with ToeplitzKernel
-==================================================
+====================================================
 
 :class:`fasttsne.ToeplitzKernel` multiplies every row of ``X`` by a kernel
 matrix ``T[i, j] = k(x_i - x_j)`` on the grid the row was sampled on, in

@@ -1,17 +1,5 @@
-"""Small shared helpers: verbose printing and timing."""
+"""Small shared helpers: the verbose printer of the estimators."""
 
-import sys
-import time
+from fasttsne._progress import Reporter as _Printer
 
-
-class _Printer:
-    """Print ``[fasttsne] ...`` lines to stderr when ``verbose`` is set."""
-
-    def __init__(self, verbose):
-        self.verbose = verbose
-        self._start = time.perf_counter()
-
-    def __call__(self, message):
-        if self.verbose:
-            elapsed = time.perf_counter() - self._start
-            print(f"[fasttsne] {message} ({elapsed:.2f}s)", file=sys.stderr, flush=True)
+__all__ = ["_Printer"]

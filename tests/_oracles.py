@@ -54,6 +54,47 @@ def exact_kl_attraction_term(P, Y, dof, Y_ref=None):
     return np.sum(Pd[mask] * np.log(Pd[mask] / w[mask]))
 
 
+def interpolation_charges(Y, grid):
+    """Charges ``(1, y - center)`` spread on the nodes of a FIt-SNE grid.
+
+    From the definitions of ``InterpolationGrid``: a point in box ``b`` (its
+    integer position ``s = (y - center - lo) / width``, clamped to the grid)
+    adds ``prod_axes L_a(s - b)`` times its charges to node ``b p + a`` of each
+    axis, where ``L_a`` is the Lagrange basis of the nodes ``(m + 1/2) / p``.
+
+    Returns
+    -------
+    charges : ndarray of shape (n_components + 1, *grid.shape)
+    """
+    p = grid.n_interpolation_points
+    n_dims = Y.shape[1]
+    nodes = (np.arange(p) + 0.5) / p
+    charges = np.zeros((n_dims + 1,) + tuple(grid.shape))
+    for y in np.asarray(Y, dtype=np.float64) - np.asarray(grid.center):
+        weights, index = [], []
+        for axis in range(n_dims):
+            s = (y[axis] - grid.lower_edges[axis]) * grid.inverse_widths[axis]
+            box = min(max(int(s), 0), grid.n_boxes[axis] - 1)
+            basis = [
+                np.prod(
+                    [
+                        (s - box - nodes[m]) / (nodes[a] - nodes[m])
+                        for m in range(p)
+                        if m != a
+                    ]
+                )
+                for a in range(p)
+            ]
+            weights.append(np.array(basis))
+            index.append(box * p + np.arange(p))
+        w = weights[0] if n_dims == 1 else np.outer(weights[0], weights[1])
+        block = np.ix_(*index)
+        charges[0][block] += w
+        for axis in range(n_dims):
+            charges[axis + 1][block] += w * y[axis]
+    return charges
+
+
 def clusters(rng, n_samples, n_components, n_clusters=8, spread=20.0):
     """A Gaussian mixture, like an embedding in the middle of an optimisation.
 

@@ -1,7 +1,33 @@
 """Optional CUDA support through torch and Triton (the ``fasttsne[gpu]`` extra).
 
-Nothing here imports torch or triton, or queries a device, at import time.
+Nothing here imports torch or triton, or queries a device, at import time:
+:func:`is_available` looks for a GPU driver before it imports anything, so
+that ``device="auto"`` on a machine without a GPU never imports torch. The
+kernels are in ``_kernels.py`` (``@triton.jit`` code only) and their torch
+glue in ``_launchers.py``; ``docs/gpu.rst`` says what runs where.
 """
+
+import glob
+import importlib.util
+import os
+
+# The torch device that ``device="cuda"`` computes on. Only the interpreter
+# tests change it (to "cpu", with TRITON_INTERPRET=1, through monkeypatch),
+# so that the device path runs on CPU tensors; it is not a user setting.
+_TORCH_DEVICE = "cuda"
+
+
+def _driver_visible():
+    """Whether a GPU driver exposes a device, without importing anything.
+
+    NVIDIA's device nodes and driver directory, ROCm's ``/dev/kfd`` and WSL's
+    ``/dev/dxg``; ``CUDA_VISIBLE_DEVICES`` set to nothing hides them all.
+    """
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    if glob.glob("/dev/nvidia[0-9]*") or glob.glob("/proc/driver/nvidia/gpus/*"):
+        return True
+    return os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg")
 
 
 def is_available():
@@ -10,7 +36,8 @@ def is_available():
     Returns
     -------
     available : bool
-        False on machines without the ``gpu`` extra or without a CUDA device.
+        False on machines without the ``gpu`` extra or without a CUDA device;
+        torch is imported only when a GPU driver is visible.
 
     Examples
     --------
@@ -18,6 +45,10 @@ def is_available():
     >>> isinstance(is_available(), bool)
     True
     """
+    if not _driver_visible():
+        return False
+    if any(importlib.util.find_spec(name) is None for name in ("torch", "triton")):
+        return False
     try:
         import torch
         import triton  # noqa: F401  pylint: disable=unused-import

@@ -20,12 +20,14 @@ row each. docs/affinities.rst describes the choices. The neighbour search
 itself lives in :mod:`fasttsne._neighbors`.
 """
 
+import time
+
 import numpy as np
 from scipy import sparse
 
 from fasttsne._cython._perplexity import binary_search_perplexity, symmetrize
 from fasttsne._neighbors import nearest_neighbors, new_point_neighbors
-from fasttsne._utils import _Printer
+from fasttsne._progress import Reporter, describe
 from fasttsne.tsne._layout import _locality_order
 
 __all__ = [
@@ -155,7 +157,7 @@ def joint_probabilities(
     random_state : int, RandomState instance or None, default=None
         Seeds the approximate search.
     verbose : int, default=0
-        Print progress when positive.
+        Print progress when positive (see :mod:`fasttsne._progress`).
     reorder : bool, default=False
         Number the points in a cache-friendly order (see
         :mod:`fasttsne.tsne._layout`) and return that order too.
@@ -183,9 +185,14 @@ def joint_probabilities(
         raise ValueError(
             f"affinity must be one of {AFFINITIES[:3]} here, got {affinity!r}."
         )
-    printer = _Printer(verbose)
+    report = Reporter(verbose, name="fasttsne.tsne")
     n_samples = X.shape[0]
     k = n_neighbors_of(affinity, perplexity, n_neighbors, n_samples - 1)
+    report(
+        f"kNN: searching {k} nearest neighbours of {n_samples} points (metric "
+        f"{describe(metric)}, neighbors {neighbors})"
+    )
+    start = time.perf_counter()
     indices, distances = nearest_neighbors(
         X,
         k,
@@ -196,16 +203,10 @@ def joint_probabilities(
         random_state=random_state,
         squared=_squares_distances(metric),
     )
-    printer(f"Computed {k} nearest neighbours of {n_samples} samples")
+    report(f"kNN: done in {time.perf_counter() - start:.2f} s")
+    start = time.perf_counter()
     conditional = _conditional(distances, affinity, perplexity, n_threads)
     del distances
-    if affinity == "uniform":
-        printer(f"Uniform conditional probabilities over {k} neighbours")
-    else:
-        printer(
-            "Calibrated the conditional probabilities to perplexity "
-            f"{_perplexities(affinity, perplexity)}"
-        )
     # 32-bit indices whenever they fit: P is the largest object of a fit (and
     # the attraction streams it every iteration), so this halves its index part.
     index_dtype = np.int32 if n_samples * k < np.iinfo(np.int32).max // 2 else np.intp
@@ -218,7 +219,7 @@ def joint_probabilities(
         conditional = conditional[order]
         indices = inverse[indices[order]]
         del inverse
-        printer("Numbered the points in reverse Cuthill-McKee order")
+        report("affinities: points numbered in reverse Cuthill-McKee order")
     conditional = sparse.csr_matrix(
         (conditional.ravel(), indices.ravel(), indptr), shape=(n_samples, n_samples)
     )
@@ -238,6 +239,15 @@ def joint_probabilities(
     )
     del conditional
     P.data /= P.data.sum()
+    calibration = (
+        f"uniform over {k} neighbours"
+        if affinity == "uniform"
+        else f"perplexity {describe(_perplexities(affinity, perplexity))}"
+    )
+    report(
+        f"affinities: {calibration}, {P.nnz / n_samples:.1f} non-zeros per row, "
+        f"in {time.perf_counter() - start:.2f} s"
+    )
     if reorder:
         return P, order
     return P
@@ -354,7 +364,7 @@ def precomputed_joint_probabilities(A, *, n_threads=1, verbose=0, reorder=False)
            [0.2, 0. , 0.3],
            [0. , 0.3, 0. ]])
     """
-    printer = _Printer(verbose)
+    report = Reporter(verbose, name="fasttsne.tsne")
     A = check_affinities(A)
     n_samples = A.shape[0]
     degree = np.diff(A.indptr) + np.bincount(A.indices, minlength=n_samples)
@@ -366,7 +376,7 @@ def precomputed_joint_probabilities(A, *, n_threads=1, verbose=0, reorder=False)
         order = _locality_order(A.indices, A.indptr)
         A = A[order][:, order]
         A.sort_indices()
-        printer("Numbered the points in reverse Cuthill-McKee order")
+        report("affinities: points numbered in reverse Cuthill-McKee order")
     P = sparse.csr_matrix(
         symmetrize(
             A.data,
@@ -378,7 +388,10 @@ def precomputed_joint_probabilities(A, *, n_threads=1, verbose=0, reorder=False)
     )
     del A
     P.data /= P.data.sum()
-    printer(f"Symmetrised and normalised the affinities of {n_samples} points")
+    report(
+        "affinities: precomputed, symmetrised and normalised, "
+        f"{P.nnz / n_samples:.1f} non-zeros per row"
+    )
     if reorder:
         return P, order
     return P

@@ -30,7 +30,7 @@ from fasttsne.tsne._layout import (
     _in_input_order,
 )
 from fasttsne.tsne._optimizer import GradientDescent
-from fasttsne._utils import _Printer
+from fasttsne._progress import FitProgress
 from fasttsne._validation import (
     Interval,
     StrOptions,
@@ -425,7 +425,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         warm = self._warm_start_embedding(n_samples, digest)
         callbacks = self._callbacks()
         dtype = X.dtype
-        printer = _Printer(self.verbose)
+        progress = FitProgress(self.verbose)
 
         # Every schedule is evaluated (and checked) before any work.
         n_early = min(self.early_exaggeration_iter, self.max_iter)
@@ -451,12 +451,9 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             self.learning_rate_ = max(n_samples / max(early, default=1.0), 50.0)
         else:
             self.learning_rate_ = max(n_samples / self.early_exaggeration, 50.0)
+        progress.parameters(self, X, n_threads, n_early=n_early)
 
         P, order = self._joint_probabilities(X, n_threads, rng)
-        printer(
-            f"Affinities of {n_samples} points: {P.nnz / n_samples:.1f} non-zeros "
-            "per row after symmetrisation."
-        )
         Y = initialize(
             self.init if warm is None else warm,
             X=X,
@@ -473,7 +470,10 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             (early[:n_early], _MOMENTUM_EARLY, None),
             (main, _MOMENTUM_MAIN, self.n_iter_without_progress),
         ]
-        kl, n_iter = self._optimize(Y, P, backend, printer, callbacks, phases)
+        try:
+            kl, n_iter = self._optimize(Y, P, backend, progress, callbacks, phases)
+        finally:
+            progress.close()
 
         if order is not None:
             Y = _in_input_order(Y, order)
@@ -488,6 +488,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self._fit_digest = digest
         self._input_exponent = exponent
         self._n_features_out = self.n_components
+        progress.summary(self, n_samples)
         return Y
 
     def _joint_probabilities(self, X, n_threads, rng):
@@ -519,7 +520,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             )
         return result if reorder else (result, None)
 
-    def _optimize(self, Y, P, backend, printer, callbacks, phases):
+    def _optimize(self, Y, P, backend, progress, callbacks, phases):
         """Run the phases on ``Y``; returns ``(kl, n_iter)``.
 
         ``phases`` lists ``(factors, momentum, n_iter_without_progress)``,
@@ -531,17 +532,23 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         whole optimisation.
         """
         backend.prepare(P)
+        # On the device the whole loop runs on the backend's tensors, which
+        # come back once at the end (DESIGN.md, section 5).
+        Y_run = backend.to_device(Y) if self.device_ == "cuda" else Y
         dof = float(self.dof)
         optimizer = GradientDescent(
             self.learning_rate_,
             n_iter_check=self.callbacks_every_iters,
             callbacks=callbacks,
-            printer=printer if self.verbose else None,
+            progress=progress,
         )
         kl, n_done = None, 0
-        for factors, momentum, no_progress in phases:
+        for name, (factors, momentum, no_progress) in zip(
+            ("early exaggeration", "main phase"), phases
+        ):
             if not factors:
                 continue
+            progress.phase_start(name, len(factors), factors, momentum)
             # The optimiser calls the objective once per iteration, in order,
             # so the factors are consumed one per iteration; its last call
             # only evaluates the KL of the phase's final embedding (which does
@@ -557,7 +564,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 )
 
             kl, n_phase, reason = optimizer.run(
-                Y,
+                Y_run,
                 objective,
                 n_iter=len(factors),
                 momentum=momentum,
@@ -568,8 +575,11 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 min_grad_norm=self.min_grad_norm,
             )
             n_done += n_phase
+            progress.phase_end(name, n_phase, kl, reason, n_done)
             if reason == "callback":
                 break
+        if Y_run is not Y:
+            Y[...] = backend.to_host(Y_run)
         return float(kl), n_done
 
     def _callbacks(self):
@@ -651,6 +661,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         """
         backend = self._backend(self.backend_, n_threads)
         backend.prepare(P_new, reference=self.embedding_)
+        Y_run = backend.to_device(Y) if self.device_ == "cuda" else Y
         dof = float(self.dof)
         optimizer = GradientDescent(
             _TRANSFORM_LEARNING_RATE, max_step_norm=_TRANSFORM_MAX_STEP, center=False
@@ -659,9 +670,9 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             momentum = (
                 _MOMENTUM_EARLY if it < _TRANSFORM_N_ITER // 4 else _MOMENTUM_MAIN
             )
-            _, grad = backend(Y, exaggeration=1.0, dof=dof, compute_error=False)
-            optimizer.step(Y, grad, momentum)
-        return Y
+            _, grad = backend(Y_run, exaggeration=1.0, dof=dof, compute_error=False)
+            optimizer.step(Y_run, grad, momentum)
+        return Y_run if Y_run is Y else backend.to_host(Y_run)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -742,12 +753,12 @@ default="perplexity"
 
     learning_rate : float or "auto", default="auto"
         Step size, applied to the exact KL gradient (the factor 4 included, as
-        in scikit-learn). ``"auto"`` is ``max(n_samples / early_exaggeration,
-        50)``, the number Belkina et al. (2019) and openTSNE use; scikit-learn's
-        "auto" is 4x smaller, ``max(n_samples / early_exaggeration / 4, 50)``.
-        So ``TSNE(learning_rate=L / 4)`` in scikit-learn takes the same steps as
-        ``learning_rate=L`` here, and openTSNE, whose gradient omits the factor
-        4, takes them with ``learning_rate=4 * L``.
+        in scikit-learn): a number takes the same steps as the same number in
+        :class:`sklearn.manifold.TSNE`, and as ``4 * learning_rate`` in
+        openTSNE, whose gradient omits the factor 4. ``"auto"`` is
+        ``max(n_samples / early_exaggeration, 50)``, 4x scikit-learn's "auto"
+        (``max(n_samples / early_exaggeration / 4, 50)``); pass that number to
+        take scikit-learn's default steps.
 
     max_iter : int, default=750
         Total number of iterations, early exaggeration included.
@@ -841,7 +852,12 @@ default="perplexity"
         stopping rules are checked.
 
     verbose : int, default=0
-        Print progress lines (iteration, KL divergence, elapsed time) to stderr.
+        Report progress on stderr: the resolved parameters, each phase with its
+        time (kNN, affinities, early exaggeration, main phase), the KL
+        divergence every ``callbacks_every_iters`` iterations (a progress bar
+        instead when stderr is a terminal and tqdm is installed), why the
+        optimisation stopped and a summary. The same messages are records of
+        the ``fasttsne`` logger, for applications that configure logging.
 
     random_state : int, RandomState instance or None, default=None
         Seed of the initialisation and of the approximate neighbour search. A

@@ -26,7 +26,8 @@ class BarnesHutTSNE(_BaseTSNE):
     angle : float, default=0.5
         Barnes-Hut opening angle theta: a tree cell of width ``w`` at distance
         ``d`` is summarised by its centre of mass when ``w / d < angle``. 0 gives
-        the exact O(N^2) sums; larger values are faster and less accurate.
+        the exact O(N^2) sums; larger values are faster and less accurate. Not
+        used on the GPU (``device_ == "cuda"``), which sums exactly.
 
     Attributes
     ----------
@@ -52,6 +53,11 @@ class BarnesHutTSNE(_BaseTSNE):
 
     ``transform`` places new points one by one against the frozen embedding
     (openTSNE's approach): a training row returns its own ``embedding_`` entry.
+
+    On a CUDA device (``device="cuda"``, or ``"auto"`` with the ``gpu`` extra
+    and a visible device) the repulsion is summed exactly, in O(N^2) work and
+    O(N) memory, by Triton kernels written like flash attention, and the
+    whole optimisation stays on the device; see the documentation's GPU page.
 
     References
     ----------
@@ -81,7 +87,7 @@ class BarnesHutTSNE(_BaseTSNE):
         "angle": [Interval(Real, 0, 1, closed="both")],
     }
 
-    _backend_preference: dict = {"cpu": ("bh",), "cuda": ()}
+    _backend_preference: dict = {"cpu": ("bh",), "cuda": ("triton",)}
 
     def __init__(
         self,

@@ -71,6 +71,12 @@ class FFTInterpTSNE(_BaseTSNE):
     points; a new point off that grid (or against a frozen embedding of a few
     dozen points) gets exact sums.
 
+    On a CUDA device (``device="cuda"``, or ``"auto"`` with the ``gpu`` extra
+    and a visible device) the same grid is spread and interpolated by Triton
+    kernels and convolved by ``torch.fft``, at every size, and the whole
+    optimisation stays on the device; ``transform`` then sums the repulsion
+    from the frozen embedding exactly. See the documentation's GPU page.
+
     References
     ----------
     .. [1] Linderman, G. C., Rachh, M., Hoskins, J. G., Steinerberger, S. and
@@ -96,7 +102,7 @@ class FFTInterpTSNE(_BaseTSNE):
         **GRID_KNOB_CONSTRAINTS,
     }
 
-    _backend_preference: dict = {"cpu": ("fft",), "cuda": ()}
+    _backend_preference: dict = {"cpu": ("fft",), "cuda": ("triton_fft",)}
 
     def __init__(
         self,

@@ -5,9 +5,31 @@ The optimiser knows nothing about how a gradient is computed: it calls an
 estimator around a gradient backend. Gains and momentum state persist across
 the exaggeration phases (openTSNE's behaviour), so the main phase starts from
 the early phase's velocities.
+
+The same arithmetic serves NumPy arrays and the torch tensors of the device
+loop (``device="cuda"``): the update uses only operations that both
+namespaces have (``where``, ``clip``, ``einsum``...), chosen by
+:func:`_namespace`, and never masks by boolean indexing, which would make a
+GPU wait for the mask's count. Callbacks always see NumPy arrays.
 """
 
 import numpy as np
+
+
+def _namespace(Y):
+    """NumPy for arrays; torch for the tensors of the device loop."""
+    if isinstance(Y, np.ndarray):
+        return np
+    import torch  # only reached with torch tensors, so torch is imported already
+
+    return torch
+
+
+def _as_numpy(Y):
+    """``Y`` itself if it is a NumPy array, else a NumPy copy of the tensor."""
+    if isinstance(Y, np.ndarray):
+        return Y
+    return Y.detach().cpu().numpy().copy()
 
 
 class GradientDescent:
@@ -37,8 +59,10 @@ class GradientDescent:
         iterations and after a phase's last one, with ``kl`` the error of
         ``Y`` after ``iteration`` iterations; returning True stops the
         optimisation.
-    printer : callable, default=None
-        Receives progress lines when verbose.
+    progress : object, default=None
+        Its ``iteration(it, kl=None, grad_norm=None)`` is called after every
+        iteration (1-based ``it``), with the error and gradient norm at checks
+        (see :class:`fasttsne._progress.FitProgress`).
     """
 
     def __init__(
@@ -50,7 +74,7 @@ class GradientDescent:
         center=True,
         n_iter_check=50,
         callbacks=None,
-        printer=None,
+        progress=None,
     ):
         self.learning_rate = learning_rate
         self.min_gain = min_gain
@@ -58,27 +82,31 @@ class GradientDescent:
         self.center = center
         self.n_iter_check = n_iter_check
         self.callbacks = list(callbacks or ())
-        self.printer = printer
+        self.progress = progress
         self.update = None
         self.gains = None
 
     def step(self, Y, grad, momentum):
-        """Apply one gains-and-momentum update to ``Y`` in place."""
+        """Apply one gains-and-momentum update to ``Y`` in place.
+
+        ``Y`` and ``grad`` are NumPy arrays, or torch tensors on one device.
+        """
+        xp = _namespace(Y)
         if self.update is None:
-            self.update = np.zeros_like(Y)
-            self.gains = np.ones_like(Y)
+            self.update = xp.zeros_like(Y)
+            self.gains = xp.ones_like(Y)
         # grad * update < 0: the descent keeps its direction, so speed it up.
         same_direction = (self.update * grad) < 0
-        self.gains[same_direction] += 0.2
-        self.gains[~same_direction] *= 0.8
-        np.maximum(self.gains, self.min_gain, out=self.gains)
+        self.gains = xp.where(same_direction, self.gains + 0.2, self.gains * 0.8)
+        self.gains = xp.clip(self.gains, self.min_gain, None)
         self.update *= momentum
         self.update -= self.learning_rate * self.gains * grad
         if self.max_step_norm is not None:
-            norms = np.sqrt(np.einsum("ij,ij->i", self.update, self.update))
-            too_long = norms > self.max_step_norm
-            if np.any(too_long):
-                self.update[too_long] *= (self.max_step_norm / norms[too_long])[:, None]
+            norms = xp.sqrt(xp.einsum("ij,ij->i", self.update, self.update))
+            # Rows longer than the cap shrink to it; the others are multiplied
+            # by max_step_norm / max_step_norm, exactly 1.
+            capped = xp.clip(norms, self.max_step_norm, None)
+            self.update *= (self.max_step_norm / capped)[:, None]
         Y += self.update
         if self.center:
             Y -= Y.mean(axis=0)
@@ -98,7 +126,7 @@ class GradientDescent:
 
         Parameters
         ----------
-        Y : ndarray of shape (n_samples, n_components)
+        Y : ndarray or torch.Tensor of shape (n_samples, n_components)
             The embedding, modified in place.
         objective : callable
             ``objective(Y, compute_error) -> (kl or None, grad)``, called once
@@ -141,13 +169,11 @@ class GradientDescent:
             ``kl`` and ``grad`` are those of ``Y`` after iteration ``it``.
             Returns the reason to stop, or None.
             """
-            grad_norm = float(np.linalg.norm(grad))
-            if self.printer is not None:
-                self.printer(
-                    f"Iteration {it + 1}: KL divergence {kl:.4f}, "
-                    f"gradient norm {grad_norm:.3e}"
-                )
-            if any(callback(it + 1, kl, Y) for callback in self.callbacks):
+            grad_norm = float(_namespace(grad).linalg.norm(grad))
+            if self.progress is not None:
+                self.progress.iteration(it + 1, kl, grad_norm)
+            Y_seen = _as_numpy(Y) if self.callbacks else None
+            if any(callback(it + 1, kl, Y_seen) for callback in self.callbacks):
                 return "callback"
             if kl < best[0]:
                 best[:] = kl, it
@@ -174,6 +200,8 @@ class GradientDescent:
             self.step(Y, grad, momentum)
             if (it + 1) % self.n_iter_check == 0 or offset == n_iter - 1:
                 pending = it
+            elif self.progress is not None:
+                self.progress.iteration(it + 1)
         if pending is not None:
             kl, grad = objective(Y, True)
             reason = check(pending, kl, grad)

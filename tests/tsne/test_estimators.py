@@ -236,6 +236,8 @@ def test_device_resolution(Est, blobs, monkeypatch):
     # with a visible GPU but no usable CUDA backend stays on the CPU, and an
     # explicit "cuda" fails before any work with the policy's error.
     monkeypatch.setattr(fasttsne.gpu, "is_available", lambda: True)
+    no_cuda_backend = {**Est._backend_preference, "cuda": ()}
+    monkeypatch.setattr(Est, "_backend_preference", no_cuda_backend)
     assert Est(max_iter=260, random_state=0).fit(X).device_ == "cpu"
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails
     with pytest.raises(ImportError, match=r'pip install "fasttsne\[gpu\]"'):

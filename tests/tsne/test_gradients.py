@@ -26,7 +26,20 @@ from tests._oracles import (
     random_new_point_affinities,
 )
 
-BACKENDS = list_backends()
+
+def _cpu_backends():
+    """The registered backends that run on the CPU (tests/gpu has the others)."""
+    names = []
+    for name in list_backends():
+        try:
+            get_backend(name, device="cpu", n_components=1, n_threads=1)
+        except ValueError:
+            continue
+        names.append(name)
+    return names
+
+
+BACKENDS = _cpu_backends()
 MODES = ["fit", "reference"]
 
 # Knobs under which a backend computes the exact sums up to rounding or a

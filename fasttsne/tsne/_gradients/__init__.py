@@ -28,6 +28,7 @@ from fasttsne import gpu
 from fasttsne.tsne._gradients._bh import BarnesHutGradient
 from fasttsne.tsne._gradients._exact import ExactGradient
 from fasttsne.tsne._gradients._fft import FFTGradient
+from fasttsne.tsne._gradients._triton import TritonFFTGradient, TritonGradient
 
 __all__ = ["get_backend", "list_backends", "resolve_device"]
 
@@ -35,6 +36,8 @@ _BACKENDS = {
     "fft": FFTGradient,
     "bh": BarnesHutGradient,
     "exact": ExactGradient,
+    "triton": TritonGradient,
+    "triton_fft": TritonFFTGradient,
 }
 
 _DEVICES = ("cpu", "cuda")
