@@ -26,7 +26,7 @@ import numpy as np
 from scipy import sparse
 
 from fasttsne._neighbors._common import as_float64
-from fasttsne._neighbors._exact import euclidean_knn
+from fasttsne._neighbors._exact import equal_rows, euclidean_knn
 from fasttsne._neighbors._hnsw import (
     ANGULAR_METRICS,
     approx_angular_knn,
@@ -321,10 +321,7 @@ def new_point_neighbors(
         n_threads=n_threads,
     )
     _checked_distances(distances, metric)
-    _, _, match = euclidean_knn(
-        X_new, X_fit, 1, self_query=False, n_threads=n_threads, match=True
-    )
-    return indices, distances, match
+    return indices, distances, equal_rows(X_new, X_fit)
 
 
 def _matching_formats(X_new, X_fit):

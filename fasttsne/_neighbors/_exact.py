@@ -505,3 +505,43 @@ def _sparse_duplicate_answers(X_query, ref_keys, ref_sq_norms, crowded, k, self_
             members = members[members != row]
         answers[r] = members[:k]
     return answered, answers
+
+
+def equal_rows(X_new, X_fit):
+    """The smallest index of a row of ``X_fit`` equal to each row of ``X_new``.
+
+    Rows are equal as in ``np.array_equal`` (-0.0 equals 0.0; for CSR,
+    stored zeros count as zeros), -1 where none is. Only training rows with
+    the same squared norm are compared, so this costs one pass over
+    ``X_fit`` and no search.
+
+    Parameters
+    ----------
+    X_new, X_fit : float64 ndarray or canonical CSR
+        New and training rows, both dense or both CSR.
+
+    Returns
+    -------
+    match : ndarray of shape (n_new,), intp
+    """
+    fit_keys = _without_negative_zeros(X_fit)
+    new_keys = _without_negative_zeros(X_new)
+    fit_norms = squared_norms(fit_keys)
+    order = np.argsort(fit_norms, kind="stable")  # equal norms by index
+    sorted_norms = fit_norms[order]
+    new_norms = squared_norms(new_keys)
+    starts = np.searchsorted(sorted_norms, new_norms, side="left")
+    stops = np.searchsorted(sorted_norms, new_norms, side="right")
+    match = np.full(new_keys.shape[0], -1, dtype=np.intp)
+    for i in np.flatnonzero(stops > starts):
+        candidates = order[starts[i] : stops[i]]
+        if sparse.issparse(fit_keys):
+            (key,) = _sparse_row_keys(new_keys, [i])
+            equal = np.array(
+                [other == key for other in _sparse_row_keys(fit_keys, candidates)]
+            )
+        else:
+            equal = (fit_keys[candidates] == new_keys[i]).all(axis=1)
+        if equal.any():
+            match[i] = candidates[np.argmax(equal)]
+    return match

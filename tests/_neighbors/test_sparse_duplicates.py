@@ -1,9 +1,11 @@
-"""Sparse inputs with large groups of identical rows: answered directly."""
+"""Identical rows: large groups answered directly, new rows matched without a search."""
 
 import numpy as np
+import pytest
 from numpy.testing import assert_array_equal
 from scipy import sparse
 
+from fasttsne import _neighbors
 from fasttsne._neighbors import nearest_neighbors, new_point_neighbors
 from fasttsne._neighbors._common import as_float64
 from fasttsne._neighbors._exact import _duplicate_answers
@@ -62,3 +64,32 @@ def test_sparse_duplicate_groups_match_the_oracle(rng):
     assert_array_equal(new_distances, np.sqrt(ref_sq))
     expected = [np.flatnonzero((X_dense == r).all(axis=1))[0] for r in X_new[:3]]
     assert_array_equal(match[:3], expected)
+
+
+@pytest.mark.parametrize("container", ["dense", "csr"])
+def test_new_points_of_other_metrics_need_no_euclidean_search(
+    rng, container, monkeypatch
+):
+    """The training row equal to a new row is found without a second search."""
+    X_dense = _grouped(rng)
+    X_new = np.vstack([X_dense[[0, 5, 320, 699]], rng.normal(size=(5, 12))])
+    X_new[1][X_new[1] == 0] = -0.0
+    expected = [
+        next((j for j in range(len(X_dense)) if np.array_equal(row, X_dense[j])), -1)
+        for row in X_new
+    ]
+    to = (
+        (lambda A: as_float64(sparse.csr_matrix(A)))
+        if container == "csr"
+        else (lambda A: A)
+    )
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("a euclidean search ran")
+
+    monkeypatch.setattr(_neighbors, "euclidean_knn", no_search)
+    _, _, match = new_point_neighbors(
+        to(X_new), to(X_dense), 10, metric="manhattan", n_threads=2
+    )
+    assert_array_equal(match, expected)
+    assert match[0] == 0 and match[-1] == -1
