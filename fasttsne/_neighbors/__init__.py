@@ -164,8 +164,9 @@ def nearest_neighbors(
         correlation metric; it raises ``ValueError`` for other inputs.
         "auto" is "approx" from ``_APPROX_MIN_SAMPLES`` samples on, and
         warns when it must take the exact search there (sparse data, other
-        metrics); a missing or broken faiss raises ``ImportError``. Precomputed distances are never searched:
-        "auto" and "exact" take each row's k smallest.
+        metrics); a missing or broken faiss raises ``ImportError``.
+        Precomputed distances are never searched: "auto" and "exact" take
+        each row's k smallest.
     n_threads : int, default=1
         Number of threads. The result does not depend on it.
     random_state : int, RandomState instance or None, default=None

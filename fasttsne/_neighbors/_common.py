@@ -56,7 +56,8 @@ def rescaling_exponent(largest, dtype):
         Multiply the data by ``2 ** exponent`` (``np.ldexp``).
     """
     finfo = np.finfo(dtype)
-    if largest == 0 or finfo.tiny**0.25 <= largest <= finfo.max**0.25:
+    smallest, biggest = float(finfo.tiny), float(finfo.max)  # pylint: disable=no-member
+    if largest == 0 or smallest**0.25 <= largest <= biggest**0.25:
         return 0
     return -int(np.frexp(largest)[1])
 

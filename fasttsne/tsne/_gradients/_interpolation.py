@@ -206,10 +206,11 @@ class InterpolationGrid(NamedTuple):
             boxes.append(n_boxes)
         n_nodes = math.prod(boxes) * n_interpolation_points ** len(boxes)
         if n_nodes > _MAX_GRID_NODES:
+            spans_in = [float(high - low) for low, high in zip(lo, hi)]
             raise ValueError(
                 f"The interpolation grid would have {n_nodes} nodes ({boxes} "
                 f"boxes of {n_interpolation_points} nodes per axis, for an "
-                f"embedding spanning {[float(high - low) for low, high in zip(lo, hi)]}), "
+                f"embedding spanning {spans_in}), "
                 f"more than {_MAX_GRID_NODES}: set max_num_intervals (a cap on "
                 "the boxes per axis) or a larger ints_in_interval."
             )
