@@ -57,7 +57,7 @@ else:
     _FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
     settings.register_profile(
         "ci",
-        max_examples=60,
+        max_examples=200,
         derandomize=True,
         deadline=None,
         database=None,
@@ -66,7 +66,7 @@ else:
     )
     settings.register_profile(
         "deep",
-        max_examples=1000,
+        max_examples=2000,
         deadline=None,
         print_blob=True,
         suppress_health_check=_FUZZ_HEALTH,

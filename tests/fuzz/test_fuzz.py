@@ -63,8 +63,11 @@ def _check_outcome(run):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return run()
+            result = run()
+        hypothesis.event("result")
+        return result
     except (ValueError, TypeError) as exc:
+        hypothesis.event(f"refused: {type(exc).__name__}")
         if not _raised_by_validation(exc):
             raise AssertionError(
                 f"an error from outside our validation: {exc!r}"
@@ -73,8 +76,14 @@ def _check_outcome(run):
         return None
 
 
+# Sparse formats are drawn half of the time; ToeplitzKernel, which takes dense
+# input only, draws them rarely.
+_CONTAINERS = ("dense", "dense", "list", "csr", "csc", "coo")
+_DENSE_CONTAINERS = ("dense", "dense", "dense", "list", "list", "csr")
+
+
 @st.composite
-def data(draw, max_rows=50, max_cols=20):
+def data(draw, max_rows=50, max_cols=20, containers=_CONTAINERS):
     """An input matrix: dense array, nested list or sparse, of any dtype."""
     n_rows = draw(st.integers(0, max_rows))
     n_cols = draw(st.integers(0, max_cols))
@@ -83,8 +92,8 @@ def data(draw, max_rows=50, max_cols=20):
     seed = draw(st.integers(0, 2**32 - 1))
     n_duplicates = draw(st.integers(0, n_rows))
     zero_fraction = draw(st.sampled_from([0.0, 0.0, 0.5, 0.9, 1.0]))
-    special = draw(st.sampled_from([None, None, None, np.nan, np.inf, -np.inf]))
-    container = draw(st.sampled_from(["dense", "dense", "list", "csr", "csc", "coo"]))
+    special = draw(st.sampled_from([None] * 6 + [np.nan, np.inf, -np.inf]))
+    container = draw(st.sampled_from(containers))
 
     rng = np.random.default_rng(seed)
     if dtype == "bool":
@@ -226,7 +235,7 @@ def test_randomized_svd_fuzz(X, n_components, center):
 
 
 @given(
-    X=data(),
+    X=data(containers=_DENSE_CONTAINERS),
     kernel=st.sampled_from(["gaussian", "laplacian", "cauchy"]),
     bandwidth=st.sampled_from([0.3, 1.0, 4.0]),
 )
