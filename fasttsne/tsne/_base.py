@@ -777,9 +777,18 @@ default="perplexity"
         the training points). Euclidean distances are squared before the
         perplexity calibration, other metrics are used as they are
         (scikit-learn's convention). Unused with ``affinity="precomputed"``.
+        The affinities do not depend on the scale of ``X`` (for every named
+        metric but ``"haversine"``): data whose largest magnitude lies
+        outside about ``[1e-77, 1e77]`` (float64; ``[1e-10, 1e9]`` float32),
+        where squared distances would underflow or overflow, are multiplied
+        by an exact power of two first, and new points in ``transform`` by
+        the same one. A callable metric gets ``X`` as given; it must return
+        finite values >= 0 (``ValueError`` otherwise).
 
     metric_params : dict, default=None
-        Extra keyword arguments of the metric.
+        Extra keyword arguments of the metric; a ``ValueError`` names those
+        that a named metric does not take (the euclidean metric takes none,
+        ``"minkowski"`` takes ``p`` and ``w``).
 
     init : {"pca", "spectral", "random"} or ndarray of shape \
 (n_samples, n_components), default="pca"
