@@ -627,7 +627,10 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             Positions in the fitted embedding.
         """
         check_is_fitted(self)
-        X = _rescaled(self._validate_X(X, reset=False), self._input_exponent)
+        # No exponent (0) on an estimator whose fitted state was set by hand
+        # from another's public attributes and _fit_X.
+        exponent = getattr(self, "_input_exponent", 0)
+        X = _rescaled(self._validate_X(X, reset=False), exponent)
         n_threads = check_n_threads(self.n_jobs)
         reference = self.embedding_
         P_new, match = _affinity.new_point_affinities(
