@@ -44,3 +44,31 @@ import pytest  # noqa: E402  pylint: disable=wrong-import-position
 def rng():
     """A fresh seeded generator for each test."""
     return np.random.default_rng(0)
+
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the fuzz tests skip themselves without Hypothesis
+    pass
+else:
+    # "ci" is derandomised (the same examples on every run, so CI is
+    # reproducible) and small enough for a quick run on two cores; "deep" is
+    # for local runs: HYPOTHESIS_PROFILE=deep python -m pytest tests/fuzz
+    _FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
+    settings.register_profile(
+        "ci",
+        max_examples=200,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        suppress_health_check=_FUZZ_HEALTH,
+    )
+    settings.register_profile(
+        "deep",
+        max_examples=2000,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=_FUZZ_HEALTH,
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -91,6 +91,19 @@ def _is_index_names(fields, second):
     return len(values) >= 3 or decimals
 
 
+def _parses_as_data(fields):
+    """Whether every field is a number literal (``nan`` too) and one is finite.
+
+    Such a row is data (whose NaN the reader then refuses), not a header: a
+    data row with a NaN must not be taken for column names and dropped.
+    """
+    try:
+        values = [float(field) for field in fields]
+    except ValueError:
+        return False
+    return any(math.isfinite(value) for value in values)
+
+
 def _has_header(first, second):
     """Whether the first row of a table is a header (the usual case).
 
@@ -103,7 +116,7 @@ def _has_header(first, second):
         return not all(_is_number(field) for field in first)
     numeric = [j for j, field in enumerate(second) if _is_number(field)]
     if any(j < len(first) and not _is_number(first[j]) for j in numeric):
-        return True
+        return not _parses_as_data(first)
     names = first[1:] if first and first[0] == "" else first
     return _is_index_names(names, second)
 

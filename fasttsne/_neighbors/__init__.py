@@ -26,16 +26,16 @@ import numpy as np
 from scipy import sparse
 
 from fasttsne._neighbors._common import as_float64
-from fasttsne._neighbors._exact import euclidean_knn
+from fasttsne._neighbors._exact import equal_rows, euclidean_knn
 from fasttsne._neighbors._hnsw import (
     ANGULAR_METRICS,
     approx_angular_knn,
     approx_euclidean_knn,
-    import_faiss,
 )
 from fasttsne._neighbors._metrics import (
     KNOWN_METRICS,
     check_metric,
+    check_metric_params,
     is_euclidean,
     rowwise_knn,
     sklearn_knn,
@@ -56,6 +56,22 @@ _METHODS = ("auto", "exact", "approx")
 # where it overtakes the exact one in ``benchmarks/bench_knn.py --crossover``
 # (docs/neighbors.rst).
 _APPROX_MIN_SAMPLES = 80_000
+
+
+def _checked_distances(distances, metric):
+    """``distances`` of ``metric``, or a ``ValueError`` naming the metric."""
+    bad = ~np.isfinite(distances)
+    negative = distances < 0
+    if bad.any() or negative.any():
+        name = getattr(metric, "__name__", None) if callable(metric) else None
+        name = f"{name!r}" if name else repr(metric)
+        found = "NaN or infinite" if bad.any() else "negative"
+        example = distances[bad | negative][0]
+        raise ValueError(
+            f"The metric {name} returned {found} distances (e.g. {example}); "
+            "a metric must return finite values >= 0."
+        )
+    return distances
 
 
 def _approx_unsupported(X, metric, metric_params):
@@ -84,8 +100,9 @@ def _resolve_method(X, metric, metric_params, method):
     "approx" raises ``ValueError`` for an input it cannot serve (see
     :func:`_approx_unsupported`). "auto" picks the approximate search from
     ``_APPROX_MIN_SAMPLES`` samples on, and warns when it has to take the
-    exact one there instead (unsupported input, or faiss missing); precomputed
-    distances always take the exact selection, silently.
+    exact one there instead (unsupported input; a missing or broken faiss
+    raises ``ImportError`` in the search); precomputed distances always take
+    the exact selection, silently.
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
@@ -102,8 +119,6 @@ def _resolve_method(X, metric, metric_params, method):
     n_samples = X.shape[0]
     if n_samples < _APPROX_MIN_SAMPLES or metric == "precomputed":
         return "exact"
-    if reason is None and import_faiss() is None:
-        reason = "faiss is not installed (pip install faiss-cpu)"
     if reason is not None:
         warnings.warn(
             f'neighbors="auto" takes the exact search for {n_samples} samples, '
@@ -149,8 +164,9 @@ def nearest_neighbors(
         correlation metric; it raises ``ValueError`` for other inputs.
         "auto" is "approx" from ``_APPROX_MIN_SAMPLES`` samples on, and
         warns when it must take the exact search there (sparse data, other
-        metrics, faiss missing). Precomputed distances are never searched:
-        "auto" and "exact" take each row's k smallest.
+        metrics); a missing or broken faiss raises ``ImportError``.
+        Precomputed distances are never searched: "auto" and "exact" take
+        each row's k smallest.
     n_threads : int, default=1
         Number of threads. The result does not depend on it.
     random_state : int, RandomState instance or None, default=None
@@ -178,6 +194,7 @@ def nearest_neighbors(
     ([2, 2, 0], [1.0, 4.242640687119285, 1.0])
     """
     check_metric(metric)
+    check_metric_params(metric, metric_params)
     method = _resolve_method(X, metric, metric_params, method)
     n_samples = X.shape[0]
     if not 1 <= n_neighbors <= n_samples - 1:
@@ -206,13 +223,14 @@ def nearest_neighbors(
             X, X, n_neighbors, self_query=True, n_threads=n_threads, match=False
         )
     else:
-        return sklearn_knn(
+        indices, distances = sklearn_knn(
             X,
             n_neighbors,
             metric=metric,
             metric_params=metric_params,
             n_threads=n_threads,
         )
+        return indices, _checked_distances(distances, metric)
     return indices, sq_distances if squared else np.sqrt(sq_distances)
 
 
@@ -274,6 +292,7 @@ def new_point_neighbors(
     [2, 0]
     """
     check_metric(metric)
+    check_metric_params(metric, metric_params)
     n_new = X_new.shape[0]
     if n_new == 0:
         return (
@@ -302,10 +321,8 @@ def new_point_neighbors(
         metric_params=metric_params,
         n_threads=n_threads,
     )
-    _, _, match = euclidean_knn(
-        X_new, X_fit, 1, self_query=False, n_threads=n_threads, match=True
-    )
-    return indices, distances, match
+    _checked_distances(distances, metric)
+    return indices, distances, equal_rows(X_new, X_fit)
 
 
 def _matching_formats(X_new, X_fit):

@@ -27,6 +27,41 @@ def as_float64(X):
     return np.ascontiguousarray(X, dtype=np.float64)
 
 
+def max_abs(X):
+    """The largest absolute value of an ndarray or sparse matrix (0 if empty)."""
+    values = X.data if sparse.issparse(X) else X
+    return float(np.max(np.abs(values), initial=0.0))
+
+
+def rescaling_exponent(largest, dtype):
+    """The power of two that brings ``largest`` into [0.5, 1), or 0.
+
+    0 when ``largest`` is 0 or lies within ``[tiny ** (1/4), max ** (1/4)]``
+    of ``dtype``: there, squared differences and their sums over features
+    stay normal numbers, neither underflowing to 0 nor overflowing to inf.
+    Scaling by a power of two is exact (for normal numbers), and nearest
+    neighbours do not depend on the scale, so a search (or a t-SNE fit) can
+    run on the scaled data instead.
+
+    Parameters
+    ----------
+    largest : float
+        The data's largest absolute value.
+    dtype : dtype
+        The floating dtype in which the squares are computed.
+
+    Returns
+    -------
+    exponent : int
+        Multiply the data by ``2 ** exponent`` (``np.ldexp``).
+    """
+    finfo = np.finfo(dtype)
+    smallest, biggest = float(finfo.tiny), float(finfo.max)  # pylint: disable=no-member
+    if largest == 0 or smallest**0.25 <= largest <= biggest**0.25:
+        return 0
+    return -int(np.frexp(largest)[1])
+
+
 def squared_norms(X):
     """Row-wise squared norms of a float64 ndarray or CSR matrix."""
     if sparse.issparse(X):

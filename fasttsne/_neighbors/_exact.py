@@ -16,6 +16,7 @@ from scipy import sparse
 from fasttsne._neighbors._common import (
     BLOCK_ENTRIES,
     PAIR_BLOCK_ENTRIES,
+    max_abs,
     run_blocks,
     squared_norms,
 )
@@ -346,6 +347,15 @@ def euclidean_knn(X_query, X_ref, n_neighbors, *, self_query, n_threads, match):
         Exact squared distances, rows sorted by (distance, index).
     matches : ndarray of shape (n_query,), intp, or None
     """
+    largest = max(max_abs(X_query), max_abs(X_ref))
+    with np.errstate(over="ignore"):
+        overflows = not np.isfinite(4.0 * X_ref.shape[1] * largest * largest)
+    if overflows:
+        raise ValueError(
+            f"The data hold values up to {largest:.3g}, whose squared euclidean "
+            "distances overflow float64: scale the data down (the t-SNE "
+            "estimators scale what they fit, and new points by the same factor)."
+        )
     search = _EuclideanSearch(X_query, X_ref, n_neighbors, self_query=self_query)
     n_query = X_query.shape[0]
     indices = np.empty((n_query, n_neighbors), dtype=np.intp)
@@ -386,12 +396,12 @@ def _duplicate_answers(X_query, X_ref, n_neighbors, self_query):
     """
     k = n_neighbors
     none = np.empty(0, dtype=np.intp), np.empty((0, k), dtype=np.intp)
-    if sparse.issparse(X_ref) or X_ref.shape[0] < k + 1:
+    if X_ref.shape[0] < k + 1:
         return none
     # Group size from which a row is answered here: k other members.
     min_group = k + 1 if self_query else k
     # Equal rows have bitwise equal squared norms: a cheap first filter.
-    ref_keys = X_ref + 0.0  # -0.0 -> 0.0
+    ref_keys = _without_negative_zeros(X_ref)
     ref_sq_norms = squared_norms(ref_keys)
     _, inverse, counts = np.unique(
         ref_sq_norms, return_inverse=True, return_counts=True
@@ -399,6 +409,10 @@ def _duplicate_answers(X_query, X_ref, n_neighbors, self_query):
     crowded = np.flatnonzero(counts[inverse] >= min_group)
     if crowded.size == 0:
         return none
+    if sparse.issparse(X_ref):
+        return _sparse_duplicate_answers(
+            X_query, ref_keys, ref_sq_norms, crowded, k, self_query
+        )
     row_bytes = np.dtype((np.void, ref_keys.dtype.itemsize * ref_keys.shape[1]))
     crowded_keys = np.ascontiguousarray(ref_keys[crowded]).view(row_bytes).ravel()
     groups, group_of, sizes = np.unique(
@@ -429,3 +443,105 @@ def _duplicate_answers(X_query, X_ref, n_neighbors, self_query):
             members = members[members != row]
         answers[r] = members[:k]
     return answered, answers
+
+
+def _without_negative_zeros(X):
+    """``X + 0.0`` (-0.0 becomes 0.0); for CSR also without stored zeros."""
+    if not sparse.issparse(X):
+        return X + 0.0
+    X = X.copy()
+    X.data += 0.0
+    X.eliminate_zeros()
+    return X
+
+
+def _sparse_row_keys(X, rows):
+    """One bytes key per row of a canonical CSR ``X``: equal iff the rows are.
+
+    A row's key is its column indices then its values; rows with different
+    numbers of stored entries have keys of different lengths.
+    """
+    indptr, indices, data = X.indptr, X.indices, X.data
+    return [
+        indices[indptr[i] : indptr[i + 1]].tobytes()
+        + data[indptr[i] : indptr[i + 1]].tobytes()
+        for i in rows
+    ]
+
+
+def _sparse_duplicate_answers(X_query, ref_keys, ref_sq_norms, crowded, k, self_query):
+    """:func:`_duplicate_answers` for CSR rows (``crowded``: candidate rows)."""
+    min_group = k + 1 if self_query else k
+    groups = {}  # key -> its members, increasing (crowded is sorted)
+    for row, key in zip(crowded, _sparse_row_keys(ref_keys, crowded)):
+        groups.setdefault(key, []).append(row)
+    smallest_members = {
+        key: np.asarray(members[: k + 1], dtype=np.intp)
+        for key, members in groups.items()
+        if len(members) >= min_group
+    }
+    if not smallest_members:
+        return np.empty(0, dtype=np.intp), np.empty((0, k), dtype=np.intp)
+    if self_query:
+        answered = np.sort(
+            np.concatenate(
+                [np.asarray(groups[key], dtype=np.intp) for key in smallest_members]
+            )
+        )
+        keys = _sparse_row_keys(ref_keys, answered)
+    else:
+        query_keys = _without_negative_zeros(X_query)
+        candidates = np.flatnonzero(
+            np.isin(squared_norms(query_keys), ref_sq_norms[crowded])
+        )
+        keys = _sparse_row_keys(query_keys, candidates)
+        found = np.array([key in smallest_members for key in keys], dtype=bool)
+        answered = candidates[found]
+        keys = [key for key, hit in zip(keys, found) if hit]
+    answers = np.empty((answered.shape[0], k), dtype=np.intp)
+    for r, (row, key) in enumerate(zip(answered, keys)):
+        members = smallest_members[key]
+        if self_query:
+            members = members[members != row]
+        answers[r] = members[:k]
+    return answered, answers
+
+
+def equal_rows(X_new, X_fit):
+    """The smallest index of a row of ``X_fit`` equal to each row of ``X_new``.
+
+    Rows are equal as in ``np.array_equal`` (-0.0 equals 0.0; for CSR,
+    stored zeros count as zeros), -1 where none is. Only training rows with
+    the same squared norm are compared, so this costs one pass over
+    ``X_fit`` and no search.
+
+    Parameters
+    ----------
+    X_new, X_fit : float64 ndarray or canonical CSR
+        New and training rows, both dense or both CSR.
+
+    Returns
+    -------
+    match : ndarray of shape (n_new,), intp
+    """
+    fit_keys = _without_negative_zeros(X_fit)
+    new_keys = _without_negative_zeros(X_new)
+    fit_norms = squared_norms(fit_keys)
+    order = np.argsort(fit_norms, kind="stable")  # equal norms by index
+    sorted_norms = fit_norms[order]
+    new_norms = squared_norms(new_keys)
+    starts = np.searchsorted(sorted_norms, new_norms, side="left")
+    stops = np.searchsorted(sorted_norms, new_norms, side="right")
+    match = np.full(new_keys.shape[0], -1, dtype=np.intp)
+    for i in np.flatnonzero(stops > starts):
+        candidates = order[starts[i] : stops[i]]
+        if sparse.issparse(fit_keys):
+            (key,) = _sparse_row_keys(new_keys, [i])
+            equal = np.array(
+                [other == key for other in _sparse_row_keys(fit_keys, candidates)]
+            )
+        else:
+            equal = (fit_keys[candidates] == new_keys[i]).all(axis=1)
+        if equal.any():
+            match[i] = candidates[np.argmax(equal)]
+    return match

@@ -20,6 +20,8 @@ from threadpoolctl import threadpool_limits
 from fasttsne._neighbors._common import (
     PAIR_BLOCK_ENTRIES,
     as_float64,
+    max_abs,
+    rescaling_exponent,
     run_blocks,
     sort_rows,
 )
@@ -49,11 +51,20 @@ QUERY_BATCH_ROWS = 1 << 16
 
 
 def import_faiss():
-    """faiss, or ``None`` when it is not installed."""
+    """faiss, or an ``ImportError`` saying how to install it.
+
+    faiss is a dependency of fasttsne: a missing or broken install must not
+    turn the large-data default into a search whose cost grows with the
+    square of the number of samples without a word.
+    """
     try:
         import faiss
-    except ImportError:
-        return None
+    except (ImportError, OSError) as exc:
+        raise ImportError(
+            "The approximate nearest-neighbour search needs faiss, a dependency "
+            f"of fasttsne, which cannot be imported ({exc}); install it with "
+            'pip install faiss-cpu, or pass neighbors="exact".'
+        ) from exc
     return faiss
 
 
@@ -81,8 +92,6 @@ def approx_euclidean_knn(
     sq_distances : ndarray of shape (n_samples, n_neighbors), float64
     """
     faiss = import_faiss()
-    if faiss is None:
-        raise ImportError('neighbors="approx" needs faiss: pip install faiss-cpu')
     random_state = check_random_state(random_state)
     seed = int(random_state.randint(np.iinfo(np.int32).max))
     X = as_float64(X)
@@ -99,9 +108,15 @@ def approx_euclidean_knn(
         index.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
         index.hnsw.rng = faiss.RandomGenerator(seed)
         X32 = np.empty((n_samples, n_features), dtype=np.float32)
+        # faiss computes in float32: data of tiny or huge magnitude is brought
+        # to max |x| ~ 1 by an exact power of two first (the neighbours do not
+        # change; their distances are recomputed from X below).
+        exponent = rescaling_exponent(max_abs(X), np.float32)
         step = max(1, PAIR_BLOCK_ENTRIES // n_features)
         for start in range(0, n_samples, step):
-            X32[start : start + step] = X[order[start : start + step]]
+            X32[start : start + step] = np.ldexp(
+                X[order[start : start + step]], exponent
+            )
         # (pylint cannot see faiss's NumPy wrappers of its SWIG methods)
         index.add(X32)  # pylint: disable=no-value-for-parameter
         faiss.omp_set_num_threads(n_threads)

@@ -6,7 +6,7 @@ depend on the other rows of its batch.
 """
 
 import numpy as np
-from sklearn.metrics import pairwise_distances
+from sklearn.metrics import DistanceMetric, pairwise_distances
 from sklearn.neighbors import VALID_METRICS, NearestNeighbors
 
 from fasttsne._neighbors._common import k_smallest, run_blocks, sort_rows
@@ -29,6 +29,28 @@ def check_metric(metric):
         )
 
 
+def check_metric_params(metric, metric_params):
+    """Raise ``ValueError`` when ``metric_params`` are not parameters of ``metric``.
+
+    Named metrics are checked against scikit-learn's ``DistanceMetric`` (the
+    euclidean metric takes none, minkowski ``p`` and ``w``, ...); a callable
+    gets them as keyword arguments, and metrics that ``DistanceMetric``
+    does not know are left to the search.
+    """
+    if not metric_params or callable(metric) or metric == "precomputed":
+        return
+    try:
+        DistanceMetric.get_metric(metric, **metric_params)
+    except TypeError as exc:
+        raise ValueError(
+            f"metric_params={metric_params!r} are not parameters of the metric "
+            f"{metric!r} ({exc}); the euclidean metric takes none, and "
+            'metric="minkowski" takes p.'
+        ) from exc
+    except ValueError:
+        pass  # not a DistanceMetric name (cosine, correlation, ...)
+
+
 def is_euclidean(metric, metric_params):
     """Whether ``metric`` is the plain euclidean distance (any of its names)."""
     params = dict(metric_params or {})
@@ -37,6 +59,27 @@ def is_euclidean(metric, metric_params):
     if metric == "minkowski":
         return params.get("p", 2) == 2 and set(params) <= {"p"}
     return False
+
+
+def _checked_callable(metric):
+    """``metric`` raising a ``ValueError`` that names it for a value < 0, NaN or inf.
+
+    scikit-learn's searches fail on such values with messages about array
+    shapes, far from the cause.
+    """
+    name = getattr(metric, "__name__", repr(metric))
+
+    def checked(a, b, **kwargs):
+        value = metric(a, b, **kwargs)
+        if not 0 <= value < np.inf:
+            found = "negative" if value < 0 else "NaN or infinite"
+            raise ValueError(
+                f"The metric {name!r} returned {found} distances (e.g. {value}); "
+                "a metric must return finite values >= 0."
+            )
+        return value
+
+    return checked
 
 
 def sklearn_knn(X, n_neighbors, *, metric, metric_params, n_threads):
@@ -49,6 +92,8 @@ def sklearn_knn(X, n_neighbors, *, metric, metric_params, n_threads):
         Rows sorted by (distance, index).
     """
     params = dict(metric_params or {})
+    if callable(metric):
+        metric = _checked_callable(metric)
     # NearestNeighbors warns when minkowski's p comes through metric_params.
     p = params.pop("p", 2) if metric == "minkowski" else 2
     knn = NearestNeighbors(
@@ -72,6 +117,8 @@ def rowwise_knn(X_new, X_fit, n_neighbors, *, metric, metric_params, n_threads):
     Rows are sorted by (distance, index).
     """
     params = dict(metric_params or {})
+    if callable(metric):
+        metric = _checked_callable(metric)
     k = n_neighbors
 
     def block(start, stop):

@@ -23,6 +23,7 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 
 from fasttsne._neighbors import KNOWN_METRICS, check_precomputed
+from fasttsne._neighbors._common import max_abs, rescaling_exponent
 from fasttsne.tsne import _affinity
 from fasttsne.tsne._affinity import AFFINITIES
 from fasttsne.tsne._gradients import get_backend, resolve_device
@@ -50,6 +51,10 @@ _TRANSFORM_LEARNING_RATE = 0.1
 _TRANSFORM_MAX_STEP = 1.0
 
 _MOMENTUM_EARLY = 0.5
+# The range of dof in which the kernel can be evaluated faithfully (see the
+# dof entry of the docstring).
+_MIN_DOF = 1e-3
+_MAX_DOF = 1e6
 _MOMENTUM_MAIN = 0.8
 
 
@@ -67,6 +72,40 @@ def _check_all_identical(X, metric):
             "All samples in X are identical: t-SNE needs at least two distinct "
             "points to embed."
         )
+
+
+# Metrics whose nearest neighbours and t-SNE affinities do not change when
+# the data are multiplied by a constant (homogeneous distances, angles,
+# boolean patterns): every known one but the spherical and user-given ones.
+_SCALE_FREE_METRICS = (KNOWN_METRICS | {"precomputed"}) - {"haversine", "pyfunc"}
+
+
+def _input_exponent(X, metric, affinity):
+    """The power of two by which a fit scales ``X`` (0: none; see ``_rescaled``).
+
+    t-SNE's affinities do not depend on the scale of the data for the metrics
+    of ``_SCALE_FREE_METRICS`` (the bandwidths are calibrated, or the kNN
+    taken as they are) and precomputed affinities are normalised, but their
+    squared distances underflow to 0 below about 1e-77 (float64) and overflow
+    above about 1e77: such data are brought to max |x| ~ 1 first, by an exact
+    power of two. A callable metric gets the data as given.
+    """
+    if affinity != "precomputed" and (
+        callable(metric) or metric not in _SCALE_FREE_METRICS
+    ):
+        return 0
+    return rescaling_exponent(max_abs(X), X.dtype)
+
+
+def _rescaled(X, exponent):
+    """``X * 2 ** exponent`` (a copy when ``exponent`` is not 0)."""
+    if exponent == 0:
+        return X
+    if sp.issparse(X):
+        X = X.copy()
+        X.data = np.ldexp(X.data, exponent)
+        return X
+    return np.ldexp(X, exponent)
 
 
 def _data_digest(X):
@@ -116,7 +155,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         "metric_params": [dict, None],
         "init": [StrOptions({"pca", "random", "spectral"}), np.ndarray],
         "warm_start": ["boolean"],
-        "dof": [Interval(Real, 0, None, closed="neither")],
+        "dof": [Interval(Real, _MIN_DOF, _MAX_DOF, closed="both")],
         "neighbors": [StrOptions({"auto", "exact", "approx"})],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
         "callbacks": [list, callable, None],
@@ -385,6 +424,8 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         n_samples = X.shape[0]
         self._check_input_kind(X)
         digest = _data_digest(X)
+        exponent = _input_exponent(X, self.metric, self.affinity)
+        X = _rescaled(X, exponent)
         warm = self._warm_start_embedding(n_samples, digest)
         callbacks = self._callbacks()
         dtype = X.dtype
@@ -453,6 +494,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         precomputed = "precomputed" in (self.metric, self.affinity)
         self._fit_X = X if not precomputed else np.empty((n_samples, 0))
         self._fit_digest = digest
+        self._input_exponent = exponent
         self._n_features_out = self.n_components
         progress.summary(self, n_samples)
         return Y
@@ -516,8 +558,10 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 continue
             progress.phase_start(name, len(factors), factors, momentum)
             # The optimiser calls the objective once per iteration, in order,
-            # so the factors are consumed one per iteration.
-            factors_left = iter(factors)
+            # so the factors are consumed one per iteration; its last call
+            # only evaluates the KL of the phase's final embedding (which does
+            # not depend on the factor).
+            factors_left = iter([*factors, factors[-1]])
 
             def objective(Y_now, compute_error, factors_left=factors_left):
                 return backend(
@@ -591,7 +635,10 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             Positions in the fitted embedding.
         """
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        # No exponent (0) on an estimator whose fitted state was set by hand
+        # from another's public attributes and _fit_X.
+        exponent = getattr(self, "_input_exponent", 0)
+        X = _rescaled(self._validate_X(X, reset=False), exponent)
         n_threads = check_n_threads(self.n_jobs)
         reference = self.embedding_
         P_new, match = _affinity.new_point_affinities(
@@ -742,9 +789,18 @@ default="perplexity"
         the training points). Euclidean distances are squared before the
         perplexity calibration, other metrics are used as they are
         (scikit-learn's convention). Unused with ``affinity="precomputed"``.
+        The affinities do not depend on the scale of ``X`` (for every named
+        metric but ``"haversine"``): data whose largest magnitude lies
+        outside about ``[1e-77, 1e77]`` (float64; ``[1e-10, 1e9]`` float32),
+        where squared distances would underflow or overflow, are multiplied
+        by an exact power of two first, and new points in ``transform`` by
+        the same one. A callable metric gets ``X`` as given; it must return
+        finite values >= 0 (``ValueError`` otherwise).
 
     metric_params : dict, default=None
-        Extra keyword arguments of the metric.
+        Extra keyword arguments of the metric; a ``ValueError`` names those
+        that a named metric does not take (the euclidean metric takes none,
+        ``"minkowski"`` takes ``p`` and ``w``).
 
     init : {"pca", "spectral", "random"} or ndarray of shape \
 (n_samples, n_components), default="pca"
@@ -778,7 +834,14 @@ default="perplexity"
     dof : float, default=1.0
         Degrees of freedom of the heavy-tailed output kernel
         ``(1 + d^2 / dof)^(-dof)``; 1 is the Cauchy kernel of standard t-SNE,
-        smaller values separate clusters further (Kobak et al. 2019).
+        smaller values separate clusters further (Kobak et al. 2019). It must
+        lie in ``[1e-3, 1e6]``: above, ``1 + d^2 / dof`` rounds to 1 for the
+        small distances of a starting embedding (every kernel value becomes 1
+        instead of tending to the Gaussian ``exp(-d^2)``, which dof = 1e6
+        already matches closely); below, the kernel is flat to within a few
+        percent over any range of distances an embedding spans, so it
+        separates nothing, and the Barnes-Hut and FFT sums lose their
+        accuracy on it (both gave impossible KL values).
 
     neighbors : {"auto", "exact", "approx"}, default="auto"
         Nearest-neighbour search: exact (blocked BLAS for the euclidean
@@ -798,7 +861,12 @@ default="perplexity"
 
     callbacks : callable or list of callable, default=None
         Called as ``callback(iteration, kl_divergence, embedding)`` every
-        ``callbacks_every_iters`` iterations; returning True stops the fit.
+        ``callbacks_every_iters`` iterations and after the last one:
+        ``iteration`` is the number of iterations done, ``embedding`` the
+        embedding after them (the array being optimised, in the input's
+        order; copy it to keep it) and ``kl_divergence`` the KL divergence of
+        that embedding (of the unexaggerated P, also during early
+        exaggeration). Returning True stops the fit with that embedding.
 
     callbacks_every_iters : int, default=50
         How often the KL divergence is evaluated, callbacks are called and the
@@ -824,7 +892,8 @@ _COMMON_ATTRIBUTES_DOC = """embedding_ : ndarray of shape (n_samples, n_componen
         The fitted embedding, in the dtype of the training data.
 
     kl_divergence_ : float
-        KL divergence of the embedding after the last iteration.
+        KL divergence of ``embedding_``, the embedding after the last
+        iteration (with the backend's approximation of the normalisation).
 
     n_iter_ : int
         Number of iterations run.

@@ -44,7 +44,9 @@ class FFTInterpTSNE(_BaseTSNE):
         ``min_num_intervals``. The grid grows with the embedding's span and a
         call's FFT with its square; past the cap intervals widen instead,
         trading accuracy for speed (measured in the documentation's FFT
-        page). 1-D grids are never capped.
+        page). A 1-D grid may have the square of the cap, as many nodes as
+        the largest 2-D grid. Without a cap, a grid of more than 2^24 nodes
+        is refused with a ``ValueError``.
 
     Attributes
     ----------

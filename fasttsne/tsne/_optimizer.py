@@ -56,7 +56,9 @@ class GradientDescent:
         How often the error is computed and the stopping rules are applied.
     callbacks : list of callable, default=None
         Each is called as ``callback(iteration, kl, Y)`` every ``n_iter_check``
-        iterations; returning True stops the optimisation.
+        iterations and after a phase's last one, with ``kl`` the error of
+        ``Y`` after ``iteration`` iterations; returning True stops the
+        optimisation.
     progress : object, default=None
         Its ``iteration(it, kl=None, grad_norm=None)`` is called after every
         iteration (1-based ``it``), with the error and gradient norm at checks
@@ -127,7 +129,9 @@ class GradientDescent:
         Y : ndarray or torch.Tensor of shape (n_samples, n_components)
             The embedding, modified in place.
         objective : callable
-            ``objective(Y, compute_error) -> (kl or None, grad)``.
+            ``objective(Y, compute_error) -> (kl or None, grad)``, called once
+            per iteration and once more after the last one (to evaluate the
+            error of the final ``Y``).
         n_iter : int
             Iterations in this phase.
         momentum : float
@@ -142,38 +146,65 @@ class GradientDescent:
         Returns
         -------
         kl : float or None
-            The error at the last check (computed before that iteration's
-            update; a check is always made on the phase's last iteration).
+            The error of ``Y`` as returned (after the last update); a check
+            is always made after the phase's last iteration.
         n_done : int
             Iterations actually run.
         reason : {"max_iter", "callback", "no_progress", "converged"}
             Why the phase ended.
+
+        Notes
+        -----
+        A check after iteration ``it`` needs the error of the embedding that
+        iteration produced, which the objective evaluates at the start of
+        iteration ``it + 1`` anyway: the check is made there, before that
+        iteration's update, so a check costs no more than the error term.
+        Only the phase's last check costs one more objective evaluation.
         """
-        kl = None
-        best_kl, best_iter = np.inf, start_iter
-        for offset in range(n_iter):
-            it = start_iter + offset
-            check = (it + 1) % self.n_iter_check == 0 or offset == n_iter - 1
-            kl_now, grad = objective(Y, check)
-            self.step(Y, grad, momentum)
-            if not check:
-                if self.progress is not None:
-                    self.progress.iteration(it + 1)
-                continue
-            kl = kl_now
+        best = [np.inf, start_iter]  # the best error so far, and its iteration
+
+        def check(it, kl, grad):
+            """Report, call back and apply the stopping rules after ``it``.
+
+            ``kl`` and ``grad`` are those of ``Y`` after iteration ``it``.
+            Returns the reason to stop, or None.
+            """
             grad_norm = float(_namespace(grad).linalg.norm(grad))
             if self.progress is not None:
                 self.progress.iteration(it + 1, kl, grad_norm)
             Y_seen = _as_numpy(Y) if self.callbacks else None
             if any(callback(it + 1, kl, Y_seen) for callback in self.callbacks):
-                return kl, offset + 1, "callback"
-            if kl < best_kl:
-                best_kl, best_iter = kl, it
+                return "callback"
+            if kl < best[0]:
+                best[:] = kl, it
             elif (
                 n_iter_without_progress is not None
-                and it - best_iter > n_iter_without_progress
+                and it - best[1] > n_iter_without_progress
             ):
-                return kl, offset + 1, "no_progress"
+                return "no_progress"
             if grad_norm <= min_grad_norm:
-                return kl, offset + 1, "converged"
+                return "converged"
+            return None
+
+        kl = None
+        pending = None  # the iteration whose check awaits the error of Y
+        for offset in range(n_iter):
+            it = start_iter + offset
+            kl_now, grad = objective(Y, pending is not None)
+            if pending is not None:
+                kl = kl_now
+                reason = check(pending, kl, grad)
+                if reason is not None:
+                    return kl, offset, reason
+                pending = None
+            self.step(Y, grad, momentum)
+            if (it + 1) % self.n_iter_check == 0 or offset == n_iter - 1:
+                pending = it
+            elif self.progress is not None:
+                self.progress.iteration(it + 1)
+        if pending is not None:
+            kl, grad = objective(Y, True)
+            reason = check(pending, kl, grad)
+            if reason is not None:
+                return kl, n_iter, reason
         return kl, n_iter, "max_iter"

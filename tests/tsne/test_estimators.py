@@ -293,7 +293,9 @@ def test_backend_receives_knobs_and_numbers(Est, blobs, monkeypatch):
     assert {k: kwargs[k] for k in knobs} == knobs
     assert log["prepare"] == [((300, 300), None)]
     exaggerations = [call[0] for call in log["calls"]]
-    assert exaggerations == [6.0] * 20 + [2.5] * 40
+    # Each phase ends with one more call, which evaluates the KL of its final
+    # embedding (at the phase's last factor).
+    assert exaggerations == [6.0] * 21 + [2.5] * 41
     assert all(
         type(call[0]) is float and type(call[1]) is float for call in log["calls"]
     )

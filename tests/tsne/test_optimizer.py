@@ -111,3 +111,24 @@ def test_state_persists_across_phases(rng):
         Y_fresh, _quadratic(target), n_iter=1, momentum=0.8
     )
     assert not np.allclose(Y, Y_fresh)
+
+
+def test_error_is_that_of_the_returned_embedding(rng):
+    """The error returned and passed to callbacks is that of Y after the step."""
+    target = rng.normal(size=(6, 2))
+    objective = _quadratic(target)
+    seen = []
+
+    def callback(iteration, kl, Y):
+        seen.append((iteration, kl, 0.5 * float(np.sum((Y - target) ** 2))))
+
+    optimizer = GradientDescent(
+        0.05, center=False, n_iter_check=4, callbacks=[callback]
+    )
+    Y = np.zeros((6, 2))
+    kl, n_done, _ = optimizer.run(Y, objective, n_iter=10, momentum=0.5)
+    assert n_done == 10
+    assert [s[0] for s in seen] == [4, 8, 10]
+    for _, reported, actual in seen:
+        assert_allclose(reported, actual, rtol=1e-12)
+    assert_allclose(kl, 0.5 * np.sum((Y - target) ** 2), rtol=1e-12)

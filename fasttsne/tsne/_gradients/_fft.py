@@ -65,8 +65,8 @@ class FFTGradient(SparseAttractionBackend):
         Target box width in embedding units.
     max_num_intervals : int, default=300
         Most boxes per axis of a 2-D grid, bounding the cost of a call on a
-        wide embedding at the price of accuracy; 0 for no cap. 1-D grids are
-        not capped.
+        wide embedding at the price of accuracy; 0 for no cap. A 1-D grid may
+        have its square.
     n_threads : int, default=1
         OpenMP threads and FFT workers; results are bitwise identical for any
         value.

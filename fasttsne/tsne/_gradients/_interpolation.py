@@ -74,6 +74,11 @@ GRID_KNOB_CONSTRAINTS = {
     "max_num_intervals": [Interval(Integral, 0, None, closed="left")],
 }
 
+# The most nodes of an interpolation grid: 4096^2 in 2-D, whose circulant FFT
+# takes about 1 GiB of complex numbers per charge; the default cap stays far
+# below it (900^2 nodes in 2-D, 270,000 in 1-D).
+_MAX_GRID_NODES = 1 << 24
+
 # A span below this (all points equal along an axis) is widened to it: any
 # grid that contains the points is valid, and this one still has boxes far
 # narrower than the kernel's width.
@@ -179,10 +184,14 @@ class InterpolationGrid(NamedTuple):
         """The grid for points with bounding box ``[lo, hi]`` (per axis).
 
         Each axis gets its own box count (elongated embeddings cost less than
-        on openTSNE's square grid). ``max_num_intervals`` caps 2-D grids only:
-        a 1-D FFT is cheap at any span.
+        on openTSNE's square grid). ``max_num_intervals`` caps the boxes per
+        axis of a 2-D grid; a 1-D grid may have its square, as many nodes as
+        the largest 2-D grid (a 1-D FFT is cheap, but not at any span: tiny
+        ``ints_in_interval`` would otherwise ask for gigabytes). A grid of
+        more than ``_MAX_GRID_NODES`` nodes (possible without a cap) is
+        refused with a ``ValueError`` before anything is allocated.
         """
-        cap = 0 if len(lo) == 1 else max_num_intervals
+        cap = max_num_intervals if len(lo) == 2 else max_num_intervals**2
         centers, spans, boxes = [], [], []
         for low, high in zip(lo, hi):
             n_boxes, span = _boxes_along_axis(
@@ -195,6 +204,16 @@ class InterpolationGrid(NamedTuple):
             centers.append(low + 0.5 * span)
             spans.append(span)
             boxes.append(n_boxes)
+        n_nodes = math.prod(boxes) * n_interpolation_points ** len(boxes)
+        if n_nodes > _MAX_GRID_NODES:
+            spans_in = [float(high - low) for low, high in zip(lo, hi)]
+            raise ValueError(
+                f"The interpolation grid would have {n_nodes} nodes ({boxes} "
+                f"boxes of {n_interpolation_points} nodes per axis, for an "
+                f"embedding spanning {spans_in}), "
+                f"more than {_MAX_GRID_NODES}: set max_num_intervals (a cap on "
+                "the boxes per axis) or a larger ints_in_interval."
+            )
         return cls(tuple(centers), tuple(spans), tuple(boxes), n_interpolation_points)
 
     @property

@@ -36,8 +36,9 @@ def _as_embedding(Y, name):
     if not np.isfinite(Y).all():
         # A diverged optimisation: the tree and the grid would degenerate.
         raise ValueError(
-            f"{name} contains NaN or infinity; the optimisation diverged "
-            "(try a smaller learning_rate)."
+            f"{name} contains NaN or infinity: the optimisation diverged. Try a "
+            "smaller learning_rate or exaggeration, or an init array of smaller "
+            "scale."
         )
     return Y
 
