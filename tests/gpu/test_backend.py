@@ -18,7 +18,6 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils.estimator_checks import estimator_checks_generator
 
-import fasttsne.gpu
 from fasttsne import BarnesHutTSNE, FFTInterpTSNE
 from fasttsne.tsne._gradients import get_backend, list_backends, resolve_device
 from fasttsne.tsne._gradients._exact import ExactGradient
@@ -383,30 +382,3 @@ def test_device_estimator_checks(estimator, check, device):
     """The selected checks of scikit-learn pass on the device path."""
     del device
     check(estimator)
-
-
-@pytest.mark.parametrize(
-    "capability, error, expected",
-    [
-        ((9, 0), None, True),
-        ((6, 1), None, False),
-        ((9, 0), RuntimeError("CUDA driver initialization failed"), False),
-        ((9, 0), OSError("libcudart.so: cannot open shared object file"), False),
-    ],
-)
-def test_is_available_is_false_on_an_unusable_device(
-    monkeypatch, capability, error, expected
-):
-    """An old GPU or a CUDA install that fails to load leaves the CPU default."""
-    if torch is None:
-        pytest.skip('needs torch and triton: pip install "fasttsne[gpu]"')
-
-    def cuda_available():
-        if error is not None:
-            raise error
-        return True
-
-    monkeypatch.setattr(fasttsne.gpu, "_driver_visible", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_available", cuda_available)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: capability)
-    assert fasttsne.gpu.is_available() is expected

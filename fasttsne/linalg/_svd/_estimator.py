@@ -246,20 +246,7 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             return self._fit_on_torch(X, "cuda")
         self._check_n_components(X.shape)
         n_samples = X.shape[0]
-        U, S, Vt, info = _randomized_svd(
-            X,
-            self.n_components,
-            n_oversamples=self.n_oversamples,
-            n_iter=self.n_iter,
-            power_iteration_normalizer=self.power_iteration_normalizer,
-            algorithm=self.algorithm,
-            block_size=self.block_size,
-            tol=self.tol,
-            transpose=self.transpose,
-            random_state=self.random_state,
-            center=self.center,
-            return_info=True,
-        )
+        U, S, Vt, info = self._decompose(X)
         if info["algorithm"] == "subspace":
             # U S is X V^T only up to the approximation error of subspace
             # iteration: TruncatedSVD returns X V^T, so that fit_transform(X)
@@ -303,6 +290,23 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.algorithm_ = info["algorithm"]
         return X_new
 
+    def _decompose(self, X):
+        """``_randomized_svd`` of ``X`` with this estimator's parameters."""
+        return _randomized_svd(
+            X,
+            self.n_components,
+            n_oversamples=self.n_oversamples,
+            n_iter=self.n_iter,
+            power_iteration_normalizer=self.power_iteration_normalizer,
+            algorithm=self.algorithm,
+            block_size=self.block_size,
+            tol=self.tol,
+            transpose=self.transpose,
+            random_state=self.random_state,
+            center=self.center,
+            return_info=True,
+        )
+
     def _check_n_components(self, shape):
         """ValueError when ``n_components`` exceeds the short side of ``X``."""
         n_samples, n_features = shape
@@ -322,20 +326,7 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
         self._check_n_components(X.shape)
         X, back = _on_device(X, where)
-        U, S, Vt, info = _randomized_svd(
-            X,
-            self.n_components,
-            n_oversamples=self.n_oversamples,
-            n_iter=self.n_iter,
-            power_iteration_normalizer=self.power_iteration_normalizer,
-            algorithm=self.algorithm,
-            block_size=self.block_size,
-            tol=self.tol,
-            transpose=self.transpose,
-            random_state=self.random_state,
-            center=self.center,
-            return_info=True,
-        )
+        U, S, Vt, info = self._decompose(X)
         attributes = fitted_attributes(X, U, S, Vt, info, center=self.center)
         X_new = back(attributes.pop("X_new"))
         for name, value in attributes.items():

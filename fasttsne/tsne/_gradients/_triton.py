@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from fasttsne import gpu
 from fasttsne.linalg._circulant import _next_fft_friendly
 from fasttsne.tsne._gradients._interpolation import (
-    DEFAULT_MAX_NUM_INTERVALS,
+    GRID_KNOB_DEFAULTS,
     GRID_KNOB_CONSTRAINTS,
     InterpolationGrid,
     check_grid_knobs,
@@ -286,10 +286,10 @@ class TritonFFTGradient(TritonGradient):
     def __init__(
         self,
         *,
-        n_interpolation_points=3,
-        min_num_intervals=50,
-        ints_in_interval=1.0,
-        max_num_intervals=DEFAULT_MAX_NUM_INTERVALS,
+        n_interpolation_points=GRID_KNOB_DEFAULTS["n_interpolation_points"],
+        min_num_intervals=GRID_KNOB_DEFAULTS["min_num_intervals"],
+        ints_in_interval=GRID_KNOB_DEFAULTS["ints_in_interval"],
+        max_num_intervals=GRID_KNOB_DEFAULTS["max_num_intervals"],
         n_threads=1,
     ):
         super().__init__(n_threads=n_threads)
