@@ -22,7 +22,6 @@ mistake. The data files are read and written by :mod:`fasttsne._tables`.
 """
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -35,16 +34,6 @@ __all__ = ["main"]
 # benchmarks/bench_tsne.py (docs/user_guide.rst, "Barnes-Hut or FFT?").
 _FFT_MIN_SAMPLES = 20_000
 
-# Metrics under which multiplying the data by a constant multiplies every
-# distance by a constant: for them an exact power-of-two rescaling of data of
-# extreme magnitude changes nothing but the floating-point range.
-_SCALE_FREE_METRICS = frozenset(
-    "euclidean l2 sqeuclidean manhattan cityblock l1 chebyshev infinity minkowski "
-    "cosine correlation braycurtis canberra".split()
-)
-# Largest |x| the fit takes as it is: beyond it (or below its inverse) squared
-# distances leave the floating-point range.
-_SAFE_MAGNITUDE = {"float32": 2.0**50, "float64": 2.0**400}
 
 # Defaults shown in --help; tests/test_cli.py checks them against the
 # estimators' own defaults, so that the two cannot drift apart.
@@ -105,30 +94,6 @@ def _check_table(table, name):
             raise CLIError(f"{len(values)} {what} for {len(X)} rows of data.")
     if X.dtype.kind in "biu":
         table.X = X.astype(np.float64)
-
-
-def _rescale_extreme(X, metric, report):
-    """Scale data of extreme magnitude by an exact power of two.
-
-    t-SNE depends only on the ratios of the distances, so for the metrics of
-    ``_SCALE_FREE_METRICS`` the fit is the same; without the scaling, the
-    squared distances of data beyond ~1e154 (float64) overflow and those below
-    ~1e-160 underflow.
-    """
-    import numpy as np
-
-    if metric not in _SCALE_FREE_METRICS or X.size == 0 or X.dtype.kind != "f":
-        return X
-    largest = float(np.max(np.abs(X)))
-    limit = _SAFE_MAGNITUDE.get(X.dtype.name, _SAFE_MAGNITUDE["float64"])
-    if not math.isfinite(largest) or largest == 0 or 1 / limit <= largest <= limit:
-        return X
-    exponent = math.frexp(largest)[1]
-    report(
-        f"values up to {largest:.3g}: scaled by 2^{-exponent} before the fit "
-        "(exact; t-SNE depends only on relative distances)"
-    )
-    return np.ldexp(X, -exponent).astype(X.dtype, copy=False)
 
 
 # ------------------------------------------------------------------- writing
@@ -514,7 +479,7 @@ def _run(args):
         name = Path(args.input).name
         _check_table(table, name)
     report(f"read {name}: {table.X.shape[0]} rows x {table.X.shape[1]} columns")
-    X = _rescale_extreme(table.X, args.metric, report)
+    X = table.X
     method = _resolve_method(args, X.shape[0])
     Y = _estimator(args, method, verbose).fit_transform(X)
     try:
