@@ -6,6 +6,7 @@ arrays: ``t_ij = 1 + |y_i - y_j|^2 / dof`` and ``w_ij = t_ij^(-dof)``.
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.spatial.distance import cdist
 
 
 def kernel_terms(Y_query, Y_ref, dof):
@@ -284,3 +285,27 @@ def knn_graph(rng, n_samples, n_neighbors):
     return sp.csr_matrix(
         (np.ones(rows.shape[0]), (rows, cols)), shape=(n_samples, n_samples)
     )
+
+
+def new_point_batch(rng, container, metric):
+    """Training and new points for the batch-independence tests of transform.
+
+    700 x 12 training rows with duplicates, 43 new rows with a duplicate pair
+    and three training rows; ``container`` is "dense64", "dense32" or "csr"
+    (entries below 0.5 in magnitude zeroed); with ``metric="precomputed"``
+    the new rows are their distances to the training rows, and the training
+    data an empty (700, 0) array.
+    """
+    X_fit = rng.normal(size=(700, 12))
+    X_fit[10:14] = X_fit[2]  # duplicates in the training set
+    X_new = np.vstack([rng.normal(size=(40, 12)), X_fit[[2, 11, 600]]])
+    X_new[5] = X_new[6]  # duplicates in the batch
+    if metric == "precomputed":
+        return np.empty((700, 0)), cdist(X_new, X_fit)
+    if container == "dense32":
+        return X_fit.astype(np.float32), X_new.astype(np.float32)
+    if container == "csr":
+        X_fit[np.abs(X_fit) < 0.5] = 0.0
+        X_new[np.abs(X_new) < 0.5] = 0.0
+        return sp.csr_matrix(X_fit), sp.csr_matrix(X_new)
+    return X_fit, X_new

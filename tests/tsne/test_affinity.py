@@ -17,7 +17,12 @@ from fasttsne.tsne._affinity import (
     precomputed_joint_probabilities,
 )
 from fasttsne._cython._perplexity import binary_search_perplexity, symmetrize
-from tests._oracles import dense_joint_probabilities, exact_knn, knn_graph
+from tests._oracles import (
+    dense_joint_probabilities,
+    exact_knn,
+    knn_graph,
+    new_point_batch,
+)
 
 
 def _perplexity_of(P):
@@ -245,18 +250,7 @@ def _assert_same_rows(batch, rows):
 )
 def test_new_points_batch_equals_row_by_row(rng, container, metric):
     """Each new row's result is independent of its batch, bitwise."""
-    X_fit = rng.normal(size=(700, 12))
-    X_fit[10:14] = X_fit[2]  # duplicates in the training set
-    X_new = np.vstack([rng.normal(size=(40, 12)), X_fit[[2, 11, 600]]])
-    X_new[5] = X_new[6]  # duplicates in the batch
-    if metric == "precomputed":
-        X_new, X_fit = cdist(X_new, X_fit), np.empty((700, 0))
-    elif container == "dense32":
-        X_fit, X_new = X_fit.astype(np.float32), X_new.astype(np.float32)
-    elif container == "csr":
-        X_fit[np.abs(X_fit) < 0.5] = 0.0
-        X_new[np.abs(X_new) < 0.5] = 0.0
-        X_fit, X_new = sparse.csr_matrix(X_fit), sparse.csr_matrix(X_new)
+    X_fit, X_new = new_point_batch(rng, container, metric)
     batch = new_point_affinities(X_new, X_fit, 10.0, metric=metric, n_threads=2)
     rows = [
         new_point_affinities(X_new[i : i + 1], X_fit, 10.0, metric=metric)
