@@ -1,7 +1,8 @@
 """Exact O(N^2) t-SNE gradient in NumPy: the test oracle, not a fast path."""
 
 import numpy as np
-import scipy.sparse as sp
+
+from fasttsne.tsne._gradients._sparse import _check_prepare_inputs
 
 
 def _kernel_terms(Y, R, dof):
@@ -90,19 +91,9 @@ class ExactGradient:
         self : object
             The prepared backend.
         """
-        if not sp.issparse(P):
-            raise TypeError(f"P must be a scipy sparse matrix, got {type(P).__name__}.")
-        if reference is None and P.shape[0] != P.shape[1]:
-            raise ValueError(f"P must be square without a reference, got {P.shape}.")
-        if reference is not None:
-            reference = np.asarray(reference, dtype=np.float64)
-            if reference.ndim != 2 or P.shape[1] != reference.shape[0]:
-                raise ValueError(
-                    f"P has {P.shape[1]} columns but the reference has shape "
-                    f"{reference.shape}."
-                )
+        P, reference = _check_prepare_inputs(P, reference)
         self._P = P.toarray().astype(np.float64, copy=False)
-        self._reference = reference
+        self._reference = None if reference is None else reference.astype(np.float64)
         return self
 
     def __call__(self, Y, *, exaggeration, dof, compute_error):

@@ -25,6 +25,29 @@ def _check_n_threads(n_threads):
     return int(n_threads)
 
 
+def _check_prepare_inputs(P, reference):
+    """``prepare``'s arguments, checked: ``(P as CSR, reference or None)``.
+
+    Without a reference P must be square (a fit); with one, P has a column
+    per reference point (``transform``). Shared by every backend's
+    ``prepare``.
+    """
+    if not sp.issparse(P):
+        raise TypeError(f"P must be a scipy sparse matrix, got {type(P).__name__}.")
+    P = P.tocsr()
+    if reference is None:
+        if P.shape[0] != P.shape[1]:
+            raise ValueError(f"P must be square without a reference, got {P.shape}.")
+        return P, None
+    reference = _as_embedding(reference, "reference")
+    if P.shape[1] != reference.shape[0]:
+        raise ValueError(
+            f"P has {P.shape[1]} columns but the reference has "
+            f"{reference.shape[0]} points."
+        )
+    return P, reference
+
+
 def _as_embedding(Y, name):
     """``Y`` as a C-contiguous float32 or float64 array, checked finite."""
     Y = np.asarray(Y)
@@ -105,23 +128,8 @@ class SparseAttractionBackend:
         self : object
             The prepared backend.
         """
-        if not sp.issparse(P):
-            raise TypeError(f"P must be a scipy sparse matrix, got {type(P).__name__}.")
-        P = P.tocsr()
-        if reference is None:
-            if P.shape[0] != P.shape[1]:
-                raise ValueError(
-                    f"P must be square without a reference, got {P.shape}."
-                )
-            self._reference = {}
-        else:
-            reference = _as_embedding(reference, "reference")
-            if P.shape[1] != reference.shape[0]:
-                raise ValueError(
-                    f"P has {P.shape[1]} columns but the reference has "
-                    f"{reference.shape[0]} points."
-                )
-            self._reference = {reference.dtype: reference}
+        P, reference = _check_prepare_inputs(P, reference)
+        self._reference = {} if reference is None else {reference.dtype: reference}
         # The attraction streams P once per call and is bound by memory
         # bandwidth, so 64-bit indices (what scipy gives large or
         # concatenated matrices) are narrowed to 32 bits whenever they fit.

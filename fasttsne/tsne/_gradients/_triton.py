@@ -27,7 +27,6 @@ in :mod:`fasttsne.gpu`; ``docs/gpu.rst`` says what runs where.
 import math
 
 import numpy as np
-import scipy.sparse as sp
 
 from fasttsne import gpu
 from fasttsne.linalg._circulant import _next_fft_friendly
@@ -37,7 +36,11 @@ from fasttsne.tsne._gradients._interpolation import (
     InterpolationGrid,
     check_grid_knobs,
 )
-from fasttsne.tsne._gradients._sparse import _as_embedding, _check_n_threads
+from fasttsne.tsne._gradients._sparse import (
+    _as_embedding,
+    _check_n_threads,
+    _check_prepare_inputs,
+)
 
 
 class TritonGradient:
@@ -95,18 +98,7 @@ class TritonGradient:
         self : object
             The prepared backend.
         """
-        if not sp.issparse(P):
-            raise TypeError(f"P must be a scipy sparse matrix, got {type(P).__name__}.")
-        P = P.tocsr()
-        if reference is None and P.shape[0] != P.shape[1]:
-            raise ValueError(f"P must be square without a reference, got {P.shape}.")
-        if reference is not None:
-            reference = _as_embedding(reference, "reference")
-            if P.shape[1] != reference.shape[0]:
-                raise ValueError(
-                    f"P has {P.shape[1]} columns but the reference has "
-                    f"{reference.shape[0]} points."
-                )
+        P, reference = _check_prepare_inputs(P, reference)
         self._torch, _ = gpu.require()
         from fasttsne.gpu import _launchers
 
