@@ -30,6 +30,8 @@ import triton
 
 from fasttsne import gpu
 from fasttsne.gpu import _kernels
+from fasttsne.linalg._circulant import _embedded_kernel
+from fasttsne.linalg._circulant_torch import circulant_product
 
 # The largest key, marking an empty top-k slot (see _kernels._knn_kernel).
 _EMPTY_KEY = np.iinfo(np.int64).max
@@ -321,24 +323,22 @@ def _kernel_value(r2, dof):
     return 1.0 / (t * t) if dof == 1.0 else t ** -(dof + 1.0)
 
 
-def _embedded_kernel(grid_shape, spacings, fft_shape, dof):
-    """The kernel on the circulant embedding of the node-to-node matrix.
+def _kernel_on_offsets(grid_shape, spacings, dof):
+    """The kernel at every node-to-node offset, on the device.
 
-    The convention of ``fasttsne.linalg._circulant._kernel_spectrum``: along
-    an axis of ``n`` nodes and FFT length ``L``, index ``i < n`` holds offset
-    ``i``, index ``i > L - n`` offset ``i - L``, the rest is zero; evaluated
-    here from the kernel's formula, on the device.
+    Shape ``(2 n_1 - 1, ..., 2 n_d - 1)``, the centre holding the zero
+    offset: the input of the circulant core's embedding
+    (``fasttsne.linalg._circulant._embedded_kernel``).
     """
     n_dims = len(grid_shape)
-    r2, inside = 0.0, True
-    for axis, (n, spacing, length) in enumerate(zip(grid_shape, spacings, fft_shape)):
-        index = torch.arange(length, dtype=torch.float64, device=device())
-        offset = torch.where(index < n, index, index - length) * spacing
+    r2 = 0.0
+    for axis, (n, spacing) in enumerate(zip(grid_shape, spacings)):
+        offset = torch.arange(-(n - 1), n, dtype=torch.float64, device=device())
         shape = [1] * n_dims
-        shape[axis] = length
+        shape[axis] = 2 * n - 1
+        offset = offset * spacing
         r2 = r2 + (offset * offset).reshape(shape)
-        inside = inside & ((index < n) | (index > length - n)).reshape(shape)
-    return torch.where(inside, _kernel_value(r2, dof), 0.0)
+    return _kernel_value(r2, dof)
 
 
 def _self_table(spacings, p, dof):
@@ -501,16 +501,17 @@ def grid_potentials(charges, grid, fft_shape, dof):
         float64, C-contiguous.
     """
     grid_shape = tuple(grid.shape)
-    axes = tuple(range(1, len(grid_shape) + 1))
-    spectrum = torch.fft.rfftn(
-        _embedded_kernel(grid_shape, grid.spacings, fft_shape, dof)
+    embedded = _embedded_kernel(
+        _kernel_on_offsets(grid_shape, grid.spacings, dof), grid_shape
     )
-    transformed = torch.fft.rfftn(charges, s=fft_shape, dim=axes)
-    transformed *= spectrum
-    potentials = torch.fft.irfftn(transformed, s=fft_shape, dim=axes)
-    del transformed
-    crop = (slice(None),) + tuple(slice(0, n) for n in grid_shape)
-    return potentials[crop].contiguous()
+    if tuple(embedded.shape) != tuple(fft_shape):
+        raise ValueError(
+            f"fft_shape={tuple(fft_shape)} is not the circulant size "
+            f"{tuple(embedded.shape)} of the grid {grid_shape}."
+        )
+    return circulant_product(
+        torch.fft.rfftn(embedded), tuple(fft_shape), grid_shape, charges
+    )
 
 
 def interpolate_repulsion(spread, grid, potentials, *, dof, block=None):
