@@ -696,7 +696,7 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         found in the pass that finds each row's magnitude. Everything else,
         and an estimator fitted on named features, goes through it.
         """
-        if self._on_torch or (type(X) is not np.ndarray and _dispatching(X)):
+        if self._on_torch or (not isinstance(X, np.ndarray) and _dispatching(X)):
             return self._prepare_torch(X, scale_dtype)
         if _is_plain_float_array(X, getattr(self, "n_features_in_", None)) and not (
             hasattr(self, "feature_names_in_")
@@ -727,7 +727,13 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             )
         if _dispatching(X):
             X = check_tensor(X)
-            validate_data(self, X, skip_check_array=True, reset=False)
+            # scikit-learn's check of the width looks for dataframes first,
+            # which costs more than a short product: only for named features
+            # or the wrong width, whose error message it words.
+            if hasattr(self, "feature_names_in_") or X.shape[1] != getattr(
+                self, "n_features_in_", None
+            ):
+                validate_data(self, X, skip_check_array=True, reset=False)
         else:
             X = validate_data(
                 self, X, dtype=[np.float64, np.float32], order="C", reset=False
