@@ -146,7 +146,7 @@ def _circulant_product(values, fft_shape, grid_shape, charges, out, *, workers=N
     chunk = max(_MIN_CHUNK_ROWS, _CHUNK_BYTES // max(values.nbytes, 1), workers or 1)
     if n_dims == 1 and charges.shape[0] <= chunk:
         # The loop below for one 1-D chunk, without its slicing and empty
-        # axis loops: their fixed cost is a sixth of a product of 10^3 values.
+        # axis loops, whose fixed cost shows on short rows (docs/toeplitz.rst).
         spec = scipy.fft.rfft(charges, n=fft_shape[0], axis=-1, workers=workers)
         spec *= values
         full = np.asarray(

@@ -29,7 +29,7 @@ def fixture_cuda_on_cpu(monkeypatch):
 def one_torch_thread():
     """Hold torch's CPU thread pool to one thread for a module of small
     products: on a shared, oversubscribed machine its OpenMP threads spin, and
-    an FFT of a few hundred values took 100 ms instead of 30 us."""
+    small FFTs take orders of magnitude longer (docs/toeplitz.rst)."""
     torch = pytest.importorskip("torch")
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
