@@ -52,8 +52,9 @@ _FROZEN_DIRECT_MAX_N = 64
 _GRID_COST_PER_POINT = 20.0
 _TREE_COST_PER_POINT = 7.0
 
-# The tree's opening angle: BarnesHutTSNE's default, whose repulsion error is
-# below the default grid's wherever the tree is the cheaper one (docs/fft.rst).
+# The tree's opening angle: BarnesHutTSNE's default. On a wide embedding its
+# repulsion error is below the default grid's; under early exaggeration it is
+# BarnesHutTSNE's, above the fine minimum grid's (docs/fft.rst).
 _TREE_ANGLE = DEFAULT_ANGLE
 
 
@@ -110,9 +111,9 @@ class FFTGradient(SparseAttractionBackend):
     With the default knobs, a 2-D fit's call whose grid would cost more than a
     Barnes-Hut walk at ``_TREE_ANGLE`` (by a cost model of ``N`` and the grid
     size: few points on a wide embedding, where the grid has far more nodes
-    than there are points) takes the walk instead; it is then also the more
-    accurate of the two (``docs/fft.rst``). Knobs set away from their defaults
-    ask for that grid, and every call interpolates.
+    than there are points) takes the walk instead, with BarnesHutTSNE's
+    accuracy (measured against the grid's in ``docs/fft.rst``). Knobs set
+    away from their defaults ask for that grid, and every call interpolates.
     """
 
     name = "fft"
