@@ -86,7 +86,10 @@ def to_device(array, dtype=None):
         A new tensor (or ``array`` itself when nothing changes).
     """
     if isinstance(array, np.ndarray):
-        array = torch.from_numpy(np.ascontiguousarray(array))
+        array = np.ascontiguousarray(array)
+        # torch cannot hold read-only memory (a memmap's) without a warning,
+        # and a tensor on the CPU (the interpreter's) would share it.
+        array = torch.from_numpy(array if array.flags.writeable else array.copy())
     if dtype is not None and not isinstance(dtype, torch.dtype):
         dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
     return array.to(device=device(), dtype=dtype).contiguous()
@@ -671,6 +674,13 @@ def exact_knn(  # pylint: disable=too-many-locals
         queries = queries.to(torch.float64)
     self_query = X_ref is None
     refs = queries if self_query else to_device(X_ref, dtype=queries.dtype)
+    if not self_query and (
+        refs.untyped_storage().data_ptr() == queries.untyped_storage().data_ptr()
+    ):
+        # Queries that are rows of the references, without copies (CPU
+        # tensors over one array): the interpreter keys tensors by their
+        # storage's address and cannot tell the two apart.
+        refs = refs.clone()
     n_queries, n_features = queries.shape
     n_refs = refs.shape[0]
     n_available = n_refs - 1 if self_query else n_refs

@@ -7,6 +7,8 @@ decide, searched again on the CPU; and which settings reach the device at
 all (the routing tests replace the device search and run no kernel).
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -235,3 +237,15 @@ def test_overflowing_data_get_the_cpu_searchs_error(knn, monkeypatch):
     X = np.array([[1e300, 0.0], [0.0, 1.0], [1.0, 1.0]])
     with pytest.raises(ValueError, match="overflow float64"):
         knn.nearest_neighbors(X, 1)
+
+
+def test_read_only_data_are_searched_without_a_warning(rng, knn):
+    """A read-only array (a memmap's) reaches the device as a copy, silently."""
+    X = rng.normal(size=(20, 3))
+    X.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        indices, _ = knn.nearest_neighbors(X, 3)
+        found = knn.new_point_neighbors(X[:2] + 0.5, X, 3)
+    assert_array_equal(indices, _neighbors.nearest_neighbors(X, 3)[0])
+    assert_array_equal(found[0], _neighbors.new_point_neighbors(X[:2] + 0.5, X, 3)[0])
