@@ -604,12 +604,18 @@ def grid_repulsion(Y, *, dof, grid, fft_shape):
 # ---------------------------------------------------------------------------
 
 
-def _knn_tiles(n_features):
+def _knn_tiles(n_features, n_queries, n_refs):
     """``(BLOCK_M, BLOCK_N, BLOCK_F, num_warps)`` of the kNN kernel."""
     if interpreting():
         # (256, 256, BLOCK_F) difference tiles of up to 2^20 values, the most
-        # Triton allows: the interpreter's cost is per step, not per value.
-        return 256, 256, min(_next_power_of_two(n_features), 16), 4
+        # Triton allows: the interpreter's cost is per step, not per value,
+        # as long as the tiles are not much larger than the problem.
+        return (
+            min(_next_power_of_two(n_queries), 256),
+            min(_next_power_of_two(n_refs), 256),
+            min(_next_power_of_two(n_features), 16),
+            4,
+        )
     return 16, 64, 1, 4
 
 
@@ -694,7 +700,7 @@ def exact_knn(  # pylint: disable=too-many-locals
             f"exact_knn takes at most {_MAX_KNN_REFS} reference points, got {n_refs}."
         )
     k_pad = _n_candidates(n_neighbors)
-    block_m, block_n, block_f, num_warps = _knn_tiles(n_features)
+    block_m, block_n, block_f, num_warps = _knn_tiles(n_features, n_queries, n_refs)
     if tiles is not None:
         block_m, block_n, block_f = tiles
     keys = torch.empty((n_queries, k_pad), dtype=torch.int64, device=queries.device)
