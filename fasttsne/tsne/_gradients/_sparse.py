@@ -48,6 +48,18 @@ def _check_prepare_inputs(P, reference):
     return P, reference
 
 
+def diverged_error(name):
+    """The ``ValueError`` of a diverged optimisation, for every backend.
+
+    ``name`` names the array found NaN or infinite (``"The embedding"``).
+    """
+    return ValueError(
+        f"{name} contains NaN or infinity: the optimisation diverged. Try a "
+        "smaller learning_rate or exaggeration, or an init array of smaller "
+        "scale."
+    )
+
+
 def _as_embedding(Y, name):
     """``Y`` as a C-contiguous float32 or float64 array, checked finite."""
     Y = np.asarray(Y)
@@ -58,11 +70,7 @@ def _as_embedding(Y, name):
         raise ValueError(f"{name} must be 2-D, got shape {Y.shape}.")
     if not np.isfinite(Y).all():
         # A diverged optimisation: the tree and the grid would degenerate.
-        raise ValueError(
-            f"{name} contains NaN or infinity: the optimisation diverged. Try a "
-            "smaller learning_rate or exaggeration, or an init array of smaller "
-            "scale."
-        )
+        raise diverged_error(name)
     return Y
 
 
