@@ -26,11 +26,10 @@ from the rows of M (a scatter) reads and writes them at random. Timings are in
   of M), one tile per thread at a time; the values of each row of ``M^T`` come
   in increasing row order of M. O(nnz + n_tiles n) time and nnz (4 +
   itemsize) + 8 n_tiles (n + 1) bytes.
-* ``gather``: ``M @ X`` from the tiles of M. The rows are cut into chunks
-  (one with one thread, else ``_CHUNKS_PER_THREAD`` per thread, taken
-  dynamically),
-  each of which goes through all tiles in order, with no barrier between
-  tiles. Each output row adds its tiles in order and, within a tile, its
+* ``gather``: ``M @ X`` from the tiles of M. Each thread takes a contiguous
+  range of rows through all tiles in order, with no barrier between tiles
+  (smaller chunks would load each tile's slice of X into L2 once per chunk,
+  docs/svd.rst). Each output row adds its tiles in order and, within a tile, its
   values in order, so the result is bitwise identical for any number of
   threads (and, for rows sorted by column, for any number of tiles). The sums
   of a row stay in registers, ``_WIDE_PANEL`` or ``_PANEL`` columns at a
@@ -57,8 +56,6 @@ cdef enum:
     # _WIDE_PANEL columns reads each stored value and index once.
     _WIDE_PANEL = 16
     _PANEL = 8
-    # Chunks of rows per thread in a gather with several threads.
-    _CHUNKS_PER_THREAD = 4
 
 
 def tile_csr(
@@ -276,9 +273,9 @@ def gather(
     """
     cdef intp_t n_tiles = tile_indptr.shape[0], m = tile_indptr.shape[1] - 1
     cdef intp_t b = X.shape[1], t, i, first, chunk, lo, hi
-    # Rows in chunks taken dynamically, each through all tiles: no barrier
-    # between tiles, so a thread that the machine delays holds up no other.
-    cdef intp_t n_chunks = 1 if n_threads == 1 else _CHUNKS_PER_THREAD * n_threads
+    # One range of rows per thread, each through all tiles: no barrier between
+    # tiles, so a thread that the machine delays holds up no other.
+    cdef intp_t n_chunks = n_threads
 
     _check_tiles(tile_indptr, tile_indices.shape[0], tile_data.shape[0], starts,
                  n_threads)
@@ -290,7 +287,7 @@ def gather(
         return out
     n_chunks = max(1, min(n_chunks, m))
     for chunk in prange(
-        n_chunks, nogil=True, num_threads=n_threads, schedule="dynamic", chunksize=1
+        n_chunks, nogil=True, num_threads=n_threads, schedule="static", chunksize=1
     ):
         lo = chunk * m // n_chunks
         hi = (chunk + 1) * m // n_chunks
