@@ -62,7 +62,13 @@ class FFTInterpTSNE(_BaseTSNE):
     Below 1,500 points the repulsion is summed exactly (O(N^2)), which is
     cheaper than the smallest interpolation grid there, as
     :func:`scipy.signal.convolve` picks direct over FFT convolution for short
-    signals.
+    signals. Above it, with the default grid knobs, a 2-D fit's iteration
+    whose grid would cost more than a Barnes-Hut walk (few points on a wide
+    embedding: the grid follows the embedding's span, not the number of
+    points) takes the walk at :class:`BarnesHutTSNE`'s default angle instead;
+    the choice is a cost model of the number of points and the grid size,
+    the same for any ``n_jobs``. Setting any grid knob to another value asks
+    for that grid at every iteration. See the documentation's FFT page.
 
     Same optimisation schedule, learning-rate convention and determinism as
     :class:`BarnesHutTSNE`. ``transform`` places new points one by one against

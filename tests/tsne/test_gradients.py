@@ -13,14 +13,22 @@ from scipy.optimize import check_grad
 
 import fasttsne.gpu
 from fasttsne import BarnesHutTSNE, FFTInterpTSNE
+from fasttsne._cython._interp import bounding_box
+from fasttsne._cython._quadtree import bh_repulsion
 from fasttsne.tsne._gradients import get_backend, list_backends, resolve_device
 from fasttsne.tsne._gradients._bh import DEFAULT_ANGLE
 from fasttsne.tsne._gradients._exact import ExactGradient, kl_divergence
-from fasttsne.tsne._gradients._interpolation import GRID_KNOB_DEFAULTS
+from fasttsne.tsne._gradients._fft import _tree_is_cheaper
+from fasttsne.tsne._gradients._interpolation import (
+    GRID_KNOB_DEFAULTS,
+    InterpolationGrid,
+    _fft_repulsion,
+)
 from tests._oracles import (
     clusters,
     exact_attraction,
     exact_reference_repulsion,
+    exact_repulsion,
     random_affinities,
     relative_error,
     random_new_point_affinities,
@@ -480,3 +488,70 @@ def test_estimator_defaults_are_the_backends(estimator, defaults):
     out for their users) agree with the backends' constants."""
     parameters = inspect.signature(estimator).parameters
     assert {name: parameters[name].default for name in defaults} == defaults
+
+
+# ---------------------------------------------------------------------------
+# The FFT backend's crossover to the Barnes-Hut tree
+# ---------------------------------------------------------------------------
+
+
+def _fft_repulsion_of(backend, Y):
+    """The backend's unnormalised repulsion and ``Z`` for one fit call."""
+    out = np.empty_like(Y)
+    return out, backend._repulsion(Y, 1.0, out)  # pylint: disable=protected-access
+
+
+def test_fft_hands_a_wide_sparse_fit_to_the_tree(rng):
+    """Few points on a wide embedding: the default knobs run the tree at
+    BarnesHutTSNE's angle (bitwise), more accurate than the default grid."""
+    Y = clusters(rng, 2000, 2, n_clusters=20, spread=60.0)
+    grid = InterpolationGrid.covering(*bounding_box(Y), **GRID_KNOB_DEFAULTS)
+    assert _tree_is_cheaper(Y.shape[0], grid)
+    out, Z = _fft_repulsion_of(_backend("fft", n_threads=2), Y)
+    out_tree = np.empty_like(Y)
+    Z_tree = bh_repulsion(Y, DEFAULT_ANGLE, 1.0, out_tree, 1)
+    assert Z == Z_tree
+    assert_array_equal(out, out_tree)
+    out_grid = np.empty_like(Y)
+    _fft_repulsion(Y, 1.0, out_grid, 1, **GRID_KNOB_DEFAULTS)
+    exact, _ = exact_repulsion(Y, 1.0)
+    assert relative_error(out, exact) < relative_error(out_grid, exact)
+
+
+def test_fft_keeps_the_grid_where_it_is_cheaper(rng):
+    """Many points on a narrow embedding: the default grid, bitwise."""
+    Y = clusters(rng, 30_000, 2, spread=10.0)
+    grid = InterpolationGrid.covering(*bounding_box(Y), **GRID_KNOB_DEFAULTS)
+    assert not _tree_is_cheaper(Y.shape[0], grid)
+    out, Z = _fft_repulsion_of(_backend("fft", n_threads=2), Y)
+    out_grid = np.empty_like(Y)
+    assert Z == _fft_repulsion(Y, 1.0, out_grid, 1, **GRID_KNOB_DEFAULTS)
+    assert_array_equal(out, out_grid)
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {"min_num_intervals": 20},
+        {"n_interpolation_points": 4},
+        {"ints_in_interval": 0.5},
+        {"max_num_intervals": 0},
+    ],
+)
+def test_fft_explicit_knobs_always_get_their_grid(rng, knobs):
+    """A knob away from its default asks for that grid: no tree, ever."""
+    Y = clusters(rng, 2000, 2, n_clusters=20, spread=60.0)
+    out, Z = _fft_repulsion_of(_backend("fft", **knobs), Y)
+    out_grid = np.empty_like(Y)
+    all_knobs = {**GRID_KNOB_DEFAULTS, **knobs}
+    assert Z == _fft_repulsion(Y, 1.0, out_grid, 1, **all_knobs)
+    assert_array_equal(out, out_grid)
+
+
+def test_fft_tree_cost_model_follows_points_and_grid():
+    """The tree wins for few points on a big grid, the grid for many points."""
+    small = InterpolationGrid.covering((0.0, 0.0), (10.0, 10.0), **GRID_KNOB_DEFAULTS)
+    wide = InterpolationGrid.covering((0.0, 0.0), (150.0, 150.0), **GRID_KNOB_DEFAULTS)
+    assert _tree_is_cheaper(2_000, small) and _tree_is_cheaper(20_000, wide)
+    assert not _tree_is_cheaper(100_000, small)
+    assert not _tree_is_cheaper(1_000_000, wide)

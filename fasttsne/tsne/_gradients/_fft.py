@@ -5,23 +5,29 @@ The repulsion and its normaliser come from
 Lagrange interpolation onto an equispaced grid, kernel sums by the FFT of the
 circulant embedding of the Toeplitz kernel matrix); the attraction and the
 attraction part of the KL divergence from ``fasttsne._cython._forces``,
-shared with the Barnes-Hut backend. The grid cap, its speed and accuracy, and
-the crossover below which exact sums are cheaper are measured in
+shared with the Barnes-Hut backend. The grid cap, its speed and accuracy, the
+crossover below which exact sums are cheaper, and the cost model that hands a
+call to the Barnes-Hut tree when the grid would cost more are measured in
 ``docs/fft.rst``.
 """
 
+import math
+
 import numpy as np
 
+from fasttsne._cython._interp import bounding_box
 from fasttsne._cython._quadtree import (
     _Workspace,
     bh_repulsion,
     bh_repulsion_from_frozen,
 )
+from fasttsne.tsne._gradients._bh import DEFAULT_ANGLE
 from fasttsne.tsne._gradients._interpolation import (
     GRID_KNOB_CONSTRAINTS,
     GRID_KNOB_DEFAULTS,
     FrozenInterpolation,
-    _fft_repulsion,
+    InterpolationGrid,
+    _repulsion_on_grid,
     check_grid_knobs,
 )
 from fasttsne.tsne._gradients._sparse import SparseAttractionBackend
@@ -36,6 +42,31 @@ _DIRECT_MAX_N = 1500
 # exact sums cost less only against a frozen embedding of at most this many
 # points. The choice depends on the frozen points alone, never on the batch.
 _FROZEN_DIRECT_MAX_N = 64
+
+# The per-call cost model of a 2-D fit with the default knobs, in units of one
+# step of the grid's FFTs: the grid costs ``L log2 L + _GRID_COST_PER_POINT N``
+# for a circulant of L nodes (its FFTs, then spreading and interpolation), a
+# Barnes-Hut walk at ``_TREE_ANGLE`` costs ``_TREE_COST_PER_POINT N log2 N``.
+# The constants are fitted to one-thread timings of both on t-SNE-like
+# embeddings (benchmarks/bench_fft_vs_bh.py --calibrate; docs/fft.rst).
+_GRID_COST_PER_POINT = 20.0
+_TREE_COST_PER_POINT = 7.0
+
+# The tree's opening angle: BarnesHutTSNE's default. On a wide embedding its
+# repulsion error is below the default grid's; under early exaggeration it is
+# BarnesHutTSNE's, above the fine minimum grid's (docs/fft.rst).
+_TREE_ANGLE = DEFAULT_ANGLE
+
+
+def _tree_is_cheaper(n_samples, grid):
+    """Whether a Barnes-Hut walk costs less than the grid, by the cost model.
+
+    Depends on ``n_samples`` and the grid alone (never on the threads), so
+    the choice, and with it the result, is the same for any ``n_threads``.
+    """
+    n_nodes = math.prod(grid.fft_shape)
+    grid_cost = n_nodes * math.log2(n_nodes) + _GRID_COST_PER_POINT * n_samples
+    return _TREE_COST_PER_POINT * n_samples * math.log2(n_samples) < grid_cost
 
 
 class FFTGradient(SparseAttractionBackend):
@@ -76,6 +107,13 @@ class FFTGradient(SparseAttractionBackend):
     Up to ``_DIRECT_MAX_N`` points in a fit, and against a frozen embedding of
     at most ``_FROZEN_DIRECT_MAX_N`` points, the repulsion is summed exactly
     instead, which is both cheaper than interpolation there and exact.
+
+    With the default knobs, a 2-D fit's call whose grid would cost more than a
+    Barnes-Hut walk at ``_TREE_ANGLE`` (by a cost model of ``N`` and the grid
+    size: few points on a wide embedding, where the grid has far more nodes
+    than there are points) takes the walk instead, with BarnesHutTSNE's
+    accuracy (measured against the grid's in ``docs/fft.rst``). Knobs set
+    away from their defaults ask for that grid, and every call interpolates.
     """
 
     name = "fft"
@@ -105,6 +143,8 @@ class FFTGradient(SparseAttractionBackend):
         self.max_num_intervals = max_num_intervals
         self._workspace = _Workspace()
         self._frozen_grids = {}
+        # Other knobs are the user's choice of grid: honour it on every call.
+        self._tree_allowed = self._grid_knobs() == GRID_KNOB_DEFAULTS
 
     @classmethod
     def is_usable_for(cls, *, n_components, device):
@@ -119,7 +159,17 @@ class FFTGradient(SparseAttractionBackend):
             return bh_repulsion(
                 Y, 0.0, dof, out, self.n_threads, workspace=self._workspace
             )
-        return _fft_repulsion(Y, dof, out, self.n_threads, **self._grid_knobs())
+        lo, hi = bounding_box(Y)
+        grid = InterpolationGrid.covering(lo, hi, **self._grid_knobs())
+        if (
+            self._tree_allowed
+            and Y.shape[1] == 2
+            and _tree_is_cheaper(Y.shape[0], grid)
+        ):
+            return bh_repulsion(
+                Y, _TREE_ANGLE, dof, out, self.n_threads, workspace=self._workspace
+            )
+        return _repulsion_on_grid(Y, grid, dof, out, self.n_threads)
 
     def _prepare_reference(self, reference):
         self._frozen_grids = {}

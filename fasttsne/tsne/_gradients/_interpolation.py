@@ -237,6 +237,11 @@ class InterpolationGrid(NamedTuple):
         """Nodes per axis."""
         return tuple(n * self.n_interpolation_points for n in self.n_boxes)
 
+    @property
+    def fft_shape(self):
+        """Length per axis of the circulant embedding that the FFTs transform."""
+        return tuple(_next_fft_friendly(2 * n - 1) for n in self.shape)
+
 
 def _potentials(grid, kernel, charges, n_threads):
     """Kernel sums on the nodes of every charge grid, by the circulant FFT.
@@ -334,6 +339,11 @@ def _fft_repulsion(Y, dof, out, n_threads, **knobs):
     """Body of :func:`fft_repulsion` without validation of the knobs."""
     lo, hi = bounding_box(Y)
     grid = InterpolationGrid.covering(lo, hi, **knobs)
+    return _repulsion_on_grid(Y, grid, dof, out, n_threads)
+
+
+def _repulsion_on_grid(Y, grid, dof, out, n_threads):
+    """:func:`fft_repulsion` on a given grid that covers ``Y``."""
     order, offsets = sort_into_boxes(Y, grid)
     ys, charges, kernel = spread_charges(Y, order, offsets, grid, dof, False, n_threads)
     potentials = _potentials(grid, kernel, charges, n_threads)
