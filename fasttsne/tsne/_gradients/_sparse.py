@@ -223,7 +223,10 @@ class SparseAttractionBackend:
             # Z = 0 only without pairs (one point, or rounding of a lone pair).
             scale = 4.0 / Z if Z > 0 else 0.0
             grad = repulsion * Y.dtype.type(-scale)
-            grad += attraction * Y.dtype.type(4.0)
+            # In place: the buffer is rewritten at the next call, and an
+            # embedding-sized temporary costs a pass and page faults.
+            attraction *= Y.dtype.type(4.0)
+            grad += attraction
             kl = None
             if compute_error:
                 total_p = float(np.sum(data, dtype=np.float64))
