@@ -663,8 +663,11 @@ def exact_knn(  # pylint: disable=too-many-locals
     block_bytes : int, default=2**30
         Bound on the float64 ``(rows, K_PAD, n_features)`` differences of
         the queries whose candidates are recomputed at once (at least one
-        row). Each row's sum is over its own features alone, so the block
-        size does not enter the distances.
+        row; a gather in float32 adds half as much). Each distance is
+        torch's sum over one contiguous row of squares; the block size only
+        decides how many rows a call reduces (the same bits on the CPU;
+        on a GPU torch may reduce another shape in another order, within
+        the float64 bound that sends near ties to the host).
     tiles : tuple of int, default=None
         ``(BLOCK_M, BLOCK_N, BLOCK_F)`` instead of the launcher's (tests).
 
@@ -798,14 +801,14 @@ def exact_knn(  # pylint: disable=too-many-locals
             *(np.concatenate(part) for part in zip(*re_ranked)),
             queries,
             refs,
-            indices,
-            sq_distances,
+            indices=indices,
+            sq_distances=sq_distances,
         )
     return indices, sq_distances, uncertain.numpy()
 
 
 def _rank_on_host(  # pylint: disable=too-many-arguments
-    rows, candidates, distances, queries, refs, indices, sq_distances
+    rows, candidates, distances, queries, refs, *, indices, sq_distances
 ):
     """Rank the candidates of ``rows`` by the CPU search's float64 distances.
 
