@@ -489,12 +489,12 @@ def spread_charges(Y, grid, *, dof=1.0, tiles=None):
     return charges, SpreadPoints(points, boxes, order, geometry)
 
 
-def grid_potentials(charges, grid, fft_shape, dof):
+def grid_potentials(charges, grid, dof):
     """Kernel sums of every charge grid on the nodes, by ``torch.fft``.
 
     The circulant product of ``fasttsne.linalg._circulant`` on the device:
-    the charges, zero-padded to ``fft_shape``, times the spectrum of the
-    embedded kernel ``t^-(dof + 1)``, cropped back to the grid.
+    the charges, zero-padded to the grid's ``fft_shape``, times the spectrum
+    of the embedded kernel ``t^-(dof + 1)``, cropped back to the grid.
 
     Returns
     -------
@@ -505,13 +505,8 @@ def grid_potentials(charges, grid, fft_shape, dof):
     embedded = _embedded_kernel(
         _kernel_on_offsets(grid_shape, grid.spacings, dof), grid_shape
     )
-    if tuple(embedded.shape) != tuple(fft_shape):
-        raise ValueError(
-            f"fft_shape={tuple(fft_shape)} is not the circulant size "
-            f"{tuple(embedded.shape)} of the grid {grid_shape}."
-        )
     return circulant_product(
-        torch.fft.rfftn(embedded), tuple(fft_shape), grid_shape, charges
+        torch.fft.rfftn(embedded), tuple(embedded.shape), grid_shape, charges
     )
 
 
@@ -569,7 +564,7 @@ def interpolate_repulsion(spread, grid, potentials, *, dof, block=None):
     return force, z
 
 
-def grid_repulsion(Y, *, dof, grid, fft_shape):
+def grid_repulsion(Y, *, dof, grid):
     """The repulsion and ``Z`` of a fit by FIt-SNE's interpolation, on the device.
 
     Parameters
@@ -582,9 +577,6 @@ def grid_repulsion(Y, *, dof, grid, fft_shape):
     grid : InterpolationGrid
         The geometry (``fasttsne.tsne._gradients._interpolation``), computed
         by the caller from :func:`bounding_box`, as the CPU path does.
-    fft_shape : tuple of int
-        The circulant length per axis (the circulant core's
-        ``_next_fft_friendly(2 n - 1)``).
 
     Returns
     -------
@@ -594,7 +586,7 @@ def grid_repulsion(Y, *, dof, grid, fft_shape):
         ``sum_{i != j} w_ij``, float64.
     """
     charges, spread = spread_charges(Y, grid, dof=dof)
-    potentials = grid_potentials(charges, grid, fft_shape, dof)
+    potentials = grid_potentials(charges, grid, dof)
     del charges
     force, z = interpolate_repulsion(spread, grid, potentials, dof=dof)
     return force.to(Y.dtype), ordered_sum(z)
