@@ -9,8 +9,8 @@ O(L log L) product per iteration, for a whole batch of rows at once.
 
 The module is one piece (past the usual ~700 lines) because everything in it
 serves :class:`ToeplitzKernel` alone: the expansion of kernels and
-coefficients to every offset, the circulant preconditioners and the batched
-CG/CGNR iterations, whose only caller is ``inverse_transform``.
+coefficients to every offset and the circulant preconditioners; the batched
+CG/CGNR iterations are in :mod:`fasttsne.linalg._solvers`.
 """
 
 import warnings
@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 
 from fasttsne import gpu
+from fasttsne._array_api import check_array_library, is_tensor
 from fasttsne._utils import _Printer
 from fasttsne._validation import (
     Interval,
@@ -33,10 +34,11 @@ from fasttsne._validation import (
     check_n_threads,
     validate_data,
 )
-from fasttsne.linalg._circulant import _NUMPY_OPS, _kernel_spectrum
+from fasttsne.linalg._circulant import _kernel_spectrum
 from fasttsne.linalg._scaling import _row_scaling, _scale_exponent
+from fasttsne.linalg._solvers import _NUMPY_OPS, _cgnr, _pcg
 from fasttsne.linalg._svd._randomized import _dispatching, _on_device
-from fasttsne.linalg._svd._torch import is_tensor, to_numpy
+from fasttsne.linalg._svd._torch import to_numpy
 
 # Eigenvalues of the circulant preconditioner below this fraction of the largest
 # one are raised to it. Any symmetric positive definite (or, for CGNR, any
@@ -197,117 +199,6 @@ def _is_plain_float_array(X, n_features):
     if X.ndim != 2 or X.dtype not in (np.float64, np.float32):
         return False
     return bool(X.flags.c_contiguous and X.shape[0] >= 1 and X.shape[1] == n_features)
-
-
-class _KrylovState:
-    """Per-row bookkeeping of a batched Krylov solve with early exits."""
-
-    def __init__(self, B, tol, ops):
-        self.ops = ops
-        self.solution = ops.zeros_like(B)
-        self.n_iter = np.zeros(B.shape[0], dtype=np.intp)
-        self.converged = np.zeros(B.shape[0], dtype=bool)
-        self.failed = np.zeros(B.shape[0], dtype=bool)
-        b_norm = ops.row_norms(B)
-        self.converged[b_norm == 0] = True  # z = 0 solves an all-zero row exactly
-        self.rows = np.flatnonzero(b_norm > 0)
-        self.threshold = tol * b_norm[self.rows]
-
-    def retire(self, residual_norm, bad, arrays):
-        """Count one iteration; drop the rows that converged or broke down.
-
-        ``residual_norm`` is a host array, ``bad`` an array of the solve's
-        library. Returns the ``arrays`` restricted to the rows still running.
-        """
-        ops = self.ops
-        bad = ops.to_host(bad)
-        self.n_iter[self.rows] += 1
-        done = (residual_norm <= self.threshold) | bad
-        if not done.any():
-            return arrays
-        ops.put(self.solution, self.rows[done], ops.take(arrays[0], done))
-        self.converged[self.rows[done & ~bad]] = True
-        self.failed[self.rows[bad]] = True
-        keep = ~done
-        self.rows, self.threshold = self.rows[keep], self.threshold[keep]
-        return [ops.take(array, keep) for array in arrays]
-
-    def finish(self, z):
-        """Store the iterates of the rows that ran out of iterations."""
-        self.ops.put(self.solution, self.rows, z)
-
-
-def _pcg(matvec, psolve, B, *, tol, max_iter, ops=_NUMPY_OPS):
-    """Batched preconditioned conjugate gradients, one SPD system per row of B.
-
-    ``matvec`` and ``psolve`` map an (n_rows, n) array to another. A row whose
-    curvature ``p^T A p`` is not positive (A indefinite, or singular to rounding)
-    stops with ``failed`` set, so that the caller can hand it to CGNR. ``ops``
-    holds the array operations of B's library
-    (:class:`fasttsne.linalg._circulant._NumpyOps`).
-    """
-    state = _KrylovState(B, tol, ops)
-    r = ops.copy(ops.take(B, state.rows))
-    z = ops.zeros_like(r)
-    s = psolve(r)
-    p = ops.copy(s)
-    rs = ops.rowdot(r, s)
-    for _ in range(max_iter):
-        if state.rows.size == 0:
-            break
-        q = matvec(p)
-        pq = ops.rowdot(p, q)
-        bad = ~((pq > 0) & (rs > 0) & ops.isfinite(pq))
-        step = ops.where(bad, 0.0, rs / ops.where(bad, 1.0, pq))
-        z += step[:, None] * p
-        r -= step[:, None] * q
-        z, r, p, rs = state.retire(ops.row_norms(r), bad, [z, r, p, rs])
-        if state.rows.size == 0:
-            break
-        s = psolve(r)
-        rs_new = ops.rowdot(r, s)
-        p *= (rs_new / rs)[:, None]
-        p += s
-        rs = rs_new
-    state.finish(z)
-    return state
-
-
-def _cgnr(
-    matvec, rmatvec, psolve, rpsolve, B, *, tol, max_iter, ops=_NUMPY_OPS
-):  # pylint: disable=too-many-arguments
-    """Batched CG on the normal equations of ``A M^{-1} y = b``, ``z = M^{-1} y``.
-
-    For any nonsingular A (non-symmetric or indefinite). Right preconditioning
-    keeps ``r`` the true residual ``b - A z``. ``rmatvec`` and ``rpsolve`` apply
-    ``A^T`` and ``M^{-T}``; ``ops`` as for :func:`_pcg`.
-    """
-    state = _KrylovState(B, tol, ops)
-    r = ops.copy(ops.take(B, state.rows))
-    z = ops.zeros_like(r)
-    s = rpsolve(rmatvec(r))
-    p = ops.copy(s)
-    gamma = ops.rowdot(s, s)
-    for _ in range(max_iter):
-        if state.rows.size == 0:
-            break
-        u = psolve(p)
-        q = matvec(u)
-        qq = ops.rowdot(q, q)
-        bad = ~((qq > 0) & (gamma > 0) & ops.isfinite(qq))
-        step = ops.where(bad, 0.0, gamma / ops.where(bad, 1.0, qq))
-        z += step[:, None] * u
-        r -= step[:, None] * q
-        z, r, p, gamma = state.retire(ops.row_norms(r), bad, [z, r, p, gamma])
-        if state.rows.size == 0:
-            break
-        s = rpsolve(rmatvec(r))
-        gamma_new = ops.rowdot(s, s)
-        p *= (gamma_new / gamma)[:, None]
-        p += s
-        gamma = gamma_new
-    state.finish(z)
-    return state
 
 
 class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
