@@ -305,6 +305,13 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     preconditioner_eigenvalues_ : ndarray of shape (n_1, ..., n_d // 2 + 1) or None
         Real FFT of the circulant preconditioner (before ``alpha``); real when
         ``T`` is symmetric. None when ``preconditioner`` is None.
+    device_ : {"cpu", "cuda", "input"}
+        Where :meth:`transform` and :meth:`inverse_transform` compute, the
+        ``device`` parameter resolved in :meth:`fit`. ``"input"``: each tensor
+        on its own device (fitted on a tensor under array API dispatch with
+        ``device="auto"``).
+
+        .. versionadded:: 0.2
     solver_ : {"cg", "cgnr"}
         The iteration :meth:`inverse_transform` starts with: conjugate
         gradients for symmetric ``T``, conjugate gradients on the normal
@@ -484,6 +491,7 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             The fitted transformer.
         """
         del y  # unused, kept for the scikit-learn API
+        check_array_library(X, "ToeplitzKernel")
         home = None
         if _dispatching(X):
             # pylint: disable-next=import-outside-toplevel
@@ -515,11 +523,17 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self.preconditioner_eigenvalues_ = (
                 eigenvalues.real.copy() if self.symmetric_ else eigenvalues
             )
-        # Where transform and inverse_transform compute, resolved once (device
-        # detection costs more than a short product), and the kernel's spectrum
-        # per device, dtype and conjugation, filled as they are first needed.
-        self._device = where
-        self._on_torch = where == "cuda" or home is not None
+        # Resolved once: device detection costs more than a short product.
+        self.device_ = "input" if where == "auto" else where
+        # The spectrum in each precision, plain and conjugated, on the host;
+        # transform caches only its copies on a torch device.
+        self._host_spectra = {
+            (single, conjugate): _host_spectrum(
+                self.spectrum_.spectrum, single, conjugate
+            )
+            for single in (False, True)
+            for conjugate in (False, True)
+        }
         self._spectra = {}
         if home is not None:
             # pylint: disable-next=import-outside-toplevel
@@ -587,7 +601,8 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         found in the pass that finds each row's magnitude. Everything else,
         and an estimator fitted on named features, goes through it.
         """
-        if self._on_torch or (not isinstance(X, np.ndarray) and _dispatching(X)):
+        check_array_library(X, "ToeplitzKernel")
+        if self._on_torch() or (not isinstance(X, np.ndarray) and _dispatching(X)):
             return self._prepare_torch(X, scale_dtype)
         if _is_plain_float_array(X, getattr(self, "n_features_in_", None)) and not (
             hasattr(self, "feature_names_in_")
@@ -600,6 +615,24 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         )
         exponents, _ = _row_scaling(X, scale_dtype or X.dtype)
         return X, exponents, _NUMPY_OPS, _same
+
+    def _compute_device(self):
+        """``device_`` as :func:`_on_device` takes it.
+
+        A model pickled before ``device_`` existed kept it in ``_device``, or,
+        older still, computed on the host or where its tensors live.
+        """
+        device = getattr(self, "device_", None)
+        if device is None:
+            device = getattr(self, "_device", None)
+            if device is None:
+                device = "auto" if is_tensor(self.kernel_values_) else "cpu"
+            return device
+        return "auto" if device == "input" else device
+
+    def _on_torch(self):
+        """Whether every product runs on torch: on CUDA, or fitted on tensors."""
+        return is_tensor(self.kernel_values_) or self._compute_device() == "cuda"
 
     def _prepare_torch(self, X, scale_dtype):
         """:meth:`_prepare` for a tensor under array API dispatch, an
@@ -629,7 +662,7 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             X = validate_data(
                 self, X, dtype=[np.float64, np.float32], order="C", reset=False
             )
-        X, back = _on_device(X, self._device)
+        X, back = _on_device(X, self._compute_device())
         X = X.contiguous()
         ops = TorchOps(X.device)
         exponents = ops.row_exponents(X, scale_dtype or ops.numpy_dtype(X))
@@ -640,30 +673,28 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         it was scaled by: on X's device, in X's precision, conjugated for
         ``X @ T`` (the embedding of ``k(-m)`` has the conjugate spectrum).
 
-        Computed once per fitted estimator, device, dtype and conjugation.
+        The host spectra are computed in :meth:`fit`; a tensor's are copied
+        to its device once per device, dtype and conjugation.
         """
-        tensor = is_tensor(X)
-        key = (str(X.device) if tensor else None, X.dtype, conjugate)
-        cached = self._spectra.get(key)
-        if cached is not None:
-            return cached
-        values = self.spectrum_.spectrum
-        if conjugate:
-            values = np.conj(values)
-        exponent = 0
-        if X.dtype.itemsize == 4:  # float32, NumPy or torch
-            # A kernel spectrum beyond float32's range is scaled, exactly.
-            exponent = _scale_exponent(float(np.max(np.abs(values))), np.float32)
-            if exponent:
-                values = values * 2.0**exponent
-            values = values.astype(np.complex64)
-        if tensor:
+        single = X.dtype.itemsize == 4  # float32, NumPy or torch
+        host = getattr(self, "_host_spectra", None)
+        if host is None:  # pickled before fit kept the host spectra
+            values, exponent = _host_spectrum(
+                self.spectrum_.spectrum, single, conjugate
+            )
+        else:
+            values, exponent = host[single, conjugate]
+        if not is_tensor(X):
+            return values, exponent
+        key = (str(X.device), X.dtype, conjugate)
+        cache = self.__dict__.setdefault("_spectra", {})
+        cached = cache.get(key)
+        if cached is None:
             # pylint: disable-next=import-outside-toplevel
             from fasttsne.linalg._circulant_torch import spectrum_tensor
 
-            values = spectrum_tensor(values, X.device)
-        self._spectra[key] = (values, exponent)
-        return values, exponent
+            cached = cache[key] = (spectrum_tensor(values, X.device), exponent)
+        return cached
 
     def _product(self, X, *, conjugate, n_threads, ops=_NUMPY_OPS):
         """``X @ T.T`` (or ``X @ T`` with ``conjugate``) for a C-contiguous X."""
@@ -809,6 +840,20 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.array_api_support = True
         return tags
+
+
+def _host_spectrum(spectrum, single, conjugate):
+    """A kernel's spectrum for products in float32 (``single``) or float64,
+    conjugated for ``X @ T``, and the power of two it was scaled by."""
+    values = np.conj(spectrum) if conjugate else spectrum
+    exponent = 0
+    if single:
+        # A kernel spectrum beyond float32's range is scaled, exactly.
+        exponent = _scale_exponent(float(np.max(np.abs(values))), np.float32)
+        if exponent:
+            values = values * 2.0**exponent
+        values = values.astype(np.complex64)
+    return values, exponent
 
 
 def _same(result):
