@@ -25,7 +25,7 @@ from the rows of M (a scatter) reads and writes them at random. Timings are in
 * ``tile_csr_transpose`` does the same for ``M^T`` (tiles of consecutive rows
   of M), one tile per thread at a time; the values of each row of ``M^T`` come
   in increasing row order of M. O(nnz + n_tiles n) time and nnz (4 +
-  itemsize) + 8 n_tiles (n + 1) bytes.
+  itemsize) + 8 n_tiles (n + 1) bytes, plus n_tiles n int64 scratch.
 * ``gather``: ``M @ X`` from the tiles of M. Each thread takes a contiguous
   range of rows through all tiles in order, with no barrier between tiles
   (smaller chunks would load each tile's slice of X into L2 once per chunk,
@@ -184,6 +184,11 @@ def tile_csr_transpose(
     tile_indptr, tile_indices, tile_data, starts : ndarray
         As for :func:`tile_csr`, of ``M^T``: ``tile_indptr`` has shape
         (n_tiles_out, n_cols + 1), ``starts`` ends with m.
+
+    Notes
+    -----
+    Besides its result, the placement takes a cursor per (tile, column of M):
+    an int64 scratch array of shape (n_tiles_out, n_cols).
     """
     cdef intp_t m = indptr.shape[0] - 1
     cdef intp_t nnz, width, n_out, t, i, p, q, running, first, last
