@@ -124,19 +124,18 @@ _MIN_SPLIT_SIZE = 2**20
 _MMAP_MIN_BYTES = 2**24
 
 
-def _n_tiles(shape, nnz, width, dtype, n_threads):
+def _n_tiles(shape, nnz, width, dtype):
     """Number of column tiles for sparse products with blocks of ``width`` columns.
 
     Enough tiles that one tile's slice of the dense operand (``cols / n_tiles``
-    rows of ``width`` values) fits in ``_TILE_BYTES``, rounded up to a multiple
-    of ``n_threads`` so that the scatter (one thread per tile) is balanced. Each
-    tile adds a pass over the row pointers and over the sequentially accessed
-    operand, so there are at most ``nnz / (4 rows)`` tiles: a tile must hold
-    four values per row on average to pay for its pass.
+    rows of ``width`` values) fits in ``_TILE_BYTES``, and no more: the gather
+    splits rows, not tiles, between threads, so the count does not depend on
+    them. Each tile adds a pass over the row pointers and over the sequentially
+    accessed operand, so there are at most ``nnz / (4 rows)`` tiles: a tile must
+    hold four values per row on average to pay for its pass.
     """
     rows, cols = shape
-    needed = -(-cols * width * np.dtype(dtype).itemsize // _TILE_BYTES)
-    n_tiles = -(-needed // n_threads) * n_threads
+    n_tiles = -(-cols * width * np.dtype(dtype).itemsize // _TILE_BYTES)
     return int(max(1, min(n_tiles, nnz // max(4 * rows, 1), cols)))
 
 
@@ -184,11 +183,9 @@ class _LinearOperator:
             # whose output rows are written once, in row order, instead of a
             # scatter's updates of rows at random (docs/svd.rst).
             arrays = (csr.indptr, csr.indices, csr.data, csr.shape[1])
-            n_tiles = _n_tiles(csr.shape, csr.nnz, width, self.dtype, self._n_threads)
+            n_tiles = _n_tiles(csr.shape, csr.nnz, width, self.dtype)
             self._tiles = _spmm.tile_csr(*arrays, n_tiles, self._n_threads)
-            n_tiles = _n_tiles(
-                csr.shape[::-1], csr.nnz, width, self.dtype, self._n_threads
-            )
+            n_tiles = _n_tiles(csr.shape[::-1], csr.nnz, width, self.dtype)
             self._tiles_t = _spmm.tile_csr_transpose(*arrays, n_tiles, self._n_threads)
         else:
             self._dense = A
