@@ -25,11 +25,17 @@ from the rows of M (a scatter) reads and writes them at random. Timings are in
 * ``tile_csr_transpose`` does the same for ``M^T`` (tiles of consecutive rows
   of M), one tile per thread at a time; the values of each row of ``M^T`` come
   in increasing row order of M. O(nnz + n_tiles n) time and nnz (4 +
-  itemsize) + 8 n_tiles (n + 1) bytes.
-* ``gather``: ``M @ X`` from the tiles of M. Each thread takes a contiguous
-  range of rows through all tiles in order, with no barrier between tiles
-  (smaller chunks would load each tile's slice of X into L2 once per chunk,
-  docs/svd.rst). Each output row adds its tiles in order and, within a tile, its
+  itemsize) + 8 n_tiles (n + 1) bytes, plus n_tiles n int64 scratch.
+* ``chunk_rows``: bounds of one contiguous range of rows per thread, of
+  about equal work (a row costs its values plus a visit per tile), computed
+  once per tiling: the rows of ``M^T`` hold the columns of M, whose counts
+  can differ by orders of magnitude (power-law features), so equal numbers of
+  rows could leave one thread with most of the work.
+* ``gather``: ``M @ X`` from the tiles of M. Each thread takes its range of
+  rows (from ``chunk_rows``, or equal numbers of rows) through all tiles in
+  order, with no barrier between tiles (smaller chunks would load each tile's
+  slice of X into L2 once per chunk, docs/svd.rst). Each output row adds its
+  tiles in order and, within a tile, its
   values in order, so the result is bitwise identical for any number of
   threads (and, for rows sorted by column, for any number of tiles). The sums
   of a row stay in registers, ``_WIDE_PANEL`` or ``_PANEL`` columns at a
@@ -50,6 +56,12 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from fasttsne._cython._typedefs cimport index_t, int32_t, int64_t, intp_t
+
+# Cost of a row's visit to one tile (its pointers, and its output row when the
+# tile holds some of its values) in stored values, for chunk_rows: it balanced
+# A^T @ Y on power-law columns, where 1 left the sparse rows' thread with
+# nearly twice the work (docs/svd.rst, "Benchmark").
+_VISIT_COST = 3
 
 cdef enum:
     # Columns whose sums a gather keeps in registers at a time: a block of
@@ -184,6 +196,11 @@ def tile_csr_transpose(
     tile_indptr, tile_indices, tile_data, starts : ndarray
         As for :func:`tile_csr`, of ``M^T``: ``tile_indptr`` has shape
         (n_tiles_out, n_cols + 1), ``starts`` ends with m.
+
+    Notes
+    -----
+    Besides its result, the placement takes a cursor per (tile, column of M):
+    an int64 scratch array of shape (n_tiles_out, n_cols).
     """
     cdef intp_t m = indptr.shape[0] - 1
     cdef intp_t nnz, width, n_out, t, i, p, q, running, first, last
@@ -248,6 +265,42 @@ def tile_csr_transpose(
     return tile_indptr, tile_indices, tile_data, starts
 
 
+def chunk_rows(const int64_t[:, ::1] tile_indptr, intp_t n_chunks):
+    """Bounds of ``n_chunks`` ranges of consecutive rows of about equal work.
+
+    A row of M costs its values plus ``_VISIT_COST`` per tile (:func:`gather`
+    looks up its pointers in every tile, even an empty one). Chunk k holds the rows
+    ``[bounds[k], bounds[k + 1])``, whose cost is at most the total over
+    ``n_chunks`` plus that of one row.
+
+    Parameters
+    ----------
+    tile_indptr : ndarray of shape (n_tiles, m + 1), int64
+        Row pointers of the tiles of M, from :func:`tile_csr` or
+        :func:`tile_csr_transpose`.
+    n_chunks : int
+        Number of ranges, >= 1: the number of threads of the gathers.
+
+    Returns
+    -------
+    bounds : ndarray of shape (n_chunks + 1,), int64
+        Non-decreasing, from 0 to m; a range may be empty.
+    """
+    if n_chunks < 1:
+        raise ValueError(f"n_chunks must be >= 1, got {n_chunks}.")
+    ptr = np.asarray(tile_indptr)
+    n_tiles, m = ptr.shape[0], ptr.shape[1] - 1
+    # work[i]: cost of the rows [0, i), increasing for n_tiles >= 1; a bound is
+    # the first row boundary at or past its share of the total.
+    work = ptr.sum(axis=0) - ptr[:, 0].sum() + _VISIT_COST * n_tiles * np.arange(
+        m + 1
+    )
+    targets = np.arange(n_chunks + 1, dtype=np.int64) * work[m] // n_chunks
+    bounds = np.searchsorted(work, targets, side="left").astype(np.int64)
+    bounds[n_chunks] = m
+    return bounds
+
+
 def gather(
     const int64_t[:, ::1] tile_indptr,
     const int32_t[::1] tile_indices,
@@ -255,6 +308,7 @@ def gather(
     const int64_t[::1] starts,
     const floating[:, ::1] X,
     int n_threads,
+    const int64_t[::1] chunks=None,
 ):
     """``M @ X`` for a matrix M split by :func:`tile_csr`.
 
@@ -266,6 +320,11 @@ def gather(
     X : ndarray of shape (n, b), C-contiguous, of the dtype of ``tile_data``
     n_threads : int
         Number of OpenMP threads, >= 1. The result does not depend on it.
+    chunks : ndarray of shape (n_chunks + 1,), int64, optional
+        Bounds of the ranges of rows that the threads take, one range each at
+        a time, as returned by :func:`chunk_rows`: non-decreasing from 0 to m.
+        By default ``min(n_threads, m)`` ranges of equal numbers of rows. The
+        result does not depend on them.
 
     Returns
     -------
@@ -276,21 +335,28 @@ def gather(
     # One range of rows per thread, each through all tiles: no barrier between
     # tiles, so a thread that the machine delays holds up no other.
     cdef intp_t n_chunks = n_threads
+    cdef const int64_t[::1] bounds
 
     _check_tiles(tile_indptr, tile_indices.shape[0], tile_data.shape[0], starts,
                  n_threads)
     if X.shape[0] != starts[n_tiles]:
         raise ValueError(f"X must have {starts[n_tiles]} rows, got {X.shape[0]}.")
+    if chunks is None:
+        n_chunks = max(1, min(n_chunks, m))
+        bounds = np.arange(n_chunks + 1, dtype=np.int64) * m // n_chunks
+    else:
+        _check_chunks(chunks, m)
+        bounds = chunks
+        n_chunks = chunks.shape[0] - 1
     out = np.zeros((m, b), dtype=np.asarray(tile_data).dtype)
     cdef floating[:, ::1] out_view = out
     if b == 0 or tile_data.shape[0] == 0:
         return out
-    n_chunks = max(1, min(n_chunks, m))
     for chunk in prange(
         n_chunks, nogil=True, num_threads=n_threads, schedule="static", chunksize=1
     ):
-        lo = chunk * m // n_chunks
-        hi = (chunk + 1) * m // n_chunks
+        lo = bounds[chunk]
+        hi = bounds[chunk + 1]
         for t in range(n_tiles):
             first = starts[t]
             for i in range(lo, hi):
@@ -395,6 +461,16 @@ cdef intp_t _check_csr(
     if n_bad:
         raise ValueError("indptr must be non-decreasing.")
     return nnz
+
+
+cdef _check_chunks(const int64_t[::1] chunks, intp_t m):
+    """Checks that ``chunks`` are bounds of ranges of the m rows, from 0 to m."""
+    cdef intp_t k
+    if chunks.shape[0] < 2 or chunks[0] != 0 or chunks[chunks.shape[0] - 1] != m:
+        raise ValueError(f"chunks must be bounds of rows, from 0 to {m}.")
+    for k in range(chunks.shape[0] - 1):
+        if chunks[k + 1] < chunks[k]:
+            raise ValueError("chunks must be non-decreasing.")
 
 
 cdef _check_tiles(

@@ -73,6 +73,92 @@ def test_bitwise_independent_of_threads_and_tiles():
             assert_array_equal(_spmm.gather(*tiles_t, Y, n_threads), reference[1])
 
 
+def _power_law_csr(n_rows, n_cols, seed):
+    """A CSR matrix whose column j holds about ``n_rows / (j + 1)`` values."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n_rows, n_cols)) < 1.0 / (np.arange(n_cols) + 1.0)
+    A = sp.csr_matrix(mask * rng.standard_normal((n_rows, n_cols)))
+    A.sort_indices()
+    return A
+
+
+def _chunk_rows_oracle(tile_indptr, n_chunks):
+    """Row by row: the cost of each row (its values plus ``_VISIT_COST`` per tile),
+    then the first row boundary whose cost so far reaches each share of the total."""
+    n_tiles, m = tile_indptr.shape[0], tile_indptr.shape[1] - 1
+    cost = [
+        sum(int(tile_indptr[t, i + 1] - tile_indptr[t, i]) for t in range(n_tiles))
+        + _spmm._VISIT_COST * n_tiles
+        for i in range(m)
+    ]
+    total = sum(cost)
+    bounds, done, i = [0], 0, 0
+    for k in range(1, n_chunks + 1):
+        while i < m and done < k * total // n_chunks:
+            done += cost[i]
+            i += 1
+        bounds.append(i)
+    return np.array(bounds), np.array(cost)
+
+
+@pytest.mark.parametrize("n_chunks", [1, 2, 3, 7, 2000])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_chunk_rows_split_the_work_evenly(n_chunks, transpose):
+    """Chunk bounds equal the row-by-row oracle; no chunk holds more than its
+    share of the work plus one row, where equal numbers of rows hold far more."""
+    A = _power_law_csr(400, 300, seed=3)
+    tiling = _spmm.tile_csr_transpose if transpose else _spmm.tile_csr
+    tile_indptr = tiling(A.indptr, A.indices, A.data, 300, 4, 2)[0]
+    bounds = _spmm.chunk_rows(tile_indptr, n_chunks)
+    expected, cost = _chunk_rows_oracle(tile_indptr, n_chunks)
+    assert bounds.dtype == np.int64
+    assert_array_equal(bounds, expected)
+    work = [cost[lo:hi].sum() for lo, hi in zip(bounds[:-1], bounds[1:])]
+    assert max(work) <= cost.sum() / n_chunks + cost.max()
+    if transpose and n_chunks == 2:
+        # The first rows of M^T (columns of M) hold most values: equal numbers
+        # of rows break the bound.
+        m = tile_indptr.shape[1] - 1
+        assert cost[: m // 2].sum() > cost.sum() / 2 + cost.max()
+
+
+def test_gather_with_work_chunks_bitwise_independent_of_threads():
+    """Power-law column counts: M^T @ Y over chunks of equal work gives the same
+    bits for 1, 2 or 3 threads as over equal numbers of rows, and equals the
+    dense product."""
+    rng = np.random.default_rng(4)
+    A = _power_law_csr(3000, 500, seed=5)
+    Y = rng.standard_normal((3000, 19))
+    tiles_t = _spmm.tile_csr_transpose(A.indptr, A.indices, A.data, 500, 5, 2)
+    reference = _spmm.gather(*tiles_t, Y, 1)
+    assert_allclose(reference, A.toarray().T @ Y, rtol=1e-12, atol=1e-12)
+    for n_threads in (1, 2, 3):
+        chunks = _spmm.chunk_rows(tiles_t[0], n_threads)
+        even = np.arange(n_threads + 1) * 500 // n_threads
+        assert n_threads == 1 or not np.array_equal(chunks, even)
+        assert_array_equal(
+            _spmm.gather(*tiles_t, Y, n_threads, chunks=chunks), reference
+        )
+        assert_array_equal(_spmm.gather(*tiles_t, Y, n_threads), reference)
+
+
+def test_gather_and_chunk_rows_reject_bad_chunks():
+    """Chunk bounds that do not cover the rows in order are refused."""
+    indptr, indices, data, _ = _random_csr((30, 20), 0.2, np.float64, np.int32)
+    tiles = _spmm.tile_csr(indptr, indices, data, 20, 2, 1)
+    X = np.ones((20, 2))
+    for chunks, match in [
+        ([0, 10], "from 0 to 30"),
+        ([5, 30], "from 0 to 30"),
+        ([0], "from 0 to 30"),
+        ([0, 20, 10, 30], "non-decreasing"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            _spmm.gather(*tiles, X, 2, chunks=np.array(chunks, dtype=np.int64))
+    with pytest.raises(ValueError, match="n_chunks"):
+        _spmm.chunk_rows(tiles[0], 0)
+
+
 def test_transpose_independent_of_the_order_within_rows():
     """The tiles of M^T list each row's values in increasing row order of M,
     however M's rows are ordered: the same bits from sorted and unsorted rows."""

@@ -67,19 +67,19 @@ def test_operator_matches_dense_products(rng, container, dtype, transpose, cente
 def test_sparse_products_bitwise_independent_of_threads(rng, fmt):
     """Tiled, threaded sparse products: bitwise equal for 1, 2 or 3 threads.
 
-    The tile count follows the thread count (2, 2 and 3 tiles here), so this also
-    checks that the tiling leaves the sums unchanged.
+    The tile count does not follow the thread count; the width does (2 tiles of
+    the columns of A for 8 columns, 10 for 64), so this also checks that the
+    tiling leaves the sums unchanged.
     """
     A = sp.random(400, 20000, density=0.01, format=fmt, random_state=0)
     X = rng.standard_normal((20000, 8))
     Y = rng.standard_normal((400, 8))
     mean = np.asarray(A.mean(axis=0)).ravel()
+    assert _n_tiles(A.shape, A.nnz, 8, np.float64) == 2
+    assert _n_tiles(A.shape, A.nnz, 64, np.float64) == 10
     results = []
-    for n_threads in (1, 2, 3):
-        if fmt == "csr":
-            n_tiles = _n_tiles(A.shape, A.nnz, 8, np.float64, n_threads)
-            assert n_tiles == max(2, n_threads)
-        op = _LinearOperator(A, mean=mean, n_threads=n_threads, width=8)
+    for n_threads, width in [(1, 8), (2, 8), (3, 8), (1, 64), (2, 64), (3, 64)]:
+        op = _LinearOperator(A, mean=mean, n_threads=n_threads, width=width)
         results.append((op.matmat(X), op.rmatmat(Y)))
     for AX, ATY in results[1:]:
         assert_array_equal(AX, results[0][0])

@@ -89,7 +89,9 @@ is never densified. It is copied twice, in O(nnz), into tiles of consecutive
 columns of ``A`` and of ``A^T`` (:mod:`fasttsne._cython._spmm`) small enough
 that the rows of the dense block a tile picks at random stay in the L2 cache,
 so that both products are gathers; they run in OpenMP threads, as many as the
-BLAS uses, and are bitwise identical for any number of threads. The copies
+BLAS uses, each on a range of rows of about equal work (a row of ``A^T`` is a
+column of ``A``, whose counts may differ by orders of magnitude), and are
+bitwise identical for any number of threads. The copies
 take ``2 nnz (4 + itemsize) + 8 (n_tiles (n_rows + 1) + n_tiles_t (n_cols +
 1))`` bytes next to the input (and a sorted copy first if its rows are not
 sorted). Centring (``center=True``) of sparse input is implicit: ``(A - 1
@@ -124,19 +126,18 @@ _MIN_SPLIT_SIZE = 2**20
 _MMAP_MIN_BYTES = 2**24
 
 
-def _n_tiles(shape, nnz, width, dtype, n_threads):
+def _n_tiles(shape, nnz, width, dtype):
     """Number of column tiles for sparse products with blocks of ``width`` columns.
 
     Enough tiles that one tile's slice of the dense operand (``cols / n_tiles``
-    rows of ``width`` values) fits in ``_TILE_BYTES``, rounded up to a multiple
-    of ``n_threads`` so that the scatter (one thread per tile) is balanced. Each
-    tile adds a pass over the row pointers and over the sequentially accessed
-    operand, so there are at most ``nnz / (4 rows)`` tiles: a tile must hold
-    four values per row on average to pay for its pass.
+    rows of ``width`` values) fits in ``_TILE_BYTES``, and no more: the gather
+    splits rows, not tiles, between threads, so the count does not depend on
+    them. Each tile adds a pass over the row pointers and over the sequentially
+    accessed operand, so there are at most ``nnz / (4 rows)`` tiles: a tile must
+    hold four values per row on average to pay for its pass.
     """
     rows, cols = shape
-    needed = -(-cols * width * np.dtype(dtype).itemsize // _TILE_BYTES)
-    n_tiles = -(-needed // n_threads) * n_threads
+    n_tiles = -(-cols * width * np.dtype(dtype).itemsize // _TILE_BYTES)
     return int(max(1, min(n_tiles, nnz // max(4 * rows, 1), cols)))
 
 
@@ -168,7 +169,7 @@ class _LinearOperator:
         rows, cols = A.shape
         self.shape = (cols, rows) if transpose else (rows, cols)
         self._n_threads = max(1, int(n_threads))
-        self._tiles = self._tiles_t = None
+        self._tiles = self._tiles_t = self._chunks = self._chunks_t = None
         self.cost_per_column = A.nnz if sp.issparse(A) else rows * cols
         if sp.issparse(A):
             if A.format == "csc":
@@ -184,12 +185,14 @@ class _LinearOperator:
             # whose output rows are written once, in row order, instead of a
             # scatter's updates of rows at random (docs/svd.rst).
             arrays = (csr.indptr, csr.indices, csr.data, csr.shape[1])
-            n_tiles = _n_tiles(csr.shape, csr.nnz, width, self.dtype, self._n_threads)
+            n_tiles = _n_tiles(csr.shape, csr.nnz, width, self.dtype)
             self._tiles = _spmm.tile_csr(*arrays, n_tiles, self._n_threads)
-            n_tiles = _n_tiles(
-                csr.shape[::-1], csr.nnz, width, self.dtype, self._n_threads
-            )
+            n_tiles = _n_tiles(csr.shape[::-1], csr.nnz, width, self.dtype)
             self._tiles_t = _spmm.tile_csr_transpose(*arrays, n_tiles, self._n_threads)
+            # Rows of equal work per thread: a row of A^T holds a column of A,
+            # and column counts may differ by orders of magnitude.
+            self._chunks = _spmm.chunk_rows(self._tiles[0], self._n_threads)
+            self._chunks_t = _spmm.chunk_rows(self._tiles_t[0], self._n_threads)
         else:
             self._dense = A
 
@@ -206,8 +209,13 @@ class _LinearOperator:
             else:
                 out = A @ X
         else:
-            tiles = self._tiles_t if transposed == self._csr_is_input else self._tiles
-            out = _spmm.gather(*tiles, np.ascontiguousarray(X), self._n_threads)
+            if transposed == self._csr_is_input:
+                tiles, chunks = self._tiles_t, self._chunks_t
+            else:
+                tiles, chunks = self._tiles, self._chunks
+            out = _spmm.gather(
+                *tiles, np.ascontiguousarray(X), self._n_threads, chunks=chunks
+            )
         if self.mean is not None:
             if transposed:
                 # (A - 1 mu^T)^T X = A^T X - mu (1^T X)
