@@ -21,8 +21,7 @@ order than the CPU's, so P equals the CPU path's to rounding (and the
 distances of rows ranked again on the host are the CPU's, bit for bit).
 The perplexity calibration then runs on the CPU over these neighbours
 (``tsne/_affinity.py``): it is O(N k) per bisection step against O(N^2 F)
-for the search; no GPU has measured a device calibration against it yet
-(``docs/gpu.rst``). torch is imported only when the device search runs.
+for the search (``docs/gpu.rst``). torch is imported only when the device search runs.
 """
 
 import numpy as np
@@ -34,7 +33,7 @@ from fasttsne._neighbors._exact import equal_rows, euclidean_knn
 from fasttsne._neighbors._metrics import is_euclidean
 
 
-def _on_device(X, metric, metric_params, method):
+def _device_serves(X, metric, metric_params, method):
     """Whether the device's exact search serves this input and ``method``."""
     if metric == "precomputed" or sparse.issparse(X):
         return False
@@ -101,7 +100,7 @@ def nearest_neighbors(
     euclidean search of dense data runs on the device (see the module's
     docstring), anything else on the CPU.
     """
-    if not _on_device(X, metric, metric_params, method) or not (
+    if not _device_serves(X, metric, metric_params, method) or not (
         1 <= n_neighbors <= X.shape[0] - 1
     ):
         return _neighbors.nearest_neighbors(
@@ -139,8 +138,8 @@ def new_point_neighbors(
         not dense
         or X_new.shape[0] == 0
         or not 1 <= n_neighbors <= X_fit.shape[0]
-        or not _on_device(X_fit, metric, metric_params, "exact")
-        or not _on_device(X_new, metric, metric_params, "exact")
+        or not _device_serves(X_fit, metric, metric_params, "exact")
+        or not _device_serves(X_new, metric, metric_params, "exact")
     ):
         return _neighbors.new_point_neighbors(
             X_new,

@@ -489,12 +489,12 @@ def spread_charges(Y, grid, *, dof=1.0, tiles=None):
     return charges, SpreadPoints(points, boxes, order, geometry)
 
 
-def grid_potentials(charges, grid, fft_shape, dof):
+def grid_potentials(charges, grid, dof):
     """Kernel sums of every charge grid on the nodes, by ``torch.fft``.
 
     The circulant product of ``fasttsne.linalg._circulant`` on the device:
-    the charges, zero-padded to ``fft_shape``, times the spectrum of the
-    embedded kernel ``t^-(dof + 1)``, cropped back to the grid.
+    the charges, zero-padded to the grid's ``fft_shape``, times the spectrum
+    of the embedded kernel ``t^-(dof + 1)``, cropped back to the grid.
 
     Returns
     -------
@@ -505,13 +505,8 @@ def grid_potentials(charges, grid, fft_shape, dof):
     embedded = _embedded_kernel(
         _kernel_on_offsets(grid_shape, grid.spacings, dof), grid_shape
     )
-    if tuple(embedded.shape) != tuple(fft_shape):
-        raise ValueError(
-            f"fft_shape={tuple(fft_shape)} is not the circulant size "
-            f"{tuple(embedded.shape)} of the grid {grid_shape}."
-        )
     return circulant_product(
-        torch.fft.rfftn(embedded), tuple(fft_shape), grid_shape, charges
+        torch.fft.rfftn(embedded), tuple(embedded.shape), grid_shape, charges
     )
 
 
@@ -569,7 +564,7 @@ def interpolate_repulsion(spread, grid, potentials, *, dof, block=None):
     return force, z
 
 
-def grid_repulsion(Y, *, dof, grid, fft_shape):
+def grid_repulsion(Y, *, dof, grid):
     """The repulsion and ``Z`` of a fit by FIt-SNE's interpolation, on the device.
 
     Parameters
@@ -582,9 +577,6 @@ def grid_repulsion(Y, *, dof, grid, fft_shape):
     grid : InterpolationGrid
         The geometry (``fasttsne.tsne._gradients._interpolation``), computed
         by the caller from :func:`bounding_box`, as the CPU path does.
-    fft_shape : tuple of int
-        The circulant length per axis (the circulant core's
-        ``_next_fft_friendly(2 n - 1)``).
 
     Returns
     -------
@@ -594,7 +586,7 @@ def grid_repulsion(Y, *, dof, grid, fft_shape):
         ``sum_{i != j} w_ij``, float64.
     """
     charges, spread = spread_charges(Y, grid, dof=dof)
-    potentials = grid_potentials(charges, grid, fft_shape, dof)
+    potentials = grid_potentials(charges, grid, dof)
     del charges
     force, z = interpolate_repulsion(spread, grid, potentials, dof=dof)
     return force.to(Y.dtype), ordered_sum(z)
@@ -630,7 +622,7 @@ def _n_candidates(n_neighbors):
 
 
 def exact_knn(  # pylint: disable=too-many-locals
-    X, n_neighbors, *, X_ref=None, row_block=4096, tiles=None
+    X, n_neighbors, *, X_ref=None, block_bytes=2**30, tiles=None
 ):
     """Exact k nearest neighbours on the device, never the N x N matrix.
 
@@ -660,9 +652,14 @@ def exact_knn(  # pylint: disable=too-many-locals
     X_ref : ndarray or torch.Tensor of shape (n_refs, n_features), default=None
         Reference points; None searches ``X`` itself, each row excluded from
         its own neighbours (a kNN graph).
-    row_block : int, default=4096
-        Queries whose candidates are recomputed at once (bounds the memory of
-        the ``(rows, K_PAD, n_features)`` differences).
+    block_bytes : int, default=2**30
+        Bound on the float64 ``(rows, K_PAD, n_features)`` differences of
+        the queries whose candidates are recomputed at once (at least one
+        row; a gather in float32 adds half as much). Each distance is
+        torch's sum over one contiguous row of squares; the block size only
+        decides how many rows a call reduces (the same bits on the CPU;
+        on a GPU torch may reduce another shape in another order, within
+        the float64 bound that sends near ties to the host).
     tiles : tuple of int, default=None
         ``(BLOCK_M, BLOCK_N, BLOCK_F)`` instead of the launcher's (tests).
 
@@ -740,8 +737,8 @@ def exact_knn(  # pylint: disable=too-many-locals
     # orders, each within (F + 2) ulp of the exact value; a factor 2 of margin.
     float64_error = 4.0 * (n_features + 4) * 2.0**-53
 
-    queries64 = queries.to(torch.float64)
-    refs64 = queries64 if self_query else refs.to(torch.float64)
+    # Rows per block: the (rows, K_PAD, F) float64 differences fit the budget.
+    row_block = max(1, block_bytes // (k_pad * max(n_features, 1) * 8))
     indices = torch.empty((n_queries, n_neighbors), dtype=torch.int64)
     sq_distances = torch.empty((n_queries, n_neighbors), dtype=torch.float64)
     uncertain = torch.zeros(n_queries, dtype=torch.bool)
@@ -749,9 +746,12 @@ def exact_knn(  # pylint: disable=too-many-locals
     for start in range(0, n_queries, row_block):
         stop = min(start + row_block, n_queries)
         block_candidates = candidates[start:stop]
-        difference = queries64[start:stop, None, :] - refs64[block_candidates]
+        # The gather is a fresh array: cast it and square in place, one
+        # float64 block at a time (never the whole data set in float64).
+        difference = refs[block_candidates].to(torch.float64)
+        difference.sub_(queries[start:stop, None, :].to(torch.float64))
         exact = torch.where(
-            valid[start:stop], (difference * difference).sum(dim=2), math.inf
+            valid[start:stop], difference.mul_(difference).sum(dim=2), math.inf
         )
         del difference
         # Sort by index, then stably by distance: (distance, index) order.
@@ -767,39 +767,68 @@ def exact_knn(  # pylint: disable=too-many-locals
         # Exact duplicates: float32 keys of 0 are true zeros (up to underflow
         # below 1e-45), whose ties the keys break by index, as required.
         certain |= (kth == 0.0) & (last_distance[start:stop] == 0.0)
-        # The (k+1)-th within rounding of the k-th (exact zeros tie exactly).
-        following = exact[:, n_neighbors]
-        close = (following > 0.0) & (following <= kth * (1.0 + float64_error))
-        for row in torch.nonzero(close).flatten().tolist():
-            re_ranked.append((start + row, by_index[row].cpu(), exact[row].cpu()))
+        # Any two neighbours among the first k + 1 within rounding of each
+        # other (exact zeros tie exactly) may be ordered, or the set decided,
+        # differently by the CPU's sums.
+        leading = exact[:, : n_neighbors + 1]
+        following = leading[:, 1:]
+        close = (
+            (following > 0.0) & (following <= leading[:, :-1] * (1.0 + float64_error))
+        ).any(dim=1)
+        close_rows = torch.nonzero(close).flatten()
+        if close_rows.numel():
+            re_ranked.append(
+                (
+                    close_rows.cpu().numpy() + start,
+                    by_index[close_rows].cpu().numpy(),
+                    exact[close_rows].cpu().numpy(),
+                )
+            )
         indices[start:stop] = by_index[:, :n_neighbors].cpu()
         sq_distances[start:stop] = exact[:, :n_neighbors].cpu()
         uncertain[start:stop] = ~certain.cpu()
     indices, sq_distances = indices.numpy(), sq_distances.numpy()
     if re_ranked:
         _rank_on_host(
-            re_ranked,
-            to_numpy(queries64),
-            None if self_query else to_numpy(refs64),
-            indices,
-            sq_distances,
+            *(np.concatenate(part) for part in zip(*re_ranked)),
+            queries,
+            refs,
+            indices=indices,
+            sq_distances=sq_distances,
         )
     return indices, sq_distances, uncertain.numpy()
 
 
-def _rank_on_host(rows, queries, refs, indices, sq_distances):
+def _rank_on_host(  # pylint: disable=too-many-arguments
+    rows, candidates, distances, queries, refs, *, indices, sq_distances
+):
     """Rank the candidates of ``rows`` by the CPU search's float64 distances.
 
-    ``rows`` lists ``(row, candidates, device distances)``; empty slots have
-    an infinite distance. ``indices`` and ``sq_distances`` are updated in
-    place with the k smallest by (distance, index).
+    ``rows`` (sorted) and their ``candidates`` and device ``distances`` (one
+    row each; empty slots have an infinite distance) select the pairs; only
+    those query rows and candidate rows are copied to the host, in float64,
+    and measured in one :func:`pair_squared_distances` call (whose values do
+    not depend on the batch). ``indices`` and ``sq_distances`` are updated in
+    place with the k smallest of each row by (distance, index).
     """
-    refs = queries if refs is None else refs
     k = indices.shape[1]
-    for row, candidates, distances in rows:
-        candidates = np.sort(candidates.numpy()[np.isfinite(distances.numpy())])
-        host = pair_squared_distances(
-            queries, np.full(candidates.shape[0], row), refs, candidates
-        )
-        order = np.lexsort((candidates, host))[:k]
-        indices[row], sq_distances[row] = candidates[order], host[order]
+    finite = np.isfinite(distances)
+    # Each row's candidates by index, the empty slots last.
+    order = np.lexsort((candidates, ~finite), axis=1)
+    candidates = np.take_along_axis(candidates, order, axis=1)
+    finite = np.take_along_axis(finite, order, axis=1)
+    needed, columns = np.unique(candidates[finite], return_inverse=True)
+    local = np.repeat(np.arange(rows.shape[0]), finite.sum(axis=1))
+    host_queries = to_numpy(queries[torch.from_numpy(rows).to(queries.device)])
+    host_refs = to_numpy(refs[torch.from_numpy(needed).to(refs.device)])
+    host = pair_squared_distances(
+        host_queries.astype(np.float64, copy=False),
+        local,
+        host_refs.astype(np.float64, copy=False),
+        columns.ravel(),
+    )
+    values = np.full(candidates.shape, np.inf)
+    values[finite] = host
+    order = np.lexsort((candidates, values), axis=1)[:, :k]
+    indices[rows] = np.take_along_axis(candidates, order, axis=1)
+    sq_distances[rows] = np.take_along_axis(values, order, axis=1)

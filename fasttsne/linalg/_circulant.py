@@ -9,8 +9,6 @@ O(L log L). :class:`~fasttsne.linalg._toeplitz.ToeplitzKernel` and the
 interpolation grids of ``FFTInterpTSNE`` both go through these two functions.
 The torch core (:mod:`fasttsne.linalg._circulant_torch`, for tensors and the
 GPU t-SNE grid) transforms the same embedding (:func:`_embedded_kernel`).
-:class:`_NumpyOps` holds the array operations of ``ToeplitzKernel``'s products
-and solves on NumPy arrays; its torch twin is in that module.
 """
 
 from typing import NamedTuple
@@ -18,8 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.fft
 
-from fasttsne.linalg._scaling import _scale_rows, _unscale_rows
-from fasttsne.linalg._svd._torch import is_tensor
+from fasttsne._array_api import is_tensor
 
 # Complex workspace, in bytes, that one chunk of a batched product may use, and
 # the fewest rows it holds. A chunk runs its forward FFT, spectral product and
@@ -221,110 +218,3 @@ def _apply_spectrum(spectrum, charges, *, workers=None):
         values, spectrum.fft_shape, grid_shape, charges, out, workers=workers
     )
     return out.reshape(lead_shape + tuple(grid_shape))
-
-
-class _NumpyOps:
-    """Array operations of the products and solves, on NumPy arrays.
-
-    ``ToeplitzKernel``'s products and its batched Krylov solvers
-    (``fasttsne.linalg._toeplitz._pcg`` and ``_cgnr``) reach their arrays
-    only through these, so that they run unchanged on torch tensors with
-    :class:`fasttsne.linalg._circulant_torch.TorchOps`. Row norms, indices and
-    exponents are host arrays in both.
-    """
-
-    zeros_like = staticmethod(np.zeros_like)
-    where = staticmethod(np.where)
-    isfinite = staticmethod(np.isfinite)
-
-    @staticmethod
-    def copy(a):
-        """A copy of ``a``."""
-        return a.copy()
-
-    @staticmethod
-    def rowdot(a, b):
-        """Row-wise dot products of two (n_rows, n) arrays."""
-        return np.einsum("ij,ij->i", a, b)
-
-    @staticmethod
-    def row_norms(a):
-        """Euclidean norms of the rows."""
-        return np.linalg.norm(a, axis=1)
-
-    @staticmethod
-    def to_host(a):
-        """``a`` itself: NumPy arrays live on the host."""
-        return a
-
-    @staticmethod
-    def take(a, index):
-        """The rows ``a[index]``."""
-        return a[index]
-
-    @staticmethod
-    def put(a, index, values):
-        """``a[index] = values``."""
-        a[index] = values
-
-    scale_rows = staticmethod(_scale_rows)
-    unscale_rows = staticmethod(_unscale_rows)
-
-    @staticmethod
-    def float64(X):
-        """``X`` in float64 (itself when it is)."""
-        return X.astype(np.float64, copy=False)
-
-    @staticmethod
-    def astype(X, like):
-        """``X`` in the dtype of the array ``like`` (itself when it is)."""
-        return X.astype(like.dtype, copy=False)
-
-    @staticmethod
-    def numpy_dtype(X):
-        """The dtype of ``X``."""
-        return X.dtype
-
-    @staticmethod
-    def spectral_map(factors, grid_shape, n_threads):
-        """The map ``R -> irfftn(rfftn(R) * factors)`` on grids of
-        ``grid_shape`` (a circulant of that size)."""
-        axes = tuple(range(1, len(grid_shape) + 1))
-
-        def apply(R):
-            grids = R.reshape((R.shape[0],) + grid_shape)
-            spec = scipy.fft.rfftn(grids, axes=axes, workers=n_threads)
-            spec *= factors
-            return np.reshape(
-                scipy.fft.irfftn(
-                    spec, s=grid_shape, axes=axes, workers=n_threads, overwrite_x=True
-                ),
-                R.shape,
-            )
-
-        return apply
-
-    @staticmethod
-    def product(values, fft_shape, grid_shape, X, n_threads):
-        """``X @ T.T`` for C-contiguous rows ``X`` by the spectrum ``values``."""
-        grids = (X.shape[0],) + grid_shape
-        out = np.empty_like(X)
-        _circulant_product(
-            values,
-            fft_shape,
-            grid_shape,
-            X.reshape(grids),
-            out.reshape(grids),
-            workers=n_threads,
-        )
-        return out
-
-    @staticmethod
-    def unscale(X, exponent):
-        """``X *= 2**-exponent`` in place, for one integer exponent."""
-        with np.errstate(over="ignore", under="ignore"):
-            np.ldexp(X, -exponent, out=X)
-        return X
-
-
-_NUMPY_OPS = _NumpyOps()

@@ -6,7 +6,7 @@ embedding and spectrum are computed once by that module (on the host for
 :class:`~fasttsne.linalg.ToeplitzKernel`, on the device for the GPU t-SNE
 grid), and :func:`circulant_product` multiplies a batch of charge grids by
 it with ``torch.fft.rfftn``/``irfftn``. :class:`TorchOps` gives the batched
-Krylov solvers of :mod:`fasttsne.linalg._toeplitz` the few array operations
+Krylov solvers of :mod:`fasttsne.linalg._solvers` the few array operations
 they need, so that they run unchanged on tensors; the per-row bookkeeping of
 those solvers stays on the host.
 
@@ -18,6 +18,7 @@ path's, only to its rounding.
 
 import numpy as np
 
+from fasttsne._array_api import numpy_dtype as _numpy_dtype
 from fasttsne.linalg._scaling import _row_exponents
 from fasttsne.linalg._svd._torch import _torch, to_numpy
 
@@ -79,7 +80,7 @@ class TorchOps:
     """Array operations of ToeplitzKernel's products and solves, on tensors.
 
     The same methods as the NumPy ``_NumpyOps`` of
-    :mod:`fasttsne.linalg._circulant`. Tall arrays (one row per signal) are
+    :mod:`fasttsne.linalg._solvers`. Tall arrays (one row per signal) are
     tensors on the device; indices, row norms and exponents are host NumPy
     arrays, since the solvers' bookkeeping decides on the host which rows
     still run.
@@ -169,7 +170,7 @@ class TorchOps:
     @staticmethod
     def numpy_dtype(X):
         """NumPy dtype of the tensor ``X``."""
-        return np.dtype(str(X.dtype).rsplit(".", maxsplit=1)[-1])
+        return _numpy_dtype(X.dtype)
 
     # -- FFTs -----------------------------------------------------------------
     def spectral_map(self, factors, grid_shape, n_threads):

@@ -9,8 +9,8 @@ O(L log L) product per iteration, for a whole batch of rows at once.
 
 The module is one piece (past the usual ~700 lines) because everything in it
 serves :class:`ToeplitzKernel` alone: the expansion of kernels and
-coefficients to every offset, the circulant preconditioners and the batched
-CG/CGNR iterations, whose only caller is ``inverse_transform``.
+coefficients to every offset and the circulant preconditioners; the batched
+CG/CGNR iterations are in :mod:`fasttsne.linalg._solvers`.
 """
 
 import warnings
@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 
 from fasttsne import gpu
+from fasttsne._array_api import check_array_library, is_tensor
 from fasttsne._utils import _Printer
 from fasttsne._validation import (
     Interval,
@@ -33,10 +34,11 @@ from fasttsne._validation import (
     check_n_threads,
     validate_data,
 )
-from fasttsne.linalg._circulant import _NUMPY_OPS, _kernel_spectrum
+from fasttsne.linalg._circulant import _kernel_spectrum
 from fasttsne.linalg._scaling import _row_scaling, _scale_exponent
+from fasttsne.linalg._solvers import _NUMPY_OPS, _cgnr, _pcg
 from fasttsne.linalg._svd._randomized import _dispatching, _on_device
-from fasttsne.linalg._svd._torch import is_tensor, to_numpy
+from fasttsne.linalg._svd._torch import to_numpy
 
 # Eigenvalues of the circulant preconditioner below this fraction of the largest
 # one are raised to it. Any symmetric positive definite (or, for CGNR, any
@@ -199,117 +201,6 @@ def _is_plain_float_array(X, n_features):
     return bool(X.flags.c_contiguous and X.shape[0] >= 1 and X.shape[1] == n_features)
 
 
-class _KrylovState:
-    """Per-row bookkeeping of a batched Krylov solve with early exits."""
-
-    def __init__(self, B, tol, ops):
-        self.ops = ops
-        self.solution = ops.zeros_like(B)
-        self.n_iter = np.zeros(B.shape[0], dtype=np.intp)
-        self.converged = np.zeros(B.shape[0], dtype=bool)
-        self.failed = np.zeros(B.shape[0], dtype=bool)
-        b_norm = ops.row_norms(B)
-        self.converged[b_norm == 0] = True  # z = 0 solves an all-zero row exactly
-        self.rows = np.flatnonzero(b_norm > 0)
-        self.threshold = tol * b_norm[self.rows]
-
-    def retire(self, residual_norm, bad, arrays):
-        """Count one iteration; drop the rows that converged or broke down.
-
-        ``residual_norm`` is a host array, ``bad`` an array of the solve's
-        library. Returns the ``arrays`` restricted to the rows still running.
-        """
-        ops = self.ops
-        bad = ops.to_host(bad)
-        self.n_iter[self.rows] += 1
-        done = (residual_norm <= self.threshold) | bad
-        if not done.any():
-            return arrays
-        ops.put(self.solution, self.rows[done], ops.take(arrays[0], done))
-        self.converged[self.rows[done & ~bad]] = True
-        self.failed[self.rows[bad]] = True
-        keep = ~done
-        self.rows, self.threshold = self.rows[keep], self.threshold[keep]
-        return [ops.take(array, keep) for array in arrays]
-
-    def finish(self, z):
-        """Store the iterates of the rows that ran out of iterations."""
-        self.ops.put(self.solution, self.rows, z)
-
-
-def _pcg(matvec, psolve, B, *, tol, max_iter, ops=_NUMPY_OPS):
-    """Batched preconditioned conjugate gradients, one SPD system per row of B.
-
-    ``matvec`` and ``psolve`` map an (n_rows, n) array to another. A row whose
-    curvature ``p^T A p`` is not positive (A indefinite, or singular to rounding)
-    stops with ``failed`` set, so that the caller can hand it to CGNR. ``ops``
-    holds the array operations of B's library
-    (:class:`fasttsne.linalg._circulant._NumpyOps`).
-    """
-    state = _KrylovState(B, tol, ops)
-    r = ops.copy(ops.take(B, state.rows))
-    z = ops.zeros_like(r)
-    s = psolve(r)
-    p = ops.copy(s)
-    rs = ops.rowdot(r, s)
-    for _ in range(max_iter):
-        if state.rows.size == 0:
-            break
-        q = matvec(p)
-        pq = ops.rowdot(p, q)
-        bad = ~((pq > 0) & (rs > 0) & ops.isfinite(pq))
-        step = ops.where(bad, 0.0, rs / ops.where(bad, 1.0, pq))
-        z += step[:, None] * p
-        r -= step[:, None] * q
-        z, r, p, rs = state.retire(ops.row_norms(r), bad, [z, r, p, rs])
-        if state.rows.size == 0:
-            break
-        s = psolve(r)
-        rs_new = ops.rowdot(r, s)
-        p *= (rs_new / rs)[:, None]
-        p += s
-        rs = rs_new
-    state.finish(z)
-    return state
-
-
-def _cgnr(
-    matvec, rmatvec, psolve, rpsolve, B, *, tol, max_iter, ops=_NUMPY_OPS
-):  # pylint: disable=too-many-arguments
-    """Batched CG on the normal equations of ``A M^{-1} y = b``, ``z = M^{-1} y``.
-
-    For any nonsingular A (non-symmetric or indefinite). Right preconditioning
-    keeps ``r`` the true residual ``b - A z``. ``rmatvec`` and ``rpsolve`` apply
-    ``A^T`` and ``M^{-T}``; ``ops`` as for :func:`_pcg`.
-    """
-    state = _KrylovState(B, tol, ops)
-    r = ops.copy(ops.take(B, state.rows))
-    z = ops.zeros_like(r)
-    s = rpsolve(rmatvec(r))
-    p = ops.copy(s)
-    gamma = ops.rowdot(s, s)
-    for _ in range(max_iter):
-        if state.rows.size == 0:
-            break
-        u = psolve(p)
-        q = matvec(u)
-        qq = ops.rowdot(q, q)
-        bad = ~((qq > 0) & (gamma > 0) & ops.isfinite(qq))
-        step = ops.where(bad, 0.0, gamma / ops.where(bad, 1.0, qq))
-        z += step[:, None] * u
-        r -= step[:, None] * q
-        z, r, p, gamma = state.retire(ops.row_norms(r), bad, [z, r, p, gamma])
-        if state.rows.size == 0:
-            break
-        s = rpsolve(rmatvec(r))
-        gamma_new = ops.rowdot(s, s)
-        p *= (gamma_new / gamma)[:, None]
-        p += s
-        gamma = gamma_new
-    state.finish(z)
-    return state
-
-
 class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Toeplitz kernel matrix products and solves by circulant embedding and FFT.
 
@@ -414,6 +305,13 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     preconditioner_eigenvalues_ : ndarray of shape (n_1, ..., n_d // 2 + 1) or None
         Real FFT of the circulant preconditioner (before ``alpha``); real when
         ``T`` is symmetric. None when ``preconditioner`` is None.
+    device_ : {"cpu", "cuda", "input"}
+        Where :meth:`transform` and :meth:`inverse_transform` compute, the
+        ``device`` parameter resolved in :meth:`fit`. ``"input"``: each tensor
+        on its own device (fitted on a tensor under array API dispatch with
+        ``device="auto"``).
+
+        .. versionadded:: 0.2
     solver_ : {"cg", "cgnr"}
         The iteration :meth:`inverse_transform` starts with: conjugate
         gradients for symmetric ``T``, conjugate gradients on the normal
@@ -593,6 +491,7 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             The fitted transformer.
         """
         del y  # unused, kept for the scikit-learn API
+        check_array_library(X, "ToeplitzKernel")
         home = None
         if _dispatching(X):
             # pylint: disable-next=import-outside-toplevel
@@ -624,11 +523,17 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self.preconditioner_eigenvalues_ = (
                 eigenvalues.real.copy() if self.symmetric_ else eigenvalues
             )
-        # Where transform and inverse_transform compute, resolved once (device
-        # detection costs more than a short product), and the kernel's spectrum
-        # per device, dtype and conjugation, filled as they are first needed.
-        self._device = where
-        self._on_torch = where == "cuda" or home is not None
+        # Resolved once: device detection costs more than a short product.
+        self.device_ = "input" if where == "auto" else where
+        # The spectrum in each precision, plain and conjugated, on the host;
+        # transform caches only its copies on a torch device.
+        self._host_spectra = {
+            (single, conjugate): _host_spectrum(
+                self.spectrum_.spectrum, single, conjugate
+            )
+            for single in (False, True)
+            for conjugate in (False, True)
+        }
         self._spectra = {}
         if home is not None:
             # pylint: disable-next=import-outside-toplevel
@@ -696,7 +601,8 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         found in the pass that finds each row's magnitude. Everything else,
         and an estimator fitted on named features, goes through it.
         """
-        if self._on_torch or (not isinstance(X, np.ndarray) and _dispatching(X)):
+        check_array_library(X, "ToeplitzKernel")
+        if self._on_torch() or (not isinstance(X, np.ndarray) and _dispatching(X)):
             return self._prepare_torch(X, scale_dtype)
         if _is_plain_float_array(X, getattr(self, "n_features_in_", None)) and not (
             hasattr(self, "feature_names_in_")
@@ -709,6 +615,24 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         )
         exponents, _ = _row_scaling(X, scale_dtype or X.dtype)
         return X, exponents, _NUMPY_OPS, _same
+
+    def _compute_device(self):
+        """``device_`` as :func:`_on_device` takes it.
+
+        A model pickled before ``device_`` existed kept it in ``_device``, or,
+        older still, computed on the host or where its tensors live.
+        """
+        device = getattr(self, "device_", None)
+        if device is None:
+            device = getattr(self, "_device", None)
+            if device is None:
+                device = "auto" if is_tensor(self.kernel_values_) else "cpu"
+            return device
+        return "auto" if device == "input" else device
+
+    def _on_torch(self):
+        """Whether every product runs on torch: on CUDA, or fitted on tensors."""
+        return is_tensor(self.kernel_values_) or self._compute_device() == "cuda"
 
     def _prepare_torch(self, X, scale_dtype):
         """:meth:`_prepare` for a tensor under array API dispatch, an
@@ -738,7 +662,7 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             X = validate_data(
                 self, X, dtype=[np.float64, np.float32], order="C", reset=False
             )
-        X, back = _on_device(X, self._device)
+        X, back = _on_device(X, self._compute_device())
         X = X.contiguous()
         ops = TorchOps(X.device)
         exponents = ops.row_exponents(X, scale_dtype or ops.numpy_dtype(X))
@@ -749,30 +673,28 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         it was scaled by: on X's device, in X's precision, conjugated for
         ``X @ T`` (the embedding of ``k(-m)`` has the conjugate spectrum).
 
-        Computed once per fitted estimator, device, dtype and conjugation.
+        The host spectra are computed in :meth:`fit`; a tensor's are copied
+        to its device once per device, dtype and conjugation.
         """
-        tensor = is_tensor(X)
-        key = (str(X.device) if tensor else None, X.dtype, conjugate)
-        cached = self._spectra.get(key)
-        if cached is not None:
-            return cached
-        values = self.spectrum_.spectrum
-        if conjugate:
-            values = np.conj(values)
-        exponent = 0
-        if X.dtype.itemsize == 4:  # float32, NumPy or torch
-            # A kernel spectrum beyond float32's range is scaled, exactly.
-            exponent = _scale_exponent(float(np.max(np.abs(values))), np.float32)
-            if exponent:
-                values = values * 2.0**exponent
-            values = values.astype(np.complex64)
-        if tensor:
+        single = X.dtype.itemsize == 4  # float32, NumPy or torch
+        host = getattr(self, "_host_spectra", None)
+        if host is None:  # pickled before fit kept the host spectra
+            values, exponent = _host_spectrum(
+                self.spectrum_.spectrum, single, conjugate
+            )
+        else:
+            values, exponent = host[single, conjugate]
+        if not is_tensor(X):
+            return values, exponent
+        key = (str(X.device), X.dtype, conjugate)
+        cache = self.__dict__.setdefault("_spectra", {})
+        cached = cache.get(key)
+        if cached is None:
             # pylint: disable-next=import-outside-toplevel
             from fasttsne.linalg._circulant_torch import spectrum_tensor
 
-            values = spectrum_tensor(values, X.device)
-        self._spectra[key] = (values, exponent)
-        return values, exponent
+            cached = cache[key] = (spectrum_tensor(values, X.device), exponent)
+        return cached
 
     def _product(self, X, *, conjugate, n_threads, ops=_NUMPY_OPS):
         """``X @ T.T`` (or ``X @ T`` with ``conjugate``) for a C-contiguous X."""
@@ -918,6 +840,20 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.array_api_support = True
         return tags
+
+
+def _host_spectrum(spectrum, single, conjugate):
+    """A kernel's spectrum for products in float32 (``single``) or float64,
+    conjugated for ``X @ T``, and the power of two it was scaled by."""
+    values = np.conj(spectrum) if conjugate else spectrum
+    exponent = 0
+    if single:
+        # A kernel spectrum beyond float32's range is scaled, exactly.
+        exponent = _scale_exponent(float(np.max(np.abs(values))), np.float32)
+        if exponent:
+            values = values * 2.0**exponent
+        values = values.astype(np.complex64)
+    return values, exponent
 
 
 def _same(result):

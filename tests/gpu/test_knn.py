@@ -147,33 +147,78 @@ def test_rows_the_ranking_cannot_decide_are_searched_on_the_cpu(rng, knn, device
     assert_array_equal(found[2], cpu[2])
 
 
+@pytest.mark.parametrize("k", [1, 3])
 def test_near_ties_within_float64_rounding_take_the_cpus_distances(
-    rng, device, monkeypatch
+    rng, device, monkeypatch, k
 ):
-    """A k-th and (k+1)-th neighbour at equal distance: the CPU's bits decide."""
+    """Two neighbours at equal distance, last of the set (k=1) or inside it.
+
+    Either way the CPU's bits decide: the row is ranked again on the host.
+    """
     del device
     from fasttsne.gpu import _launchers
 
-    host_rows = []
+    host_queries = []
     pair_squared_distances = _launchers.pair_squared_distances
 
     def spy(X_query, rows, X_ref, columns):
-        host_rows.extend(np.unique(rows).tolist())
+        host_queries.append(X_query.copy())
         return pair_squared_distances(X_query, rows, X_ref, columns)
 
     monkeypatch.setattr(_launchers, "pair_squared_distances", spy)
     X = rng.normal(size=(40, 7)) * 10.0
     X[10] = X[0] + 0.5
     X[11] = X[0] - 0.5  # the same squared distance from X[0], in any order
-    k = 1
     indices, sq_distances, uncertain = _launchers.exact_knn(X, k)
     cpu_indices, cpu_sq_distances = _neighbors.nearest_neighbors(X, k, squared=True)
     assert not uncertain.any()
     assert_array_equal(indices, cpu_indices)
-    # Row 0 alone was ranked again on the host, with the CPU's distances.
-    assert host_rows == [0]
-    assert indices[0, 0] == 10
-    assert sq_distances[0, 0] == cpu_sq_distances[0, 0]
+    # Row 0 alone was ranked again on the host, in one call, with the CPU's
+    # distances.
+    assert len(host_queries) == 1
+    assert_array_equal(host_queries[0], X[:1])
+    assert_array_equal(indices[0, :2], [10, 11][:k])
+    assert_array_equal(sq_distances[0], cpu_sq_distances[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_integer_data_with_many_ties_are_the_cpus(rng, device, dtype):
+    """Small integers (as MNIST's): exact ties everywhere, broken by index."""
+    del device
+    from fasttsne.gpu import _launchers
+
+    from tests._oracles import exact_knn
+
+    X = rng.integers(0, 10, size=(300, 8)).astype(dtype)
+    k = 12
+    indices, sq_distances, uncertain = _launchers.exact_knn(X, k)
+    expected, expected_sq = exact_knn(X, X, k, self_query=True)
+    certain = ~uncertain
+    assert certain.sum() > 200
+    assert_array_equal(indices[certain], expected[certain])
+    assert_array_equal(sq_distances[certain], expected_sq[certain])
+
+
+@pytest.mark.parametrize("self_query", [True, False])
+def test_a_small_block_budget_gives_the_same_answer(rng, device, self_query):
+    """One query row per block, or a few, or all: the same bits."""
+    del device
+    from fasttsne.gpu import _launchers
+
+    from tests._oracles import exact_knn
+
+    X = _data(rng, 120, np.float64)
+    X_ref = None if self_query else rng.normal(size=(90, 12))
+    k = 7
+    answers = [
+        _launchers.exact_knn(X, k, X_ref=X_ref, block_bytes=block_bytes)
+        for block_bytes in (1, 16 * 12 * 8 * 5, 2**30)
+    ]
+    expected, _ = exact_knn(X, X if self_query else X_ref, k, self_query)
+    for indices, sq_distances, uncertain in answers:
+        assert not uncertain.any()
+        assert_array_equal(indices, expected)
+        assert_array_equal(sq_distances, answers[-1][1])
 
 
 def _no_device(*args, **kwargs):

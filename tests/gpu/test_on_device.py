@@ -13,7 +13,6 @@ from numpy.testing import assert_allclose, assert_array_equal
 import fasttsne.gpu
 from fasttsne import BarnesHutTSNE, FFTInterpTSNE
 from fasttsne._neighbors import nearest_neighbors
-from fasttsne.linalg._circulant import _next_fft_friendly
 from fasttsne.tsne._gradients._interpolation import InterpolationGrid, _fft_repulsion
 from tests._oracles import clusters, exact_reference_repulsion
 from tests.gpu.conftest import INTERPRETING, torch
@@ -84,9 +83,8 @@ def test_grid_repulsion_at_device_tiles(rng, cuda, d):
         "max_num_intervals": 300,
     }
     grid = InterpolationGrid.covering(Y.min(axis=0), Y.max(axis=0), **knobs)
-    fft_shape = tuple(_next_fft_friendly(2 * n - 1) for n in grid.shape)
     force, Z = _launchers.grid_repulsion(
-        torch.from_numpy(Y).to(cuda), dof=1.0, grid=grid, fft_shape=fft_shape
+        torch.from_numpy(Y).to(cuda), dof=1.0, grid=grid
     )
     cpu_force = np.empty_like(Y)
     cpu_Z = _fft_repulsion(Y, 1.0, cpu_force, 1, **knobs)

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.linalg
+import sklearn
 import scipy.signal
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
@@ -20,7 +21,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 
-from fasttsne import ToeplitzKernel
+from fasttsne import RandomizedSVD, ToeplitzKernel
 from fasttsne.linalg._toeplitz import _circulant_approximation
 from tests._oracles import dense_toeplitz, fft_tolerance, relative_error
 
@@ -224,6 +225,92 @@ def test_pickle_round_trip(rng):
     est = ToeplitzKernel(_dummy_kernel, grid_shape=(5, 6)).fit(X)
     clone = pickle.loads(pickle.dumps(est))
     assert_array_equal(clone.transform(X), est.transform(X))
+
+
+# Fitted attributes added since the first pickles of ToeplitzKernel were made.
+_NEW_ATTRIBUTES = ("device_", "_host_spectra", "_spectra")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pickle_without_new_attributes_still_transforms(rng, dtype):
+    """A model pickled before ``device_`` and the host spectra existed
+    transforms and solves: products equal the dense matrix's, and every
+    result equals the current model's bit for bit."""
+    X = rng.standard_normal((3, 30)).astype(dtype)
+    est = ToeplitzKernel(_dummy_kernel, grid_shape=(5, 6), alpha=0.5).fit(X)
+    old = pickle.loads(pickle.dumps(est))
+    for name in _NEW_ATTRIBUTES:
+        del old.__dict__[name]
+    T = dense_toeplitz(est.kernel_values_, (5, 6))
+    X64 = X.astype(np.float64)
+    tol = fft_tolerance(30) if dtype == np.float64 else 1e-5
+    product = old.transform(X)
+    assert product.dtype == dtype
+    assert relative_error(product, X64 @ T.T) <= tol
+    assert_array_equal(product, est.transform(X))
+    solution = old.inverse_transform(X)
+    residual = relative_error(solution @ (T + 0.5 * np.eye(30)).T, X64)
+    assert residual <= (1e-8 if dtype == np.float64 else 1e-5)
+    assert_array_equal(solution, est.inverse_transform(X))
+    assert not hasattr(old, "device_")  # transform does not write to the model
+
+
+def test_transform_leaves_the_model_unchanged(rng):
+    """``fit`` computes every host spectrum: NumPy products and solves
+    write nothing to the estimator."""
+    X = rng.standard_normal((3, 40))
+    est = ToeplitzKernel(_dummy_kernel, alpha=0.1).fit(X)
+    before = pickle.dumps(est)
+    est.transform(X)
+    est.transform(X.astype(np.float32))
+    est.inverse_transform(X)
+    assert pickle.dumps(est) == before
+    assert not vars(est)["_spectra"]  # no device copies either
+    assert est.device_ == "cpu"
+
+
+class _ForeignArray:
+    """A 2-D array of a library other than NumPy and torch: the array API
+    entry point scikit-learn dispatches on, and a NumPy conversion."""
+
+    def __init__(self, values):
+        self._values = values
+        self.shape = values.shape
+        self.ndim = values.ndim
+        self.dtype = values.dtype
+
+    def __array_namespace__(self, api_version=None):
+        del api_version
+        return np
+
+    def __array__(self, dtype=None, copy=None):
+        del copy
+        return np.asarray(self._values, dtype=dtype)
+
+
+def test_array_api_other_libraries_are_an_error(rng):
+    """Under array API dispatch only NumPy arrays and torch tensors are
+    computed on; other array libraries get a TypeError naming them."""
+    X = rng.standard_normal((4, 12))
+    foreign = _ForeignArray(X)
+    toeplitz = ToeplitzKernel(alpha=0.1).fit(X)
+    svd = RandomizedSVD(2, random_state=0).fit(X)
+    calls = [
+        lambda: ToeplitzKernel().fit(foreign),
+        lambda: toeplitz.transform(foreign),
+        lambda: toeplitz.inverse_transform(foreign),
+        lambda: RandomizedSVD(2).fit(foreign),
+        lambda: RandomizedSVD(2).fit_transform(foreign),
+        lambda: svd.transform(foreign),
+        lambda: svd.inverse_transform(_ForeignArray(X[:, :2])),
+    ]
+    with sklearn.config_context(array_api_dispatch=True):
+        for call in calls:
+            with pytest.raises(TypeError, match="NumPy arrays and torch tensors"):
+                call()
+    # Without dispatch scikit-learn converts it to NumPy, as any array-like.
+    T = dense_toeplitz(toeplitz.kernel_values_, (12,))
+    assert relative_error(toeplitz.transform(foreign), X @ T.T) <= fft_tolerance(12)
 
 
 # --- solves ------------------------------------------------------------------

@@ -309,11 +309,41 @@ def test_pickle_drops_the_device_spectra(rng):
     assert torch.equal(actual, expected)
 
 
+@pytest.mark.usefixtures("cuda_on_cpu")
+@pytest.mark.parametrize("on_tensor", [False, True])
+def test_pickle_without_new_attributes_on_torch(rng, on_tensor):
+    """A model pickled before ``device_`` and the host spectra existed
+    computes as it did: on the device it was fitted for, products equal to
+    the dense matrix's, the solve's residual within tol."""
+    X = rng.standard_normal((3, 40))
+    T = dense_toeplitz(ToeplitzKernel().fit(X).kernel_values_, (40,))
+    with sklearn.config_context(array_api_dispatch=on_tensor):
+        data = torch.from_numpy(X) if on_tensor else X
+        est = ToeplitzKernel(alpha=0.1, device="cuda").fit(data)
+        old = pickle.loads(pickle.dumps(est))
+        for name in ("device_", "_host_spectra", "_spectra"):
+            del old.__dict__[name]
+        old.__dict__["_device"] = "cuda"  # where the pickle kept the device
+        product = old.transform(data)
+        solution = old.inverse_transform(data)
+    assert torch.is_tensor(product) == on_tensor
+    # Computed on torch, as fitted for: the spectra were copied to the device.
+    assert all(torch.is_tensor(values) for values, _ in vars(old)["_spectra"].values())
+    assert vars(old)["_spectra"]
+    product = product.numpy() if on_tensor else product
+    solution = solution.numpy() if on_tensor else solution
+    assert relative_error(product, X @ T.T) <= fft_tolerance(40)
+    assert relative_error(solution @ (T + 0.1 * np.eye(40)).T, X) <= 1e-8
+
+
 def test_device_policy(monkeypatch, rng):
     """ToeplitzKernel resolves device= through fasttsne.gpu's policy."""
     X = rng.standard_normal((2, 10))
     monkeypatch.setattr(fasttsne.gpu, "is_available", lambda: False)
-    assert ToeplitzKernel().fit(X)._device == "cpu"  # pylint: disable=W0212
+    assert ToeplitzKernel().fit(X).device_ == "cpu"
+    with sklearn.config_context(array_api_dispatch=True):
+        assert ToeplitzKernel().fit(torch.from_numpy(X)).device_ == "input"
+        assert ToeplitzKernel(device="cpu").fit(torch.from_numpy(X)).device_ == "cpu"
     with pytest.raises(ValueError, match="no CUDA device"):
         ToeplitzKernel(device="cuda").fit(X)
     with pytest.raises(ValueError, match="device"):

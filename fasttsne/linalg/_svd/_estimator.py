@@ -19,6 +19,7 @@ from fasttsne._validation import (
     validate_data,
 )
 from fasttsne import gpu
+from fasttsne._array_api import check_array_library
 from fasttsne.linalg._svd._randomized import _dispatching, _on_device, _randomized_svd
 from fasttsne.linalg._svd._torch import is_tensor
 
@@ -224,6 +225,7 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             ``transform(X)``.
         """
         del y  # unsupervised; accepted for API consistency
+        check_array_library(X, "RandomizedSVD")
         if _dispatching(X):
             # pylint: disable-next=import-outside-toplevel
             from fasttsne.linalg._svd._torch import check_tensor
@@ -349,6 +351,7 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             The data in the space of the components.
         """
         check_is_fitted(self)
+        check_array_library(X, "RandomizedSVD")
         if is_tensor(self.components_) or _dispatching(X):
             return self._project_on_torch(X)
         X = validate_data(
@@ -400,6 +403,7 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             The rank-``n_components`` approximation in the input space.
         """
         check_is_fitted(self)
+        check_array_library(X, "RandomizedSVD")
         if is_tensor(self.components_) or _dispatching(X):
             return self._inverse_on_torch(X)
         X = check_array(X, dtype=[np.float64, np.float32])

@@ -21,21 +21,13 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.sparse as sp
 
+from fasttsne._array_api import is_tensor, numpy_dtype
+
 
 def _torch():
     import torch  # pylint: disable=import-outside-toplevel
 
     return torch
-
-
-def is_tensor(array):
-    """Whether ``array`` is a torch tensor, without importing torch."""
-    return type(array).__module__.split(".")[0] == "torch" and hasattr(array, "device")
-
-
-def numpy_dtype(dtype):
-    """NumPy dtype of a torch floating dtype."""
-    return np.dtype(str(dtype).rsplit(".", maxsplit=1)[-1])
 
 
 def torch_dtype(dtype):

@@ -29,7 +29,6 @@ import math
 import numpy as np
 
 from fasttsne import gpu
-from fasttsne.linalg._circulant import _next_fft_friendly
 from fasttsne.tsne._gradients._interpolation import (
     GRID_KNOB_DEFAULTS,
     GRID_KNOB_CONSTRAINTS,
@@ -310,5 +309,4 @@ class TritonFFTGradient(TritonGradient):
         grid = InterpolationGrid.covering(
             lo, hi, **{knob: getattr(self, knob) for knob in self.knobs}
         )
-        fft_shape = tuple(_next_fft_friendly(2 * n - 1) for n in grid.shape)
-        return launchers.grid_repulsion(Y, dof=dof, grid=grid, fft_shape=fft_shape)
+        return launchers.grid_repulsion(Y, dof=dof, grid=grid)
