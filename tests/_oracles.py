@@ -58,24 +58,27 @@ def exact_kl_attraction_term(P, Y, dof, Y_ref=None):
 def descent_step(
     Y, grad, update, gains, momentum, *, learning_rate, min_gain, max_step_norm, center
 ):
-    """One gains-and-momentum step as NumPy array expressions, in place.
+    """One gains-and-momentum step, one coordinate at a time in float64, in place.
 
     The update of van der Maaten (2014) with openTSNE's per-point step cap,
-    written as whole-array operations in the order of the formulas: the
-    oracle of the fused kernel of ``GradientDescent.step``.
+    written from the formulas with Python floats (``GradientDescent.step``
+    uses whole-array expressions): compare with a tolerance, not bits.
     """
-    same_direction = (update * grad) < 0
-    gains[...] = np.clip(
-        np.where(same_direction, gains + 0.2, gains * 0.8), min_gain, None
-    )
-    update *= momentum
-    update -= learning_rate * gains * grad
-    if max_step_norm is not None:
-        norms = np.sqrt(np.einsum("ij,ij->i", update, update))
-        update *= (max_step_norm / np.clip(norms, max_step_norm, None))[:, None]
-    Y += update
+    n_samples, n_components = Y.shape
+    for i in range(n_samples):
+        for c in range(n_components):
+            g, u, gain = float(grad[i, c]), float(update[i, c]), float(gains[i, c])
+            # The descent keeps its direction where grad * update < 0.
+            gain = gain + 0.2 if g * u < 0 else gain * 0.8
+            gains[i, c] = gain = max(gain, min_gain)
+            update[i, c] = momentum * u - learning_rate * gain * g
+        if max_step_norm is not None:
+            norm = sum(float(v) ** 2 for v in update[i]) ** 0.5
+            if norm > max_step_norm:
+                update[i] *= max_step_norm / norm
+        Y[i] += update[i]
     if center:
-        Y -= Y.mean(axis=0)
+        Y -= Y.sum(axis=0, dtype=np.float64) / n_samples
 
 
 def interpolation_charges(Y, grid):

@@ -1,15 +1,19 @@
-"""Attractive t-SNE forces and the attraction part of the KL divergence.
+"""Attractive t-SNE forces, the KL attraction term, the fused descent step.
 
 Implementation notes
 --------------------
-Both kernels make one pass over the rows of a CSR matrix P: O(nnz(P) d) time.
-P may be square (the embedding against itself) or rectangular (query rows
-against the columns of a fixed reference embedding, for ``transform``). They
-allocate nothing but, for the KL term, one double slot per row (a NumPy array
-freed by Python). Rows are split over threads with ``prange``; a row owns its
-output row and its slot, and the slots are summed serially in row order, so
-results are bitwise identical for any number of threads. Sums are accumulated
-in double whatever the input dtype.
+The force and KL kernels make one pass over the rows of a CSR matrix P:
+O(nnz(P) d) time. P may be square (the embedding against itself) or
+rectangular (query rows against the columns of a fixed reference embedding,
+for ``transform``). They allocate nothing but, for the KL term, one double
+slot per row (a NumPy array freed by Python). Rows are split over threads
+with ``prange``; a row owns its output row and its slot, and the slots are
+summed serially in row order, so results are bitwise identical for any
+number of threads. Sums are accumulated in double whatever the input dtype.
+
+``descent_step_2d`` is serial, works in place and allocates nothing; it
+gives NumPy's bits only when the C compiler does not contract ``a * b + c``
+into FMAs, which ``setup.py`` forbids with ``-ffp-contract=off``.
 """
 
 from cython cimport floating
@@ -341,6 +345,7 @@ def descent_step_2d(
                 if gain < min_gain:
                     gain = min_gain
                 gains[i, c] = gain
+                # Rounded after each product as in NumPy: no FMA (setup.py).
                 update[i, c] = u * momentum - learning_rate * gain * g
             if cap_steps:
                 norm = sqrt(update[i, 0] * update[i, 0] + update[i, 1] * update[i, 1])

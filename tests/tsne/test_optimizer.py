@@ -137,45 +137,115 @@ def test_error_is_that_of_the_returned_embedding(rng):
     assert_allclose(kl, 0.5 * np.sum((Y - target) ** 2), rtol=1e-12)
 
 
-@pytest.mark.parametrize("max_step_norm", [5.0, None, 1e-3])
-@pytest.mark.parametrize("center", [True, False])
-@pytest.mark.parametrize("shape", [(5003, 2), (300, 3), (300, 1)])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_step_matches_array_expressions_bitwise(
-    rng, max_step_norm, center, shape, dtype
-):
-    # Float64 2-D embeddings take the fused kernel; the others the array
-    # expressions. Both must give the oracle's bits, step after step, with
-    # gains growing, shrinking and clipped, and steps capped.
-    if dtype == np.float64 and shape[1] == 2:
-        assert _optimizer._fused_step_applies(np.zeros(shape), np.zeros(shape))
+def _step_inputs(rng, shape, dtype, non_finite):
+    """Embedding, update, gains and 12 gradients over many orders of magnitude.
+
+    Every third gradient turns half the rows round, so that gains grow,
+    shrink and reach ``min_gain``. With ``non_finite``, some gradients,
+    updates and gains are NaN or infinite.
+    """
     scale = np.exp(rng.normal(size=(shape[0], 1)) * 3.0)
     Y = (rng.normal(size=shape) * scale).astype(dtype)
-    Y_oracle = Y.copy()
-    update, gains = np.zeros_like(Y), np.ones_like(Y)
-    optimizer = GradientDescent(
-        np.float64(833.3), min_gain=0.05, max_step_norm=max_step_norm, center=center
-    )
+    update = (rng.normal(size=shape) * scale).astype(dtype)
+    gains = rng.uniform(0.01, 3.0, size=shape).astype(dtype)
+    grads = []
     for it in range(12):
         grad = (rng.normal(size=shape) * scale).astype(dtype)
         if it % 3 == 2:
             grad[: shape[0] // 2] *= -1.0
+        grads.append(grad)
+    if non_finite:
+        specials = np.array([np.nan, np.inf, -np.inf])
+        for array in (update, gains, *grads[::4]):
+            rows = rng.choice(shape[0], size=max(1, shape[0] // 50), replace=False)
+            array[rows, rng.integers(shape[1], size=rows.size)] = rng.choice(
+                specials, size=rows.size
+            )
+    return Y, update, gains, grads
+
+
+def _optimizer_at(update, gains, max_step_norm, center):
+    optimizer = GradientDescent(
+        np.float64(833.3), min_gain=0.05, max_step_norm=max_step_norm, center=center
+    )
+    optimizer.update, optimizer.gains = update.copy(), gains.copy()
+    return optimizer
+
+
+def _assert_same_bits(actual, expected):
+    """Bitwise equality, NaN payloads and signed zeros included."""
+    assert actual.dtype == expected.dtype
+    assert_array_equal(actual.view(np.uint64), expected.view(np.uint64))
+
+
+@pytest.mark.parametrize("non_finite", [False, True])
+@pytest.mark.parametrize("max_step_norm", [5.0, None, 1e-3, 0.0])
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("n_samples", [5003, 1])
+def test_fused_step_matches_array_expressions_bitwise(
+    rng, monkeypatch, non_finite, max_step_norm, center, n_samples
+):
+    # Float64 (n, 2) embeddings take descent_step_2d; the reference is the
+    # same step with the fused kernel switched off, step after step, with
+    # NaN and infinity passing through as they do through NumPy.
+    Y, update, gains, grads = _step_inputs(rng, (n_samples, 2), np.float64, non_finite)
+    assert _optimizer._fused_step_applies(Y, grads[0])
+    Y_ref = Y.copy()
+    fused = _optimizer_at(update, gains, max_step_norm, center)
+    reference = _optimizer_at(update, gains, max_step_norm, center)
+    for it, grad in enumerate(grads):
+        momentum = 0.5 if it < 6 else 0.8
+        fused.step(Y, grad, momentum)
+        with monkeypatch.context() as patch, np.errstate(invalid="ignore"):
+            patch.setattr(_optimizer, "_fused_step_applies", lambda Y, grad: False)
+            reference.step(Y_ref, grad, momentum)
+        _assert_same_bits(Y, Y_ref)
+        _assert_same_bits(fused.gains, reference.gains)
+        _assert_same_bits(fused.update, reference.update)
+    if non_finite:
+        assert np.isnan(Y).any()
+    else:
+        assert np.isfinite(Y).all()
+
+
+@pytest.mark.parametrize("max_step_norm", [5.0, None, 1e-3])
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize(
+    "shape, dtype",
+    [((40, 3), np.float64), ((40, 1), np.float64), ((40, 2), np.float32)],
+)
+def test_array_step_matches_the_formulas(rng, max_step_norm, center, shape, dtype):
+    # The shapes and dtypes the fused kernel leaves to the array expressions,
+    # against the formulas one coordinate at a time.
+    Y, update, gains, grads = _step_inputs(rng, shape, dtype, non_finite=False)
+    assert not _optimizer._fused_step_applies(Y, grads[0])
+    Y_oracle, update_oracle, gains_oracle = Y.copy(), update.copy(), gains.copy()
+    optimizer = _optimizer_at(update, gains, max_step_norm, center)
+    rtol = 1e-4 if dtype == np.float32 else 1e-12
+    for it, grad in enumerate(grads):
         momentum = 0.5 if it < 6 else 0.8
         optimizer.step(Y, grad, momentum)
         descent_step(
             Y_oracle,
             grad,
-            update,
-            gains,
+            update_oracle,
+            gains_oracle,
             momentum,
-            learning_rate=np.float64(833.3),
+            learning_rate=833.3,
             min_gain=0.05,
             max_step_norm=max_step_norm,
             center=center,
         )
-        assert_array_equal(Y, Y_oracle)
-        assert_array_equal(optimizer.gains, gains)
-        assert_array_equal(optimizer.update, update)
+        for actual, expected in (
+            (Y, Y_oracle),
+            (optimizer.gains, gains_oracle),
+            (optimizer.update, update_oracle),
+        ):
+            assert actual.dtype == dtype
+            # Centring and momentum cancel: errors scale with the largest value.
+            assert_allclose(
+                actual, expected, rtol=rtol, atol=rtol * np.abs(expected).max()
+            )
 
 
 def test_fused_step_leaves_other_inputs_to_the_array_expressions():

@@ -48,10 +48,19 @@ def _check_prepare_inputs(P, reference):
     return P, reference
 
 
-def diverged_error(name):
+def _diverged_error(name):
     """The ``ValueError`` of a diverged optimisation, for every backend.
 
-    ``name`` names the array found NaN or infinite (``"The embedding"``).
+    Parameters
+    ----------
+    name : str
+        The array found NaN or infinite, as the message's subject
+        (``"The embedding"``).
+
+    Returns
+    -------
+    ValueError
+        The error to raise, with advice on the parameters to change.
     """
     return ValueError(
         f"{name} contains NaN or infinity: the optimisation diverged. Try a "
@@ -70,7 +79,7 @@ def _as_embedding(Y, name):
         raise ValueError(f"{name} must be 2-D, got shape {Y.shape}.")
     if not np.isfinite(Y).all():
         # A diverged optimisation: the tree and the grid would degenerate.
-        raise diverged_error(name)
+        raise _diverged_error(name)
     return Y
 
 

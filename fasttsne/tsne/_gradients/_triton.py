@@ -39,7 +39,7 @@ from fasttsne.tsne._gradients._sparse import (
     _as_embedding,
     _check_n_threads,
     _check_prepare_inputs,
-    diverged_error,
+    _diverged_error,
 )
 
 
@@ -184,7 +184,7 @@ class TritonGradient:
         if kl is not None and not (
             math.isfinite(kl) and bool(self._torch.isfinite(Y).all())
         ):
-            raise diverged_error("The embedding")
+            raise _diverged_error("The embedding")
         return kl, (self.to_host(grad) if on_host else grad)
 
     def _repulsion(self, Y, dof):
@@ -305,7 +305,7 @@ class TritonFFTGradient(TritonGradient):
         # synchronisation per call, which also catches a diverged embedding.
         lo, hi = launchers.bounding_box(Y)
         if not np.isfinite([*lo, *hi]).all():
-            raise diverged_error("The embedding")
+            raise _diverged_error("The embedding")
         grid = InterpolationGrid.covering(
             lo, hi, **{knob: getattr(self, knob) for knob in self.knobs}
         )
