@@ -40,6 +40,11 @@ class _GridSpectrum(NamedTuple):
     spectrum: np.ndarray  # rfftn of the embedded kernel, shape (L_1, ..., L_d // 2 + 1)
 
 
+def _circulant_shape(grid_shape):
+    """FFT lengths of the circulant embedding of a Toeplitz kernel on a grid."""
+    return tuple(_next_fft_friendly(2 * int(n) - 1) for n in grid_shape)
+
+
 def _embedded_kernel(kernel_on_offsets, grid_shape):
     """The circulant embedding of a Toeplitz kernel: its first column.
 
@@ -69,7 +74,7 @@ def _embedded_kernel(kernel_on_offsets, grid_shape):
             f"kernel_on_offsets has shape {kernel_on_offsets.shape}, expected "
             f"{expected} for grid_shape={grid_shape}."
         )
-    fft_shape = tuple(_next_fft_friendly(2 * n - 1) for n in grid_shape)
+    fft_shape = _circulant_shape(grid_shape)
     embedded = np.zeros(fft_shape, dtype=np.float64)
     # Offsets 0..n-1 go to the front, offsets -(n-1)..-1 wrap to the back.
     for corner in np.ndindex(*(2,) * len(grid_shape)):
