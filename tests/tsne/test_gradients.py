@@ -67,6 +67,7 @@ _EXACT_SETTINGS = {
         "min_num_intervals": 1,
         "ints_in_interval": 0.25,
         "max_num_intervals": 0,
+        "repulsion": "grid",
     },
 }
 
