@@ -33,7 +33,10 @@ class FFTInterpTSNE(_BaseTSNE):
         Lagrange interpolation nodes per grid interval (per dimension), 1 to 12.
 
     min_num_intervals : int, default=50
-        Minimum number of grid intervals per dimension.
+        Minimum number of grid intervals per dimension. With the other
+        defaults a 2-D grid has at least 150 x 150 nodes whatever the number
+        of points, which is why ``repulsion="auto"`` takes the Barnes-Hut
+        walk at every iteration below about 18,600 points.
 
     ints_in_interval : float, default=1.0
         Width of an interval in embedding units: the grid has
@@ -58,8 +61,10 @@ class FFTInterpTSNE(_BaseTSNE):
         :class:`BarnesHutTSNE`'s default angle (0.5) instead. With the default
         grid knobs that is every iteration below about 18,600 points, early
         exaggeration included, and above it the iterations on a wide
-        embedding (see Notes). 1-D fits and ``transform`` always use the
-        grid. On a CUDA device the grid is used at every iteration whatever
+        embedding (see Notes). The cost model applies to the grid that the
+        knobs above give, at their defaults or not: to compare grid knobs
+        (e.g. in ``GridSearchCV``), set "grid". 1-D fits and ``transform``
+        always use the grid. On a CUDA device the grid is used at every iteration whatever
         this parameter: the GPU backend has no tree.
 
         .. versionadded:: 0.3

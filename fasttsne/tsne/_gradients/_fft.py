@@ -49,7 +49,8 @@ _FROZEN_DIRECT_MAX_N = 64
 # for a circulant of L nodes (its FFTs, then spreading and interpolation), a
 # Barnes-Hut walk at ``_TREE_ANGLE`` costs ``_TREE_COST_PER_POINT N log2 N``.
 # The constants are fitted to one-thread timings of both on t-SNE-like
-# embeddings (benchmarks/bench_fft_vs_bh.py --calibrate; docs/fft.rst).
+# embeddings and checked at 1 and 2 threads up to 250,000 points
+# (benchmarks/bench_fft_vs_bh.py --calibrate; docs/fft.rst).
 _GRID_COST_PER_POINT = 20.0
 _TREE_COST_PER_POINT = 7.0
 
