@@ -7,9 +7,11 @@ of ``benchmarks/bench_tsne.py`` (50 features), prints:
   of the device's FP32 peak, counting 14 flops per 2-D pair (2 differences,
   3 for the squared distance, 2 for ``t``, 1 division, 1 square, 5 for the
   three running sums; an FMA counts 2);
-* the time per iteration and of a whole fit (750 iterations, affinities
-  included) of ``BarnesHutTSNE(device="cuda")`` (exact sums) and
-  ``FFTInterpTSNE(device="cuda")`` (the grid); the exact fit is skipped above
+* the time per iteration and of a whole fit (750 iterations, kNN and
+  affinities included) of ``BarnesHutTSNE(device="cuda")`` (exact sums) and
+  ``FFTInterpTSNE(device="cuda")`` (the grid), with ``--neighbors`` (default
+  "exact": the kNN on the device at every size; "auto" takes the CPU's
+  approximate search from 80,000 points on); the exact fit is skipped above
   ``--exact-max-n``;
 * the device's exact kNN (k = 90): time, and its recall against brute-force
   float64 distances on 1,000 sampled rows; rows it reported uncertain;
@@ -17,9 +19,9 @@ of ``benchmarks/bench_tsne.py`` (50 features), prints:
 * the KL divergence of the CPU backends' fits on the same data, up to
   ``--cpu-max-n``, beside the device's, and the kNN accuracy of both.
 
-The affinities of a fit are computed on the CPU (the device kNN is measured
-on its own). Without a CUDA device (or without torch and triton) the script
-says so and exits 0.
+The kNN of a fit runs on the device (``fasttsne/gpu/_knn.py``), its
+perplexity calibration on the CPU. Without a CUDA device (or without torch
+and triton) the script says so and exits 0.
 
 Examples
 --------
@@ -141,7 +143,12 @@ def bench_size(torch, n, args):
     estimators = [("fft", FFTInterpTSNE)]
     if n <= args.exact_max_n:
         estimators.insert(0, ("exact", BarnesHutTSNE))
-    params = {"random_state": 0, "max_iter": 750, "n_jobs": -1}
+    params = {
+        "random_state": 0,
+        "max_iter": 750,
+        "n_jobs": -1,
+        "neighbors": args.neighbors,
+    }
     for label, Est in estimators:
         times = []
         fit = _fit_recording(Est, X, params, times)
@@ -173,6 +180,9 @@ def main(argv=None):
     parser.add_argument("--exact-max-n", type=int, default=200_000)
     parser.add_argument("--cpu-max-n", type=int, default=100_000)
     parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument(
+        "--neighbors", choices=["auto", "exact", "approx"], default="exact"
+    )
     args = parser.parse_args(argv)
     from fasttsne import gpu
 
@@ -184,7 +194,7 @@ def main(argv=None):
     args.peak_tflops = _peak_tflops(torch, args.peak_tflops)
     print(
         f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
-        f"FP32 peak {args.peak_tflops} TFLOPS"
+        f"FP32 peak {args.peak_tflops} TFLOPS, neighbors={args.neighbors!r}"
     )
     for n in args.sizes:
         bench_size(torch, n, args)

@@ -5,6 +5,8 @@ like with like::
 
     python benchmarks/bench_toeplitz.py
     python benchmarks/bench_toeplitz.py --sizes 1000 10000 --batches 1 --repeats 5
+    SCIPY_ARRAY_API=1 python benchmarks/bench_toeplitz.py --device cuda  # GPU tensors
+    SCIPY_ARRAY_API=1 python benchmarks/bench_toeplitz.py --device cpu   # CPU tensors
 
 Products (``X @ T.T`` for a batch of rows): the fitted ``transform`` (1 thread,
 all threads, float32), a bare real-FFT pair of the same length with the
@@ -29,6 +31,14 @@ that budget is the only sample (the ``reps`` column says how many). Ratios
 are the time of each method over the time of the matching ToeplitzKernel
 method (product or solve): above 1 means ToeplitzKernel is that many times
 faster.
+
+With ``--device cpu`` or ``--device cuda`` the rows are torch tensors on that
+device, under ``sklearn.config_context(array_api_dispatch=True)``: the fitted
+``transform`` and ``inverse_transform`` side by side with a plain
+``torch.fft`` convolution of the same length with the kernel's FFT cached
+(``rfft``, product, ``irfft``: the floor issue 12 compares with, target 1.5x
+at 10^6 x 64 on CUDA). Without torch, or without a CUDA device for
+``--device cuda``, it says so and exits 0.
 """
 
 import argparse
@@ -43,6 +53,7 @@ import scipy
 import scipy.linalg
 import scipy.fft
 import scipy.signal
+import sklearn
 
 from fasttsne import ToeplitzKernel
 
@@ -296,6 +307,103 @@ def _summary(history, sizes):
             )
 
 
+def _torch_or_none(device):
+    """torch when it can run on ``device``; else None, having said why."""
+    try:
+        import torch  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        print('torch is not installed (pip install "fasttsne[gpu]"); nothing to run.')
+        return None
+    if os.environ.get("SCIPY_ARRAY_API") != "1":
+        print(
+            "scikit-learn's array API dispatch needs SciPy's: run with "
+            "SCIPY_ARRAY_API=1 in the environment."
+        )
+        return None
+    if device == "cuda" and not torch.cuda.is_available():
+        print(
+            "--device cuda: torch sees no CUDA device on this machine; nothing to "
+            "run (the GPU figures need a CUDA machine)."
+        )
+        return None
+    return torch
+
+
+def _run_torch(args):
+    """Products and solves on torch tensors of ``args.device``, against a bare
+    cached ``torch.fft`` convolution of the same length."""
+    torch = _torch_or_none(args.device)
+    if torch is None:
+        return
+    label = "CUDA" if args.device == "cuda" else "CPU"
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    device = torch.device(args.device)
+    name = (
+        torch.cuda.get_device_name(device)
+        if args.device == "cuda"
+        else f"{platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
+    print(f"torch {torch.__version__} on {label} ({name}); kernel {args.kernel}")
+
+    def timed(func):
+        def run():
+            func()
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+
+        return _median_time(run, args.repeats, args.budget_seconds)
+
+    rows = []
+    rng = np.random.default_rng(0)
+    for batch in args.batches:
+        for n in args.sizes:
+            est = ToeplitzKernel(args.kernel, bandwidth=args.bandwidth)
+            length = scipy.fft.next_fast_len(2 * n - 1, real=True)
+            fft_bytes = 5 * batch * length * 8
+            if fft_bytes > args.max_fft_bytes:
+                rows.append((n, batch, None, None, None, "skipped: FFT buffers"))
+                continue
+            X = torch.from_numpy(rng.standard_normal((batch, n))).to(device)
+            with sklearn.config_context(array_api_dispatch=True):
+                est.fit(X)
+                spectrum = torch.from_numpy(est.spectrum_.spectrum).to(device)
+
+                def pair(X=X, spectrum=spectrum, length=length):
+                    product = torch.fft.rfft(X, n=length, dim=-1)
+                    product *= spectrum
+                    return torch.fft.irfft(product, n=length, dim=-1)
+
+                ours, _ = timed(lambda est=est, X=X: est.transform(X))
+                bare, _ = timed(pair)
+                solver = ToeplitzKernel(
+                    args.kernel, bandwidth=args.solve_bandwidth, tol=args.tol
+                ).fit(X)
+                B = solver.transform(X)
+                solve, _ = timed(lambda solver=solver, B=B: solver.inverse_transform(B))
+                _, info = solver.inverse_transform(B, return_info=True)
+            note = f"CG iterations {info.n_iter.min()}..{info.n_iter.max()}"
+            rows.append((n, batch, ours, bare, solve, note))
+    print(f"\nProducts X @ T.T and solves T z = x on torch tensors ({label})")
+    print(
+        f"  {'n':>9} {'batch':>5} {'transform s':>12} {'torch.fft s':>12} "
+        f"{'ratio':>6} {'inverse s':>10}  note"
+    )
+    for n, batch, ours, bare, solve, note in rows:
+        if ours is None:
+            print(f"  {n:>9} {batch:>5} {'-':>12} {'-':>12} {'-':>6} {'-':>10}  {note}")
+            continue
+        print(
+            f"  {n:>9} {batch:>5} {ours:12.5f} {bare:12.5f} {ours / bare:6.2f} "
+            f"{solve:10.5f}  {note}"
+        )
+    print(
+        f"\nratio: transform over the bare cached torch.fft convolution ({label}); "
+        "issue 12's target is <= 1.5 at n = 10^6, batch 64, on CUDA."
+    )
+
+
 def main(argv=None):
     """Run the benchmark and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -328,7 +436,20 @@ def main(argv=None):
     parser.add_argument("--max-dense-bytes", type=float, default=2**30)
     parser.add_argument("--max-fft-bytes", type=float, default=3 * 2**30)
     parser.add_argument("--output", help="also write the measurements as JSON")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        help="time torch tensors on this device instead of NumPy arrays",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        help="torch's CPU threads (torch.set_num_threads) with --device",
+    )
     args = parser.parse_args(argv)
+    if args.device is not None:
+        _run_torch(args)
+        return
 
     n_threads = os.cpu_count() or 1
     print(

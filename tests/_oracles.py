@@ -55,6 +55,29 @@ def exact_kl_attraction_term(P, Y, dof, Y_ref=None):
     return np.sum(Pd[mask] * np.log(Pd[mask] / w[mask]))
 
 
+def descent_step(
+    Y, grad, update, gains, momentum, *, learning_rate, min_gain, max_step_norm, center
+):
+    """One gains-and-momentum step as NumPy array expressions, in place.
+
+    The update of van der Maaten (2014) with openTSNE's per-point step cap,
+    written as whole-array operations in the order of the formulas: the
+    oracle of the fused kernel of ``GradientDescent.step``.
+    """
+    same_direction = (update * grad) < 0
+    gains[...] = np.clip(
+        np.where(same_direction, gains + 0.2, gains * 0.8), min_gain, None
+    )
+    update *= momentum
+    update -= learning_rate * gains * grad
+    if max_step_norm is not None:
+        norms = np.sqrt(np.einsum("ij,ij->i", update, update))
+        update *= (max_step_norm / np.clip(norms, max_step_norm, None))[:, None]
+    Y += update
+    if center:
+        Y -= Y.mean(axis=0)
+
+
 def interpolation_charges(Y, grid):
     """Charges ``(1, y - center)`` spread on the nodes of a FIt-SNE grid.
 

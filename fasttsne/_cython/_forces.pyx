@@ -14,7 +14,7 @@ in double whatever the input dtype.
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport log
+from libc.math cimport log, sqrt
 
 from fasttsne._cython._typedefs cimport float64_t, index_t, intp_t
 
@@ -273,3 +273,89 @@ def kl_attraction_term(
     for i in range(n):
         total += slots[i]
     return total
+
+
+def descent_step_2d(
+    float64_t[:, ::1] Y,
+    const float64_t[:, ::1] grad,
+    float64_t[:, ::1] update,
+    float64_t[:, ::1] gains,
+    double momentum,
+    double learning_rate,
+    double min_gain,
+    double max_step_norm,
+    bint cap_steps,
+    bint center,
+):
+    """One gains-and-momentum update of a 2-D float64 embedding, in place.
+
+    The arithmetic of ``fasttsne.tsne._optimizer.GradientDescent.step`` in
+    one pass over the rows instead of a dozen NumPy passes (most of them
+    allocating an array of the embedding's size), which at a million points
+    cost more than the attraction: each row's gains, update and point are
+    computed with the same operations in the same order as NumPy's, and the
+    centring sums the columns in row order, as ``Y.mean(axis=0)`` does for
+    two columns, so the result is bitwise the same. Serial: the pass is
+    bound by memory traffic, not arithmetic.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, 2), float64
+        The embedding, updated in place.
+    grad : ndarray of shape (n_samples, 2), float64
+        The gradient at ``Y``.
+    update, gains : ndarray of shape (n_samples, 2), float64
+        The optimiser's state, updated in place.
+    momentum, learning_rate, min_gain : float
+        As in ``GradientDescent``.
+    max_step_norm : float
+        Cap on each row's update norm, applied when ``cap_steps``.
+    cap_steps : bool
+        Whether to cap the update norms.
+    center : bool
+        Whether to subtract the column means after the step.
+    """
+    cdef intp_t n = Y.shape[0], i
+    cdef int c
+    cdef double g, u, gain, norm, sum0 = 0.0, sum1 = 0.0, mean0, mean1
+    for name, array in (("grad", grad), ("update", update), ("gains", gains)):
+        if array.shape[0] != n or array.shape[1] != 2:
+            raise ValueError(
+                f"{name} has shape {(array.shape[0], array.shape[1])}, "
+                f"expected {(n, 2)}."
+            )
+    if Y.shape[1] != 2:
+        raise ValueError(f"Y must have 2 columns, got {Y.shape[1]}.")
+    with nogil:
+        for i in range(n):
+            for c in range(2):
+                g = grad[i, c]
+                u = update[i, c]
+                gain = gains[i, c]
+                # The descent keeps its direction where grad * update < 0.
+                if u * g < 0:
+                    gain = gain + 0.2
+                else:
+                    gain = gain * 0.8
+                # (NaN passes unchanged, as through np.clip)
+                if gain < min_gain:
+                    gain = min_gain
+                gains[i, c] = gain
+                update[i, c] = u * momentum - learning_rate * gain * g
+            if cap_steps:
+                norm = sqrt(update[i, 0] * update[i, 0] + update[i, 1] * update[i, 1])
+                if norm < max_step_norm:
+                    norm = max_step_norm
+                norm = max_step_norm / norm
+                update[i, 0] = update[i, 0] * norm
+                update[i, 1] = update[i, 1] * norm
+            Y[i, 0] = Y[i, 0] + update[i, 0]
+            Y[i, 1] = Y[i, 1] + update[i, 1]
+            sum0 = sum0 + Y[i, 0]
+            sum1 = sum1 + Y[i, 1]
+        if center and n > 0:
+            mean0 = sum0 / n
+            mean1 = sum1 / n
+            for i in range(n):
+                Y[i, 0] = Y[i, 0] - mean0
+                Y[i, 1] = Y[i, 1] - mean1

@@ -4,15 +4,17 @@ Implementation notes
 --------------------
 A product of a CSR matrix M (m x n) with a block of b dense columns is not
 limited by its arithmetic but by memory latency: each stored value M_ij reads
-(``M @ X``, the *gather*) or updates (``M^T @ Y``, the *scatter*) the row j of
-an n x b array, at random. When that array is larger than the L2 cache, almost
-every such access misses.
+the row j of the n x b operand, at random. When that array is larger than the
+L2 cache, almost every such access misses.
 
 Here the columns of M are split into tiles small enough that the slice of
 the randomly accessed operand belonging to one tile stays in L2 (the caller
-picks their number); the other operand, read or written in row order, is then
-streamed once per tile instead of once. Timings against scipy's products are
-in ``docs/svd.rst`` ("Benchmark").
+picks their number); the output, written in row order, is then streamed once
+per tile instead of once. ``M^T @ Y`` is the same product with the tiles of
+``M^T``, built from M's CSR arrays without a transposed copy of M: a gather
+writes each output row once, in order, where updating the rows of ``M^T @ Y``
+from the rows of M (a scatter) reads and writes them at random. Timings are in
+``docs/svd.rst`` ("Benchmark").
 
 * ``tile_csr`` copies M into tile-major order with a counting sort: tile t
   holds the columns ``[t w, (t + 1) w)`` (w = ceil(n / n_tiles)) as a CSR
@@ -20,23 +22,26 @@ in ``docs/svd.rst`` ("Benchmark").
   are ``tile_indptr[t]`` into arrays shared by all tiles. Row order and the
   order of the values within a row are kept. O(nnz + n_tiles m) time; nnz
   (4 + itemsize) + 8 n_tiles (m + 1) bytes, plus n_tiles m int64 scratch.
-* ``gather``: for each tile in turn, the rows are split statically among the
-  threads. Each output row adds its tiles in order and, within a tile, its
+* ``tile_csr_transpose`` does the same for ``M^T`` (tiles of consecutive rows
+  of M), one tile per thread at a time; the values of each row of ``M^T`` come
+  in increasing row order of M. O(nnz + n_tiles n) time and nnz (4 +
+  itemsize) + 8 n_tiles (n + 1) bytes.
+* ``gather``: ``M @ X`` from the tiles of M. Each thread takes a contiguous
+  range of rows through all tiles in order, with no barrier between tiles
+  (smaller chunks would load each tile's slice of X into L2 once per chunk,
+  docs/svd.rst). Each output row adds its tiles in order and, within a tile, its
   values in order, so the result is bitwise identical for any number of
-  threads (and, for rows sorted by column, for any number of tiles). The
-  sums of a row stay in registers, ``_PANEL`` columns at a time, which is
-  faster than accumulating them in the output row (docs/svd.rst).
-* ``scatter``: each tile belongs to one thread (dynamic schedule), which owns
-  the output rows of the tile's columns and adds the rows of Y in row order:
-  bitwise identical for any number of threads. With fewer tiles than threads
-  some threads idle.
+  threads (and, for rows sorted by column, for any number of tiles). The sums
+  of a row stay in registers, ``_WIDE_PANEL`` or ``_PANEL`` columns at a
+  time, which is faster than accumulating them in the output row
+  (docs/svd.rst).
 
 All sums are accumulated in the working precision (float32 stays float32),
 like BLAS and scipy: these are the products of the SVD's float32 path, whose
 contract is float32 end to end.
 
-``gather`` and ``scatter`` check the shapes of the tiles, not their contents,
-which they trust to come from ``tile_csr``.
+``gather`` checks the shapes of the tiles, not their contents, which it
+trusts to come from ``tile_csr`` or ``tile_csr_transpose``.
 """
 
 import numpy as np
@@ -47,7 +52,9 @@ from cython.parallel cimport prange
 from fasttsne._cython._typedefs cimport index_t, int32_t, int64_t, intp_t
 
 cdef enum:
-    # Columns whose sums a gather keeps in registers at a time.
+    # Columns whose sums a gather keeps in registers at a time: a block of
+    # _WIDE_PANEL columns reads each stored value and index once.
+    _WIDE_PANEL = 16
     _PANEL = 8
 
 
@@ -91,26 +98,11 @@ def tile_csr(
     cdef int64_t j
     cdef intp_t n_bad = 0
 
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}.")
     if n_cols < 1 or n_tiles < 1:
         raise ValueError(
             f"n_cols and n_tiles must be >= 1, got {n_cols} and {n_tiles}."
         )
-    if m < 0 or indptr[0] != 0:
-        raise ValueError("indptr must have m + 1 >= 1 entries, starting at 0.")
-    nnz = indptr[m]
-    if indices.shape[0] != nnz or data.shape[0] != nnz:
-        raise ValueError(
-            f"indices and data must have indptr[-1] = {nnz} entries, got "
-            f"{indices.shape[0]} and {data.shape[0]}."
-        )
-    with nogil:
-        for i in range(m):
-            if indptr[i + 1] < indptr[i]:
-                n_bad = n_bad + 1
-    if n_bad:
-        raise ValueError("indptr must be non-decreasing.")
+    nnz = _check_csr(indptr, indices, data.shape[0], n_threads)
     width = (n_cols + n_tiles - 1) // n_tiles
     if width > np.iinfo(np.int32).max:
         raise ValueError(f"A tile of {width} columns overflows int32 indices.")
@@ -156,6 +148,106 @@ def tile_csr(
     return tile_indptr, tile_indices, tile_data, starts
 
 
+def tile_csr_transpose(
+    const index_t[::1] indptr,
+    const index_t[::1] indices,
+    const floating[::1] data,
+    intp_t n_cols,
+    intp_t n_tiles,
+    int n_threads,
+):
+    """Split the transpose of a CSR matrix into tiles of consecutive columns.
+
+    The tiles of ``M^T`` (n_cols x m) in the layout of :func:`tile_csr`, built
+    from the CSR arrays of M without forming ``M^T``: the columns of ``M^T`` are
+    the rows of M, so tile t holds the rows ``[t w, (t + 1) w)`` of M (w =
+    ceil(m / n_tiles)). :func:`gather` with these tiles computes ``M^T @ Y``;
+    each row of ``M^T`` holds its values in increasing row order of M, so
+    the sums do not depend on the tiling or on the order of the values within
+    M's rows.
+
+    Parameters
+    ----------
+    indptr, indices, data : ndarray
+        The CSR arrays of M (m x n_cols), m >= 1, as for :func:`tile_csr`.
+        Rows need not be sorted.
+    n_cols : int
+        Number of columns of M, >= 1.
+    n_tiles : int
+        Requested number of tiles, >= 1; there may be fewer.
+    n_threads : int
+        Number of OpenMP threads, >= 1 (one tile each at a time). The result
+        does not depend on it.
+
+    Returns
+    -------
+    tile_indptr, tile_indices, tile_data, starts : ndarray
+        As for :func:`tile_csr`, of ``M^T``: ``tile_indptr`` has shape
+        (n_tiles_out, n_cols + 1), ``starts`` ends with m.
+    """
+    cdef intp_t m = indptr.shape[0] - 1
+    cdef intp_t nnz, width, n_out, t, i, p, q, running, first, last
+    cdef int64_t j
+    cdef intp_t n_bad = 0
+
+    if n_cols < 1 or n_tiles < 1:
+        raise ValueError(
+            f"n_cols and n_tiles must be >= 1, got {n_cols} and {n_tiles}."
+        )
+    if m < 1:
+        raise ValueError("indptr must have m + 1 >= 2 entries: M needs a row.")
+    nnz = _check_csr(indptr, indices, data.shape[0], n_threads)
+    width = (m + n_tiles - 1) // n_tiles
+    if width > np.iinfo(np.int32).max:
+        raise ValueError(f"A tile of {width} rows overflows int32 indices.")
+    n_out = (m + width - 1) // width
+
+    tile_indptr = np.zeros((n_out, n_cols + 1), dtype=np.int64)
+    tile_indices = np.empty(nnz, dtype=np.int32)
+    tile_data = np.empty(nnz, dtype=np.asarray(data).dtype)
+    starts = np.minimum(np.arange(n_out + 1, dtype=np.int64) * width, m)
+    cdef int64_t[:, ::1] ptr = tile_indptr
+    cdef int32_t[::1] out_indices = tile_indices
+    cdef floating[::1] out_data = tile_data
+
+    # Count the values of each (tile, column of M) in ptr[t, j + 1]; a tile's
+    # rows of M touch only its own row of ptr, so tiles run in parallel.
+    for t in prange(n_out, nogil=True, num_threads=n_threads, schedule="static"):
+        first = t * width
+        last = min(first + width, m)
+        for i in range(first, last):
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                if j < 0 or j >= n_cols:
+                    n_bad += 1
+                else:
+                    ptr[t, j + 1] += 1
+    if n_bad:
+        raise ValueError(f"Column indices must lie in [0, {n_cols}).")
+    with nogil:
+        running = 0
+        for t in range(n_out):
+            ptr[t, 0] = running
+            for i in range(n_cols):
+                running = running + ptr[t, i + 1]
+                ptr[t, i + 1] = running
+    # ptr[t, j] is where row j of tile t starts: a cursor for the placement,
+    # which visits the rows of M in increasing order.
+    cursor = tile_indptr[:, :n_cols].copy()
+    cdef int64_t[:, ::1] cur = cursor
+    for t in prange(n_out, nogil=True, num_threads=n_threads, schedule="static"):
+        first = t * width
+        last = min(first + width, m)
+        for i in range(first, last):
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                q = cur[t, j]
+                cur[t, j] = q + 1
+                out_indices[q] = <int32_t>(i - first)
+                out_data[q] = data[p]
+    return tile_indptr, tile_indices, tile_data, starts
+
+
 def gather(
     const int64_t[:, ::1] tile_indptr,
     const int32_t[::1] tile_indices,
@@ -169,7 +261,8 @@ def gather(
     Parameters
     ----------
     tile_indptr, tile_indices, tile_data, starts : ndarray
-        The tiles of M (m x n), as returned by :func:`tile_csr`.
+        The tiles of M (m x n), as returned by :func:`tile_csr` (or of a
+        transpose, by :func:`tile_csr_transpose`).
     X : ndarray of shape (n, b), C-contiguous, of the dtype of ``tile_data``
     n_threads : int
         Number of OpenMP threads, >= 1. The result does not depend on it.
@@ -179,7 +272,10 @@ def gather(
     out : ndarray of shape (m, b)
     """
     cdef intp_t n_tiles = tile_indptr.shape[0], m = tile_indptr.shape[1] - 1
-    cdef intp_t b = X.shape[1], t, i, first
+    cdef intp_t b = X.shape[1], t, i, first, chunk, lo, hi
+    # One range of rows per thread, each through all tiles: no barrier between
+    # tiles, so a thread that the machine delays holds up no other.
+    cdef intp_t n_chunks = n_threads
 
     _check_tiles(tile_indptr, tile_indices.shape[0], tile_data.shape[0], starts,
                  n_threads)
@@ -189,63 +285,19 @@ def gather(
     cdef floating[:, ::1] out_view = out
     if b == 0 or tile_data.shape[0] == 0:
         return out
-    for t in range(n_tiles):
-        first = starts[t]
-        for i in prange(m, nogil=True, num_threads=n_threads, schedule="static"):
-            _gather_row(
-                &tile_data[0], &tile_indices[0], tile_indptr[t, i],
-                tile_indptr[t, i + 1], &X[first, 0], b, &out_view[i, 0],
-            )
-    return out
-
-
-def scatter(
-    const int64_t[:, ::1] tile_indptr,
-    const int32_t[::1] tile_indices,
-    const floating[::1] tile_data,
-    const int64_t[::1] starts,
-    const floating[:, ::1] Y,
-    int n_threads,
-):
-    """``M^T @ Y`` for a matrix M split by :func:`tile_csr`.
-
-    Parameters
-    ----------
-    tile_indptr, tile_indices, tile_data, starts : ndarray
-        The tiles of M (m x n), as returned by :func:`tile_csr`.
-    Y : ndarray of shape (m, b), C-contiguous, of the dtype of ``tile_data``
-    n_threads : int
-        Number of OpenMP threads, >= 1. The result does not depend on it.
-
-    Returns
-    -------
-    out : ndarray of shape (n, b)
-    """
-    cdef intp_t n_tiles = tile_indptr.shape[0], m = tile_indptr.shape[1] - 1
-    cdef intp_t b = Y.shape[1], t, i, p, c, first
-    cdef floating value
-    cdef const floating* y_row
-    cdef floating* out_row
-
-    _check_tiles(tile_indptr, tile_indices.shape[0], tile_data.shape[0], starts,
-                 n_threads)
-    if Y.shape[0] != m:
-        raise ValueError(f"Y must have {m} rows, got {Y.shape[0]}.")
-    out = np.zeros((starts[n_tiles], b), dtype=np.asarray(tile_data).dtype)
-    cdef floating[:, ::1] out_view = out
-    if b == 0 or tile_data.shape[0] == 0:
-        return out
-    for t in prange(
-        n_tiles, nogil=True, num_threads=n_threads, schedule="dynamic", chunksize=1
+    n_chunks = max(1, min(n_chunks, m))
+    for chunk in prange(
+        n_chunks, nogil=True, num_threads=n_threads, schedule="static", chunksize=1
     ):
-        first = starts[t]
-        for i in range(m):
-            y_row = &Y[i, 0]
-            for p in range(tile_indptr[t, i], tile_indptr[t, i + 1]):
-                value = tile_data[p]
-                out_row = &out_view[first + tile_indices[p], 0]
-                for c in range(b):
-                    out_row[c] += value * y_row[c]
+        lo = chunk * m // n_chunks
+        hi = (chunk + 1) * m // n_chunks
+        for t in range(n_tiles):
+            first = starts[t]
+            for i in range(lo, hi):
+                _gather_row(
+                    &tile_data[0], &tile_indices[0], tile_indptr[t, i],
+                    tile_indptr[t, i + 1], &X[first, 0], b, &out_view[i, 0],
+                )
     return out
 
 
@@ -260,25 +312,22 @@ cdef inline void _gather_row(
 ) noexcept nogil:
     """``out_row += sum_p data[p] X[indices[p]]`` over ``p in [start, stop)``.
 
-    Columns go in panels of ``_PANEL``, whose sums stay in registers for the
-    whole row; the tail of fewer columns is added in memory.
+    Columns go in panels of ``_WIDE_PANEL``, then ``_PANEL``, whose sums stay
+    in registers for the whole row; the tail of fewer columns is added in
+    memory. Every column adds its terms in the order of ``p`` whatever the
+    panels.
     """
-    cdef floating acc[_PANEL]
     cdef floating value
     cdef const floating* x_row
     cdef intp_t p, c, c0 = 0
     if start == stop:
         return
-    while c0 + _PANEL <= b:
-        for c in range(_PANEL):
-            acc[c] = out_row[c0 + c]
-        for p in range(start, stop):
-            value = data[p]
-            x_row = X + indices[p] * b + c0
-            for c in range(_PANEL):
-                acc[c] += value * x_row[c]
-        for c in range(_PANEL):
-            out_row[c0 + c] = acc[c]
+    while c0 + _WIDE_PANEL <= b:
+        _gather_panel(data, indices, start, stop, X + c0, b, _WIDE_PANEL,
+                      out_row + c0)
+        c0 += _WIDE_PANEL
+    if c0 + _PANEL <= b:
+        _gather_panel(data, indices, start, stop, X + c0, b, _PANEL, out_row + c0)
         c0 += _PANEL
     if c0 < b:
         for p in range(start, stop):
@@ -288,6 +337,66 @@ cdef inline void _gather_row(
                 out_row[c] += value * x_row[c]
 
 
+cdef inline void _gather_panel(
+    const floating* data,
+    const int32_t* indices,
+    intp_t start,
+    intp_t stop,
+    const floating* X,
+    intp_t b,
+    intp_t width,
+    floating* out_row,
+) noexcept nogil:
+    """:func:`_gather_row` on ``width <= _WIDE_PANEL`` columns kept in registers.
+
+    Called with a constant ``width``, which the compiler propagates.
+    """
+    cdef floating acc[_WIDE_PANEL]
+    cdef floating value
+    cdef const floating* x_row
+    cdef intp_t p, c
+    for c in range(width):
+        acc[c] = out_row[c]
+    for p in range(start, stop):
+        value = data[p]
+        x_row = X + indices[p] * b
+        for c in range(width):
+            acc[c] += value * x_row[c]
+    for c in range(width):
+        out_row[c] = acc[c]
+
+
+cdef intp_t _check_csr(
+    const index_t[::1] indptr,
+    const index_t[::1] indices,
+    intp_t n_data,
+    int n_threads,
+) except -1:
+    """Checks of the CSR arrays shared by the tilings; returns nnz.
+
+    The column indices are checked where the tilings read them.
+    """
+    cdef intp_t m = indptr.shape[0] - 1, i, nnz
+    cdef intp_t n_bad = 0
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}.")
+    if m < 0 or indptr[0] != 0:
+        raise ValueError("indptr must have m + 1 >= 1 entries, starting at 0.")
+    nnz = indptr[m]
+    if indices.shape[0] != nnz or n_data != nnz:
+        raise ValueError(
+            f"indices and data must have indptr[-1] = {nnz} entries, got "
+            f"{indices.shape[0]} and {n_data}."
+        )
+    with nogil:
+        for i in range(m):
+            if indptr[i + 1] < indptr[i]:
+                n_bad = n_bad + 1
+    if n_bad:
+        raise ValueError("indptr must be non-decreasing.")
+    return nnz
+
+
 cdef _check_tiles(
     const int64_t[:, ::1] tile_indptr,
     intp_t n_indices,
@@ -295,10 +404,10 @@ cdef _check_tiles(
     const int64_t[::1] starts,
     int n_threads,
 ):
-    """Checks shared by :func:`gather` and :func:`scatter`.
+    """Checks of the tiles that :func:`gather` takes.
 
     The shapes and ``starts`` are checked; the other contents are trusted:
-    they come from :func:`tile_csr`.
+    they come from :func:`tile_csr` or :func:`tile_csr_transpose`.
     """
     cdef intp_t n_tiles = tile_indptr.shape[0], t
     if n_threads < 1:

@@ -29,7 +29,10 @@ import torch
 import triton
 
 from fasttsne import gpu
+from fasttsne._neighbors._exact import pair_squared_distances
 from fasttsne.gpu import _kernels
+from fasttsne.linalg._circulant import _embedded_kernel
+from fasttsne.linalg._circulant_torch import circulant_product
 
 # The largest key, marking an empty top-k slot (see _kernels._knn_kernel).
 _EMPTY_KEY = np.iinfo(np.int64).max
@@ -85,7 +88,10 @@ def to_device(array, dtype=None):
         A new tensor (or ``array`` itself when nothing changes).
     """
     if isinstance(array, np.ndarray):
-        array = torch.from_numpy(np.ascontiguousarray(array))
+        array = np.ascontiguousarray(array)
+        # torch cannot hold read-only memory (a memmap's) without a warning,
+        # and a tensor on the CPU (the interpreter's) would share it.
+        array = torch.from_numpy(array if array.flags.writeable else array.copy())
     if dtype is not None and not isinstance(dtype, torch.dtype):
         dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
     return array.to(device=device(), dtype=dtype).contiguous()
@@ -302,15 +308,12 @@ def ordered_sum(values):
 def bounding_box(Y):
     """Per-axis bounds of the points, on the host (one synchronisation).
 
-    Raises ``ValueError`` when a coordinate is NaN or infinite: the
-    optimisation diverged.
+    A NaN or infinite coordinate gives non-finite bounds, which the caller
+    reports (the backend, in the wording of every backend).
     """
+    if Y.shape[0] == 0:
+        raise ValueError("bounding_box needs at least one point.")
     bounds = torch.stack([Y.amin(dim=0), Y.amax(dim=0)]).to(torch.float64).cpu()
-    if Y.shape[0] == 0 or not bool(torch.isfinite(bounds).all()):
-        raise ValueError(
-            "The embedding contains NaN or infinity; the optimisation diverged "
-            "(try a smaller learning_rate)."
-        )
     lo, hi = bounds.numpy()
     return tuple(float(v) for v in lo), tuple(float(v) for v in hi)
 
@@ -321,24 +324,22 @@ def _kernel_value(r2, dof):
     return 1.0 / (t * t) if dof == 1.0 else t ** -(dof + 1.0)
 
 
-def _embedded_kernel(grid_shape, spacings, fft_shape, dof):
-    """The kernel on the circulant embedding of the node-to-node matrix.
+def _kernel_on_offsets(grid_shape, spacings, dof):
+    """The kernel at every node-to-node offset, on the device.
 
-    The convention of ``fasttsne.linalg._circulant._kernel_spectrum``: along
-    an axis of ``n`` nodes and FFT length ``L``, index ``i < n`` holds offset
-    ``i``, index ``i > L - n`` offset ``i - L``, the rest is zero; evaluated
-    here from the kernel's formula, on the device.
+    Shape ``(2 n_1 - 1, ..., 2 n_d - 1)``, the centre holding the zero
+    offset: the input of the circulant core's embedding
+    (``fasttsne.linalg._circulant._embedded_kernel``).
     """
     n_dims = len(grid_shape)
-    r2, inside = 0.0, True
-    for axis, (n, spacing, length) in enumerate(zip(grid_shape, spacings, fft_shape)):
-        index = torch.arange(length, dtype=torch.float64, device=device())
-        offset = torch.where(index < n, index, index - length) * spacing
+    r2 = 0.0
+    for axis, (n, spacing) in enumerate(zip(grid_shape, spacings)):
+        offset = torch.arange(-(n - 1), n, dtype=torch.float64, device=device())
         shape = [1] * n_dims
-        shape[axis] = length
+        shape[axis] = 2 * n - 1
+        offset = offset * spacing
         r2 = r2 + (offset * offset).reshape(shape)
-        inside = inside & ((index < n) | (index > length - n)).reshape(shape)
-    return torch.where(inside, _kernel_value(r2, dof), 0.0)
+    return _kernel_value(r2, dof)
 
 
 def _self_table(spacings, p, dof):
@@ -501,16 +502,17 @@ def grid_potentials(charges, grid, fft_shape, dof):
         float64, C-contiguous.
     """
     grid_shape = tuple(grid.shape)
-    axes = tuple(range(1, len(grid_shape) + 1))
-    spectrum = torch.fft.rfftn(
-        _embedded_kernel(grid_shape, grid.spacings, fft_shape, dof)
+    embedded = _embedded_kernel(
+        _kernel_on_offsets(grid_shape, grid.spacings, dof), grid_shape
     )
-    transformed = torch.fft.rfftn(charges, s=fft_shape, dim=axes)
-    transformed *= spectrum
-    potentials = torch.fft.irfftn(transformed, s=fft_shape, dim=axes)
-    del transformed
-    crop = (slice(None),) + tuple(slice(0, n) for n in grid_shape)
-    return potentials[crop].contiguous()
+    if tuple(embedded.shape) != tuple(fft_shape):
+        raise ValueError(
+            f"fft_shape={tuple(fft_shape)} is not the circulant size "
+            f"{tuple(embedded.shape)} of the grid {grid_shape}."
+        )
+    return circulant_product(
+        torch.fft.rfftn(embedded), tuple(fft_shape), grid_shape, charges
+    )
 
 
 def interpolate_repulsion(spread, grid, potentials, *, dof, block=None):
@@ -603,12 +605,18 @@ def grid_repulsion(Y, *, dof, grid, fft_shape):
 # ---------------------------------------------------------------------------
 
 
-def _knn_tiles(n_features):
+def _knn_tiles(n_features, n_queries, n_refs):
     """``(BLOCK_M, BLOCK_N, BLOCK_F, num_warps)`` of the kNN kernel."""
     if interpreting():
         # (256, 256, BLOCK_F) difference tiles of up to 2^20 values, the most
-        # Triton allows: the interpreter's cost is per step, not per value.
-        return 256, 256, min(_next_power_of_two(n_features), 16), 4
+        # Triton allows: the interpreter's cost is per step, not per value,
+        # as long as the tiles are not much larger than the problem.
+        return (
+            min(_next_power_of_two(n_queries), 256),
+            min(_next_power_of_two(n_refs), 256),
+            min(_next_power_of_two(n_features), 16),
+            4,
+        )
     return 16, 64, 1, 4
 
 
@@ -636,6 +644,13 @@ def exact_knn(  # pylint: disable=too-many-locals
     rows (near ties over all the spare slots, e.g. large groups of duplicates)
     are reported for the caller to resolve with the CPU search.
 
+    The float64 distances differ from the CPU search's in the last bits (they
+    are summed in another order). Where that could decide the set (a row's
+    k-th and (k+1)-th candidates within the float64 rounding bound of each
+    other), the row's candidates are ranked again on the host with the CPU
+    search's own distances (``pair_squared_distances``), so that the set of
+    every certain row is the CPU's.
+
     Parameters
     ----------
     X : ndarray or torch.Tensor of shape (n_queries, n_features)
@@ -656,7 +671,8 @@ def exact_knn(  # pylint: disable=too-many-locals
     indices : ndarray of shape (n_queries, n_neighbors), int64
         Sorted by (distance, index).
     sq_distances : ndarray of shape (n_queries, n_neighbors), float64
-        Squared euclidean distances, recomputed in float64.
+        Squared euclidean distances, recomputed in float64 (those of the
+        rows ranked again on the host: the CPU search's, bit for bit).
     uncertain : ndarray of shape (n_queries,), bool
         Rows whose answer the float32 ranking could not guarantee.
     """
@@ -665,6 +681,13 @@ def exact_knn(  # pylint: disable=too-many-locals
         queries = queries.to(torch.float64)
     self_query = X_ref is None
     refs = queries if self_query else to_device(X_ref, dtype=queries.dtype)
+    if not self_query and (
+        refs.untyped_storage().data_ptr() == queries.untyped_storage().data_ptr()
+    ):
+        # Queries that are rows of the references, without copies (CPU
+        # tensors over one array): the interpreter keys tensors by their
+        # storage's address and cannot tell the two apart.
+        refs = refs.clone()
     n_queries, n_features = queries.shape
     n_refs = refs.shape[0]
     n_available = n_refs - 1 if self_query else n_refs
@@ -678,7 +701,7 @@ def exact_knn(  # pylint: disable=too-many-locals
             f"exact_knn takes at most {_MAX_KNN_REFS} reference points, got {n_refs}."
         )
     k_pad = _n_candidates(n_neighbors)
-    block_m, block_n, block_f, num_warps = _knn_tiles(n_features)
+    block_m, block_n, block_f, num_warps = _knn_tiles(n_features, n_queries, n_refs)
     if tiles is not None:
         block_m, block_n, block_f = tiles
     keys = torch.empty((n_queries, k_pad), dtype=torch.int64, device=queries.device)
@@ -713,12 +736,16 @@ def exact_knn(  # pylint: disable=too-many-locals
     # section 3.1), with a factor 2 of margin.
     unit = 2.0**-24 if queries.dtype == torch.float32 else 2.0**-53
     error = 2.0 * ((n_features + 4) * unit + 2.0**-24)
+    # The same bound for two float64 sums of one pair's squares in different
+    # orders, each within (F + 2) ulp of the exact value; a factor 2 of margin.
+    float64_error = 4.0 * (n_features + 4) * 2.0**-53
 
     queries64 = queries.to(torch.float64)
     refs64 = queries64 if self_query else refs.to(torch.float64)
     indices = torch.empty((n_queries, n_neighbors), dtype=torch.int64)
     sq_distances = torch.empty((n_queries, n_neighbors), dtype=torch.float64)
     uncertain = torch.zeros(n_queries, dtype=torch.bool)
+    re_ranked = []
     for start in range(0, n_queries, row_block):
         stop = min(start + row_block, n_queries)
         block_candidates = candidates[start:stop]
@@ -740,7 +767,39 @@ def exact_knn(  # pylint: disable=too-many-locals
         # Exact duplicates: float32 keys of 0 are true zeros (up to underflow
         # below 1e-45), whose ties the keys break by index, as required.
         certain |= (kth == 0.0) & (last_distance[start:stop] == 0.0)
+        # The (k+1)-th within rounding of the k-th (exact zeros tie exactly).
+        following = exact[:, n_neighbors]
+        close = (following > 0.0) & (following <= kth * (1.0 + float64_error))
+        for row in torch.nonzero(close).flatten().tolist():
+            re_ranked.append((start + row, by_index[row].cpu(), exact[row].cpu()))
         indices[start:stop] = by_index[:, :n_neighbors].cpu()
         sq_distances[start:stop] = exact[:, :n_neighbors].cpu()
         uncertain[start:stop] = ~certain.cpu()
-    return indices.numpy(), sq_distances.numpy(), uncertain.numpy()
+    indices, sq_distances = indices.numpy(), sq_distances.numpy()
+    if re_ranked:
+        _rank_on_host(
+            re_ranked,
+            to_numpy(queries64),
+            None if self_query else to_numpy(refs64),
+            indices,
+            sq_distances,
+        )
+    return indices, sq_distances, uncertain.numpy()
+
+
+def _rank_on_host(rows, queries, refs, indices, sq_distances):
+    """Rank the candidates of ``rows`` by the CPU search's float64 distances.
+
+    ``rows`` lists ``(row, candidates, device distances)``; empty slots have
+    an infinite distance. ``indices`` and ``sq_distances`` are updated in
+    place with the k smallest by (distance, index).
+    """
+    refs = queries if refs is None else refs
+    k = indices.shape[1]
+    for row, candidates, distances in rows:
+        candidates = np.sort(candidates.numpy()[np.isfinite(distances.numpy())])
+        host = pair_squared_distances(
+            queries, np.full(candidates.shape[0], row), refs, candidates
+        )
+        order = np.lexsort((candidates, host))[:k]
+        indices[row], sq_distances[row] = candidates[order], host[order]

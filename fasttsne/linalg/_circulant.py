@@ -7,12 +7,19 @@ real FFTs. :func:`_kernel_spectrum` computes that FFT once per grid;
 :func:`_apply_spectrum` then multiplies any batch of charge grids in
 O(L log L). :class:`~fasttsne.linalg._toeplitz.ToeplitzKernel` and the
 interpolation grids of ``FFTInterpTSNE`` both go through these two functions.
+The torch core (:mod:`fasttsne.linalg._circulant_torch`, for tensors and the
+GPU t-SNE grid) transforms the same embedding (:func:`_embedded_kernel`).
+:class:`_NumpyOps` holds the array operations of ``ToeplitzKernel``'s products
+and solves on NumPy arrays; its torch twin is in that module.
 """
 
 from typing import NamedTuple
 
 import numpy as np
 import scipy.fft
+
+from fasttsne.linalg._scaling import _scale_rows, _unscale_rows
+from fasttsne.linalg._svd._torch import is_tensor
 
 # Complex workspace, in bytes, that one chunk of a batched product may use, and
 # the fewest rows it holds. A chunk runs its forward FFT, spectral product and
@@ -49,33 +56,39 @@ def _embedded_kernel(kernel_on_offsets, grid_shape):
     """The circulant embedding of a Toeplitz kernel: its first column.
 
     The one place the embedding is computed; the NumPy and torch cores (and
-    anyone needing the FFT grid of a kernel) transform this array.
+    anyone needing the FFT grid of a kernel: ``ToeplitzKernel``, the GPU
+    t-SNE grid) transform this array.
 
     Parameters
     ----------
-    kernel_on_offsets : ndarray of shape (2 * n_1 - 1, ..., 2 * n_d - 1)
+    kernel_on_offsets : ndarray or torch.Tensor of shape \
+            (2 * n_1 - 1, ..., 2 * n_d - 1)
         Kernel values at every grid offset; the entry at index
         ``(m_1 + n_1 - 1, ..., m_d + n_d - 1)`` is ``k(m)``, i.e. the centre
-        holds the zero offset.
+        holds the zero offset. A tensor is embedded on its device, in its
+        dtype.
     grid_shape : tuple of int
         ``(n_1, ..., n_d)``.
 
     Returns
     -------
-    embedded : ndarray of float64, shape (L_1, ..., L_d)
+    embedded : ndarray of float64 or tensor, shape (L_1, ..., L_d)
         ``k(m)`` at index ``m mod L`` (zero elsewhere), ``L_k`` the FFT-friendly
         size ``>= 2 n_k - 1``.
     """
     grid_shape = tuple(int(n) for n in grid_shape)
-    kernel_on_offsets = np.asarray(kernel_on_offsets)
-    expected = tuple(2 * n - 1 for n in grid_shape)
-    if kernel_on_offsets.shape != expected:
-        raise ValueError(
-            f"kernel_on_offsets has shape {kernel_on_offsets.shape}, expected "
-            f"{expected} for grid_shape={grid_shape}."
-        )
     fft_shape = _circulant_shape(grid_shape)
-    embedded = np.zeros(fft_shape, dtype=np.float64)
+    if is_tensor(kernel_on_offsets):
+        embedded = kernel_on_offsets.new_zeros(fft_shape)
+    else:
+        kernel_on_offsets = np.asarray(kernel_on_offsets)
+        embedded = np.zeros(fft_shape, dtype=np.float64)
+    expected = tuple(2 * n - 1 for n in grid_shape)
+    if tuple(kernel_on_offsets.shape) != expected:
+        raise ValueError(
+            f"kernel_on_offsets has shape {tuple(kernel_on_offsets.shape)}, "
+            f"expected {expected} for grid_shape={grid_shape}."
+        )
     # Offsets 0..n-1 go to the front, offsets -(n-1)..-1 wrap to the back.
     for corner in np.ndindex(*(2,) * len(grid_shape)):
         src, dst = [], []
@@ -136,6 +149,16 @@ def _circulant_product(values, fft_shape, grid_shape, charges, out, *, workers=N
     """
     n_dims = len(grid_shape)
     chunk = max(_MIN_CHUNK_ROWS, _CHUNK_BYTES // max(values.nbytes, 1), workers or 1)
+    if n_dims == 1 and charges.shape[0] <= chunk:
+        # The loop below for one 1-D chunk, without its slicing and empty
+        # axis loops, whose fixed cost shows on short rows (docs/toeplitz.rst).
+        spec = scipy.fft.rfft(charges, n=fft_shape[0], axis=-1, workers=workers)
+        spec *= values
+        full = np.asarray(
+            scipy.fft.irfft(spec, n=fft_shape[0], axis=-1, workers=workers)
+        )
+        out[...] = full[:, : grid_shape[0]]
+        return
     for start in range(0, charges.shape[0], chunk):
         block = charges[start : start + chunk]
         # Forward: real FFT along the last axis, then complex FFTs along the
@@ -203,3 +226,110 @@ def _apply_spectrum(spectrum, charges, *, workers=None):
         values, spectrum.fft_shape, grid_shape, charges, out, workers=workers
     )
     return out.reshape(lead_shape + tuple(grid_shape))
+
+
+class _NumpyOps:
+    """Array operations of the products and solves, on NumPy arrays.
+
+    ``ToeplitzKernel``'s products and its batched Krylov solvers
+    (``fasttsne.linalg._toeplitz._pcg`` and ``_cgnr``) reach their arrays
+    only through these, so that they run unchanged on torch tensors with
+    :class:`fasttsne.linalg._circulant_torch.TorchOps`. Row norms, indices and
+    exponents are host arrays in both.
+    """
+
+    zeros_like = staticmethod(np.zeros_like)
+    where = staticmethod(np.where)
+    isfinite = staticmethod(np.isfinite)
+
+    @staticmethod
+    def copy(a):
+        """A copy of ``a``."""
+        return a.copy()
+
+    @staticmethod
+    def rowdot(a, b):
+        """Row-wise dot products of two (n_rows, n) arrays."""
+        return np.einsum("ij,ij->i", a, b)
+
+    @staticmethod
+    def row_norms(a):
+        """Euclidean norms of the rows."""
+        return np.linalg.norm(a, axis=1)
+
+    @staticmethod
+    def to_host(a):
+        """``a`` itself: NumPy arrays live on the host."""
+        return a
+
+    @staticmethod
+    def take(a, index):
+        """The rows ``a[index]``."""
+        return a[index]
+
+    @staticmethod
+    def put(a, index, values):
+        """``a[index] = values``."""
+        a[index] = values
+
+    scale_rows = staticmethod(_scale_rows)
+    unscale_rows = staticmethod(_unscale_rows)
+
+    @staticmethod
+    def float64(X):
+        """``X`` in float64 (itself when it is)."""
+        return X.astype(np.float64, copy=False)
+
+    @staticmethod
+    def astype(X, like):
+        """``X`` in the dtype of the array ``like`` (itself when it is)."""
+        return X.astype(like.dtype, copy=False)
+
+    @staticmethod
+    def numpy_dtype(X):
+        """The dtype of ``X``."""
+        return X.dtype
+
+    @staticmethod
+    def spectral_map(factors, grid_shape, n_threads):
+        """The map ``R -> irfftn(rfftn(R) * factors)`` on grids of
+        ``grid_shape`` (a circulant of that size)."""
+        axes = tuple(range(1, len(grid_shape) + 1))
+
+        def apply(R):
+            grids = R.reshape((R.shape[0],) + grid_shape)
+            spec = scipy.fft.rfftn(grids, axes=axes, workers=n_threads)
+            spec *= factors
+            return np.reshape(
+                scipy.fft.irfftn(
+                    spec, s=grid_shape, axes=axes, workers=n_threads, overwrite_x=True
+                ),
+                R.shape,
+            )
+
+        return apply
+
+    @staticmethod
+    def product(values, fft_shape, grid_shape, X, n_threads):
+        """``X @ T.T`` for C-contiguous rows ``X`` by the spectrum ``values``."""
+        grids = (X.shape[0],) + grid_shape
+        out = np.empty_like(X)
+        _circulant_product(
+            values,
+            fft_shape,
+            grid_shape,
+            X.reshape(grids),
+            out.reshape(grids),
+            workers=n_threads,
+        )
+        return out
+
+    @staticmethod
+    def unscale(X, exponent):
+        """``X *= 2**-exponent`` in place, for one integer exponent."""
+        with np.errstate(over="ignore", under="ignore"):
+            np.ldexp(X, -exponent, out=X)
+        return X
+
+
+_NUMPY_OPS = _NumpyOps()

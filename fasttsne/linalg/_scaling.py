@@ -73,17 +73,46 @@ def _row_exponents(top, dtype):
     return exponents
 
 
+def _row_scaling(X, dtype):
+    """The row exponents of ``X`` (:func:`_row_exponents` for the safe range of
+    ``dtype``), and whether ``X`` is finite.
+
+    The exponents are None when no row needs scaling: the usual case costs two
+    passes over ``X`` (its row maxima and minima) and a few scalar tests, since
+    a NaN or an infinity, like a row out of the safe range, fails them.
+    """
+    if X.shape[1] == 0:
+        return None, True
+    low, high = _SAFE_RANGE[np.dtype(dtype)]
+    # Python floats: a float32 bound would round the float64 range's limits.
+    if X.shape[0] == 1:  # one row: two scalar reductions, nothing else
+        largest = max(float(X.max()), -float(X.min()))
+        if low <= largest <= high:
+            return None, True
+        top = np.array([largest])
+    else:
+        top = np.maximum(X.max(axis=1), -X.min(axis=1))
+        largest = float(top.max())
+        if low <= float(top.min()) and largest <= high:
+            return None, True
+    if not np.isfinite(largest):  # NaN propagates to the maximum
+        return None, False
+    exponents = _row_exponents(top.astype(np.float64), dtype)
+    return (exponents if exponents.any() else None), True
+
+
 def _scale_rows(X, exponents):
-    """``X * 2**exponents[:, None]`` (a copy), or ``X`` when no row is scaled."""
-    if not exponents.any():
+    """``X * 2**exponents[:, None]`` (a copy), or ``X`` when no row is scaled
+    (``exponents`` None or all zero)."""
+    if exponents is None or not exponents.any():
         return X
     return np.ldexp(X, exponents[:, np.newaxis]).astype(X.dtype, copy=False)
 
 
 def _unscale_rows(X, exponents):
     """``X *= 2**-exponents[:, None]`` in place; beyond the range of the dtype
-    the exact result is 0 or inf."""
-    if exponents.any():
+    the exact result is 0 or inf. None scales nothing."""
+    if exponents is not None and exponents.any():
         with np.errstate(over="ignore", under="ignore"):
             np.ldexp(X, -exponents[:, np.newaxis], out=X)
     return X

@@ -22,6 +22,7 @@ import scipy.fft
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 
+from fasttsne import gpu
 from fasttsne._utils import _Printer
 from fasttsne._validation import (
     Interval,
@@ -32,14 +33,10 @@ from fasttsne._validation import (
     check_n_threads,
     validate_data,
 )
-from fasttsne.linalg._circulant import _circulant_product, _kernel_spectrum
-from fasttsne.linalg._scaling import (
-    _row_exponents,
-    _row_extremes,
-    _scale_exponent,
-    _scale_rows,
-    _unscale_rows,
-)
+from fasttsne.linalg._circulant import _NUMPY_OPS, _kernel_spectrum
+from fasttsne.linalg._scaling import _row_scaling, _scale_exponent
+from fasttsne.linalg._svd._randomized import _dispatching, _on_device
+from fasttsne.linalg._svd._torch import is_tensor, to_numpy
 
 # Eigenvalues of the circulant preconditioner below this fraction of the largest
 # one are raised to it. Any symmetric positive definite (or, for CGNR, any
@@ -192,11 +189,6 @@ class SolveInfo(NamedTuple):
     solver: np.ndarray
 
 
-def _rowdot(a, b):
-    """Row-wise dot products of two (n_rows, n) arrays."""
-    return np.einsum("ij,ij->i", a, b)
-
-
 def _is_plain_float_array(X, n_features):
     """Whether ``X`` is a C-ordered, non-empty float32/float64 ndarray of width
     ``n_features``, which scikit-learn's validation would return as it is."""
@@ -210,12 +202,13 @@ def _is_plain_float_array(X, n_features):
 class _KrylovState:
     """Per-row bookkeeping of a batched Krylov solve with early exits."""
 
-    def __init__(self, B, tol):
-        self.solution = np.zeros_like(B)
+    def __init__(self, B, tol, ops):
+        self.ops = ops
+        self.solution = ops.zeros_like(B)
         self.n_iter = np.zeros(B.shape[0], dtype=np.intp)
         self.converged = np.zeros(B.shape[0], dtype=bool)
         self.failed = np.zeros(B.shape[0], dtype=bool)
-        b_norm = np.linalg.norm(B, axis=1)
+        b_norm = ops.row_norms(B)
         self.converged[b_norm == 0] = True  # z = 0 solves an all-zero row exactly
         self.rows = np.flatnonzero(b_norm > 0)
         self.threshold = tol * b_norm[self.rows]
@@ -223,51 +216,56 @@ class _KrylovState:
     def retire(self, residual_norm, bad, arrays):
         """Count one iteration; drop the rows that converged or broke down.
 
-        Returns the ``arrays`` restricted to the rows still running.
+        ``residual_norm`` is a host array, ``bad`` an array of the solve's
+        library. Returns the ``arrays`` restricted to the rows still running.
         """
+        ops = self.ops
+        bad = ops.to_host(bad)
         self.n_iter[self.rows] += 1
         done = (residual_norm <= self.threshold) | bad
         if not done.any():
             return arrays
-        self.solution[self.rows[done]] = arrays[0][done]
+        ops.put(self.solution, self.rows[done], ops.take(arrays[0], done))
         self.converged[self.rows[done & ~bad]] = True
         self.failed[self.rows[bad]] = True
         keep = ~done
         self.rows, self.threshold = self.rows[keep], self.threshold[keep]
-        return [array[keep] for array in arrays]
+        return [ops.take(array, keep) for array in arrays]
 
     def finish(self, z):
         """Store the iterates of the rows that ran out of iterations."""
-        self.solution[self.rows] = z
+        self.ops.put(self.solution, self.rows, z)
 
 
-def _pcg(matvec, psolve, B, *, tol, max_iter):
+def _pcg(matvec, psolve, B, *, tol, max_iter, ops=_NUMPY_OPS):
     """Batched preconditioned conjugate gradients, one SPD system per row of B.
 
     ``matvec`` and ``psolve`` map an (n_rows, n) array to another. A row whose
     curvature ``p^T A p`` is not positive (A indefinite, or singular to rounding)
-    stops with ``failed`` set, so that the caller can hand it to CGNR.
+    stops with ``failed`` set, so that the caller can hand it to CGNR. ``ops``
+    holds the array operations of B's library
+    (:class:`fasttsne.linalg._circulant._NumpyOps`).
     """
-    state = _KrylovState(B, tol)
-    r = B[state.rows].copy()
-    z = np.zeros_like(r)
+    state = _KrylovState(B, tol, ops)
+    r = ops.copy(ops.take(B, state.rows))
+    z = ops.zeros_like(r)
     s = psolve(r)
-    p = s.copy()
-    rs = _rowdot(r, s)
+    p = ops.copy(s)
+    rs = ops.rowdot(r, s)
     for _ in range(max_iter):
         if state.rows.size == 0:
             break
         q = matvec(p)
-        pq = _rowdot(p, q)
-        bad = ~((pq > 0) & (rs > 0) & np.isfinite(pq))
-        step = np.where(bad, 0.0, rs / np.where(bad, 1.0, pq))
+        pq = ops.rowdot(p, q)
+        bad = ~((pq > 0) & (rs > 0) & ops.isfinite(pq))
+        step = ops.where(bad, 0.0, rs / ops.where(bad, 1.0, pq))
         z += step[:, None] * p
         r -= step[:, None] * q
-        z, r, p, rs = state.retire(np.linalg.norm(r, axis=1), bad, [z, r, p, rs])
+        z, r, p, rs = state.retire(ops.row_norms(r), bad, [z, r, p, rs])
         if state.rows.size == 0:
             break
         s = psolve(r)
-        rs_new = _rowdot(r, s)
+        rs_new = ops.rowdot(r, s)
         p *= (rs_new / rs)[:, None]
         p += s
         rs = rs_new
@@ -275,34 +273,36 @@ def _pcg(matvec, psolve, B, *, tol, max_iter):
     return state
 
 
-def _cgnr(matvec, rmatvec, psolve, rpsolve, B, *, tol, max_iter):
+def _cgnr(
+    matvec, rmatvec, psolve, rpsolve, B, *, tol, max_iter, ops=_NUMPY_OPS
+):  # pylint: disable=too-many-arguments
     """Batched CG on the normal equations of ``A M^{-1} y = b``, ``z = M^{-1} y``.
 
     For any nonsingular A (non-symmetric or indefinite). Right preconditioning
     keeps ``r`` the true residual ``b - A z``. ``rmatvec`` and ``rpsolve`` apply
-    ``A^T`` and ``M^{-T}``.
+    ``A^T`` and ``M^{-T}``; ``ops`` as for :func:`_pcg`.
     """
-    state = _KrylovState(B, tol)
-    r = B[state.rows].copy()
-    z = np.zeros_like(r)
+    state = _KrylovState(B, tol, ops)
+    r = ops.copy(ops.take(B, state.rows))
+    z = ops.zeros_like(r)
     s = rpsolve(rmatvec(r))
-    p = s.copy()
-    gamma = _rowdot(s, s)
+    p = ops.copy(s)
+    gamma = ops.rowdot(s, s)
     for _ in range(max_iter):
         if state.rows.size == 0:
             break
         u = psolve(p)
         q = matvec(u)
-        qq = _rowdot(q, q)
-        bad = ~((qq > 0) & (gamma > 0) & np.isfinite(qq))
-        step = np.where(bad, 0.0, gamma / np.where(bad, 1.0, qq))
+        qq = ops.rowdot(q, q)
+        bad = ~((qq > 0) & (gamma > 0) & ops.isfinite(qq))
+        step = ops.where(bad, 0.0, gamma / ops.where(bad, 1.0, qq))
         z += step[:, None] * u
         r -= step[:, None] * q
-        z, r, p, gamma = state.retire(np.linalg.norm(r, axis=1), bad, [z, r, p, gamma])
+        z, r, p, gamma = state.retire(ops.row_norms(r), bad, [z, r, p, gamma])
         if state.rows.size == 0:
             break
         s = rpsolve(rmatvec(r))
-        gamma_new = _rowdot(s, s)
+        gamma_new = ops.rowdot(s, s)
         p *= (gamma_new / gamma)[:, None]
         p += s
         gamma = gamma_new
@@ -378,13 +378,30 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         1, ``-1`` all cores.
     verbose : int, default=0
         Print what fit resolved and the iteration counts of each solve.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where the products and solves run. ``"cuda"`` moves NumPy input to the
+        CUDA device with torch (the ``fasttsne[gpu]`` extra) and brings the
+        results back as NumPy arrays; ``"auto"`` does so when torch, triton
+        and a device are there (:func:`fasttsne.gpu.is_available`, resolved
+        in :meth:`fit`), and computes a torch tensor where it lives. Under
+        ``sklearn.config_context(array_api_dispatch=True)`` torch tensors stay
+        tensors of their dtype: the fitted array attributes are tensors on the
+        input's device, and :meth:`transform` and :meth:`inverse_transform`
+        return tensors on their input's device. Without it tensors are
+        converted to NumPy, as scikit-learn does. The kernel's spectrum is
+        computed on the host once in :meth:`fit`, and copied to a device once
+        per device and dtype.
+
+        .. versionadded:: 0.2
 
     Attributes
     ----------
     grid_shape_ : tuple of int
         The grid, ``(n_features,)`` when ``grid_shape`` is None.
-    kernel_values_ : ndarray of shape (2 * n_1 - 1, ..., 2 * n_d - 1)
-        The kernel at every grid offset; the centre holds ``k(0)``.
+    kernel_values_ : ndarray or tensor of shape (2 * n_1 - 1, ..., 2 * n_d - 1)
+        The kernel at every grid offset; the centre holds ``k(0)``. float64; a
+        tensor on the input's device when fitted on a tensor under array API
+        dispatch, as ``preconditioner_eigenvalues_``.
     symmetric_ : bool
         Whether ``k(-m) == k(m)`` for every offset, i.e. ``T`` is symmetric.
     fft_shape_ : tuple of int
@@ -392,7 +409,8 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         above ``2 n_k - 1``.
     spectrum_ : _GridSpectrum
         The real FFT of the circulant embedding, shape
-        ``(L_1, ..., L_d // 2 + 1)``, with the grid and FFT shapes.
+        ``(L_1, ..., L_d // 2 + 1)``, with the grid and FFT shapes; a host
+        NumPy array whatever the input.
     preconditioner_eigenvalues_ : ndarray of shape (n_1, ..., n_d // 2 + 1) or None
         Real FFT of the circulant preconditioner (before ``alpha``); real when
         ``T`` is symmetric. None when ``preconditioner`` is None.
@@ -481,6 +499,7 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "max_cg_iter": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
     }
 
     def __init__(
@@ -497,6 +516,7 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         max_cg_iter=500,
         n_jobs=None,
         verbose=0,
+        device="auto",
     ):
         self.kernel = kernel
         self.bandwidth = bandwidth
@@ -509,6 +529,7 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.max_cg_iter = max_cg_iter
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.device = device
 
     def _check_grid_shape(self, n_features):
         """Resolve ``grid_shape`` against the width of X."""
@@ -572,7 +593,19 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             The fitted transformer.
         """
         del y  # unused, kept for the scikit-learn API
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        home = None
+        if _dispatching(X):
+            # pylint: disable-next=import-outside-toplevel
+            from fasttsne.linalg._svd._torch import check_tensor
+
+            X = check_tensor(X)
+            validate_data(self, X, skip_check_array=True)
+            # "auto" computes a tensor where it lives.
+            where = "auto" if self.device == "auto" else gpu.resolve_device(self.device)
+            home = X.device
+        else:
+            X = validate_data(self, X, dtype=[np.float64, np.float32])
+            where = gpu.resolve_device(self.device)
         grid_shape = self._check_grid_shape(X.shape[1])
         values = self._kernel_on_offsets(grid_shape)
         n_threads = check_n_threads(self.n_jobs)
@@ -591,6 +624,21 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self.preconditioner_eigenvalues_ = (
                 eigenvalues.real.copy() if self.symmetric_ else eigenvalues
             )
+        # Where transform and inverse_transform compute, resolved once (device
+        # detection costs more than a short product), and the kernel's spectrum
+        # per device, dtype and conjugation, filled as they are first needed.
+        self._device = where
+        self._on_torch = where == "cuda" or home is not None
+        self._spectra = {}
+        if home is not None:
+            # pylint: disable-next=import-outside-toplevel
+            from fasttsne.linalg._svd._torch import to_torch
+
+            self.kernel_values_ = to_torch(values, home)
+            if self.preconditioner_eigenvalues_ is not None:
+                self.preconditioner_eigenvalues_ = to_torch(
+                    self.preconditioner_eigenvalues_, home
+                )
         _Printer(self.verbose)(
             f"ToeplitzKernel: grid {grid_shape}, circulant FFT size {self.fft_shape_}, "
             f"{'symmetric' if self.symmetric_ else 'non-symmetric'} T"
@@ -607,17 +655,19 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_features)
+        X_new : ndarray or tensor of shape (n_samples, n_features)
             ``T @ x`` for every row ``x``; float32 for float32 input, float64
-            otherwise.
+            otherwise (see ``device`` for tensors).
         """
         self._check_fitted()
-        X, top = self._validate(X)
-        exponents = _row_exponents(top, X.dtype)
+        X, exponents, ops, back = self._prepare(X, None)
         out = self._product(
-            _scale_rows(X, exponents), conjugate=False, n_threads=self._n_threads()
+            ops.scale_rows(X, exponents),
+            conjugate=False,
+            n_threads=self._n_threads(),
+            ops=ops,
         )
-        return _unscale_rows(out, exponents)
+        return back(ops.unscale_rows(out, exponents))
 
     def _check_fitted(self):
         """``check_is_fitted``, whose attribute scan costs more than a product of
@@ -629,59 +679,117 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """``check_n_threads(self.n_jobs)``; the default needs no CPU count."""
         return 1 if self.n_jobs is None else check_n_threads(self.n_jobs)
 
-    def _validate(self, X):
-        """``validate_data(..., reset=False)``, and the largest magnitude of each
-        row.
+    def _prepare(self, X, scale_dtype):
+        """Validate ``X`` and take it where it is computed.
+
+        Returns ``(X, exponents, ops, back)``: ``X`` validated (C-ordered
+        float32/float64) on its compute device, the powers of two of its rows
+        for the safe range of ``scale_dtype`` (X's dtype when None; see
+        :mod:`fasttsne.linalg._scaling`), None when no row needs one, the
+        array operations of its library, and the function that takes a result
+        back to the caller's library and device.
 
         A plain C-ordered float array of the fitted width, without NaN or
         infinity, skips scikit-learn's validation, whose fixed cost (dataframe
         detection, configuration lookups) exceeds the product itself for rows
-        of up to about 10^4 values (docs/toeplitz.rst); everything else, and an
-        estimator fitted on named features, goes through it.
+        of up to about 10^4 values (docs/toeplitz.rst); NaN and infinity are
+        found in the pass that finds each row's magnitude. Everything else,
+        and an estimator fitted on named features, goes through it.
         """
+        if self._on_torch or (not isinstance(X, np.ndarray) and _dispatching(X)):
+            return self._prepare_torch(X, scale_dtype)
         if _is_plain_float_array(X, getattr(self, "n_features_in_", None)) and not (
             hasattr(self, "feature_names_in_")
         ):
-            top = _row_extremes(X)
-            if np.all(np.isfinite(top)):
-                return X, top
+            exponents, finite = _row_scaling(X, scale_dtype or X.dtype)
+            if finite:
+                return X, exponents, _NUMPY_OPS, _same
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], order="C", reset=False
         )
-        return X, _row_extremes(X)
+        exponents, _ = _row_scaling(X, scale_dtype or X.dtype)
+        return X, exponents, _NUMPY_OPS, _same
 
-    def _product(self, X, *, conjugate, n_threads):
-        """``X @ T.T`` (or ``X @ T`` with ``conjugate``) for a C-contiguous X."""
+    def _prepare_torch(self, X, scale_dtype):
+        """:meth:`_prepare` for a tensor under array API dispatch, an
+        estimator fitted on one, or NumPy input computed on CUDA."""
+        # pylint: disable=import-outside-toplevel
+        from fasttsne.linalg._circulant_torch import TorchOps
+        from fasttsne.linalg._svd._torch import check_tensor
+
+        if is_tensor(self.kernel_values_) != _dispatching(X):
+            fitted = "torch" if is_tensor(self.kernel_values_) else "numpy"
+            raise TypeError(
+                f"ToeplitzKernel fitted on {fitted} arrays cannot transform "
+                f"{type(X).__module__.split('.')[0]} arrays; fit and transform "
+                "with the same array library (torch tensors need "
+                "sklearn.config_context(array_api_dispatch=True))."
+            )
+        if _dispatching(X):
+            X = check_tensor(X)
+            # scikit-learn's check of the width looks for dataframes first,
+            # which costs more than a short product: only for named features
+            # or the wrong width, whose error message it words.
+            if hasattr(self, "feature_names_in_") or X.shape[1] != getattr(
+                self, "n_features_in_", None
+            ):
+                validate_data(self, X, skip_check_array=True, reset=False)
+        else:
+            X = validate_data(
+                self, X, dtype=[np.float64, np.float32], order="C", reset=False
+            )
+        X, back = _on_device(X, self._device)
+        X = X.contiguous()
+        ops = TorchOps(X.device)
+        exponents = ops.row_exponents(X, scale_dtype or ops.numpy_dtype(X))
+        return X, exponents, ops, back
+
+    def _spectrum(self, X, conjugate):
+        """The kernel's spectrum for products with ``X`` and the power of two
+        it was scaled by: on X's device, in X's precision, conjugated for
+        ``X @ T`` (the embedding of ``k(-m)`` has the conjugate spectrum).
+
+        Computed once per fitted estimator, device, dtype and conjugation.
+        """
+        tensor = is_tensor(X)
+        key = (str(X.device) if tensor else None, X.dtype, conjugate)
+        cached = self._spectra.get(key)
+        if cached is not None:
+            return cached
         values = self.spectrum_.spectrum
-        if conjugate:  # the embedding of k(-m) has the conjugate spectrum
+        if conjugate:
             values = np.conj(values)
         exponent = 0
-        if X.dtype == np.float32:
+        if X.dtype.itemsize == 4:  # float32, NumPy or torch
             # A kernel spectrum beyond float32's range is scaled, exactly.
             exponent = _scale_exponent(float(np.max(np.abs(values))), np.float32)
             if exponent:
                 values = values * 2.0**exponent
             values = values.astype(np.complex64)
-        grids = (X.shape[0],) + self.grid_shape_
-        out = np.empty_like(X)
-        _circulant_product(
-            values,
-            self.fft_shape_,
-            self.grid_shape_,
-            X.reshape(grids),
-            out.reshape(grids),
-            workers=n_threads,
-        )
+        if tensor:
+            # pylint: disable-next=import-outside-toplevel
+            from fasttsne.linalg._circulant_torch import spectrum_tensor
+
+            values = spectrum_tensor(values, X.device)
+        self._spectra[key] = (values, exponent)
+        return values, exponent
+
+    def _product(self, X, *, conjugate, n_threads, ops=_NUMPY_OPS):
+        """``X @ T.T`` (or ``X @ T`` with ``conjugate``) for a C-contiguous X."""
+        values, exponent = self._spectrum(X, conjugate)
+        out = ops.product(values, self.fft_shape_, self.grid_shape_, X, n_threads)
         if exponent:
-            with np.errstate(over="ignore", under="ignore"):
-                np.ldexp(out, -exponent, out=out)
+            out = ops.unscale(out, exponent)
         return out
 
-    def _preconditioner_solves(self, n_threads):
+    def _preconditioner_solves(self, ops, n_threads):
         """``M^{-1}`` and ``M^{-T}`` for ``M = C + alpha I``, as row-batch maps."""
         if self.preconditioner_eigenvalues_ is None:
             return (lambda R: R), (lambda R: R)
-        eigenvalues = self.preconditioner_eigenvalues_ + self.alpha
+        eigenvalues = self.preconditioner_eigenvalues_
+        if is_tensor(eigenvalues):
+            eigenvalues = to_numpy(eigenvalues)
+        eigenvalues = eigenvalues + self.alpha
         magnitude = np.abs(eigenvalues)
         floor = _PRECONDITIONER_FLOOR * magnitude.max()
         if floor == 0:  # T = 0 and alpha = 0: nothing to precondition
@@ -692,22 +800,10 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         else:
             eigenvalues = np.where(magnitude < floor, floor, eigenvalues)
         inverse = 1.0 / eigenvalues
-        grid_shape = self.grid_shape_
-        axes = tuple(range(1, len(grid_shape) + 1))
-
-        def solve(R, factors):
-            grids = R.reshape((R.shape[0],) + grid_shape)
-            spec = scipy.fft.rfftn(grids, axes=axes, workers=n_threads)
-            spec *= factors
-            return np.reshape(
-                scipy.fft.irfftn(
-                    spec, s=grid_shape, axes=axes, workers=n_threads, overwrite_x=True
-                ),
-                R.shape,
-            )
-
-        inverse_conj = np.conj(inverse)
-        return (lambda R: solve(R, inverse)), (lambda R: solve(R, inverse_conj))
+        return (
+            ops.spectral_map(inverse, self.grid_shape_, n_threads),
+            ops.spectral_map(np.conj(inverse), self.grid_shape_, n_threads),
+        )
 
     def inverse_transform(self, X, *, return_info=False):
         """Solve ``(T + alpha I) z = x`` for every row ``x`` of X.
@@ -728,35 +824,36 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features)
-            The solutions ``z``, in the dtype of X (float32 or float64).
+        X_original : ndarray or tensor of shape (n_samples, n_features)
+            The solutions ``z``, in the dtype of X (float32 or float64; see
+            ``device`` for tensors).
         info : SolveInfo
-            Only when ``return_info`` is True.
+            Only when ``return_info`` is True; host NumPy arrays whatever the
+            input.
         """
         self._check_fitted()
-        X, top = self._validate(X)
+        X, exponents, ops, back = self._prepare(X, np.float64)
         n_threads = self._n_threads()
         # The system is linear: each right-hand side is solved scaled by a power
         # of two that keeps the squares of its entries normal and finite (its
         # norm underflowed to 0 at 1e-300, "solved" by z = 0, and overflowed
         # at 1e154).
-        exponents = _row_exponents(top, np.float64)
-        B = _scale_rows(X.astype(np.float64, copy=False), exponents)
+        B = ops.scale_rows(ops.float64(X), exponents)
         alpha = float(self.alpha)
 
         def matvec(V):
-            out = self._product(V, conjugate=False, n_threads=n_threads)
+            out = self._product(V, conjugate=False, n_threads=n_threads, ops=ops)
             out += alpha * V
             return out
 
         def rmatvec(V):
-            out = self._product(V, conjugate=True, n_threads=n_threads)
+            out = self._product(V, conjugate=True, n_threads=n_threads, ops=ops)
             out += alpha * V
             return out
 
-        psolve, rpsolve = self._preconditioner_solves(n_threads)
+        psolve, rpsolve = self._preconditioner_solves(ops, n_threads)
         solver = np.full(B.shape[0], self.solver_, dtype="<U4")
-        options = {"tol": self.tol, "max_iter": self.max_cg_iter}
+        options = {"tol": self.tol, "max_iter": self.max_cg_iter, "ops": ops}
         if self.solver_ == "cg":
             state = _pcg(matvec, psolve, B, **options)
         else:
@@ -765,15 +862,15 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         fallback = np.flatnonzero(state.failed & (self.solver_ == "cg"))
         if fallback.size:
             # T + alpha I is not positive definite along some search direction.
-            retry = _cgnr(matvec, rmatvec, psolve, rpsolve, B[fallback], **options)
-            Z[fallback] = retry.solution
+            retry = _cgnr(
+                matvec, rmatvec, psolve, rpsolve, ops.take(B, fallback), **options
+            )
+            ops.put(Z, fallback, retry.solution)
             n_iter[fallback] += retry.n_iter
             converged[fallback] = retry.converged
             solver[fallback] = "cgnr"
-        b_norm = np.linalg.norm(B, axis=1)
-        residual = np.linalg.norm(B - matvec(Z), axis=1) / np.where(
-            b_norm > 0, b_norm, 1.0
-        )
+        b_norm = ops.row_norms(B)
+        residual = ops.row_norms(B - matvec(Z)) / np.where(b_norm > 0, b_norm, 1.0)
         # Converged means the recomputed residual, not only the recursive one
         # the iteration tracks (which drifts from it on ill-conditioned systems),
         # is within tol, up to the rounding of its own computation.
@@ -805,10 +902,24 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 f"{n_iter.min()}..{n_iter.max()}); {cause}.",
                 ConvergenceWarning,
             )
-        Z = _unscale_rows(Z, exponents).astype(X.dtype, copy=False)
+        Z = back(ops.astype(ops.unscale_rows(Z, exponents), X))
         return (Z, info) if return_info else Z
+
+    def __getstate__(self):
+        # The per-device spectra are a cache, rebuilt on demand: a pickle holds
+        # none (nor tensors of a device the loading machine may lack).
+        state = super().__getstate__()
+        if "_spectra" in state:
+            state = {**state, "_spectra": {}}
+        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.array_api_support = True
         return tags
+
+
+def _same(result):
+    """A result that already is in the caller's library and device."""
+    return result

@@ -124,6 +124,7 @@ def joint_probabilities(
     random_state=None,
     verbose=0,
     reorder=False,
+    search=nearest_neighbors,
 ):
     """Symmetric joint probabilities P of t-SNE over the kNN graph.
 
@@ -161,6 +162,10 @@ def joint_probabilities(
     reorder : bool, default=False
         Number the points in a cache-friendly order (see
         :mod:`fasttsne.tsne._layout`) and return that order too.
+    search : callable, default=nearest_neighbors
+        The kNN search, with the signature of
+        :func:`fasttsne._neighbors.nearest_neighbors` (the device's:
+        ``fasttsne.gpu._knn``).
 
     Returns
     -------
@@ -193,7 +198,7 @@ def joint_probabilities(
         f"{describe(metric)}, neighbors {neighbors})"
     )
     start = time.perf_counter()
-    indices, distances = nearest_neighbors(
+    indices, distances = search(
         X,
         k,
         metric=metric,
@@ -407,6 +412,7 @@ def new_point_affinities(
     metric="euclidean",
     metric_params=None,
     n_threads=1,
+    search=new_point_neighbors,
 ):
     """Conditional affinities of new points to the training points.
 
@@ -440,6 +446,10 @@ default="perplexity"
         Keyword arguments of the metric.
     n_threads : int, default=1
         Number of threads. The result does not depend on it.
+    search : callable, default=new_point_neighbors
+        The kNN search, with the signature of
+        :func:`fasttsne._neighbors.new_point_neighbors` (the device's:
+        ``fasttsne.gpu._knn``).
 
     Returns
     -------
@@ -477,7 +487,7 @@ default="perplexity"
     if affinity not in AFFINITIES:
         raise ValueError(f"affinity must be one of {AFFINITIES}, got {affinity!r}.")
     k = n_neighbors_of(affinity, perplexity, n_neighbors, n_fit)
-    indices, distances, match = new_point_neighbors(
+    indices, distances, match = search(
         X_new,
         X_fit,
         k,

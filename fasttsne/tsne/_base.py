@@ -529,8 +529,21 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 random_state=rng,
                 verbose=self.verbose,
                 reorder=reorder,
+                **self._knn_search("nearest_neighbors"),
             )
         return result if reorder else (result, None)
+
+    def _knn_search(self, name):
+        """``{"search": fasttsne.gpu._knn.<name>}`` on the device, else ``{}``.
+
+        On ``device_ == "cuda"`` the affinities' kNN search runs there
+        (``fasttsne/gpu/_knn.py`` says which settings it serves).
+        """
+        if getattr(self, "device_", "cpu") != "cuda":
+            return {}
+        from fasttsne.gpu import _knn
+
+        return {"search": getattr(_knn, name)}
 
     def _optimize(self, Y, P, backend, progress, callbacks, phases):
         """Run the phases on ``Y``; returns ``(kl, n_iter)``.
@@ -654,6 +667,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             metric=self.metric,
             metric_params=self.metric_params,
             n_threads=n_threads,
+            **self._knn_search("new_point_neighbors"),
         )
         dtype = reference.dtype
         P_new = P_new.astype(dtype)

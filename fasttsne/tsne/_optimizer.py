@@ -15,6 +15,8 @@ GPU wait for the mask's count. Callbacks always see NumPy arrays.
 
 import numpy as np
 
+from fasttsne._cython._forces import descent_step_2d
+
 
 def _namespace(Y):
     """NumPy for arrays; torch for the tensors of the device loop."""
@@ -30,6 +32,26 @@ def _as_numpy(Y):
     if isinstance(Y, np.ndarray):
         return Y
     return Y.detach().cpu().numpy().copy()
+
+
+def _fused_step_applies(Y, grad):
+    """Whether ``descent_step_2d`` gives this step's bits (float64, 2-D).
+
+    Its row-order column sums and two-term norms are NumPy's own only for
+    two columns; other shapes, float32 (whose scalars follow NumPy's
+    promotion rules) and torch tensors take the array expressions.
+    """
+    return (
+        isinstance(Y, np.ndarray)
+        and isinstance(grad, np.ndarray)
+        and Y.dtype == np.float64
+        and grad.dtype == np.float64
+        and Y.ndim == 2
+        and Y.shape[1] == 2
+        and Y.shape == grad.shape
+        and Y.flags.c_contiguous
+        and grad.flags.c_contiguous
+    )
 
 
 class GradientDescent:
@@ -95,6 +117,20 @@ class GradientDescent:
         if self.update is None:
             self.update = xp.zeros_like(Y)
             self.gains = xp.ones_like(Y)
+        if _fused_step_applies(Y, grad):
+            descent_step_2d(
+                Y,
+                grad,
+                self.update,
+                self.gains,
+                float(momentum),
+                float(self.learning_rate),
+                float(self.min_gain),
+                float(self.max_step_norm or 0.0),
+                self.max_step_norm is not None,
+                bool(self.center),
+            )
+            return
         # grad * update < 0: the descent keeps its direction, so speed it up.
         same_direction = (self.update * grad) < 0
         self.gains = xp.where(same_direction, self.gains + 0.2, self.gains * 0.8)

@@ -1,6 +1,6 @@
 """Tests for the column-tiled sparse products of ``fasttsne._cython._spmm``.
 
-The oracle is the dense product with the densified matrix.
+The oracle is the dense product with the densified matrix (or its transpose).
 """
 
 import numpy as np
@@ -22,23 +22,36 @@ def _random_csr(shape, density, dtype, index_dtype, seed=0):
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 @pytest.mark.parametrize("n_tiles", [1, 3, 7, 500])
 def test_products_match_dense(dtype, index_dtype, n_tiles):
-    """Gather and scatter equal the dense products for any tiling and dtype."""
+    """Gathers with the tiles of M and of M^T equal the dense products for any
+    tiling and dtype."""
     rng = np.random.default_rng(0)
     indptr, indices, data, dense = _random_csr((300, 200), 0.05, dtype, index_dtype)
     tiles = _spmm.tile_csr(indptr, indices, data, 200, n_tiles, 2)
-    # More tiles than columns: one column per tile.
-    assert tiles[0].shape[0] == min(n_tiles, 200)
-    assert tiles[2].dtype == dtype
+    tiles_t = _spmm.tile_csr_transpose(indptr, indices, data, 200, n_tiles, 2)
+    # More tiles than columns (of M or M^T): one column per tile.
+    assert tiles[0].shape == (min(n_tiles, 200), 301)
+    assert tiles_t[0].shape == (min(n_tiles, 300), 201)
+    assert tiles[2].dtype == tiles_t[2].dtype == dtype
     X = rng.standard_normal((200, 5)).astype(dtype)
     Y = rng.standard_normal((300, 5)).astype(dtype)
     # Sums of ~10 products of size ~1 in the working precision.
     rtol = 1e-5 if dtype == np.float32 else 1e-13
     for n_threads in (1, 2, 3):
         AX = _spmm.gather(*tiles, X, n_threads)
-        ATY = _spmm.scatter(*tiles, Y, n_threads)
+        ATY = _spmm.gather(*tiles_t, Y, n_threads)
         assert AX.dtype == ATY.dtype == dtype
         assert_allclose(AX, dense @ X, rtol=rtol, atol=rtol)
         assert_allclose(ATY, dense.T @ Y, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("width", [3, 8, 16, 21, 40])
+def test_every_panel_width_matches_dense(width):
+    """Blocks of any width: wide panels, narrow panels and the tail in memory."""
+    rng = np.random.default_rng(2)
+    indptr, indices, data, dense = _random_csr((120, 90), 0.1, np.float64, np.int32)
+    tiles = _spmm.tile_csr(indptr, indices, data, 90, 4, 2)
+    X = rng.standard_normal((90, width))
+    assert_allclose(_spmm.gather(*tiles, X, 2), dense @ X, rtol=1e-13, atol=1e-13)
 
 
 def test_bitwise_independent_of_threads_and_tiles():
@@ -48,12 +61,38 @@ def test_bitwise_independent_of_threads_and_tiles():
     X = rng.standard_normal((3000, 9))
     Y = rng.standard_normal((2000, 9))
     tiles = _spmm.tile_csr(indptr, indices, data, 3000, 1, 1)
-    reference = (_spmm.gather(*tiles, X, 1), _spmm.scatter(*tiles, Y, 1))
+    tiles_t = _spmm.tile_csr_transpose(indptr, indices, data, 3000, 1, 1)
+    reference = (_spmm.gather(*tiles, X, 1), _spmm.gather(*tiles_t, Y, 1))
     for n_tiles in (1, 4, 13):
-        tiles = _spmm.tile_csr(indptr, indices, data, 3000, n_tiles, 1)
         for n_threads in (2, 4):
+            tiles = _spmm.tile_csr(indptr, indices, data, 3000, n_tiles, n_threads)
+            tiles_t = _spmm.tile_csr_transpose(
+                indptr, indices, data, 3000, n_tiles, n_threads
+            )
             assert_array_equal(_spmm.gather(*tiles, X, n_threads), reference[0])
-            assert_array_equal(_spmm.scatter(*tiles, Y, n_threads), reference[1])
+            assert_array_equal(_spmm.gather(*tiles_t, Y, n_threads), reference[1])
+
+
+def test_transpose_independent_of_the_order_within_rows():
+    """The tiles of M^T list each row's values in increasing row order of M,
+    however M's rows are ordered: the same bits from sorted and unsorted rows."""
+    rng = np.random.default_rng(3)
+    A = random_csr(rng, 400, 300, 0.05, np.int32, np.float64)
+    shuffled = A.copy()
+    for i in range(A.shape[0]):
+        lo, hi = A.indptr[i], A.indptr[i + 1]
+        order = lo + rng.permutation(hi - lo)
+        shuffled.indices[lo:hi] = A.indices[order]
+        shuffled.data[lo:hi] = A.data[order]
+    Y = rng.standard_normal((400, 6))
+    results = [
+        _spmm.gather(
+            *_spmm.tile_csr_transpose(M.indptr, M.indices, M.data, 300, 5, 2), Y, 2
+        )
+        for M in (A, shuffled)
+    ]
+    assert_array_equal(results[0], results[1])
+    assert_allclose(results[0], A.toarray().T @ Y, rtol=1e-13, atol=1e-13)
 
 
 def test_tiles_keep_rows_and_relative_columns():
@@ -78,6 +117,29 @@ def test_tiles_keep_rows_and_relative_columns():
         assert_array_equal(tile.toarray(), dense[:, lo:hi])
 
 
+def test_transposed_tiles_hold_the_rows_of_m():
+    """Tile t of M^T is the transpose of a range of M's rows, its column
+    indices relative to the range's first row."""
+    indptr, indices, data, dense = _random_csr((50, 40), 0.2, np.float64, np.int64)
+    tile_indptr, tile_indices, tile_data, starts = _spmm.tile_csr_transpose(
+        indptr, indices, data, 40, 3, 2
+    )
+    assert_array_equal(starts, [0, 17, 34, 50])
+    for t in range(3):
+        lo, hi = starts[t], starts[t + 1]
+        first, last = tile_indptr[t, 0], tile_indptr[t, -1]
+        tile = sp.csr_matrix(
+            (
+                tile_data[first:last],
+                tile_indices[first:last],
+                tile_indptr[t] - first,
+            ),
+            shape=(40, hi - lo),
+        )
+        assert tile.has_sorted_indices
+        assert_array_equal(tile.toarray(), dense[lo:hi].T)
+
+
 def test_tile_count_rounds_to_whole_tiles():
     """Tiles have ceil(n_cols / n_tiles) columns, so fewer may come back."""
     indptr, indices, data, dense = _random_csr((20, 10), 0.5, np.float64, np.int32)
@@ -85,6 +147,8 @@ def test_tile_count_rounds_to_whole_tiles():
     assert_array_equal(tiles[3], [0, 2, 4, 6, 8, 10])
     X = np.arange(30.0).reshape(10, 3)
     assert_allclose(_spmm.gather(*tiles, X, 2), dense @ X, rtol=1e-13)
+    tiles_t = _spmm.tile_csr_transpose(indptr, indices, data, 10, 6, 1)
+    assert_array_equal(tiles_t[3], [0, 4, 8, 12, 16, 20])
 
 
 def test_empty_matrix_and_block():
@@ -92,10 +156,11 @@ def test_empty_matrix_and_block():
     indptr = np.zeros(6, dtype=np.int32)
     indices = np.zeros(0, dtype=np.int32)
     tiles = _spmm.tile_csr(indptr, indices, np.zeros(0), 4, 2, 1)
+    tiles_t = _spmm.tile_csr_transpose(indptr, indices, np.zeros(0), 4, 2, 1)
     assert_array_equal(_spmm.gather(*tiles, np.ones((4, 3)), 2), np.zeros((5, 3)))
-    assert_array_equal(_spmm.scatter(*tiles, np.ones((5, 3)), 2), np.zeros((4, 3)))
+    assert_array_equal(_spmm.gather(*tiles_t, np.ones((5, 3)), 2), np.zeros((4, 3)))
     assert _spmm.gather(*tiles, np.ones((4, 0)), 2).shape == (5, 0)
-    assert _spmm.scatter(*tiles, np.ones((5, 0)), 2).shape == (4, 0)
+    assert _spmm.gather(*tiles_t, np.ones((5, 0)), 2).shape == (4, 0)
 
 
 @pytest.mark.parametrize(
@@ -109,28 +174,45 @@ def test_empty_matrix_and_block():
         ([0, 1, 2], [0, 1], 5, 0, 1, "n_cols and n_tiles must be >= 1"),
         ([0, 1, 2], [0, 1], 0, 1, 1, "n_cols and n_tiles must be >= 1"),
         ([0, 1, 2], [0, 1], 5, 1, 0, "n_threads must be >= 1"),
-        ([0], [], 2**32, 1, 1, "overflows int32"),
     ],
 )
-def test_tile_csr_rejects_malformed_input(
-    indptr, indices, n_cols, n_tiles, n_threads, match
+@pytest.mark.parametrize("tiling", [_spmm.tile_csr, _spmm.tile_csr_transpose])
+def test_tilings_reject_malformed_input(
+    tiling, indptr, indices, n_cols, n_tiles, n_threads, match
 ):
     """Malformed CSR arrays are named, never read out of bounds."""
     indptr = np.asarray(indptr, dtype=np.int32)
     indices = np.asarray(indices, dtype=np.int32)
     data = np.ones(len(indices))
     with pytest.raises(ValueError, match=match):
-        _spmm.tile_csr(indptr, indices, data, n_cols, n_tiles, n_threads)
+        tiling(indptr, indices, data, n_cols, n_tiles, n_threads)
+
+
+@pytest.mark.parametrize(
+    "tiling, n_cols, match",
+    [
+        (_spmm.tile_csr, 2**32, "A tile of 4294967296 columns overflows int32"),
+        (_spmm.tile_csr_transpose, 5, "M needs a row"),
+    ],
+)
+def test_tilings_reject_what_their_tiles_cannot_hold(tiling, n_cols, match):
+    """Tiles wider than int32 indices, or the transpose of a matrix without
+    rows (a matrix without columns), are refused."""
+    indptr = np.zeros(1, dtype=np.int64)
+    indices = np.zeros(0, dtype=np.int64)
+    with pytest.raises(ValueError, match=match):
+        tiling(indptr, indices, np.ones(0), n_cols, 1, 1)
 
 
 def test_products_reject_wrong_shapes():
     """A block whose rows do not match the matrix is refused."""
     indptr, indices, data, _ = _random_csr((30, 20), 0.2, np.float64, np.int32)
     tiles = _spmm.tile_csr(indptr, indices, data, 20, 2, 1)
+    tiles_t = _spmm.tile_csr_transpose(indptr, indices, data, 20, 2, 1)
     with pytest.raises(ValueError, match="X must have 20 rows"):
         _spmm.gather(*tiles, np.ones((30, 2)), 1)
-    with pytest.raises(ValueError, match="Y must have 30 rows"):
-        _spmm.scatter(*tiles, np.ones((20, 2)), 1)
+    with pytest.raises(ValueError, match="X must have 30 rows"):
+        _spmm.gather(*tiles_t, np.ones((20, 2)), 1)
     with pytest.raises(ValueError, match="n_threads"):
         _spmm.gather(*tiles, np.ones((20, 2)), 0)
     tile_indptr, tile_indices, tile_data, starts = tiles

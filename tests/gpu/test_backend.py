@@ -211,49 +211,114 @@ def blobs():
     return make_blobs(300, n_features=10, centers=4, cluster_std=1.0, random_state=0)
 
 
-@pytest.fixture(scope="module")
-def fits(blobs, module_device):
-    """BarnesHutTSNE at N = 300 on the device and on the CPU's exact sums.
+# The end-to-end fits: N = 300, perplexity 30 (k = 90), 500 iterations (the
+# KL divergence has settled: it moves by well under the spread below from
+# 500 to 750 iterations).
+_FIT_PARAMS = {"perplexity": 30, "max_iter": 500, "random_state": 0}
 
-    500 iterations: the KL divergence has settled (it moves by well under
-    the tolerance below from 500 to 750 iterations).
+
+@pytest.fixture(scope="module")
+def cpu_fits(blobs):
+    """Exact CPU fits of the blobs and of three copies perturbed by 1e-13.
+
+    t-SNE's trajectories are chaotic: a relative change of 1e-15 in the
+    data grows by about 1e6 every 25 iterations of the early phase, so
+    these fits, equally exact, end in different local minima, 2-4% apart in
+    KL divergence at N = 300 (measured on blobs, Gaussian and digits data,
+    perplexity 10 and 30, 500 or 1000 iterations).
     """
+    X, _ = blobs
+    fits = []
+    for seed in range(4):
+        noise = np.random.default_rng(seed).normal(size=X.shape) if seed else 0.0
+        X_seed = X * (1.0 + 1e-13 * noise)
+        tsne = BarnesHutTSNE(device="cpu", angle=0.0, **_FIT_PARAMS)
+        fits.append(tsne.fit(X_seed))
+    return fits
+
+
+@pytest.fixture
+def knn_calls(monkeypatch):
+    """Queries of each device kNN search (``_launchers.exact_knn``) in a test."""
+    from fasttsne.gpu import _launchers
+
+    calls = []
+    exact_knn = _launchers.exact_knn
+
+    def spy(X, *args, **kwargs):
+        calls.append(X.shape[0])
+        return exact_knn(X, *args, **kwargs)
+
+    monkeypatch.setattr(_launchers, "exact_knn", spy)
+    return calls
+
+
+def test_device_fit_follows_the_cpu_trajectory(blobs, device, knn_calls):
+    """Same P (the device's kNN), same init, same steps as the exact CPU fit.
+
+    The first 20 iterations (early exaggeration) agree to rounding: the
+    embeddings to 1e-9 and the KL divergence to 1e-12, relative (measured:
+    1e-11 and 1e-14). Past them the rounding differences grow as between
+    any two exact fits (``cpu_fits``).
+    """
+    del device
+    X, _ = blobs
+    seen = {"cuda": {}, "cpu": {}}
+    for where, record in seen.items():
+        BarnesHutTSNE(
+            device=where,
+            angle=0.0,
+            perplexity=30,
+            max_iter=20,
+            random_state=0,
+            callbacks_every_iters=10,
+            callbacks=lambda it, kl, Y, record=record: record.update(
+                {it: (kl, Y.copy())}
+            ),
+        ).fit(X)
+    assert knn_calls == [300]
+    assert sorted(seen["cuda"]) == sorted(seen["cpu"]) == [10, 20]
+    for iteration, (kl, Y) in seen["cuda"].items():
+        kl_cpu, Y_cpu = seen["cpu"][iteration]
+        assert_allclose(kl, kl_cpu, rtol=1e-12)
+        assert np.abs(Y - Y_cpu).max() < 1e-9 * np.abs(Y_cpu).max()
+
+
+@pytest.fixture(scope="module")
+def device_fit(blobs, module_device):
+    """BarnesHutTSNE on the device, kNN included, with ``cpu_fits``' parameters."""
     del module_device
     X, _ = blobs
-    params = {"perplexity": 30, "max_iter": 500, "random_state": 0}
-    on_device = BarnesHutTSNE(device="cuda", **params).fit(X)
-    on_cpu = BarnesHutTSNE(device="cpu", angle=0.0, **params).fit(X)
-    return on_device, on_cpu
+    return BarnesHutTSNE(device="cuda", **_FIT_PARAMS).fit(X)
 
 
-def test_fit_on_the_device_matches_the_exact_cpu_fit(fits, blobs):
-    """Same quality, same KL up to the spread of exact fits; state is NumPy.
+def test_fit_on_the_device_matches_the_exact_cpu_fits(device_fit, cpu_fits, blobs):
+    """KL within 1% of the exact CPU fits, their kNN accuracy; state is NumPy.
 
-    Two exact CPU fits whose inputs differ by 1e-13 (relative) end 2-4% apart
-    in KL at N = 300 (t-SNE's trajectories are chaotic), so the fits are
-    compared within 5%; the KL at the same minimum is checked to 1e-6 below.
+    The issue asks for the CPU's KL within 1%; one exact fit against another
+    cannot promise that (``cpu_fits``: they spread over 2-4%), so the device
+    fit must lie within 1% of the range of four exact CPU fits that differ
+    from it only by rounding, and classify as well as the worst of them.
     """
-    on_device, on_cpu = fits
-    X, y = blobs
+    on_device = device_fit
+    _, y = blobs
     assert on_device.device_ == "cuda" and on_device.backend_ == "triton"
     assert type(on_device.embedding_) is np.ndarray
     assert on_device.embedding_.dtype == np.float64
     assert on_device.n_iter_ == 500
-    assert_allclose(on_device.kl_divergence_, on_cpu.kl_divergence_, rtol=0.05)
-    assert (
-        _knn_accuracy(on_device.embedding_, y)
-        >= _knn_accuracy(on_cpu.embedding_, y) - 0.01
-    )
+    kls = [tsne.kl_divergence_ for tsne in cpu_fits]
+    assert 0.99 * min(kls) <= on_device.kl_divergence_ <= 1.01 * max(kls)
+    accuracy = min(_knn_accuracy(tsne.embedding_, y) for tsne in cpu_fits)
+    assert _knn_accuracy(on_device.embedding_, y) >= accuracy - 0.01
     restored = pickle.loads(pickle.dumps(on_device))
     assert_array_equal(restored.embedding_, on_device.embedding_)
     assert clone(on_device).get_params()["device"] == "cuda"
-    del X
 
 
-def test_device_loop_holds_the_exact_minimum(fits, device):
+def test_device_loop_holds_the_exact_minimum(cpu_fits, device):
     """From the CPU fit's minimum, 50 more iterations on both: the same KL."""
     del device
-    _, on_cpu = fits
+    on_cpu = cpu_fits[0]
     rates = []
     from fasttsne.tsne import _affinity
 
@@ -279,15 +344,27 @@ def test_device_loop_holds_the_exact_minimum(fits, device):
     assert_allclose(rates[0], rates[1], rtol=1e-6)
 
 
-def test_transform_on_the_device(fits, blobs, device):
-    """Training rows map to themselves; new points as the CPU's exact sums."""
+def test_transform_on_the_device(blobs, device, knn_calls):
+    """Training rows map to themselves; new points as the CPU's exact sums.
+
+    A short fit is enough: transform optimises each new point against
+    whatever embedding was fitted. The new points' kNN runs on the device.
+    """
     del device
-    on_device, _ = fits
     X, _ = blobs
+    on_device = BarnesHutTSNE(
+        device="cuda",
+        perplexity=10,
+        max_iter=40,
+        early_exaggeration_iter=20,
+        random_state=0,
+    ).fit(X)
     rng = np.random.default_rng(1)
     X_new = X[:25] + rng.normal(scale=0.3, size=(25, X.shape[1]))
     assert_array_equal(on_device.transform(X[:5]), on_device.embedding_[:5])
+    knn_calls.clear()
     Y_new = on_device.transform(X_new)
+    assert knn_calls == [25]
     on_cpu = clone(on_device).set_params(angle=0.0)
     on_cpu.__dict__.update(
         {k: v for k, v in vars(on_device).items() if k.endswith("_")}
@@ -306,9 +383,9 @@ def test_device_fits_are_bitwise_reproducible(Est, blobs, device):
     seen = []
     params = {
         "perplexity": 10,
-        "max_iter": 40,
-        "early_exaggeration_iter": 20,
-        "callbacks_every_iters": 20,
+        "max_iter": 20,
+        "early_exaggeration_iter": 10,
+        "callbacks_every_iters": 10,
         "random_state": 0,
         "device": "cuda",
         **(_SMALL_GRID if Est is FFTInterpTSNE else {}),
@@ -321,7 +398,7 @@ def test_device_fits_are_bitwise_reproducible(Est, blobs, device):
     assert first.embedding_.dtype == np.float32
     assert_array_equal(first.embedding_, second.embedding_)
     assert first.kl_divergence_ == second.kl_divergence_
-    assert [it for it, _, _ in seen] == [20, 40]
+    assert [it for it, _, _ in seen] == [10, 20]
     assert {(kind, dtype) for _, kind, dtype in seen} == {(np.ndarray, "float32")}
 
 
@@ -332,8 +409,8 @@ def test_fft_estimator_on_the_device(blobs, device):
     tsne = FFTInterpTSNE(
         device="cuda",
         perplexity=20,
-        max_iter=100,
-        early_exaggeration_iter=50,
+        max_iter=40,
+        early_exaggeration_iter=20,
         random_state=0,
         **_SMALL_GRID,
     ).fit(X)
@@ -343,9 +420,14 @@ def test_fft_estimator_on_the_device(blobs, device):
     assert Y_new.shape == (10, 2) and np.isfinite(Y_new).all()
 
 
-# scikit-learn's checks that a device estimator passes in the interpreter's
-# time (each fits a few times on 10-30 samples). The others fit more often or
-# on more data; they run on the CPU estimators in tests/test_common.py.
+# scikit-learn's checks run on the device path, kNN included: those whose
+# outcome depends on where the fit runs and that fit only a few times on
+# 10-30 samples, so that the interpreter runs them: dtypes through the device
+# loop, NumPy-only fitted state (pickle, dict), bitwise idempotence, per-row
+# transform (subset invariance), read-only input (copied to the device). The
+# others stop in input validation before any device code (shared with the CPU
+# path) or fit many times or on more data; all of them run on the CPU
+# estimators in tests/test_common.py.
 _DEVICE_CHECKS = {
     "check_estimators_dtypes",
     "check_estimators_fit_returns_self",

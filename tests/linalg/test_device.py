@@ -35,13 +35,6 @@ ATTRIBUTES = (
 )
 
 
-@pytest.fixture(name="cuda_on_cpu")
-def fixture_cuda_on_cpu(monkeypatch):
-    """``device="cuda"`` computes on CPU tensors."""
-    monkeypatch.setattr(fasttsne.gpu, "_TORCH_DEVICE", "cpu")
-    monkeypatch.setattr(fasttsne.gpu, "is_available", lambda: True)
-
-
 def _tensor(A, layout):
     tensor = torch.from_numpy(np.ascontiguousarray(A))
     return tensor.to_sparse_csr() if layout == "csr" else tensor

@@ -1,9 +1,12 @@
 """Gradient descent: gains, momentum, stopping rules and callbacks."""
 
 import numpy as np
-from numpy.testing import assert_allclose
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
 
+from fasttsne.tsne import _optimizer
 from fasttsne.tsne._optimizer import GradientDescent
+from tests._oracles import descent_step
 
 
 def _quadratic(target):
@@ -132,3 +135,52 @@ def test_error_is_that_of_the_returned_embedding(rng):
     for _, reported, actual in seen:
         assert_allclose(reported, actual, rtol=1e-12)
     assert_allclose(kl, 0.5 * np.sum((Y - target) ** 2), rtol=1e-12)
+
+
+@pytest.mark.parametrize("max_step_norm", [5.0, None, 1e-3])
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("shape", [(5003, 2), (300, 3), (300, 1)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_step_matches_array_expressions_bitwise(
+    rng, max_step_norm, center, shape, dtype
+):
+    # Float64 2-D embeddings take the fused kernel; the others the array
+    # expressions. Both must give the oracle's bits, step after step, with
+    # gains growing, shrinking and clipped, and steps capped.
+    if dtype == np.float64 and shape[1] == 2:
+        assert _optimizer._fused_step_applies(np.zeros(shape), np.zeros(shape))
+    scale = np.exp(rng.normal(size=(shape[0], 1)) * 3.0)
+    Y = (rng.normal(size=shape) * scale).astype(dtype)
+    Y_oracle = Y.copy()
+    update, gains = np.zeros_like(Y), np.ones_like(Y)
+    optimizer = GradientDescent(
+        np.float64(833.3), min_gain=0.05, max_step_norm=max_step_norm, center=center
+    )
+    for it in range(12):
+        grad = (rng.normal(size=shape) * scale).astype(dtype)
+        if it % 3 == 2:
+            grad[: shape[0] // 2] *= -1.0
+        momentum = 0.5 if it < 6 else 0.8
+        optimizer.step(Y, grad, momentum)
+        descent_step(
+            Y_oracle,
+            grad,
+            update,
+            gains,
+            momentum,
+            learning_rate=np.float64(833.3),
+            min_gain=0.05,
+            max_step_norm=max_step_norm,
+            center=center,
+        )
+        assert_array_equal(Y, Y_oracle)
+        assert_array_equal(optimizer.gains, gains)
+        assert_array_equal(optimizer.update, update)
+
+
+def test_fused_step_leaves_other_inputs_to_the_array_expressions():
+    Y = np.zeros((10, 2))
+    assert not _optimizer._fused_step_applies(Y.astype(np.float32), Y)
+    assert not _optimizer._fused_step_applies(Y, Y.astype(np.float32))
+    assert not _optimizer._fused_step_applies(np.zeros((10, 3)), np.zeros((10, 3)))
+    assert not _optimizer._fused_step_applies(np.asfortranarray(Y), Y)

@@ -85,12 +85,13 @@ that a fixed seed gives the same bits on any machine of one backend.
 Implementation notes (NumPy)
 ----------------------------
 Dense input goes to BLAS (float32 stays float32). Sparse input (CSR or CSC)
-is never densified. It is copied once, in O(nnz), into tiles of consecutive
-columns (:mod:`fasttsne._cython._spmm`) small enough that the rows of the
-dense block a tile picks at random stay in the L2 cache; the products run in
-OpenMP threads, as many as the BLAS uses, and are bitwise identical for any
-number of threads. The copy takes ``nnz (4 + itemsize) + 8 n_tiles (n_rows +
-1)`` bytes next to the input (and a sorted copy first if its rows are not
+is never densified. It is copied twice, in O(nnz), into tiles of consecutive
+columns of ``A`` and of ``A^T`` (:mod:`fasttsne._cython._spmm`) small enough
+that the rows of the dense block a tile picks at random stay in the L2 cache,
+so that both products are gathers; they run in OpenMP threads, as many as the
+BLAS uses, and are bitwise identical for any number of threads. The copies
+take ``2 nnz (4 + itemsize) + 8 (n_tiles (n_rows + 1) + n_tiles_t (n_cols +
+1))`` bytes next to the input (and a sorted copy first if its rows are not
 sorted). Centring (``center=True``) of sparse input is implicit: ``(A - 1
 mu^T) X = A X - 1 (mu^T X)``.
 
@@ -167,7 +168,7 @@ class _LinearOperator:
         rows, cols = A.shape
         self.shape = (cols, rows) if transpose else (rows, cols)
         self._n_threads = max(1, int(n_threads))
-        self._tiles = None
+        self._tiles = self._tiles_t = None
         self.cost_per_column = A.nnz if sp.issparse(A) else rows * cols
         if sp.issparse(A):
             if A.format == "csc":
@@ -179,15 +180,16 @@ class _LinearOperator:
                 # Sorted rows make the sums of a gather independent of the tiling,
                 # which then may depend on the number of threads.
                 csr = csr.sorted_indices()
+            # Tiles of csr and of its transpose: both products are gathers,
+            # whose output rows are written once, in row order, instead of a
+            # scatter's updates of rows at random (docs/svd.rst).
+            arrays = (csr.indptr, csr.indices, csr.data, csr.shape[1])
             n_tiles = _n_tiles(csr.shape, csr.nnz, width, self.dtype, self._n_threads)
-            self._tiles = _spmm.tile_csr(
-                csr.indptr,
-                csr.indices,
-                csr.data,
-                csr.shape[1],
-                n_tiles,
-                self._n_threads,
+            self._tiles = _spmm.tile_csr(*arrays, n_tiles, self._n_threads)
+            n_tiles = _n_tiles(
+                csr.shape[::-1], csr.nnz, width, self.dtype, self._n_threads
             )
+            self._tiles_t = _spmm.tile_csr_transpose(*arrays, n_tiles, self._n_threads)
         else:
             self._dense = A
 
@@ -204,8 +206,8 @@ class _LinearOperator:
             else:
                 out = A @ X
         else:
-            kernel = _spmm.scatter if transposed == self._csr_is_input else _spmm.gather
-            out = kernel(*self._tiles, np.ascontiguousarray(X), self._n_threads)
+            tiles = self._tiles_t if transposed == self._csr_is_input else self._tiles
+            out = _spmm.gather(*tiles, np.ascontiguousarray(X), self._n_threads)
         if self.mean is not None:
             if transposed:
                 # (A - 1 mu^T)^T X = A^T X - mu (1^T X)

@@ -48,6 +48,18 @@ def _check_prepare_inputs(P, reference):
     return P, reference
 
 
+def diverged_error(name):
+    """The ``ValueError`` of a diverged optimisation, for every backend.
+
+    ``name`` names the array found NaN or infinite (``"The embedding"``).
+    """
+    return ValueError(
+        f"{name} contains NaN or infinity: the optimisation diverged. Try a "
+        "smaller learning_rate or exaggeration, or an init array of smaller "
+        "scale."
+    )
+
+
 def _as_embedding(Y, name):
     """``Y`` as a C-contiguous float32 or float64 array, checked finite."""
     Y = np.asarray(Y)
@@ -58,11 +70,7 @@ def _as_embedding(Y, name):
         raise ValueError(f"{name} must be 2-D, got shape {Y.shape}.")
     if not np.isfinite(Y).all():
         # A diverged optimisation: the tree and the grid would degenerate.
-        raise ValueError(
-            f"{name} contains NaN or infinity: the optimisation diverged. Try a "
-            "smaller learning_rate or exaggeration, or an init array of smaller "
-            "scale."
-        )
+        raise diverged_error(name)
     return Y
 
 
@@ -215,7 +223,10 @@ class SparseAttractionBackend:
             # Z = 0 only without pairs (one point, or rounding of a lone pair).
             scale = 4.0 / Z if Z > 0 else 0.0
             grad = repulsion * Y.dtype.type(-scale)
-            grad += attraction * Y.dtype.type(4.0)
+            # In place: the buffer is rewritten at the next call, and an
+            # embedding-sized temporary costs a pass and page faults.
+            attraction *= Y.dtype.type(4.0)
+            grad += attraction
             kl = None
             if compute_error:
                 total_p = float(np.sum(data, dtype=np.float64))

@@ -40,6 +40,7 @@ from fasttsne.tsne._gradients._sparse import (
     _as_embedding,
     _check_n_threads,
     _check_prepare_inputs,
+    diverged_error,
 )
 
 
@@ -184,10 +185,7 @@ class TritonGradient:
         if kl is not None and not (
             math.isfinite(kl) and bool(self._torch.isfinite(Y).all())
         ):
-            raise ValueError(
-                "The embedding contains NaN or infinity; the optimisation "
-                "diverged (try a smaller learning_rate)."
-            )
+            raise diverged_error("The embedding")
         return kl, (self.to_host(grad) if on_host else grad)
 
     def _repulsion(self, Y, dof):
@@ -307,6 +305,8 @@ class TritonFFTGradient(TritonGradient):
         # The grid's geometry needs the bounding box on the host: one
         # synchronisation per call, which also catches a diverged embedding.
         lo, hi = launchers.bounding_box(Y)
+        if not np.isfinite([*lo, *hi]).all():
+            raise diverged_error("The embedding")
         grid = InterpolationGrid.covering(
             lo, hi, **{knob: getattr(self, knob) for knob in self.knobs}
         )
