@@ -59,6 +59,7 @@ _DEFAULTS = {
     "min_num_intervals": 50,
     "ints_in_interval": 1.0,
     "max_num_intervals": 300,
+    "repulsion": "auto",
 }
 _BH_KNOBS = ("angle",)
 _FFT_KNOBS = (
@@ -66,6 +67,7 @@ _FFT_KNOBS = (
     "min_num_intervals",
     "ints_in_interval",
     "max_num_intervals",
+    "repulsion",
 )
 
 
@@ -298,6 +300,13 @@ def _add_estimator_options(sub):
     )
     option(fft, "--min-num-intervals", "fewest grid intervals per axis", type=int)
     option(fft, "--ints-in-interval", "embedding units per grid interval", type=float)
+    option(
+        fft,
+        "--repulsion",
+        "grid: interpolate at every iteration (FIt-SNE); auto: a Barnes-Hut walk "
+        "where the grid would cost more",
+        choices=["auto", "grid"],
+    )
     option(fft, "--max-num-intervals", "most grid intervals per axis", type=int)
 
     run = sub.add_argument_group("running")

@@ -44,6 +44,11 @@ class _GridSpectrum(NamedTuple):
     spectrum: np.ndarray  # rfftn of the embedded kernel, shape (L_1, ..., L_d // 2 + 1)
 
 
+def _circulant_shape(grid_shape):
+    """FFT lengths of the circulant embedding of a Toeplitz kernel on a grid."""
+    return tuple(_next_fft_friendly(2 * int(n) - 1) for n in grid_shape)
+
+
 def _embedded_kernel(kernel_on_offsets, grid_shape):
     """The circulant embedding of a Toeplitz kernel: its first column.
 
@@ -69,7 +74,7 @@ def _embedded_kernel(kernel_on_offsets, grid_shape):
         size ``>= 2 n_k - 1``.
     """
     grid_shape = tuple(int(n) for n in grid_shape)
-    fft_shape = tuple(_next_fft_friendly(2 * n - 1) for n in grid_shape)
+    fft_shape = _circulant_shape(grid_shape)
     if is_tensor(kernel_on_offsets):
         embedded = kernel_on_offsets.new_zeros(fft_shape)
     else:

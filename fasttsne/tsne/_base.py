@@ -223,6 +223,9 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         """The estimator's parameters that its gradient backends take."""
         return {}
 
+    def _record_backend(self, backend, progress):
+        """Set the fitted attributes that say what ``backend`` ran (after fit)."""
+
     # ------------------------------------------------------------- resolution
     def _backend(self, name, n_threads):
         """An unprepared gradient backend: ``name``, or ``"auto"`` on ``device_``."""
@@ -488,6 +491,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self.embedding_ = Y
         self.kl_divergence_ = kl
         self.n_iter_ = n_iter
+        self._record_backend(backend, progress)
         # transform needs the training rows; precomputed distances or
         # affinities need only their count (new points arrive as distances or
         # affinities to the training points).

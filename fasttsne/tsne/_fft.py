@@ -3,6 +3,7 @@
 from numbers import Integral
 
 from fasttsne.tsne._base import _BaseTSNE, _fill_doc
+from fasttsne.tsne._gradients._fft import REPULSION_CONSTRAINT
 from fasttsne.tsne._gradients._interpolation import (
     DEFAULT_MAX_NUM_INTERVALS,
     GRID_KNOB_CONSTRAINTS,
@@ -32,7 +33,10 @@ class FFTInterpTSNE(_BaseTSNE):
         Lagrange interpolation nodes per grid interval (per dimension), 1 to 12.
 
     min_num_intervals : int, default=50
-        Minimum number of grid intervals per dimension.
+        Minimum number of grid intervals per dimension. With the other
+        defaults a 2-D grid has at least 150 x 150 nodes whatever the number
+        of points, which is why ``repulsion="auto"`` takes the Barnes-Hut
+        walk at every iteration below about 18,600 points.
 
     ints_in_interval : float, default=1.0
         Width of an interval in embedding units: the grid has
@@ -48,9 +52,34 @@ class FFTInterpTSNE(_BaseTSNE):
         the largest 2-D grid. Without a cap, a grid of more than 2^24 nodes
         is refused with a ``ValueError``.
 
+    repulsion : {"auto", "grid"}, default="auto"
+        How the repulsion of a fit of more than 1,500 points is summed on the
+        CPU. "grid": on the interpolation grid at every iteration (FIt-SNE's
+        method, whatever the knobs above). "auto": a 2-D iteration whose grid
+        would cost more than a Barnes-Hut walk, by a cost model of the number
+        of points and the grid size, takes the walk at
+        :class:`BarnesHutTSNE`'s default angle (0.5) instead. With the default
+        grid knobs that is every iteration below about 18,600 points, early
+        exaggeration included, and above it the iterations on a wide
+        embedding (see Notes). The cost model applies to the grid that the
+        knobs above give, at their defaults or not: to compare grid knobs
+        (e.g. in ``GridSearchCV``), set "grid". 1-D fits and ``transform``
+        always use the grid. On a CUDA device the grid is used at every iteration whatever
+        this parameter: the GPU backend has no tree.
+
+        .. versionadded:: 0.3
+
     Attributes
     ----------
     {common_attributes}
+
+    n_tree_calls_ : int
+        Gradient evaluations of the fit (one per iteration, and one more for
+        each KL divergence reported) whose repulsion took the Barnes-Hut walk
+        (``repulsion="auto"``); 0 when every one used the grid or exact sums,
+        and on a CUDA device.
+
+        .. versionadded:: 0.3
 
     See Also
     --------
@@ -62,13 +91,21 @@ class FFTInterpTSNE(_BaseTSNE):
     Below 1,500 points the repulsion is summed exactly (O(N^2)), which is
     cheaper than the smallest interpolation grid there, as
     :func:`scipy.signal.convolve` picks direct over FFT convolution for short
-    signals. Above it, with the default grid knobs, a 2-D fit's iteration
-    whose grid would cost more than a Barnes-Hut walk (few points on a wide
-    embedding: the grid follows the embedding's span, not the number of
-    points) takes the walk at :class:`BarnesHutTSNE`'s default angle instead;
-    the choice is a cost model of the number of points and the grid size,
-    the same for any ``n_jobs``. Setting any grid knob to another value asks
-    for that grid at every iteration. See the documentation's FFT page.
+    signals. Above it, with ``repulsion="auto"``, a 2-D fit's iteration whose
+    grid would cost more than a Barnes-Hut walk takes the walk at
+    :class:`BarnesHutTSNE`'s default angle instead. The grid follows the
+    embedding's span, not the number of points, and has at least 50 boxes
+    per axis, so with the default knobs every iteration below about 18,600
+    points takes the walk, at any span, early exaggeration included; above
+    it, only iterations on a wide embedding do (at 100,000 points past a span
+    of about 113, at 250,000 past about 188), and at 1,000,000 points none
+    (the grid is capped). The choice is a cost model of the number of points
+    and the grid size, the same for any ``n_jobs``; ``n_tree_calls_`` says how
+    many iterations took the walk. Under early exaggeration the walk is less
+    accurate than the fine minimum grid, on a wide embedding more accurate
+    than the default grid. ``repulsion="grid"`` interpolates at every
+    iteration. A CUDA fit always interpolates, so CPU and CUDA fits use
+    different methods at the defaults. See the documentation's FFT page.
 
     Same optimisation schedule, learning-rate convention and determinism as
     :class:`BarnesHutTSNE`. ``transform`` places new points one by one against
@@ -106,6 +143,7 @@ class FFTInterpTSNE(_BaseTSNE):
         **_BaseTSNE._parameter_constraints,
         "n_components": [Interval(Integral, 1, 2, closed="both")],
         **GRID_KNOB_CONSTRAINTS,
+        **REPULSION_CONSTRAINT,
     }
 
     _backend_preference: dict = {"cpu": ("fft",), "cuda": ("triton_fft",)}
@@ -140,6 +178,7 @@ class FFTInterpTSNE(_BaseTSNE):
         min_num_intervals=50,
         ints_in_interval=1.0,
         max_num_intervals=DEFAULT_MAX_NUM_INTERVALS,
+        repulsion="auto",
     ):
         super().__init__(
             n_components,
@@ -170,6 +209,17 @@ class FFTInterpTSNE(_BaseTSNE):
         self.min_num_intervals = min_num_intervals
         self.ints_in_interval = ints_in_interval
         self.max_num_intervals = max_num_intervals
+        self.repulsion = repulsion
 
     def _backend_knobs(self):
-        return {knob: getattr(self, knob) for knob in GRID_KNOB_CONSTRAINTS}
+        return {
+            knob: getattr(self, knob)
+            for knob in (*GRID_KNOB_CONSTRAINTS, *REPULSION_CONSTRAINT)
+        }
+
+    def _record_backend(self, backend, progress):
+        self.n_tree_calls_ = getattr(backend, "n_tree_calls", 0)
+        progress.info(
+            f"repulsion: Barnes-Hut walk at {self.n_tree_calls_} gradient "
+            f"evaluations, grid at {getattr(backend, 'n_grid_calls', 0)}"
+        )

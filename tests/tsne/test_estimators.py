@@ -427,3 +427,18 @@ def test_renumbered_fits_answer_in_input_order(Est, large_blobs):
     Y_permuted = Est(n_jobs=2, **params).fit_transform(X[permutation])
     # Measured: 1.3e-13 (BH) and 1.3e-14 (FFT) of the extent after 10 iterations.
     assert_allclose(Y_permuted, Y[permutation], atol=1e-8 * np.abs(Y).max())
+
+
+def test_fft_repulsion_records_what_ran():
+    """``repulsion="auto"`` on 1,797 digits takes BarnesHutTSNE's walk at every
+    iteration (the same bits as BarnesHutTSNE), ``"grid"`` never, and
+    ``n_tree_calls_`` says so."""
+    X, _ = load_digits(return_X_y=True)
+    params = {"max_iter": 260, "random_state": 0, "n_jobs": 2}
+    auto = FFTInterpTSNE(**params).fit(X)
+    grid = FFTInterpTSNE(repulsion="grid", **params).fit(X)
+    bh = BarnesHutTSNE(**params).fit(X)
+    assert auto.n_tree_calls_ >= auto.n_iter_ > 0
+    assert grid.n_tree_calls_ == 0
+    assert_array_equal(auto.embedding_, bh.embedding_)
+    assert not np.array_equal(grid.embedding_, bh.embedding_)

@@ -18,7 +18,7 @@ from fasttsne._cython._quadtree import bh_repulsion
 from fasttsne.tsne._gradients import get_backend, list_backends, resolve_device
 from fasttsne.tsne._gradients._bh import DEFAULT_ANGLE
 from fasttsne.tsne._gradients._exact import ExactGradient, kl_divergence
-from fasttsne.tsne._gradients._fft import _tree_is_cheaper
+from fasttsne.tsne._gradients._fft import FFTGradient, _tree_is_cheaper
 from fasttsne.tsne._gradients._interpolation import (
     GRID_KNOB_DEFAULTS,
     InterpolationGrid,
@@ -50,6 +50,13 @@ def _cpu_backends():
 BACKENDS = _cpu_backends()
 MODES = ["fit", "reference"]
 
+# Every CPU backend at its defaults, and the FFT backend forced onto its grid:
+# at the 1,600 points of the tests below, "auto" hands 2-D fit calls to the
+# Barnes-Hut walk, so the grid needs its own cases.
+VARIANTS = {name: (name, {}) for name in BACKENDS}
+if "fft" in BACKENDS:
+    VARIANTS["fft-grid"] = ("fft", {"repulsion": "grid"})
+
 # Knobs under which a backend computes the exact sums up to rounding or a
 # negligible interpolation error; a backend without an entry is only checked
 # at its defaults.
@@ -60,6 +67,7 @@ _EXACT_SETTINGS = {
         "min_num_intervals": 1,
         "ints_in_interval": 0.25,
         "max_num_intervals": 0,
+        "repulsion": "grid",
     },
 }
 
@@ -272,14 +280,16 @@ def test_device_policy(monkeypatch):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_backend_close_to_exact_at_defaults(rng, name, mode, d):
+def test_backend_close_to_exact_at_defaults(rng, variant, mode, d):
     """Default knobs: the gradient within the approximation error, KL too."""
+    name, knobs = VARIANTS[variant]
     _skip_the_oracle(name)
-    backend = _backend(name, n_components=d, n_threads=2)
-    # 1,600 points: above the size below which the FFT backend sums directly.
+    backend = _backend(name, n_components=d, n_threads=2, **knobs)
+    # 1,600 points: above the size below which the FFT backend sums directly;
+    # "fft-grid" interpolates there, "fft" takes the walk in 2-D fits.
     P, reference, Y = _problem(rng, mode, 1600, d)
     for dof, exaggeration in [(1.0, 1.0), (1.0, 12.0), (0.7, 4.0)]:
         kwargs = {"dof": dof, "exaggeration": exaggeration}
@@ -337,17 +347,18 @@ def test_backend_small_problems_are_exact(rng, name, mode, n):
     assert_allclose(kl, kl_exact, rtol=tolerance, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_backend_bitwise_across_threads_and_calls(rng, name, mode, dtype):
+def test_backend_bitwise_across_threads_and_calls(rng, variant, mode, dtype):
     """1, 2 and 4 threads, and repeated calls, give the same bits."""
+    name, knobs = VARIANTS[variant]
     _skip_the_oracle(name)  # NumPy, single-threaded: nothing to compare
     P, reference, Y = _problem(rng, mode, 1600, 2)
     Y = Y.astype(dtype)
     results = []
     for n_threads in (1, 2, 4):
-        backend = _backend(name, n_threads=n_threads)
+        backend = _backend(name, n_threads=n_threads, **knobs)
         backend.prepare(P, reference=reference)
         for _ in range(2):
             results.append(_call(backend, Y, exaggeration=12.0))
@@ -358,12 +369,14 @@ def test_backend_bitwise_across_threads_and_calls(rng, name, mode, dtype):
         assert_array_equal(grad, grad1)
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("mode", MODES)
-def test_backend_float32_matches_float64(rng, name, mode):
+def test_backend_float32_matches_float64(rng, variant, mode):
     """float32 embeddings give the float64 answer up to input rounding."""
+    name, knobs = VARIANTS[variant]
     P, reference, Y = _problem(rng, mode, 1600, 2)
-    backend = _backend(name, n_threads=2).prepare(P, reference=reference)
+    backend = _backend(name, n_threads=2, **knobs)
+    backend.prepare(P, reference=reference)
     kl64, grad64 = _call(backend, Y, exaggeration=4.0)
     kl32, grad32 = _call(backend, Y.astype(np.float32), exaggeration=4.0)
     assert grad32.dtype == np.float32 and grad64.dtype == np.float64
@@ -495,63 +508,108 @@ def test_estimator_defaults_are_the_backends(estimator, defaults):
 # ---------------------------------------------------------------------------
 
 
-def _fft_repulsion_of(backend, Y):
-    """The backend's unnormalised repulsion and ``Z`` for one fit call."""
-    out = np.empty_like(Y)
-    return out, backend._repulsion(Y, 1.0, out)  # pylint: disable=protected-access
+def _fit_call(name, P, Y, **knobs):
+    """One fit call of a fresh backend, and the backend (for its counters)."""
+    backend = _backend(name, n_components=Y.shape[1], n_threads=2, **knobs)
+    return _call(backend.prepare(P), Y), backend
+
+
+def _wide_sparse_problem(rng, n_samples=2000, d=2):
+    """Few points on a wide embedding, with affinities for a fit call."""
+    Y = clusters(rng, n_samples, d, n_clusters=20, spread=60.0)
+    return random_affinities(rng, n_samples, n_neighbors=10), Y
 
 
 def test_fft_hands_a_wide_sparse_fit_to_the_tree(rng):
-    """Few points on a wide embedding: the default knobs run the tree at
-    BarnesHutTSNE's angle (bitwise), more accurate than the default grid."""
-    Y = clusters(rng, 2000, 2, n_clusters=20, spread=60.0)
+    """Few points on a wide embedding: "auto" runs BarnesHutTSNE's walk at its
+    angle (bitwise), more accurate there than the default grid, which
+    ``repulsion="grid"`` keeps."""
+    P, Y = _wide_sparse_problem(rng)
     grid = InterpolationGrid.covering(*bounding_box(Y), **GRID_KNOB_DEFAULTS)
     assert _tree_is_cheaper(Y.shape[0], grid)
-    out, Z = _fft_repulsion_of(_backend("fft", n_threads=2), Y)
-    out_tree = np.empty_like(Y)
-    Z_tree = bh_repulsion(Y, DEFAULT_ANGLE, 1.0, out_tree, 1)
-    assert Z == Z_tree
-    assert_array_equal(out, out_tree)
-    out_grid = np.empty_like(Y)
-    _fft_repulsion(Y, 1.0, out_grid, 1, **GRID_KNOB_DEFAULTS)
-    exact, _ = exact_repulsion(Y, 1.0)
-    assert relative_error(out, exact) < relative_error(out_grid, exact)
+    (kl, grad), backend = _fit_call("fft", P, Y)
+    kl_bh, grad_bh = _call(_backend("bh", angle=DEFAULT_ANGLE).prepare(P), Y)
+    assert kl == kl_bh
+    assert_array_equal(grad, grad_bh)
+    assert (backend.n_tree_calls, backend.n_grid_calls) == (1, 0)
+    (_, grad_grid), grid_backend = _fit_call("fft", P, Y, repulsion="grid")
+    assert (grid_backend.n_tree_calls, grid_backend.n_grid_calls) == (0, 1)
+    _, grad_exact = _exact(P, None, Y)
+    assert relative_error(grad, grad_exact) < relative_error(grad_grid, grad_exact)
 
 
 def test_fft_keeps_the_grid_where_it_is_cheaper(rng):
-    """Many points on a narrow embedding: the default grid, bitwise."""
+    """Many points on a narrow embedding: "auto" is the grid, bitwise."""
     Y = clusters(rng, 30_000, 2, spread=10.0)
+    P = random_affinities(rng, Y.shape[0], n_neighbors=5)
     grid = InterpolationGrid.covering(*bounding_box(Y), **GRID_KNOB_DEFAULTS)
     assert not _tree_is_cheaper(Y.shape[0], grid)
-    out, Z = _fft_repulsion_of(_backend("fft", n_threads=2), Y)
-    out_grid = np.empty_like(Y)
-    assert Z == _fft_repulsion(Y, 1.0, out_grid, 1, **GRID_KNOB_DEFAULTS)
-    assert_array_equal(out, out_grid)
+    (kl, grad), backend = _fit_call("fft", P, Y)
+    (kl_grid, grad_grid), _ = _fit_call("fft", P, Y, repulsion="grid")
+    assert (backend.n_tree_calls, backend.n_grid_calls) == (0, 1)
+    assert kl == kl_grid
+    assert_array_equal(grad, grad_grid)
+
+
+def test_fft_one_dimensional_fit_keeps_the_grid(rng):
+    """A 1-D fit never takes the walk, even wide and sparse: the grid, bitwise."""
+    P, Y = _wide_sparse_problem(rng, d=1)
+    (kl, grad), backend = _fit_call("fft", P, Y)
+    (kl_grid, grad_grid), _ = _fit_call("fft", P, Y, repulsion="grid")
+    assert (backend.n_tree_calls, backend.n_grid_calls) == (0, 1)
+    assert kl == kl_grid
+    assert_array_equal(grad, grad_grid)
 
 
 @pytest.mark.parametrize(
     "knobs",
     [
+        {},
+        {"min_num_intervals": 50},
         {"min_num_intervals": 20},
         {"n_interpolation_points": 4},
         {"ints_in_interval": 0.5},
         {"max_num_intervals": 0},
     ],
 )
-def test_fft_explicit_knobs_always_get_their_grid(rng, knobs):
-    """A knob away from its default asks for that grid: no tree, ever."""
-    Y = clusters(rng, 2000, 2, n_clusters=20, spread=60.0)
-    out, Z = _fft_repulsion_of(_backend("fft", **knobs), Y)
+def test_fft_repulsion_grid_is_fitsne(rng, knobs):
+    """``repulsion="grid"`` interpolates on the knobs' grid, bitwise, where
+    "auto" takes the walk on the same embedding, knobs at their defaults or
+    not."""
+    P, Y = _wide_sparse_problem(rng)
+    _, auto = _fit_call("fft", P, Y, **knobs)
+    assert auto.n_tree_calls == 1
+    backend = _backend("fft", n_threads=2, repulsion="grid", **knobs)
+    out = np.empty_like(Y)
+    Z = backend._repulsion(Y, 1.0, out)  # pylint: disable=protected-access
     out_grid = np.empty_like(Y)
     all_knobs = {**GRID_KNOB_DEFAULTS, **knobs}
     assert Z == _fft_repulsion(Y, 1.0, out_grid, 1, **all_knobs)
     assert_array_equal(out, out_grid)
 
 
-def test_fft_tree_cost_model_follows_points_and_grid():
-    """The tree wins for few points on a big grid, the grid for many points."""
-    small = InterpolationGrid.covering((0.0, 0.0), (10.0, 10.0), **GRID_KNOB_DEFAULTS)
-    wide = InterpolationGrid.covering((0.0, 0.0), (150.0, 150.0), **GRID_KNOB_DEFAULTS)
-    assert _tree_is_cheaper(2_000, small) and _tree_is_cheaper(20_000, wide)
-    assert not _tree_is_cheaper(100_000, small)
-    assert not _tree_is_cheaper(1_000_000, wide)
+def test_fft_tree_crossover_is_the_documented_one():
+    """The crossovers that docs/fft.rst and the docstrings state: the minimum
+    grid loses to the walk up to about 18,600 points at any span; past it the
+    walk takes over at a span of about 51 at 20,000 points, 113 at 100,000,
+    188 at 250,000, and never at 1,000,000 (the grid is capped)."""
+
+    def grid(span):
+        return InterpolationGrid.covering(
+            (0.0, 0.0), (span, span), **GRID_KNOB_DEFAULTS
+        )
+
+    minimum = grid(5.0)
+    assert minimum.n_boxes == (50, 50)
+    assert _tree_is_cheaper(18_600, minimum)
+    assert not _tree_is_cheaper(18_800, minimum)
+    for n_samples, span in [(20_000, 51.0), (100_000, 113.0), (250_000, 188.0)]:
+        assert not _tree_is_cheaper(n_samples, grid(span - 1.0))
+        assert _tree_is_cheaper(n_samples, grid(span))
+    assert not any(_tree_is_cheaper(1_000_000, grid(s)) for s in (300.0, 1000.0))
+
+
+def test_fft_repulsion_is_checked():
+    """An unknown ``repulsion`` is refused by name."""
+    with pytest.raises(ValueError, match="repulsion must be 'auto' or 'grid'"):
+        FFTGradient(repulsion="tree")

@@ -30,6 +30,7 @@ from fasttsne.tsne._gradients._interpolation import (
     _repulsion_on_grid,
     check_grid_knobs,
 )
+from fasttsne._validation import StrOptions
 from fasttsne.tsne._gradients._sparse import SparseAttractionBackend
 
 # Up to this many points a fit's exact sums (a Barnes-Hut walk at angle 0)
@@ -48,9 +49,15 @@ _FROZEN_DIRECT_MAX_N = 64
 # for a circulant of L nodes (its FFTs, then spreading and interpolation), a
 # Barnes-Hut walk at ``_TREE_ANGLE`` costs ``_TREE_COST_PER_POINT N log2 N``.
 # The constants are fitted to one-thread timings of both on t-SNE-like
-# embeddings (benchmarks/bench_fft_vs_bh.py --calibrate; docs/fft.rst).
+# embeddings and checked at 1 and 2 threads up to 250,000 points
+# (benchmarks/bench_fft_vs_bh.py --calibrate; docs/fft.rst).
 _GRID_COST_PER_POINT = 20.0
 _TREE_COST_PER_POINT = 7.0
+
+#: How a fit's repulsion is summed above ``_DIRECT_MAX_N`` points: "auto"
+#: hands a 2-D call to the Barnes-Hut walk where the cost model says the grid
+#: costs more, "grid" interpolates at every call (FIt-SNE's method).
+REPULSION_CONSTRAINT = {"repulsion": [StrOptions({"auto", "grid"})]}
 
 # The tree's opening angle: BarnesHutTSNE's default. On a wide embedding its
 # repulsion error is below the default grid's; under early exaggeration it is
@@ -63,6 +70,8 @@ def _tree_is_cheaper(n_samples, grid):
 
     Depends on ``n_samples`` and the grid alone (never on the threads), so
     the choice, and with it the result, is the same for any ``n_threads``.
+    Only called above ``_DIRECT_MAX_N`` points (``log2`` of a grid of at
+    least one box of one node would be 0).
     """
     n_nodes = math.prod(grid.fft_shape)
     grid_cost = n_nodes * math.log2(n_nodes) + _GRID_COST_PER_POINT * n_samples
@@ -98,9 +107,24 @@ class FFTGradient(SparseAttractionBackend):
         Most boxes per axis of a 2-D grid, bounding the cost of a call on a
         wide embedding at the price of accuracy; 0 for no cap. A 1-D grid may
         have its square.
+    repulsion : {"auto", "grid"}, default="auto"
+        "grid": every call of a fit above ``_DIRECT_MAX_N`` points
+        interpolates on the grid of the knobs above (FIt-SNE's method).
+        "auto": a 2-D call whose grid would cost more than a Barnes-Hut walk
+        at ``_TREE_ANGLE``, by the cost model ``_tree_is_cheaper``, takes the
+        walk instead (see Notes). 1-D calls and ``transform`` always use the
+        grid.
     n_threads : int, default=1
         OpenMP threads and FFT workers; results are bitwise identical for any
         value.
+
+    Attributes
+    ----------
+    n_tree_calls : int
+        Calls of the fit so far whose repulsion took the Barnes-Hut walk at
+        ``_TREE_ANGLE``.
+    n_grid_calls : int
+        Calls of the fit so far whose repulsion was interpolated on the grid.
 
     Notes
     -----
@@ -108,17 +132,21 @@ class FFTGradient(SparseAttractionBackend):
     at most ``_FROZEN_DIRECT_MAX_N`` points, the repulsion is summed exactly
     instead, which is both cheaper than interpolation there and exact.
 
-    With the default knobs, a 2-D fit's call whose grid would cost more than a
-    Barnes-Hut walk at ``_TREE_ANGLE`` (by a cost model of ``N`` and the grid
-    size: few points on a wide embedding, where the grid has far more nodes
-    than there are points) takes the walk instead, with BarnesHutTSNE's
-    accuracy (measured against the grid's in ``docs/fft.rst``). Knobs set
-    away from their defaults ask for that grid, and every call interpolates.
+    With ``repulsion="auto"``, a 2-D fit's call takes the Barnes-Hut walk at
+    ``_TREE_ANGLE`` whenever the cost model of ``N`` and the grid's circulant
+    size says the grid costs more. With the default knobs that is every call
+    (early exaggeration included, whatever the span) below about 18,600
+    points, where even the minimum grid of 50 boxes per axis costs more; above
+    it, calls on a wide embedding (at 100,000 points past a span of about
+    113, at 250,000 past about 188); at 1,000,000 points never (the grid is
+    capped). Those calls have BarnesHutTSNE's accuracy, not the grid's
+    (measured in ``docs/fft.rst``): better than the default grid's on a wide
+    embedding, worse than the fine minimum grid's under early exaggeration.
     """
 
     name = "fft"
     aliases = ("fitsne", "interpolation")
-    knobs = tuple(GRID_KNOB_CONSTRAINTS)
+    knobs = (*GRID_KNOB_CONSTRAINTS, "repulsion")
 
     def __init__(
         self,
@@ -127,6 +155,7 @@ class FFTGradient(SparseAttractionBackend):
         min_num_intervals=GRID_KNOB_DEFAULTS["min_num_intervals"],
         ints_in_interval=GRID_KNOB_DEFAULTS["ints_in_interval"],
         max_num_intervals=GRID_KNOB_DEFAULTS["max_num_intervals"],
+        repulsion="auto",
         n_threads=1,
     ):
         super().__init__(n_threads=n_threads)
@@ -141,10 +170,16 @@ class FFTGradient(SparseAttractionBackend):
         self.min_num_intervals = min_num_intervals
         self.ints_in_interval = ints_in_interval
         self.max_num_intervals = max_num_intervals
+        if repulsion not in ("auto", "grid"):
+            raise ValueError(
+                f"{type(self).__name__}: repulsion must be 'auto' or 'grid', "
+                f"got {repulsion!r}."
+            )
+        self.repulsion = repulsion
+        self.n_tree_calls = 0
+        self.n_grid_calls = 0
         self._workspace = _Workspace()
         self._frozen_grids = {}
-        # Other knobs are the user's choice of grid: honour it on every call.
-        self._tree_allowed = self._grid_knobs() == GRID_KNOB_DEFAULTS
 
     @classmethod
     def is_usable_for(cls, *, n_components, device):
@@ -152,7 +187,7 @@ class FFTGradient(SparseAttractionBackend):
         return device == "cpu" and n_components in (1, 2)
 
     def _grid_knobs(self):
-        return {knob: getattr(self, knob) for knob in self.knobs}
+        return {knob: getattr(self, knob) for knob in GRID_KNOB_CONSTRAINTS}
 
     def _repulsion(self, Y, dof, out):
         if Y.shape[0] <= _DIRECT_MAX_N:
@@ -161,14 +196,18 @@ class FFTGradient(SparseAttractionBackend):
             )
         lo, hi = bounding_box(Y)
         grid = InterpolationGrid.covering(lo, hi, **self._grid_knobs())
+        # A 1-D grid's FFT is cheap at any span (docs/fft.rst), so 1-D calls
+        # stay on the grid.
         if (
-            self._tree_allowed
+            self.repulsion == "auto"
             and Y.shape[1] == 2
             and _tree_is_cheaper(Y.shape[0], grid)
         ):
+            self.n_tree_calls += 1
             return bh_repulsion(
                 Y, _TREE_ANGLE, dof, out, self.n_threads, workspace=self._workspace
             )
+        self.n_grid_calls += 1
         return _repulsion_on_grid(Y, grid, dof, out, self.n_threads)
 
     def _prepare_reference(self, reference):

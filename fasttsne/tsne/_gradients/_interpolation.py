@@ -34,6 +34,7 @@ from fasttsne._cython._interp import (
 from fasttsne._validation import Interval, check_params
 from fasttsne.linalg._circulant import (
     _apply_spectrum,
+    _circulant_shape,
     _kernel_spectrum,
     _next_fft_friendly,
 )
@@ -240,7 +241,7 @@ class InterpolationGrid(NamedTuple):
     @property
     def fft_shape(self):
         """Length per axis of the circulant embedding that the FFTs transform."""
-        return tuple(_next_fft_friendly(2 * n - 1) for n in self.shape)
+        return _circulant_shape(self.shape)
 
 
 def _potentials(grid, kernel, charges, n_threads):
