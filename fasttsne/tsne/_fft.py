@@ -64,10 +64,10 @@ class FFTInterpTSNE(_BaseTSNE):
         embedding (see Notes). The cost model applies to the grid that the
         knobs above give, at their defaults or not: to compare grid knobs
         (e.g. in ``GridSearchCV``), set "grid". 1-D fits and ``transform``
-        always use the grid. On a CUDA device the grid is used at every iteration whatever
-        this parameter: the GPU backend has no tree.
+        always use the grid. On a CUDA device the grid is used at every
+        iteration whatever this parameter: the GPU backend has no tree.
 
-        .. versionadded:: 0.3
+        .. versionadded:: 0.2
 
     Attributes
     ----------
@@ -79,7 +79,7 @@ class FFTInterpTSNE(_BaseTSNE):
         (``repulsion="auto"``); 0 when every one used the grid or exact sums,
         and on a CUDA device.
 
-        .. versionadded:: 0.3
+        .. versionadded:: 0.2
 
     See Also
     --------
