@@ -115,15 +115,9 @@ def tile_csr(
             f"n_cols and n_tiles must be >= 1, got {n_cols} and {n_tiles}."
         )
     nnz = _check_csr(indptr, indices, data.shape[0], n_threads)
-    width = (n_cols + n_tiles - 1) // n_tiles
-    if width > np.iinfo(np.int32).max:
-        raise ValueError(f"A tile of {width} columns overflows int32 indices.")
-    n_out = (n_cols + width - 1) // width
-
-    tile_indptr = np.zeros((n_out, m + 1), dtype=np.int64)
-    tile_indices = np.empty(nnz, dtype=np.int32)
-    tile_data = np.empty(nnz, dtype=np.asarray(data).dtype)
-    starts = np.minimum(np.arange(n_out + 1, dtype=np.int64) * width, n_cols)
+    width, n_out, tile_indptr, tile_indices, tile_data, starts = _empty_tiles(
+        n_cols, n_tiles, m, nnz, np.asarray(data).dtype, "columns"
+    )
     cdef int64_t[:, ::1] ptr = tile_indptr
     cdef int32_t[::1] out_indices = tile_indices
     cdef floating[::1] out_data = tile_data
@@ -214,15 +208,9 @@ def tile_csr_transpose(
     if m < 1:
         raise ValueError("indptr must have m + 1 >= 2 entries: M needs a row.")
     nnz = _check_csr(indptr, indices, data.shape[0], n_threads)
-    width = (m + n_tiles - 1) // n_tiles
-    if width > np.iinfo(np.int32).max:
-        raise ValueError(f"A tile of {width} rows overflows int32 indices.")
-    n_out = (m + width - 1) // width
-
-    tile_indptr = np.zeros((n_out, n_cols + 1), dtype=np.int64)
-    tile_indices = np.empty(nnz, dtype=np.int32)
-    tile_data = np.empty(nnz, dtype=np.asarray(data).dtype)
-    starts = np.minimum(np.arange(n_out + 1, dtype=np.int64) * width, m)
+    width, n_out, tile_indptr, tile_indices, tile_data, starts = _empty_tiles(
+        m, n_tiles, n_cols, nnz, np.asarray(data).dtype, "rows"
+    )
     cdef int64_t[:, ::1] ptr = tile_indptr
     cdef int32_t[::1] out_indices = tile_indices
     cdef floating[::1] out_data = tile_data
@@ -430,6 +418,29 @@ cdef inline void _gather_panel(
             acc[c] += value * x_row[c]
     for c in range(width):
         out_row[c] = acc[c]
+
+
+cdef tuple _empty_tiles(
+    intp_t extent, intp_t n_tiles, intp_t n_lines, intp_t nnz, dtype, str unit
+):
+    """Layout and empty arrays of tiles that split ``extent`` columns (or rows).
+
+    Returns ``(width, n_out, tile_indptr, tile_indices, tile_data, starts)``
+    for tiles of ``ceil(extent / n_tiles)`` ``unit`` each, over ``n_lines``
+    lines of pointers; the tiling functions fill the arrays.
+    """
+    width = (extent + n_tiles - 1) // n_tiles
+    if width > np.iinfo(np.int32).max:
+        raise ValueError(f"A tile of {width} {unit} overflows int32 indices.")
+    n_out = (extent + width - 1) // width
+    return (
+        width,
+        n_out,
+        np.zeros((n_out, n_lines + 1), dtype=np.int64),
+        np.empty(nnz, dtype=np.int32),
+        np.empty(nnz, dtype=dtype),
+        np.minimum(np.arange(n_out + 1, dtype=np.int64) * width, extent),
+    )
 
 
 cdef intp_t _check_csr(

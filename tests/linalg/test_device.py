@@ -12,14 +12,10 @@ import pytest
 import scipy.sparse as sp
 import sklearn
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.utils._array_api import yield_namespace_device_dtype_combinations
-from sklearn.utils.estimator_checks import (
-    check_array_api_input,
-    check_array_api_input_and_values,
-)
 
 import fasttsne.gpu
 from fasttsne import RandomizedSVD, randomized_svd
+from tests.linalg._array_api_checks import ARRAY_API_CHECKS
 from tests._oracles import power_law
 
 torch = pytest.importorskip("torch")
@@ -178,15 +174,6 @@ def test_torch_without_dispatch_is_numpy(rng):
     for first, second in zip(expected, actual):
         assert isinstance(second, np.ndarray)
         assert_array_equal(first, second)
-
-
-# The values check compares in float64, as scikit-learn's own tests run it.
-ARRAY_API_CHECKS = [
-    (check, *combination)
-    for combination in yield_namespace_device_dtype_combinations()
-    for check in (check_array_api_input, check_array_api_input_and_values)
-    if check is check_array_api_input or combination[2] == "float64"
-]
 
 
 @pytest.mark.parametrize(

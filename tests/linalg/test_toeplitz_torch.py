@@ -13,11 +13,6 @@ import numpy as np
 import pytest
 import sklearn
 from numpy.testing import assert_array_equal
-from sklearn.utils._array_api import yield_namespace_device_dtype_combinations
-from sklearn.utils.estimator_checks import (
-    check_array_api_input,
-    check_array_api_input_and_values,
-)
 
 import fasttsne.gpu
 from fasttsne import ToeplitzKernel
@@ -26,6 +21,7 @@ from fasttsne.linalg._circulant import (
     _embedded_kernel,
     _kernel_spectrum,
 )
+from tests.linalg._array_api_checks import ARRAY_API_CHECKS
 from tests._oracles import dense_toeplitz, fft_tolerance, relative_error
 
 torch = pytest.importorskip("torch")
@@ -351,15 +347,6 @@ def test_device_policy(monkeypatch, rng):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails
     with pytest.raises(ImportError, match=r'pip install "fasttsne\[gpu\]"'):
         ToeplitzKernel(device="cuda").fit(X)
-
-
-# The values check compares in float64, as scikit-learn's own tests run it.
-ARRAY_API_CHECKS = [
-    (check, *combination)
-    for combination in yield_namespace_device_dtype_combinations()
-    for check in (check_array_api_input, check_array_api_input_and_values)
-    if check is check_array_api_input or combination[2] == "float64"
-]
 
 
 @pytest.mark.parametrize(
