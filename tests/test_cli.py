@@ -289,6 +289,7 @@ def test_cli_defaults_are_the_estimators_defaults():
             ["--ints-in-interval", "2", "--max-num-intervals", "100"],
             {"ints_in_interval": 2.0, "max_num_intervals": 100},
         ),
+        (["--repulsion", "grid"], {"repulsion": "grid", "class": "FFTInterpTSNE"}),
         (["-q"], {"verbose": 0}),
         (["-v"], {"verbose": 1}),
     ],
@@ -341,6 +342,10 @@ def test_method_knob_of_the_other_method_is_refused(tmp_path, data, capsys):
         tmp_path / "X.npy", tmp_path / "Y.npy", "--method", "fft", "--angle", "0.2"
     )
     _one_line_error(capsys, status, "--angle is an option of --method bh")
+    status = _embed(
+        tmp_path / "X.npy", tmp_path / "Y.npy", "--method", "bh", "--repulsion", "grid"
+    )
+    _one_line_error(capsys, status, "--repulsion is an option of --method fft")
     status = _embed(
         tmp_path / "X.npy",
         tmp_path / "Y.npy",

@@ -637,11 +637,12 @@ def exact_knn(  # pylint: disable=too-many-locals
     are reported for the caller to resolve with the CPU search.
 
     The float64 distances differ from the CPU search's in the last bits (they
-    are summed in another order). Where that could decide the set (a row's
-    k-th and (k+1)-th candidates within the float64 rounding bound of each
-    other), the row's candidates are ranked again on the host with the CPU
-    search's own distances (``pair_squared_distances``), so that the set of
-    every certain row is the CPU's.
+    are summed in another order). Where that could decide the set or its
+    order (any two adjacent candidates among a row's first k + 1 within the
+    float64 rounding bound of each other), the row's candidates are ranked
+    again on the host with the CPU search's own distances
+    (``pair_squared_distances``), so that the neighbours of every certain row
+    and their order are the CPU's.
 
     Parameters
     ----------
@@ -654,8 +655,9 @@ def exact_knn(  # pylint: disable=too-many-locals
         its own neighbours (a kNN graph).
     block_bytes : int, default=2**30
         Bound on the float64 ``(rows, K_PAD, n_features)`` differences of
-        the queries whose candidates are recomputed at once (at least one
-        row; a gather in float32 adds half as much). Each distance is
+        the queries whose candidates are recomputed at once, together with
+        the gathered candidate rows they are cast from (at least one row).
+        Each distance is
         torch's sum over one contiguous row of squares; the block size only
         decides how many rows a call reduces (the same bits on the CPU;
         on a GPU torch may reduce another shape in another order, within
@@ -737,8 +739,10 @@ def exact_knn(  # pylint: disable=too-many-locals
     # orders, each within (F + 2) ulp of the exact value; a factor 2 of margin.
     float64_error = 4.0 * (n_features + 4) * 2.0**-53
 
-    # Rows per block: the (rows, K_PAD, F) float64 differences fit the budget.
-    row_block = max(1, block_bytes // (k_pad * max(n_features, 1) * 8))
+    # Rows per block: the (rows, K_PAD, F) float64 differences and the gathered
+    # candidate rows they are cast from fit the budget together.
+    bytes_per_entry = 8 + (refs.element_size() if refs.dtype != torch.float64 else 0)
+    row_block = max(1, block_bytes // (k_pad * max(n_features, 1) * bytes_per_entry))
     indices = torch.empty((n_queries, n_neighbors), dtype=torch.int64)
     sq_distances = torch.empty((n_queries, n_neighbors), dtype=torch.float64)
     uncertain = torch.zeros(n_queries, dtype=torch.bool)

@@ -527,13 +527,7 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.device_ = "input" if where == "auto" else where
         # The spectrum in each precision, plain and conjugated, on the host;
         # transform caches only its copies on a torch device.
-        self._host_spectra = {
-            (single, conjugate): _host_spectrum(
-                self.spectrum_.spectrum, single, conjugate
-            )
-            for single in (False, True)
-            for conjugate in (False, True)
-        }
+        self._host_spectra = _host_spectra(self.spectrum_.spectrum)
         self._spectra = {}
         if home is not None:
             # pylint: disable-next=import-outside-toplevel
@@ -830,16 +824,32 @@ class ToeplitzKernel(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def __getstate__(self):
         # The per-device spectra are a cache, rebuilt on demand: a pickle holds
         # none (nor tensors of a device the loading machine may lack).
+        # The host spectra are derived from spectrum_ and rebuilt on loading.
         state = super().__getstate__()
         if "_spectra" in state:
             state = {**state, "_spectra": {}}
+        state.pop("_host_spectra", None)
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "spectrum_" in self.__dict__:
+            self._host_spectra = _host_spectra(self.spectrum_.spectrum)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.array_api_support = True
         return tags
+
+
+def _host_spectra(spectrum):
+    """:func:`_host_spectrum` in each precision, plain and conjugated."""
+    return {
+        (single, conjugate): _host_spectrum(spectrum, single, conjugate)
+        for single in (False, True)
+        for conjugate in (False, True)
+    }
 
 
 def _host_spectrum(spectrum, single, conjugate):

@@ -36,7 +36,8 @@ class FFTInterpTSNE(_BaseTSNE):
         Minimum number of grid intervals per dimension. With the other
         defaults a 2-D grid has at least 150 x 150 nodes whatever the number
         of points, which is why ``repulsion="auto"`` takes the Barnes-Hut
-        walk at every iteration below about 18,600 points.
+        walk at every iteration from 1,501 to about 18,600 points (up to
+        1,500 the fit sums exactly).
 
     ints_in_interval : float, default=1.0
         Width of an interval in embedding units: the grid has
@@ -59,7 +60,7 @@ class FFTInterpTSNE(_BaseTSNE):
         would cost more than a Barnes-Hut walk, by a cost model of the number
         of points and the grid size, takes the walk at
         :class:`BarnesHutTSNE`'s default angle (0.5) instead. With the default
-        grid knobs that is every iteration below about 18,600 points, early
+        grid knobs that is every iteration from 1,501 to about 18,600 points, early
         exaggeration included, and above it the iterations on a wide
         embedding (see Notes). The cost model applies to the grid that the
         knobs above give, at their defaults or not: to compare grid knobs
@@ -95,8 +96,8 @@ class FFTInterpTSNE(_BaseTSNE):
     grid would cost more than a Barnes-Hut walk takes the walk at
     :class:`BarnesHutTSNE`'s default angle instead. The grid follows the
     embedding's span, not the number of points, and has at least 50 boxes
-    per axis, so with the default knobs every iteration below about 18,600
-    points takes the walk, at any span, early exaggeration included; above
+    per axis, so with the default knobs every iteration from 1,501 to about
+    18,600 points takes the walk, at any span, early exaggeration included; above
     it, only iterations on a wide embedding do (at 100,000 points past a span
     of about 113, at 250,000 past about 188), and at 1,000,000 points none
     (the grid is capped). The choice is a cost model of the number of points

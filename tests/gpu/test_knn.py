@@ -16,6 +16,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from fasttsne import _neighbors
 from fasttsne.tsne._affinity import joint_probabilities, new_point_affinities
+from tests.gpu.conftest import INTERPRETING
 
 pytestmark = pytest.mark.interpreter
 
@@ -201,7 +202,9 @@ def test_integer_data_with_many_ties_are_the_cpus(rng, device, dtype):
 
 @pytest.mark.parametrize("self_query", [True, False])
 def test_a_small_block_budget_gives_the_same_answer(rng, device, self_query):
-    """One query row per block, or a few, or all: the same bits."""
+    """One query row per block, or a few, or all: the same neighbours, and the
+    same bits where the reduction order cannot follow the block shape (the
+    interpreter; a GPU may reduce another shape in another order)."""
     del device
     from fasttsne.gpu import _launchers
 
@@ -218,7 +221,10 @@ def test_a_small_block_budget_gives_the_same_answer(rng, device, self_query):
     for indices, sq_distances, uncertain in answers:
         assert not uncertain.any()
         assert_array_equal(indices, expected)
-        assert_array_equal(sq_distances, answers[-1][1])
+        if INTERPRETING:
+            assert_array_equal(sq_distances, answers[-1][1])
+        else:
+            assert_allclose(sq_distances, answers[-1][1], rtol=4 * 16 * 2.0**-53)
 
 
 def _no_device(*args, **kwargs):

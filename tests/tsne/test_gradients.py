@@ -611,5 +611,7 @@ def test_fft_tree_crossover_is_the_documented_one():
 
 def test_fft_repulsion_is_checked():
     """An unknown ``repulsion`` is refused by name."""
-    with pytest.raises(ValueError, match="repulsion must be 'auto' or 'grid'"):
+    with pytest.raises(
+        ValueError, match="'repulsion' parameter of FFTGradient must be a str among"
+    ):
         FFTGradient(repulsion="tree")

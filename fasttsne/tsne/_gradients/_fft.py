@@ -21,6 +21,7 @@ from fasttsne._cython._quadtree import (
     bh_repulsion,
     bh_repulsion_from_frozen,
 )
+from fasttsne._validation import StrOptions, check_params
 from fasttsne.tsne._gradients._bh import DEFAULT_ANGLE
 from fasttsne.tsne._gradients._interpolation import (
     GRID_KNOB_CONSTRAINTS,
@@ -30,7 +31,6 @@ from fasttsne.tsne._gradients._interpolation import (
     _repulsion_on_grid,
     check_grid_knobs,
 )
-from fasttsne._validation import StrOptions
 from fasttsne.tsne._gradients._sparse import SparseAttractionBackend
 
 # Up to this many points a fit's exact sums (a Barnes-Hut walk at angle 0)
@@ -135,9 +135,9 @@ class FFTGradient(SparseAttractionBackend):
     With ``repulsion="auto"``, a 2-D fit's call takes the Barnes-Hut walk at
     ``_TREE_ANGLE`` whenever the cost model of ``N`` and the grid's circulant
     size says the grid costs more. With the default knobs that is every call
-    (early exaggeration included, whatever the span) below about 18,600
-    points, where even the minimum grid of 50 boxes per axis costs more; above
-    it, calls on a wide embedding (at 100,000 points past a span of about
+    (early exaggeration included, whatever the span) from 1,501 (below,
+    exact sums) to about 18,600 points, where even the minimum grid of 50
+    boxes per axis costs more; above it, calls on a wide embedding (at 100,000 points past a span of about
     113, at 250,000 past about 188); at 1,000,000 points never (the grid is
     capped). Those calls have BarnesHutTSNE's accuracy, not the grid's
     (measured in ``docs/fft.rst``): better than the default grid's on a wide
@@ -146,7 +146,7 @@ class FFTGradient(SparseAttractionBackend):
 
     name = "fft"
     aliases = ("fitsne", "interpolation")
-    knobs = (*GRID_KNOB_CONSTRAINTS, "repulsion")
+    knobs = (*GRID_KNOB_CONSTRAINTS, *REPULSION_CONSTRAINT)
 
     def __init__(
         self,
@@ -170,11 +170,9 @@ class FFTGradient(SparseAttractionBackend):
         self.min_num_intervals = min_num_intervals
         self.ints_in_interval = ints_in_interval
         self.max_num_intervals = max_num_intervals
-        if repulsion not in ("auto", "grid"):
-            raise ValueError(
-                f"{type(self).__name__}: repulsion must be 'auto' or 'grid', "
-                f"got {repulsion!r}."
-            )
+        check_params(
+            REPULSION_CONSTRAINT, {"repulsion": repulsion}, type(self).__name__
+        )
         self.repulsion = repulsion
         self.n_tree_calls = 0
         self.n_grid_calls = 0
