@@ -139,9 +139,10 @@ class FFTGradient(SparseAttractionBackend):
     exact sums) to about 18,600 points, where even the minimum grid of 50
     boxes per axis costs more; above it, calls on a wide embedding (at
     100,000 points past a span of about 113, at 250,000 past about 188); at
-    1,000,000 points never (the grid is capped). Those calls have BarnesHutTSNE's accuracy, not the grid's
-    (measured in ``docs/fft.rst``): better than the default grid's on a wide
-    embedding, worse than the fine minimum grid's under early exaggeration.
+    1,000,000 points never (the grid is capped). Those calls have
+    BarnesHutTSNE's accuracy, not the grid's (measured in ``docs/fft.rst``):
+    better than the default grid's on a wide embedding, worse than the fine
+    minimum grid's under early exaggeration.
     """
 
     name = "fft"
