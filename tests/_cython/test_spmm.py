@@ -181,6 +181,16 @@ def test_transpose_independent_of_the_order_within_rows():
     assert_allclose(results[0], A.toarray().T @ Y, rtol=1e-13, atol=1e-13)
 
 
+def _tile(tile_indptr, tile_indices, tile_data, t, shape):
+    """Tile ``t`` as a SciPy CSR matrix; the arrays are shared by all tiles,
+    so they are sliced by the tile's first and last pointer."""
+    first, last = tile_indptr[t, 0], tile_indptr[t, -1]
+    return sp.csr_matrix(
+        (tile_data[first:last], tile_indices[first:last], tile_indptr[t] - first),
+        shape=shape,
+    )
+
+
 def test_tiles_keep_rows_and_relative_columns():
     """Each tile is the CSR matrix of its columns, shifted to start at 0."""
     indptr, indices, data, dense = _random_csr((50, 40), 0.2, np.float64, np.int64)
@@ -190,16 +200,7 @@ def test_tiles_keep_rows_and_relative_columns():
     assert_array_equal(starts, [0, 14, 28, 40])
     for t in range(3):
         lo, hi = starts[t], starts[t + 1]
-        # The arrays are shared: slice them by the tile's first and last pointer.
-        first, last = tile_indptr[t, 0], tile_indptr[t, -1]
-        tile = sp.csr_matrix(
-            (
-                tile_data[first:last],
-                tile_indices[first:last],
-                tile_indptr[t] - first,
-            ),
-            shape=(50, hi - lo),
-        )
+        tile = _tile(tile_indptr, tile_indices, tile_data, t, (50, hi - lo))
         assert_array_equal(tile.toarray(), dense[:, lo:hi])
 
 
@@ -213,15 +214,7 @@ def test_transposed_tiles_hold_the_rows_of_m():
     assert_array_equal(starts, [0, 17, 34, 50])
     for t in range(3):
         lo, hi = starts[t], starts[t + 1]
-        first, last = tile_indptr[t, 0], tile_indptr[t, -1]
-        tile = sp.csr_matrix(
-            (
-                tile_data[first:last],
-                tile_indices[first:last],
-                tile_indptr[t] - first,
-            ),
-            shape=(40, hi - lo),
-        )
+        tile = _tile(tile_indptr, tile_indices, tile_data, t, (40, hi - lo))
         assert tile.has_sorted_indices
         assert_array_equal(tile.toarray(), dense[lo:hi].T)
 
