@@ -99,9 +99,18 @@ def run_fasttsne(method, X, args):
     from fasttsne import BarnesHutTSNE, FFTInterpTSNE
 
     clock = _Clock()
-    # joint_probabilities calls the search through this module's name.
+    # joint_probabilities takes its search as a default argument, bound when
+    # the module loads: the timed search is passed to it explicitly.
     clock.wrap(_affinity, "nearest_neighbors", "knn")
     clock.wrap(_affinity, "joint_probabilities", "affinities")
+    timed_joint = _affinity.joint_probabilities
+    search = _affinity.nearest_neighbors
+
+    def joint_probabilities(*call_args, **kwargs):
+        kwargs.setdefault("search", search)
+        return timed_joint(*call_args, **kwargs)
+
+    _affinity.joint_probabilities = joint_probabilities
     cls = BarnesHutTSNE if method == "fasttsne-bh" else FFTInterpTSNE
     tsne = cls(
         max_iter=args.n_iter,
