@@ -15,7 +15,11 @@ estimated, which a subclass provides:
 import numpy as np
 import scipy.sparse as sp
 
-from fasttsne._cython._forces import attractive_forces, kl_attraction_term
+from fasttsne._cython._forces import (
+    assemble_gradient,
+    attractive_forces,
+    kl_attraction_term,
+)
 
 
 def _check_n_threads(n_threads):
@@ -231,11 +235,9 @@ class SparseAttractionBackend:
             Z = self._repulsion(Y, dof, repulsion)
             # Z = 0 only without pairs (one point, or rounding of a lone pair).
             scale = 4.0 / Z if Z > 0 else 0.0
-            grad = repulsion * Y.dtype.type(-scale)
-            # In place: the buffer is rewritten at the next call, and an
-            # embedding-sized temporary costs a pass and page faults.
-            attraction *= Y.dtype.type(4.0)
-            grad += attraction
+            # One fused pass, NumPy's bits: 4 attraction - (4 / Z) repulsion.
+            grad = np.empty_like(Y)
+            assemble_gradient(attraction, repulsion, -scale, grad, self.n_threads)
             kl = None
             if compute_error:
                 total_p = float(np.sum(data, dtype=np.float64))
