@@ -386,12 +386,19 @@ def attractive_forces(
     floating[:, ::1] out,
     int n_threads,
     const floating[:, ::1] Y_ref=None,
+    const floating[:, ::1] repulsion=None,
+    double repulsion_scale=0.0,
 ):
     """Attractive t-SNE forces of a sparse affinity matrix, without the factor 4.
 
     Writes ``out[i] = exaggeration * sum_j p_ij (y_i - y_j) / t_ij`` with
     ``t_ij = 1 + |y_i - y_j|^2 / dof``, the sum running over the stored entries
-    of row i of the CSR matrix ``(data, indices, indptr)``.
+    of row i of the CSR matrix ``(data, indices, indptr)``. With
+    ``repulsion``, writes the gradient ``4 out[i] + s repulsion[i]`` instead
+    (``s = repulsion_scale`` rounded to Y's dtype), in the same pass and with
+    the bits of the NumPy expression ``repulsion * s + 4 * attraction``: each
+    product and the sum are rounded as NumPy rounds them (``setup.py``
+    forbids FMAs), and the factor 4 is exact.
 
     Parameters
     ----------
@@ -411,10 +418,18 @@ def attractive_forces(
         OpenMP threads; the result does not depend on it.
     Y_ref : ndarray of shape (n_columns, n_components), default=None
         Points of the columns; None means ``Y`` (a square P).
+    repulsion : ndarray of shape (n_rows, n_components), default=None
+        The repulsion term to add, scaled by ``repulsion_scale`` (a fit's
+        gradient in one pass); None for the attraction alone.
+    repulsion_scale : float, default=0.0
+        Its factor, typically ``-4 / Z``.
     """
     cdef const floating[:, ::1] ref = Y if Y_ref is None else Y_ref
-    cdef intp_t n = Y.shape[0], i, block, n_blocks, start, stop
+    cdef intp_t n = Y.shape[0], i, k, block, n_blocks, start, stop
     cdef int d = <int>Y.shape[1]
+    cdef bint assemble = repulsion is not None
+    cdef floating scale = <floating>repulsion_scale
+    cdef floating four = 4.0
     _check_csr(
         indptr, indices, data.shape[0], n, Y.shape[1], ref.shape[1], dof, n_threads
     )
@@ -422,10 +437,19 @@ def attractive_forces(
         raise ValueError(
             f"out has shape {(out.shape[0], out.shape[1])}, expected {(n, d)}."
         )
+    if assemble and (repulsion.shape[0] != n or repulsion.shape[1] != d):
+        raise ValueError(
+            f"repulsion has shape {(repulsion.shape[0], repulsion.shape[1])}, "
+            f"expected {(n, d)}."
+        )
     if n == 0:
         return
     if data.shape[0] == 0 or ref.shape[0] == 0:
         out[:, :] = 0
+        if assemble:
+            for i in range(n):
+                for k in range(d):
+                    out[i, k] = repulsion[i, k] * scale + out[i, k] * four
         return
     # Dynamic blocks of rows: rows differ in length, and a thread that the OS
     # delays (shared machines) leaves its blocks to the others instead of
@@ -436,61 +460,24 @@ def attractive_forces(
     ):
         start = block * _ROW_BLOCK
         stop = min(start + _ROW_BLOCK, n)
-        if floating is double and index_t is int32_t:
-            if d == 2 and FASTTSNE_VECTOR_ATTRACTION:
-                fasttsne_attract_rows_2d(
-                    &indptr[0], &indices[0], &data[0], &Y[0, 0], &ref[0, 0],
-                    start, stop, 1.0 / dof, exaggeration, &out[0, 0]
+        if floating is double and index_t is int32_t and (
+            d == 2 and FASTTSNE_VECTOR_ATTRACTION
+        ):
+            fasttsne_attract_rows_2d(
+                &indptr[0], &indices[0], &data[0], &Y[0, 0], &ref[0, 0],
+                start, stop, 1.0 / dof, exaggeration, &out[0, 0]
+            )
+        else:
+            for i in range(start, stop):
+                _attract_row(
+                    &indptr[0], &indices[0], &data[0], &Y[0, 0], &ref[0, 0], i,
+                    d, 1.0 / dof, exaggeration, &out[0, 0]
                 )
-                continue
-        for i in range(start, stop):
-            _attract_row(
-                &indptr[0], &indices[0], &data[0], &Y[0, 0], &ref[0, 0], i, d,
-                1.0 / dof, exaggeration, &out[0, 0]
-            )
-
-
-def assemble_gradient(
-    floating[:, ::1] attraction,
-    const floating[:, ::1] repulsion,
-    double repulsion_scale,
-    floating[:, ::1] out,
-    int n_threads,
-):
-    """``out = 4 attraction + s repulsion``, ``s`` rounded to the arrays' dtype.
-
-    One pass instead of NumPy's three (``repulsion * s``, ``attraction *=
-    4``, the sum) and the same bits: each entry is rounded after the product
-    and after the sum, as NumPy rounds them (``setup.py`` forbids FMAs), and
-    ``4 attraction`` is exact.
-
-    Parameters
-    ----------
-    attraction, repulsion : ndarray of shape (n_samples, n_components)
-        The two force terms, float32 or float64 (the same for both).
-    repulsion_scale : float
-        ``s``, typically ``-4 / Z``.
-    out : ndarray of shape (n_samples, n_components), same dtype
-        Receives the gradient; it may be ``attraction`` itself.
-    n_threads : int
-        OpenMP threads; the result does not depend on it.
-    """
-    cdef intp_t n = attraction.shape[0], d = attraction.shape[1], i, k
-    cdef floating scale = <floating>repulsion_scale
-    cdef floating four = 4.0
-    for name, array in (("repulsion", repulsion), ("out", out)):
-        if array.shape[0] != n or array.shape[1] != d:
-            raise ValueError(
-                f"{name} has shape {(array.shape[0], array.shape[1])}, "
-                f"expected {(n, d)}."
-            )
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be at least 1, got {n_threads}.")
-    for i in prange(
-        n, nogil=True, schedule="static", chunksize=4096, num_threads=n_threads
-    ):
-        for k in range(d):
-            out[i, k] = repulsion[i, k] * scale + attraction[i, k] * four
+        if assemble:
+            # The block's rows are still in L1: the gradient costs no pass.
+            for i in range(start, stop):
+                for k in range(d):
+                    out[i, k] = repulsion[i, k] * scale + out[i, k] * four
 
 
 def kl_attraction_term(

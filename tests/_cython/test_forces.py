@@ -11,7 +11,6 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from fasttsne._cython._forces import (
     _attraction_kernel,
-    assemble_gradient,
     attractive_forces,
     kl_attraction_term,
 )
@@ -143,24 +142,31 @@ def test_vector_rows_match_scalar_rows(rng, n_neighbors, attraction_kernel):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("d", [1, 2])
-def test_assemble_gradient_is_numpy(rng, dtype, d):
-    """The fused pass gives NumPy's three-pass bits, in place too, any threads."""
-    attraction = rng.normal(size=(1001, d)).astype(dtype)
-    repulsion = rng.normal(size=(1001, d)).astype(dtype)
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_assembled_gradient_is_numpy(rng, dtype, d):
+    """With ``repulsion``, the gradient has NumPy's three-pass bits, any threads."""
+    n = 1001
+    P = random_affinities(rng, n, 7)
+    P.data = P.data.astype(dtype)
+    Y = clusters(rng, n, d).astype(dtype)
+    repulsion = rng.normal(size=(n, d)).astype(dtype)
     scale = -4.0 / 3.7
+    attraction = np.empty_like(Y)
+    attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 12.0, attraction, 1)
     expected = repulsion * dtype(scale)
     expected += attraction * dtype(4.0)
     for n_threads in (1, 2, 3):
-        out = np.empty_like(attraction)
-        assemble_gradient(attraction, repulsion, scale, out, n_threads)
+        out = np.empty_like(Y)
+        attractive_forces(
+            P.indptr, P.indices, P.data, Y, 1.0, 12.0, out, n_threads,
+            repulsion=repulsion, repulsion_scale=scale,
+        )  # fmt: skip
         assert_array_equal(out, expected)
-    assemble_gradient(attraction, repulsion, scale, attraction, 2)
-    assert_array_equal(attraction, expected)
-    with pytest.raises(ValueError, match="out has shape"):
-        assemble_gradient(attraction, repulsion, scale, attraction[:5], 1)
-    with pytest.raises(ValueError, match="n_threads"):
-        assemble_gradient(attraction, repulsion, scale, attraction, 0)
+    with pytest.raises(ValueError, match="repulsion has shape"):
+        attractive_forces(
+            P.indptr, P.indices, P.data, Y, 1.0, 1.0, out, 1,
+            repulsion=repulsion[:5], repulsion_scale=scale,
+        )  # fmt: skip
 
 
 def test_attraction_validation(rng):

@@ -85,13 +85,14 @@ _MAX_GRID_NODES = 1 << 24
 # narrower than the kernel's width.
 _MIN_SPAN = 1e-3
 
-# A fit's circulant of at least this many nodes (1024^2: a 2-D span past
-# about 170, or a capped grid) runs the FFTs of its charges in single
-# precision, about 1.5 times faster a call there, where they are most of it;
-# their rounding error (about 5e-5 of the repulsion's norm at a span of
-# 300) stays far below the interpolation error (about 1e-2), and the
-# kernel's spectrum and everything around the FFTs stay in double
-# (docs/fft.rst). Smaller grids, and every fingerprinted fit, keep float64.
+# A fit's capped grid (max_num_intervals limited its boxes, so it is
+# coarser than ints_in_interval asks) whose circulant has at least this many
+# nodes runs the FFTs of its charges in single precision: there they are
+# most of a call and cost about two thirds as much in float32, and their
+# rounding (about 5e-5 of the repulsion's norm, 2e-5 to 5e-5 on Z) is far
+# below the capped grid's interpolation error (1e-2 and more). The kernel's
+# spectrum and everything around the FFTs stay in double (docs/fft.rst).
+# Uncapped grids (fine knobs, every fingerprinted fit) keep float64.
 _SINGLE_PRECISION_FFT_MIN_NODES = 1 << 20
 
 # The grid of a frozen embedding reaches this fraction of its span beyond
@@ -179,6 +180,7 @@ class InterpolationGrid(NamedTuple):
     span: tuple  # (d,) float: extent covered per axis
     n_boxes: tuple  # (d,) int
     n_interpolation_points: int  # p, nodes per box and axis
+    capped: bool = False  # max_num_intervals limited the boxes of an axis
 
     @classmethod
     def covering(
@@ -203,6 +205,10 @@ class InterpolationGrid(NamedTuple):
         """
         cap = max_num_intervals if len(lo) == 2 else max_num_intervals**2
         centers, spans, boxes = [], [], []
+        capped = cap > 0 and any(
+            math.ceil(max(high - low, _MIN_SPAN) / ints_in_interval) > cap
+            for low, high in zip(lo, hi)
+        )
         for low, high in zip(lo, hi):
             n_boxes, span = _boxes_along_axis(
                 high - low,
@@ -224,7 +230,13 @@ class InterpolationGrid(NamedTuple):
                 f"more than {_MAX_GRID_NODES}: set max_num_intervals (a cap on "
                 "the boxes per axis) or a larger ints_in_interval."
             )
-        return cls(tuple(centers), tuple(spans), tuple(boxes), n_interpolation_points)
+        return cls(
+            tuple(centers),
+            tuple(spans),
+            tuple(boxes),
+            n_interpolation_points,
+            bool(capped),
+        )
 
     @property
     def lower_edges(self):
@@ -254,8 +266,8 @@ class InterpolationGrid(NamedTuple):
 
 
 def _fft_dtype(grid):
-    """Precision of a fit's charge FFTs on ``grid``: float32 on large circulants."""
-    if math.prod(grid.fft_shape) >= _SINGLE_PRECISION_FFT_MIN_NODES:
+    """Precision of a fit's charge FFTs: float32 on large capped grids only."""
+    if grid.capped and math.prod(grid.fft_shape) >= _SINGLE_PRECISION_FFT_MIN_NODES:
         return np.float32
     return np.float64
 

@@ -15,11 +15,7 @@ estimated, which a subclass provides:
 import numpy as np
 import scipy.sparse as sp
 
-from fasttsne._cython._forces import (
-    assemble_gradient,
-    attractive_forces,
-    kl_attraction_term,
-)
+from fasttsne._cython._forces import attractive_forces, kl_attraction_term
 
 
 def _check_n_threads(n_threads):
@@ -229,15 +225,24 @@ class SparseAttractionBackend:
         data = self._data_as(Y.dtype)
         attraction, repulsion = self._buffers(Y)
         if not self._reference:
-            attractive_forces(
-                indptr, indices, data, Y, dof, exaggeration, attraction, self.n_threads
-            )
             Z = self._repulsion(Y, dof, repulsion)
             # Z = 0 only without pairs (one point, or rounding of a lone pair).
             scale = 4.0 / Z if Z > 0 else 0.0
-            # One fused pass, NumPy's bits: 4 attraction - (4 / Z) repulsion.
+            # 4 attraction - (4 / Z) repulsion as the attraction is summed:
+            # no pass of its own, and NumPy's bits (see attractive_forces).
             grad = np.empty_like(Y)
-            assemble_gradient(attraction, repulsion, -scale, grad, self.n_threads)
+            attractive_forces(
+                indptr,
+                indices,
+                data,
+                Y,
+                dof,
+                exaggeration,
+                grad,
+                self.n_threads,
+                repulsion=repulsion,
+                repulsion_scale=-scale,
+            )
             kl = None
             if compute_error:
                 total_p = float(np.sum(data, dtype=np.float64))
