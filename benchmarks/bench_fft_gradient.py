@@ -425,15 +425,14 @@ def time_parts(funcs, repeats):
     }
 
 
-def iteration_parts(args):
-    """One fit iteration at the given sizes and spans, split into its parts.
+def iteration_funcs(Y, P, n_threads):
+    """Name -> zero-argument callable for each timed part of one iteration.
 
-    The gradient call (attraction, repulsion, assembly) of ``FFTGradient``
-    with ``repulsion="grid"``, each of its steps alone (attraction; bounding
-    box, sort, spreading with the kernel table, FFTs, interpolation), and
-    the descent step, on a kNN P of ``--n-neighbors`` per point (about
-    ``1.3 n_neighbors`` stored entries per row after symmetrisation).
+    Returns the callables and the grid of ``Y``. The private pipeline steps
+    are reached through their module, so that this also runs against a
+    version without ``_fft_dtype`` (a before/after comparison).
     """
+    # pylint: disable=protected-access
     from fasttsne._cython._forces import attractive_forces
     from fasttsne._cython._interp import (
         bounding_box,
@@ -441,55 +440,76 @@ def iteration_parts(args):
         sort_into_boxes,
         spread_charges,
     )
+    from fasttsne.tsne._gradients import _interpolation
     from fasttsne.tsne._gradients._fft import FFTGradient
-    from fasttsne.tsne._gradients._interpolation import (
-        _potentials,
-        _repulsion_on_grid,
-        _self_table,
-    )
     from fasttsne.tsne._optimizer import GradientDescent
 
+    backend = FFTGradient(**KNOBS, repulsion="grid", n_threads=n_threads)
+    backend.prepare(P)
+    grid = InterpolationGrid.covering(
+        *bounding_box(Y), **KNOBS, max_num_intervals=DEFAULT_MAX_NUM_INTERVALS
+    )
+    # The precision a fit's call uses on this grid (float64 where the
+    # installed version has no choice).
+    fft_dtype = getattr(_interpolation, "_fft_dtype", lambda grid: np.float64)(grid)
+    out = np.empty_like(Y)
+    order, offsets = sort_into_boxes(Y, grid)
+    ys, charges, kernel = spread_charges(Y, order, offsets, grid, 1.0, False, n_threads)
+    if fft_dtype == np.float64:
+        potentials = _interpolation._potentials(grid, kernel, charges, n_threads)
+    else:
+        potentials = _interpolation._potentials(
+            grid, kernel, charges, n_threads, fft_dtype
+        )
+    table = _interpolation._self_table(grid, kernel)
+    optimizer = GradientDescent(float(Y.shape[0]) / 12.0)
+    Y_step = Y.copy()
+    _, grad = backend(Y, exaggeration=1.0, dof=1.0, compute_error=False)
+    indptr, indices = P.indptr.astype(np.int32), P.indices.astype(np.int32)
+
+    def ffts():
+        if fft_dtype == np.float64:
+            return _interpolation._potentials(grid, kernel, charges, n_threads)
+        return _interpolation._potentials(grid, kernel, charges, n_threads, fft_dtype)
+
+    funcs = {
+        "gradient call": lambda: backend(
+            Y, exaggeration=1.0, dof=1.0, compute_error=False
+        ),
+        "attraction": lambda: attractive_forces(
+            indptr, indices, P.data, Y, 1.0, 1.0, out, n_threads
+        ),
+        "repulsion": lambda: _interpolation._repulsion_on_grid(
+            Y, grid, 1.0, out, n_threads
+        ),
+        "  bounding box": lambda: bounding_box(Y),
+        "  sort": lambda: sort_into_boxes(Y, grid),
+        "  spread + kernel": lambda: spread_charges(
+            Y, order, offsets, grid, 1.0, False, n_threads
+        ),
+        "  FFTs": ffts,
+        "  interpolate": lambda: interpolate_repulsion(
+            ys, order, offsets, grid, potentials, table, 1.0, out, n_threads
+        ),
+        "descent step": lambda: optimizer.step(Y_step, grad, 0.8),
+    }
+    return funcs, grid
+
+
+def iteration_parts(args):
+    """One fit iteration at the given sizes and spans, split into its parts.
+
+    The gradient call (attraction, repulsion, assembly) of ``FFTGradient``
+    with ``repulsion="grid"``, each of its steps alone (attraction; bounding
+    box, sort, spreading with the kernel table, FFTs, interpolation), and
+    the descent step, on a kNN P of ``--n-neighbors`` per point (about
+    ``1.1 n_neighbors`` stored entries per row after symmetrisation).
+    """
     rows = []
     for n_samples, span in zip(args.sizes, args.iteration_spans):
         Y0 = make_embedding(n_samples, span, seed=n_samples)
         Y, P = local_affinities(Y0, args.n_neighbors)
-        backend = FFTGradient(**KNOBS, repulsion="grid", n_threads=args.threads)
-        backend.prepare(P)
-        lo, hi = bounding_box(Y)
-        grid = InterpolationGrid.covering(
-            lo, hi, **KNOBS, max_num_intervals=DEFAULT_MAX_NUM_INTERVALS
-        )
-        out = np.empty_like(Y)
-        order, offsets = sort_into_boxes(Y, grid)
-        ys, charges, kernel = spread_charges(
-            Y, order, offsets, grid, 1.0, False, args.threads
-        )
-        potentials = _potentials(grid, kernel, charges, args.threads)
-        table = _self_table(grid, kernel)
-        optimizer = GradientDescent(float(n_samples) / 12.0)
-        Y_step = Y.copy()
-        _, grad = backend(Y, exaggeration=1.0, dof=1.0, compute_error=False)
-        indptr, indices = P.indptr.astype(np.int32), P.indices.astype(np.int32)
-        data = P.data
-        funcs = {
-            "gradient call": lambda: backend(
-                Y, exaggeration=1.0, dof=1.0, compute_error=False
-            ),
-            "attraction": lambda: attractive_forces(
-                indptr, indices, data, Y, 1.0, 1.0, out, args.threads
-            ),
-            "repulsion": lambda: _repulsion_on_grid(Y, grid, 1.0, out, args.threads),
-            "  bounding box": lambda: bounding_box(Y),
-            "  sort": lambda: sort_into_boxes(Y, grid),
-            "  spread + kernel": lambda: spread_charges(
-                Y, order, offsets, grid, 1.0, False, args.threads
-            ),
-            "  FFTs": lambda: _potentials(grid, kernel, charges, args.threads),
-            "  interpolate": lambda: interpolate_repulsion(
-                ys, order, offsets, grid, potentials, table, 1.0, out, args.threads
-            ),
-            "descent step": lambda: optimizer.step(Y_step, grad, 0.8),
-        }
+        funcs, grid = iteration_funcs(Y, P, args.threads)
         times = time_parts(funcs, args.repeats)
         nnz = P.nnz
         print(

@@ -186,9 +186,7 @@ def test_single_precision_ffts_of_large_grids():
     rng = np.random.default_rng(11)
     Y = clusters(rng, 3000, 2, spread=180.0)  # span ~360: capped, 1800 x 1800
     lo, hi = bounding_box(Y)
-    grid = InterpolationGrid.covering(
-        lo, hi, **_knobs(cap=DEFAULT_MAX_NUM_INTERVALS)
-    )
+    grid = InterpolationGrid.covering(lo, hi, **_knobs(cap=DEFAULT_MAX_NUM_INTERVALS))
     assert grid.capped and np.prod(grid.fft_shape) >= _SINGLE_PRECISION_FFT_MIN_NODES
     assert _fft_dtype(grid) == np.float32
     expected, Z_exact = exact_repulsion(Y, 1.0)
