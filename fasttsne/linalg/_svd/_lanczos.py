@@ -27,7 +27,9 @@ returned singular values carry the accuracy of ``A``, not of ``A^T A``. As a
 side effect ``U S = A V^T`` holds to rounding, so ``fit_transform(X)`` and
 ``fit(X).transform(X)`` agree. Cost: ``2 n_iter + 1`` products of a block with
 ``A`` or ``A^T`` (plus that one), and ``O(min(m, n) L^2 + max(m, n) L k)``;
-memory ``(m + n) L``.
+memory ``(m + n) L``. The basis may be built on a float32 copy of a float64
+``A`` (``final_op``, when the caller asks for a few digits): the final step
+then runs on ``A`` in float64, on the Ritz vectors cast to float64.
 
 The basis, the blocks and the Ritz vectors are tall arrays, reached only
 through the operator ``op`` and the basis-products object ``products``

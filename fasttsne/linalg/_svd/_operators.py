@@ -87,8 +87,9 @@ that a fixed seed gives the same bits on any machine of one backend.
 Implementation notes (NumPy)
 ----------------------------
 Dense input goes to BLAS (float32 stays float32). Sparse input (CSR or CSC)
-is never densified. It is copied twice, in O(nnz), into tiles of consecutive
-columns of ``A`` and of ``A^T`` (:mod:`fasttsne._cython._spmm`) small enough
+is never densified. It is copied twice, in O(nnz) and each on first use, into
+tiles of consecutive columns of ``A`` and of ``A^T``
+(:mod:`fasttsne._cython._spmm`) small enough
 that the rows of the dense block a tile picks at random stay in the L2 cache,
 so that both products are gathers; they run in OpenMP threads, as many as the
 BLAS uses, each on a range of rows of about equal work (a row of ``A^T`` is a
