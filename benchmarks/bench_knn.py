@@ -18,12 +18,20 @@ measure recall on a fixed sample of query rows. A crossover sweep times
 exact against approx at small sizes, which sets
 ``fasttsne._neighbors._APPROX_MIN_SAMPLES``.
 
+``--data gmm`` takes ``benchmarks/bench_tsne.py``'s mixture instead (the data
+of the t-SNE fits), and ``--split`` adds where the approximate search spends
+its time (wall and process CPU seconds of the k-means grouping, the faiss
+build, the faiss search, the exact re-ranking and the rest).
+
 Usage::
 
     python benchmarks/bench_knn.py                      # the README table
     python benchmarks/bench_knn.py --sizes 20000 --large 0 --crossover
+    python benchmarks/bench_knn.py --sizes --large 1000000 --data gmm --split
 """
 
+# The stage split wraps private functions of fasttsne.
+# pylint: disable=protected-access
 import argparse
 import importlib.util
 import time
@@ -32,18 +40,80 @@ import numpy as np
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
 
-from fasttsne._neighbors import nearest_neighbors
+from fasttsne._neighbors import _hnsw, nearest_neighbors
 from fasttsne._neighbors._exact import euclidean_knn
 
 
-def make_data(n_samples):
+def make_data(n_samples, data="blobs"):
     """The benchmark data: 20 overlapping Gaussian clusters in 50-D.
 
     With cluster_std=6 about 0.5% of the 90 nearest neighbours of a point lie
     in another cluster at N = 20k (the clusters touch, as real data do).
+    ``data="gmm"`` is ``benchmarks/bench_tsne.py``'s mixture instead: 20
+    separated unit Gaussians in 50-D of unequal sizes.
     """
+    if data == "gmm":
+        from bench_tsne import make_data as make_gmm
+
+        return make_gmm("gmm", n_samples)[0]
     X, _ = make_blobs(n_samples, 50, centers=20, cluster_std=6.0, random_state=0)
     return X
+
+
+class StageClock:
+    """Wall and process CPU seconds of the approximate search's stages.
+
+    Wraps, while in use, the k-means grouping and the re-ranking of
+    ``fasttsne._neighbors._hnsw`` and faiss's ``IndexHNSWFlat.add`` and
+    ``search``; the rest of the search is reported as "other".
+    """
+
+    STAGES = {
+        "k-means grouping": (_hnsw, "_cluster_order"),
+        "exact re-ranking": (_hnsw, "_rerank"),
+    }
+
+    def __init__(self):
+        self.seconds = {}
+        self._originals = []
+
+    def _wrap(self, owner, attribute, stage):
+        original = getattr(owner, attribute)
+
+        def clocked(*args, **kwargs):
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent = self.seconds.setdefault(stage, [0.0, 0.0])
+                spent[0] += time.perf_counter() - wall
+                spent[1] += time.process_time() - cpu
+
+        self._originals.append((owner, attribute, original))
+        setattr(owner, attribute, clocked)
+
+    def __enter__(self):
+        faiss = _hnsw.import_faiss()
+        for stage, (owner, attribute) in self.STAGES.items():
+            self._wrap(owner, attribute, stage)
+        self._wrap(faiss.IndexHNSWFlat, "add", "faiss build")
+        self._wrap(faiss.IndexHNSWFlat, "search", "faiss search")
+        return self
+
+    def __exit__(self, *exc):
+        for owner, attribute, original in reversed(self._originals):
+            setattr(owner, attribute, original)
+        self._originals = []
+
+    def report(self, total_wall, total_cpu):
+        """Print each stage's wall and CPU seconds, and the rest."""
+        print("\n| stage | wall (s) | CPU (s) |\n|---|---|---|")
+        for stage, (wall, cpu) in self.seconds.items():
+            print(f"| {stage} | {wall:.2f} | {cpu:.2f} |")
+        rest_wall = total_wall - sum(wall for wall, _ in self.seconds.values())
+        rest_cpu = total_cpu - sum(cpu for _, cpu in self.seconds.values())
+        print(f"| other (copies, conversions) | {rest_wall:.2f} | {rest_cpu:.2f} |")
+        print(f"| total | {total_wall:.2f} | {total_cpu:.2f} |\n", flush=True)
 
 
 def timed(function):
@@ -155,7 +225,7 @@ def print_row(cells):
 
 def bench_size(n_samples, k, threads, args, methods, check_determinism):
     """Time every method at one size and print its rows."""
-    X = make_data(n_samples)
+    X = make_data(n_samples, args.data)
     exact_time = None
     if n_samples <= args.full_recall_max:
         exact_time, (truth, _) = timed(
@@ -188,7 +258,13 @@ def bench_size(n_samples, k, threads, args, methods, check_determinism):
     else:
         rows, truth = ground_truth_sample(X, k, threads, args.queries)
     for name in methods:
-        seconds, found = timed(lambda name=name: APPROX[name](X, k, threads))
+        if args.split and name == "fasttsne approx (faiss HNSW)":
+            cpu = time.process_time()
+            with StageClock() as clock:
+                seconds, found = timed(lambda name=name: APPROX[name](X, k, threads))
+            clock.report(seconds, time.process_time() - cpu)
+        else:
+            seconds, found = timed(lambda name=name: APPROX[name](X, k, threads))
         deterministic = "-"
         if check_determinism:
             again = APPROX[name](X, k, threads)
@@ -207,12 +283,12 @@ def bench_size(n_samples, k, threads, args, methods, check_determinism):
         )
 
 
-def crossover(k, threads, sizes):
+def crossover(k, threads, sizes, data):
     """Exact against approx at small sizes (sets _APPROX_MIN_SAMPLES)."""
     print("\n| N | exact (s) | approx (s) | exact / approx | recall@k |")
     print("|---|---|---|---|---|")
     for n_samples in sizes:
-        X = make_data(n_samples)
+        X = make_data(n_samples, data)
         exact_time, (truth, _) = timed(
             lambda X=X: nearest_neighbors(X, k, n_threads=threads)
         )
@@ -227,7 +303,7 @@ def crossover(k, threads, sizes):
 def main():
     """Parse arguments and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[20_000, 100_000])
     parser.add_argument(
         "--large",
         type=int,
@@ -248,12 +324,24 @@ def main():
         action="store_true",
         help="also sweep N = 10k..80k for exact vs approx",
     )
+    parser.add_argument(
+        "--data",
+        choices=("blobs", "gmm"),
+        default="blobs",
+        help="this script's mixture, or bench_tsne.py's (the t-SNE fits' data)",
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="time the approximate search's stages (wall and CPU)",
+    )
     args = parser.parse_args()
 
-    print(
-        f"k = {args.k}, {args.threads} threads, 20-cluster Gaussian mixture "
-        "in 50-D (cluster_std=6)"
-    )
+    described = {
+        "blobs": "20-cluster Gaussian mixture in 50-D (cluster_std=6)",
+        "gmm": "bench_tsne.py's 20-cluster Gaussian mixture in 50-D",
+    }
+    print(f"k = {args.k}, {args.threads} threads, {described[args.data]}")
     methods = installed_methods()
     missing = [name for name in APPROX if name not in methods]
     if missing:
@@ -286,7 +374,9 @@ def main():
             check_determinism=False,
         )
     if args.crossover:
-        crossover(args.k, args.threads, [10_000, 20_000, 40_000, 60_000, 80_000])
+        crossover(
+            args.k, args.threads, [10_000, 20_000, 40_000, 60_000, 80_000], args.data
+        )
 
 
 if __name__ == "__main__":

@@ -49,6 +49,11 @@ _ASSIGN_BLOCK_ROWS = 1 << 14
 # 1e6 rows at once.
 QUERY_BATCH_ROWS = 1 << 16
 
+# Rows per worker block of the exact re-ranking: its gathered neighbours'
+# differences are formed in cache-sized pieces anyway (pair_squared_distances),
+# so blocks only need to be many enough to keep every thread busy.
+_RERANK_BLOCK_ROWS = 1 << 12
+
 
 def import_faiss():
     """faiss, or an ``ImportError`` saying how to install it.
@@ -133,7 +138,7 @@ def approx_euclidean_knn(
             missing = labels < 0
             np.take(order, labels, out=labels, mode="clip")
             labels[missing] = -1
-            indices[rows], sq_distances[rows] = _rerank(X, rows, labels, k, n_threads)
+            _rerank(X, rows, labels, k, n_threads, out=(indices, sq_distances))
     finally:
         faiss.omp_set_num_threads(previous_threads)
     return indices, sq_distances
@@ -192,13 +197,24 @@ def _nearest_centroid(X, centroids):
     return np.argmin(scores, axis=1)
 
 
-def _rerank(X, rows, labels, n_neighbors, n_threads):
+def _rerank(
+    X, rows, labels, n_neighbors, n_threads, *, out=None, block_rows=_RERANK_BLOCK_ROWS
+):
     """Exact distances and (distance, index) order of the neighbours of ``rows``.
 
     ``rows`` are row numbers of ``X``; ``labels`` holds the k + 1 candidates
     of each (row numbers of ``X`` too, not graph ids) found by the graph
     search, -1 for missing ones, and is overwritten for rows with a missing
-    one. The row itself is dropped.
+    one. The row itself is dropped. Every row is computed on its own, so the
+    ``n_threads`` workers (on blocks of ``block_rows`` rows) do not change
+    the result.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_rows, n_neighbors), intp
+    sq_distances : ndarray of shape (n_rows, n_neighbors), float64
+        Or, when ``out = (indices, sq_distances)`` is given (arrays of
+        ``X``'s rows), nothing: each worker writes its rows into ``out``.
     """
     n_rows = labels.shape[0]
     # A search that found fewer than k + 1 points pads with -1: redo those
@@ -214,13 +230,25 @@ def _rerank(X, rows, labels, n_neighbors, n_threads):
             match=False,
         )
         labels[short] = exact
-    drop = labels == rows[:, None]
-    drop[~drop.any(axis=1), -1] = True
-    indices = labels[~drop].reshape(n_rows, n_neighbors)
-    sq_distances = pair_squared_distances(
-        X, np.repeat(rows, n_neighbors), X, indices.ravel()
-    ).reshape(n_rows, n_neighbors)
-    return sort_rows(indices, sq_distances)
+
+    def rerank_block(start, stop):
+        query_rows = rows[start:stop]
+        block = labels[start:stop]
+        drop = block == query_rows[:, None]
+        drop[~drop.any(axis=1), -1] = True
+        indices = block[~drop].reshape(stop - start, n_neighbors)
+        sq_distances = pair_squared_distances(
+            X, np.repeat(query_rows, n_neighbors), X, indices.ravel()
+        ).reshape(stop - start, n_neighbors)
+        indices, sq_distances = sort_rows(indices, sq_distances)
+        if out is None:
+            return indices, sq_distances
+        out[0][query_rows] = indices
+        out[1][query_rows] = sq_distances
+        return (None,)
+
+    result = run_blocks(rerank_block, n_rows, block_rows, n_threads)
+    return result if out is None else None
 
 
 # Metrics that the graph answers on unit rows, and how each prepares a row.

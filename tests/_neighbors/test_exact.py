@@ -1,4 +1,4 @@
-"""Tests of the exact euclidean search (fasttsne._neighbors._exact) against slow oracles."""
+"""Tests of the exact euclidean search (fasttsne._neighbors._exact) against oracles."""
 
 import numpy as np
 import pytest

@@ -64,6 +64,27 @@ def test_rerank_redoes_short_rows_exactly(rng):
     assert_allclose(np.sqrt(sq_distances), truth_distances[rows], rtol=1e-12)
 
 
+def test_rerank_blocks_and_threads_do_not_change_the_result(rng):
+    """The re-ranking's worker blocks (ragged last one), its threads and its
+    output arrays give the same bits as one block on one thread."""
+    X = rng.normal(size=(500, 6))
+    rows = rng.permutation(500)[:230]
+    truth, _ = nearest_neighbors(X, 12)
+    # Candidates: the row itself, then its true neighbours in reverse order.
+    labels = np.column_stack([rows, truth[rows][:, ::-1]])
+    whole = _rerank(X, rows, labels.copy(), 12, 1, block_rows=1000)
+    assert_array_equal(whole[0], truth[rows])
+    blocked = _rerank(X, rows, labels.copy(), 12, 2, block_rows=17)
+    assert_array_equal(blocked[0], whole[0])
+    assert_array_equal(blocked[1], whole[1])
+    out = (np.full((500, 12), -1, dtype=np.intp), np.full((500, 12), -1.0))
+    assert _rerank(X, rows, labels.copy(), 12, 2, out=out, block_rows=17) is None
+    assert_array_equal(out[0][rows], whole[0])
+    assert_array_equal(out[1][rows], whole[1])
+    others = np.setdiff1d(np.arange(500), rows)
+    assert_array_equal(out[0][others], -1)  # rows not asked for are untouched
+
+
 @pytest.mark.parametrize("n_samples", [2, 5, 300])
 def test_approx_on_fewer_points_than_order_clusters(rng, n_samples):
     """Fewer points than k-means centroids: still the exact neighbours."""
