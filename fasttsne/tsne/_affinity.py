@@ -304,6 +304,11 @@ def joint_probabilities(
         squared=_squares_distances(metric),
     )
     report(f"kNN: done in {time.perf_counter() - start:.2f} s")
+    if indices.shape != (n_samples, k) or distances.shape != (n_samples, k):
+        raise ValueError(
+            f"The search returned arrays of shapes {indices.shape} and "
+            f"{distances.shape}, expected {(n_samples, k)}."
+        )
     start = time.perf_counter()
     # The kNN's arrays become A, the conditional probabilities in CSR form, in
     # place: the distances their values, the indices their 32-bit columns.
