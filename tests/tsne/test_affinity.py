@@ -547,24 +547,30 @@ def test_knn_rows_to_csr_against_scipy(rng, index_dtype):
         knn_rows_to_csr(values.copy(), columns + n_samples, None, 1)
 
 
-@pytest.mark.parametrize("owned", [True, False])
-def test_buffer_narrows_in_place_and_shrinks(rng, owned):
-    """int64 -> int32 keeps every value; an owned array shrinks in place."""
+@pytest.mark.parametrize("shared", [False, True])
+def test_buffer_narrows_in_place_and_shrinks(rng, shared):
+    """int64 -> int32 keeps every value; an unshared array shrinks in place.
+
+    An array that something else refers to cannot be resized: its narrow
+    values are then copied out.
+    """
     wide = rng.integers(0, 2**31 - 1, size=(300_001, 3))
-    expected = wide.astype(np.int32)
-    array = wide.copy() if owned else wide.copy().reshape(-1)[::1].reshape(wide.shape)
+    expected = wide.astype(np.int32).ravel()
+    array = wide.copy()
+    other = array if shared else None
     buffer = _Buffer(array)
     address = array.ctypes.data
     del array
     buffer.narrow(np.int32)
-    assert_array_equal(buffer.view(np.int32, wide.size), expected.ravel())
-    if owned:
-        assert buffer.view(np.int32, wide.size).ctypes.data == address
-        assert buffer.shrink(np.int32, 10)
-        assert_array_equal(buffer.view(np.int32, 10), expected.ravel()[:10])
+    assert_array_equal(buffer.view(np.int32, wide.size), expected)
+    moved = buffer.view(np.int32, wide.size).ctypes.data != address
+    assert moved == shared
+    assert buffer.shrink(np.int32, 10)  # (after a copy, the copy is unshared)
+    assert_array_equal(buffer.view(np.int32, 10), expected[:10])
     held = buffer.view(np.int32, 5)  # a view keeps the memory from moving
     assert not buffer.shrink(np.int32, 4)
-    assert_array_equal(held, expected.ravel()[:5])
+    assert_array_equal(held, expected[:5])
+    del other
 
 
 def test_reordered_affinities_are_a_relabelling(rng):
