@@ -125,16 +125,11 @@ def _conditional(distances, affinity, perplexity, n_threads):
 def _owner(array):
     """The array that owns ``array``'s memory, if that memory is exactly its."""
     base = array.base
-    if (
-        isinstance(base, np.ndarray)
-        and base.flags.owndata
-        and base.flags.c_contiguous
-        and array.flags.c_contiguous
-        and base.nbytes == array.nbytes
-        and base.ctypes.data == array.ctypes.data
-    ):
-        return base
-    return array
+    if not (isinstance(base, np.ndarray) and base.flags.owndata):
+        return array
+    same = base.nbytes == array.nbytes and base.ctypes.data == array.ctypes.data
+    contiguous = base.flags.c_contiguous and array.flags.c_contiguous
+    return base if same and contiguous else array
 
 
 class _Buffer:
@@ -198,6 +193,51 @@ class _Buffer:
         del flat, narrow  # views would keep the array from being resized
         if not self.shrink(dtype, size):
             self._array = self.view(dtype, size).copy()
+
+
+def _symmetrized(values, columns, shape, index_dtype, order, n_threads):
+    """``A + A^T`` from the kNN rows in the buffers ``values`` and ``columns``.
+
+    The rows are renumbered in ``order`` (None: kept), become the CSR matrix
+    A in place, and are copied into P's arrays by blocks, from the last,
+    while the buffers shrink behind them: a row exists twice only within a
+    block. The buffers are left empty (where they can shrink).
+    """
+    n_samples, k = shape
+    indptr = knn_rows_to_csr(
+        values.view(np.float64, n_samples * k).reshape(shape),
+        columns.view(index_dtype, n_samples * k).reshape(shape),
+        order,
+        n_threads,
+    )
+    nnz = int(indptr[-1])
+    out_indptr = symmetric_row_offsets(
+        values.view(np.float64, nnz), columns.view(index_dtype, nnz), indptr, n_threads
+    )
+    total = int(out_indptr[-1])
+    data = np.empty(total, dtype=np.float64)
+    indices = np.empty(total, dtype=index_dtype)
+    bounds = np.linspace(0, n_samples, _PLACE_BLOCKS + 1).astype(np.intp)
+    for row_start, row_stop in zip(bounds[-2::-1], bounds[:0:-1]):
+        place_rows(
+            values.view(np.float64, nnz),
+            columns.view(index_dtype, nnz),
+            indptr,
+            out_indptr,
+            data,
+            indices,
+            row_start,
+            row_stop,
+            n_threads,
+        )
+        values.shrink(np.float64, int(indptr[row_start]))
+        columns.shrink(index_dtype, int(indptr[row_start]))
+    symmetric_fill(data, indices, indptr, out_indptr, n_threads)
+    P = sparse.csr_matrix((data, indices, out_indptr), shape=(n_samples, n_samples))
+    # scipy narrows 64-bit index arrays whose values fit in 32 bits; the
+    # attraction wants one width for both, so the chosen one is put back.
+    P.indices, P.indptr = indices, out_indptr
+    return P
 
 
 def joint_probabilities(
@@ -331,44 +371,7 @@ def joint_probabilities(
         report("affinities: points numbered in reverse Cuthill-McKee order")
     if before_symmetrize is not None:
         before_symmetrize(order)
-    indptr = knn_rows_to_csr(
-        values.view(np.float64, nnz).reshape(n_samples, k),
-        columns.view(index_dtype, nnz).reshape(n_samples, k),
-        order,
-        n_threads,
-    )
-    nnz = int(indptr[-1])
-    out_indptr = symmetric_row_offsets(
-        values.view(np.float64, nnz), columns.view(index_dtype, nnz), indptr, n_threads
-    )
-    total = int(out_indptr[-1])
-    data = np.empty(total, dtype=np.float64)
-    P_indices = np.empty(total, dtype=index_dtype)
-    # A's rows are copied into P's arrays by blocks, from the last, and A's
-    # buffers shrink behind them: a row exists twice only within a block.
-    bounds = np.linspace(0, n_samples, _PLACE_BLOCKS + 1).astype(np.intp)
-    for row_start, row_stop in zip(bounds[-2::-1], bounds[:0:-1]):
-        place_rows(
-            values.view(np.float64, nnz),
-            columns.view(index_dtype, nnz),
-            indptr,
-            out_indptr,
-            data,
-            P_indices,
-            row_start,
-            row_stop,
-            n_threads,
-        )
-        values.shrink(np.float64, int(indptr[row_start]))
-        columns.shrink(index_dtype, int(indptr[row_start]))
-    del values, columns
-    symmetric_fill(data, P_indices, indptr, out_indptr, n_threads)
-    del indptr
-    P = sparse.csr_matrix((data, P_indices, out_indptr), shape=(n_samples, n_samples))
-    # scipy narrows 64-bit index arrays whose values fit in 32 bits; the
-    # attraction wants one width for both, so the chosen one is put back.
-    P.indices, P.indptr = P_indices, out_indptr
-    del data, P_indices
+    P = _symmetrized(values, columns, (n_samples, k), index_dtype, order, n_threads)
     P.data /= P.data.sum()
     calibration = (
         f"uniform over {k} neighbours"
