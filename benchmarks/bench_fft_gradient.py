@@ -8,6 +8,7 @@ Modes (run from the repository root after building in place)::
     python benchmarks/bench_fft_gradient.py --full     # whole gradient
     python benchmarks/bench_fft_gradient.py --transform  # transform, vs BH
     python benchmarks/bench_fft_gradient.py --frozen     # frozen grid vs exact sums
+    python benchmarks/bench_fft_gradient.py --iteration  # one fit iteration, by part
 
 Embeddings are synthetic but shaped like t-SNE output: 20 clusters of unequal
 size, each a uniformly filled disc whose area is proportional to its size,
@@ -375,6 +376,156 @@ def frozen_crossover(args):
     return rows
 
 
+def local_affinities(Y, n_neighbors, seed=0):
+    """A symmetric CSR P summing to 1 from the kNN of the 2-D points ``Y``.
+
+    Returns ``(Y, P)`` with the points renumbered in the reverse Cuthill-McKee
+    order of the kNN graph, as a large fit numbers them (``_layout.py``), so
+    that the attraction gathers neighbours close in memory as in a real fit.
+    The values are random: only the sparsity pattern matters for speed.
+    """
+    import scipy.sparse
+    from scipy.spatial import cKDTree
+
+    from fasttsne.tsne._layout import _locality_order
+
+    n_samples = Y.shape[0]
+    _, indices = cKDTree(Y).query(Y, k=n_neighbors + 1, workers=-1)
+    indices = indices[:, 1:]
+    indptr = np.arange(0, indices.size + 1, n_neighbors)
+    order = _locality_order(indices, indptr)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(n_samples)
+    rows = np.repeat(np.arange(n_samples), n_neighbors)
+    values = np.random.default_rng(seed).uniform(0.5, 1.0, size=rows.size)
+    P = scipy.sparse.csr_matrix(
+        (values, (rank[rows], rank[indices.ravel()])), shape=(n_samples,) * 2
+    )
+    P = P + P.T
+    P = (P / P.sum()).tocsr()
+    P.sort_indices()
+    return np.ascontiguousarray(Y[order]), P
+
+
+def time_parts(funcs, repeats):
+    """Interleaved medians of wall and CPU (all threads) seconds, after a warm-up."""
+    wall = {name: [] for name in funcs}
+    cpu = {name: [] for name in funcs}
+    for func in funcs.values():
+        func()
+    for _ in range(repeats):
+        for name, func in funcs.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            func()
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return {
+        name: (float(np.median(wall[name])), float(np.median(cpu[name])))
+        for name in funcs
+    }
+
+
+def iteration_funcs(Y, P, n_threads):
+    """Name -> zero-argument callable for each timed part of one iteration.
+
+    Returns the callables and the grid of ``Y``. The private pipeline steps
+    are reached through their module, so that this also runs against a
+    version without ``_fft_dtype`` (a before/after comparison).
+    """
+    # pylint: disable=protected-access
+    from fasttsne._cython._forces import attractive_forces
+    from fasttsne._cython._interp import (
+        bounding_box,
+        interpolate_repulsion,
+        sort_into_boxes,
+        spread_charges,
+    )
+    from fasttsne.tsne._gradients import _interpolation
+    from fasttsne.tsne._gradients._fft import FFTGradient
+    from fasttsne.tsne._optimizer import GradientDescent
+
+    backend = FFTGradient(**KNOBS, repulsion="grid", n_threads=n_threads)
+    backend.prepare(P)
+    grid = InterpolationGrid.covering(
+        *bounding_box(Y), **KNOBS, max_num_intervals=DEFAULT_MAX_NUM_INTERVALS
+    )
+    # The precision a fit's call uses on this grid (float64 where the
+    # installed version has no choice).
+    fft_dtype = getattr(_interpolation, "_fft_dtype", lambda grid: np.float64)(grid)
+    out = np.empty_like(Y)
+    order, offsets = sort_into_boxes(Y, grid)
+    ys, charges, kernel = spread_charges(Y, order, offsets, grid, 1.0, False, n_threads)
+    if fft_dtype == np.float64:
+        potentials = _interpolation._potentials(grid, kernel, charges, n_threads)
+    else:
+        potentials = _interpolation._potentials(
+            grid, kernel, charges, n_threads, fft_dtype
+        )
+    table = _interpolation._self_table(grid, kernel)
+    optimizer = GradientDescent(float(Y.shape[0]) / 12.0)
+    Y_step = Y.copy()
+    _, grad = backend(Y, exaggeration=1.0, dof=1.0, compute_error=False)
+    indptr, indices = P.indptr.astype(np.int32), P.indices.astype(np.int32)
+
+    def ffts():
+        if fft_dtype == np.float64:
+            return _interpolation._potentials(grid, kernel, charges, n_threads)
+        return _interpolation._potentials(grid, kernel, charges, n_threads, fft_dtype)
+
+    funcs = {
+        "gradient call": lambda: backend(
+            Y, exaggeration=1.0, dof=1.0, compute_error=False
+        ),
+        "attraction": lambda: attractive_forces(
+            indptr, indices, P.data, Y, 1.0, 1.0, out, n_threads
+        ),
+        "repulsion": lambda: _interpolation._repulsion_on_grid(
+            Y, grid, 1.0, out, n_threads
+        ),
+        "  bounding box": lambda: bounding_box(Y),
+        "  sort": lambda: sort_into_boxes(Y, grid),
+        "  spread + kernel": lambda: spread_charges(
+            Y, order, offsets, grid, 1.0, False, n_threads
+        ),
+        "  FFTs": ffts,
+        "  interpolate": lambda: interpolate_repulsion(
+            ys, order, offsets, grid, potentials, table, 1.0, out, n_threads
+        ),
+        "descent step": lambda: optimizer.step(Y_step, grad, 0.8),
+    }
+    return funcs, grid
+
+
+def iteration_parts(args):
+    """One fit iteration at the given sizes and spans, split into its parts.
+
+    The gradient call (attraction, repulsion, assembly) of ``FFTGradient``
+    with ``repulsion="grid"``, each of its steps alone (attraction; bounding
+    box, sort, spreading with the kernel table, FFTs, interpolation), and
+    the descent step, on a kNN P of ``--n-neighbors`` per point (about
+    ``1.1 n_neighbors`` stored entries per row after symmetrisation).
+    """
+    rows = []
+    for n_samples, span in zip(args.sizes, args.iteration_spans):
+        Y0 = make_embedding(n_samples, span, seed=n_samples)
+        Y, P = local_affinities(Y0, args.n_neighbors)
+        funcs, grid = iteration_funcs(Y, P, args.threads)
+        times = time_parts(funcs, args.repeats)
+        nnz = P.nnz
+        print(
+            f"N = {n_samples}, span {span:.0f}, nnz(P) = {nnz} "
+            f"({nnz / n_samples:.0f} a row), grid {grid.shape}, circulant "
+            f"{grid.fft_shape}, {args.threads} threads; medians of {args.repeats}"
+        )
+        print(f"{'part':>18} {'wall ms':>8} {'cpu ms':>8}")
+        row = {"n_samples": n_samples, "span": span, "nnz": nnz}
+        for name, (wall, cpu) in times.items():
+            row[name.strip()] = {"wall_s": wall, "cpu_s": cpu}
+            print(f"{name:>18} {wall * 1e3:>8.1f} {cpu * 1e3:>8.1f}", flush=True)
+        rows.append(row)
+    return rows
+
+
 def main(argv=None):
     """Parse the options, run the chosen mode, print (and save) the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -387,6 +538,9 @@ def main(argv=None):
     )
     mode.add_argument(
         "--frozen", action="store_true", help="frozen grid against exact sums"
+    )
+    mode.add_argument(
+        "--iteration", action="store_true", help="one fit iteration, by part"
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
@@ -407,6 +561,14 @@ def main(argv=None):
         "--frozen-sizes", type=int, nargs="+", default=[32, 64, 128, 512, 1500]
     )
     parser.add_argument("--n-queries", type=int, default=5000, help="--frozen")
+    parser.add_argument(
+        "--iteration-spans",
+        type=float,
+        nargs="+",
+        default=[100, 100, 300],
+        help="--iteration: one span per size",
+    )
+    parser.add_argument("--n-neighbors", type=int, default=90, help="--iteration")
     parser.add_argument("--subset", type=int, default=2000)
     parser.add_argument("--exact-z-max", type=int, default=20_000)
     parser.add_argument("--save", type=Path, help="write the rows as JSON here")
@@ -421,6 +583,8 @@ def main(argv=None):
         rows = transform_quality(args)
     elif args.frozen:
         rows = frozen_crossover(args)
+    elif args.iteration:
+        rows = iteration_parts(args)
     else:
         rows = per_call(args)
     if args.save:

@@ -11,6 +11,20 @@ with ``prange``; a row owns its output row and its slot, and the slots are
 summed serially in row order, so results are bitwise identical for any
 number of threads. Sums are accumulated in double whatever the input dtype.
 
+The 2-D rows of a float64 P with int32 indices (every fit with fewer than
+2^31 stored entries) take C kernels written with GCC/clang vector
+extensions, in blocks of ``_ROW_BLOCK`` rows: the four accumulators of the
+scalar loop become the lanes of two 128-bit vectors (SSE2 on x86-64, NEON
+on arm64), or of one 256-bit vector on x86-64 CPUs with AVX (chosen at run
+time with ``__builtin_cpu_supports``, never by build flags), so the
+divisions that bound the scalar loop issue as packed divisions. Each lane
+does the scalar loop's operations in its order and the lanes are combined as
+the scalar accumulators are, so every path gives the same bits (the tests
+compare them with the int64 scalar loop); other compilers, dtypes and
+dimensions take the scalar loop. Given the repulsion and its factor, the
+force kernel also assembles a fit's gradient block by block, while the
+block's rows are in cache.
+
 ``descent_step_2d`` is serial, works in place and allocates nothing; it
 gives NumPy's bits only when the C compiler does not contract ``a * b + c``
 into FMAs, which ``setup.py`` forbids with ``-ffp-contract=off``.
@@ -20,9 +34,192 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log, sqrt
 
-from fasttsne._cython._typedefs cimport float64_t, index_t, intp_t
+from fasttsne._cython._typedefs cimport float64_t, index_t, int32_t, intp_t
 
 import numpy as np
+
+
+cdef extern from *:
+    """
+    #include <string.h>
+    #if defined(__clang__) || defined(__GNUC__)
+    #define FASTTSNE_VECTOR_ATTRACTION 1
+    typedef double fasttsne_v2d __attribute__((vector_size(16)));
+    typedef long long fasttsne_v2l __attribute__((vector_size(16)));
+    #if defined(__clang__)
+    #define FASTTSNE_PAIR(a, b, i, j) __builtin_shufflevector(a, b, i, j)
+    #else
+    #define FASTTSNE_PAIR(a, b, i, j) __builtin_shuffle(a, b, (fasttsne_v2l){i, j})
+    #endif
+
+    /* _attract_row_2d for a float64 P with int32 indices. Lanes (0, 1) of
+       the "lo" vectors and (0, 1) of the "hi" vectors are the scalar loop's
+       accumulators 0 to 3: each does the same operations in the same order,
+       so the bits are the scalar loop's. A point's two coordinates are one
+       16-byte load; shuffles, not stores, make the vectors of x and of y
+       (building them through the stack stalls on store forwarding). */
+    static inline void fasttsne_attract_row_2d(
+        const int32_t *indptr, const int32_t *indices, const double *data,
+        const double *Y, const double *Y_ref, Py_ssize_t i, double inv_dof,
+        double exaggeration, double *out)
+    {
+        const double y0 = Y[2 * i], y1 = Y[2 * i + 1];
+        const fasttsne_v2d yi = {y0, y1};
+        fasttsne_v2d f0_lo = {0.0, 0.0}, f0_hi = {0.0, 0.0};
+        fasttsne_v2d f1_lo = {0.0, 0.0}, f1_hi = {0.0, 0.0};
+        fasttsne_v2d ra, rb, rc, rd, x0_lo, x1_lo, x0_hi, x1_hi, p_lo, p_hi;
+        fasttsne_v2d pq_lo, pq_hi;
+        Py_ssize_t jj = indptr[i], j_end = indptr[i + 1];
+        double a0, a1, s0, s1, q;
+        for (; jj + 3 < j_end; jj += 4) {
+            memcpy(&ra, Y_ref + 2 * (Py_ssize_t)indices[jj], sizeof ra);
+            memcpy(&rb, Y_ref + 2 * (Py_ssize_t)indices[jj + 1], sizeof rb);
+            memcpy(&rc, Y_ref + 2 * (Py_ssize_t)indices[jj + 2], sizeof rc);
+            memcpy(&rd, Y_ref + 2 * (Py_ssize_t)indices[jj + 3], sizeof rd);
+            ra = yi - ra;
+            rb = yi - rb;
+            rc = yi - rc;
+            rd = yi - rd;
+            x0_lo = FASTTSNE_PAIR(ra, rb, 0, 2);
+            x1_lo = FASTTSNE_PAIR(ra, rb, 1, 3);
+            x0_hi = FASTTSNE_PAIR(rc, rd, 0, 2);
+            x1_hi = FASTTSNE_PAIR(rc, rd, 1, 3);
+            memcpy(&p_lo, data + jj, sizeof p_lo);
+            memcpy(&p_hi, data + jj + 2, sizeof p_hi);
+            pq_lo = p_lo / (1.0 + (x0_lo * x0_lo + x1_lo * x1_lo) * inv_dof);
+            pq_hi = p_hi / (1.0 + (x0_hi * x0_hi + x1_hi * x1_hi) * inv_dof);
+            f0_lo += pq_lo * x0_lo;
+            f1_lo += pq_lo * x1_lo;
+            f0_hi += pq_hi * x0_hi;
+            f1_hi += pq_hi * x1_hi;
+        }
+        a0 = f0_lo[0];
+        a1 = f1_lo[0];
+        for (; jj < j_end; jj++) {
+            s0 = y0 - Y_ref[2 * (Py_ssize_t)indices[jj]];
+            s1 = y1 - Y_ref[2 * (Py_ssize_t)indices[jj] + 1];
+            q = data[jj] / (1.0 + (s0 * s0 + s1 * s1) * inv_dof);
+            a0 += q * s0;
+            a1 += q * s1;
+        }
+        out[2 * i] = exaggeration * ((a0 + f0_lo[1]) + (f0_hi[0] + f0_hi[1]));
+        out[2 * i + 1] = exaggeration * ((a1 + f1_lo[1]) + (f1_hi[0] + f1_hi[1]));
+    }
+
+    #if defined(__x86_64__) && defined(__has_builtin)
+    #if __has_builtin(__builtin_shufflevector) && __has_builtin(__builtin_cpu_supports)
+    #define FASTTSNE_AVX_ATTRACTION 1
+    #endif
+    #endif
+
+    #ifdef FASTTSNE_AVX_ATTRACTION
+    typedef double fasttsne_v4d __attribute__((vector_size(32)));
+
+    /* The same rows with the four accumulators in one 256-bit vector: one
+       packed division per four entries where SSE2 needs two (the divisions
+       bound the loop). AVX has no FMA, and setup.py forbids contraction
+       anyway, so each lane still rounds as the scalar loop does: same bits.
+       Chosen at run time (fasttsne_attract_rows_2d), never by build flags. */
+    __attribute__((target("avx"))) static void fasttsne_attract_rows_2d_avx(
+        const int32_t *indptr, const int32_t *indices, const double *data,
+        const double *Y, const double *Y_ref, Py_ssize_t start, Py_ssize_t stop,
+        double inv_dof, double exaggeration, double *out)
+    {
+        fasttsne_v2d yi, ra, rb, rc, rd;
+        fasttsne_v4d ab, cd, x0, x1, p, pq, f0, f1;
+        Py_ssize_t i, jj, j_end;
+        double y0, y1, a0, a1, s0, s1, q;
+        for (i = start; i < stop; i++) {
+            y0 = Y[2 * i];
+            y1 = Y[2 * i + 1];
+            yi = (fasttsne_v2d){y0, y1};
+            f0 = (fasttsne_v4d){0.0, 0.0, 0.0, 0.0};
+            f1 = f0;
+            jj = indptr[i];
+            j_end = indptr[i + 1];
+            for (; jj + 3 < j_end; jj += 4) {
+                memcpy(&ra, Y_ref + 2 * (Py_ssize_t)indices[jj], sizeof ra);
+                memcpy(&rb, Y_ref + 2 * (Py_ssize_t)indices[jj + 1], sizeof rb);
+                memcpy(&rc, Y_ref + 2 * (Py_ssize_t)indices[jj + 2], sizeof rc);
+                memcpy(&rd, Y_ref + 2 * (Py_ssize_t)indices[jj + 3], sizeof rd);
+                ab = __builtin_shufflevector(yi - ra, yi - rb, 0, 1, 2, 3);
+                cd = __builtin_shufflevector(yi - rc, yi - rd, 0, 1, 2, 3);
+                x0 = __builtin_shufflevector(ab, cd, 0, 2, 4, 6);
+                x1 = __builtin_shufflevector(ab, cd, 1, 3, 5, 7);
+                memcpy(&p, data + jj, sizeof p);
+                pq = p / (1.0 + (x0 * x0 + x1 * x1) * inv_dof);
+                f0 += pq * x0;
+                f1 += pq * x1;
+            }
+            a0 = f0[0];
+            a1 = f1[0];
+            for (; jj < j_end; jj++) {
+                s0 = y0 - Y_ref[2 * (Py_ssize_t)indices[jj]];
+                s1 = y1 - Y_ref[2 * (Py_ssize_t)indices[jj] + 1];
+                q = data[jj] / (1.0 + (s0 * s0 + s1 * s1) * inv_dof);
+                a0 += q * s0;
+                a1 += q * s1;
+            }
+            out[2 * i] = exaggeration * ((a0 + f0[1]) + (f0[2] + f0[3]));
+            out[2 * i + 1] = exaggeration * ((a1 + f1[1]) + (f1[2] + f1[3]));
+        }
+    }
+    #endif
+
+    /* 0 keeps the AVX kernel off (tests reach the 128-bit one this way). */
+    static int fasttsne_allow_avx = 1;
+
+    static int fasttsne_attraction_uses_avx(void)
+    {
+    #ifdef FASTTSNE_AVX_ATTRACTION
+        return fasttsne_allow_avx && __builtin_cpu_supports("avx");
+    #else
+        return 0;
+    #endif
+    }
+
+    /* Rows start:stop, on the widest vectors this CPU has. */
+    static void fasttsne_attract_rows_2d(
+        const int32_t *indptr, const int32_t *indices, const double *data,
+        const double *Y, const double *Y_ref, Py_ssize_t start, Py_ssize_t stop,
+        double inv_dof, double exaggeration, double *out)
+    {
+        Py_ssize_t i;
+    #ifdef FASTTSNE_AVX_ATTRACTION
+        if (fasttsne_attraction_uses_avx()) {
+            fasttsne_attract_rows_2d_avx(indptr, indices, data, Y, Y_ref, start,
+                                         stop, inv_dof, exaggeration, out);
+            return;
+        }
+    #endif
+        for (i = start; i < stop; i++)
+            fasttsne_attract_row_2d(indptr, indices, data, Y, Y_ref, i, inv_dof,
+                                    exaggeration, out);
+    }
+    #else
+    #define FASTTSNE_VECTOR_ATTRACTION 0
+    static int fasttsne_allow_avx = 0;
+    static int fasttsne_attraction_uses_avx(void) { return 0; }
+    static void fasttsne_attract_rows_2d(
+        const int32_t *indptr, const int32_t *indices, const double *data,
+        const double *Y, const double *Y_ref, Py_ssize_t start, Py_ssize_t stop,
+        double inv_dof, double exaggeration, double *out) {}
+    #endif
+    """
+    bint FASTTSNE_VECTOR_ATTRACTION
+    int fasttsne_allow_avx
+    int fasttsne_attraction_uses_avx() noexcept nogil
+    void fasttsne_attract_rows_2d(
+        const int32_t *indptr, const int32_t *indices, const double *data,
+        const double *Y, const double *Y_ref, intp_t start, intp_t stop,
+        double inv_dof, double exaggeration, double *out
+    ) noexcept nogil
+
+
+# Rows per scheduling block of the attraction: one vector-kernel dispatch
+# each, small enough that threads share uneven rows out evenly.
+cdef enum:
+    _ROW_BLOCK = 256
 
 
 cdef void _attract_row_2d(
@@ -160,6 +357,30 @@ cdef void _check_csr(
         raise ValueError(f"n_threads must be at least 1, got {n_threads}.")
 
 
+def _attraction_kernel(allow_avx=None):
+    """Which kernel a 2-D float64 attraction with int32 indices runs.
+
+    Parameters
+    ----------
+    allow_avx : bool, default=None
+        If given, allow (True, the default state) or forbid the AVX kernel
+        from now on in this process; tests forbid it to reach the 128-bit
+        kernel on CPUs that have AVX.
+
+    Returns
+    -------
+    kernel : {"avx", "vector", "scalar"}
+        The 256-bit kernel, the 128-bit one (GCC/clang vector extensions),
+        or the scalar loop (other compilers).
+    """
+    global fasttsne_allow_avx
+    if allow_avx is not None:
+        fasttsne_allow_avx = 1 if allow_avx else 0
+    if not FASTTSNE_VECTOR_ATTRACTION:
+        return "scalar"
+    return "avx" if fasttsne_attraction_uses_avx() else "vector"
+
+
 def attractive_forces(
     const index_t[::1] indptr,
     const index_t[::1] indices,
@@ -170,12 +391,19 @@ def attractive_forces(
     floating[:, ::1] out,
     int n_threads,
     const floating[:, ::1] Y_ref=None,
+    const floating[:, ::1] repulsion=None,
+    double repulsion_scale=0.0,
 ):
     """Attractive t-SNE forces of a sparse affinity matrix, without the factor 4.
 
     Writes ``out[i] = exaggeration * sum_j p_ij (y_i - y_j) / t_ij`` with
     ``t_ij = 1 + |y_i - y_j|^2 / dof``, the sum running over the stored entries
-    of row i of the CSR matrix ``(data, indices, indptr)``.
+    of row i of the CSR matrix ``(data, indices, indptr)``. With
+    ``repulsion``, writes the gradient ``4 out[i] + s repulsion[i]`` instead
+    (``s = repulsion_scale`` rounded to Y's dtype), in the same pass and with
+    the bits of the NumPy expression ``repulsion * s + 4 * attraction``: each
+    product and the sum are rounded as NumPy rounds them (``setup.py``
+    forbids FMAs), and the factor 4 is exact.
 
     Parameters
     ----------
@@ -195,10 +423,18 @@ def attractive_forces(
         OpenMP threads; the result does not depend on it.
     Y_ref : ndarray of shape (n_columns, n_components), default=None
         Points of the columns; None means ``Y`` (a square P).
+    repulsion : ndarray of shape (n_rows, n_components), default=None
+        The repulsion term to add, scaled by ``repulsion_scale`` (a fit's
+        gradient in one pass); None for the attraction alone.
+    repulsion_scale : float, default=0.0
+        Its factor, typically ``-4 / Z``.
     """
     cdef const floating[:, ::1] ref = Y if Y_ref is None else Y_ref
-    cdef intp_t n = Y.shape[0], i
+    cdef intp_t n = Y.shape[0], i, k, block, n_blocks, start, stop
     cdef int d = <int>Y.shape[1]
+    cdef bint assemble = repulsion is not None
+    cdef floating scale = <floating>repulsion_scale
+    cdef floating four = 4.0
     _check_csr(
         indptr, indices, data.shape[0], n, Y.shape[1], ref.shape[1], dof, n_threads
     )
@@ -206,20 +442,47 @@ def attractive_forces(
         raise ValueError(
             f"out has shape {(out.shape[0], out.shape[1])}, expected {(n, d)}."
         )
+    if assemble and (repulsion.shape[0] != n or repulsion.shape[1] != d):
+        raise ValueError(
+            f"repulsion has shape {(repulsion.shape[0], repulsion.shape[1])}, "
+            f"expected {(n, d)}."
+        )
     if n == 0:
         return
     if data.shape[0] == 0 or ref.shape[0] == 0:
         out[:, :] = 0
+        if assemble:
+            for i in range(n):
+                for k in range(d):
+                    out[i, k] = repulsion[i, k] * scale + out[i, k] * four
         return
-    # Dynamic chunks: rows differ in length, and a thread that the OS delays
-    # (shared machines) leaves its rows to the others instead of stalling all.
-    for i in prange(
-        n, nogil=True, schedule="dynamic", chunksize=256, num_threads=n_threads
+    # Dynamic blocks of rows: rows differ in length, and a thread that the OS
+    # delays (shared machines) leaves its blocks to the others instead of
+    # stalling all. A row's result never depends on its block or thread.
+    n_blocks = (n + _ROW_BLOCK - 1) // _ROW_BLOCK
+    for block in prange(
+        n_blocks, nogil=True, schedule="dynamic", num_threads=n_threads
     ):
-        _attract_row(
-            &indptr[0], &indices[0], &data[0], &Y[0, 0], &ref[0, 0], i, d,
-            1.0 / dof, exaggeration, &out[0, 0]
-        )
+        start = block * _ROW_BLOCK
+        stop = min(start + _ROW_BLOCK, n)
+        if floating is double and index_t is int32_t and (
+            d == 2 and FASTTSNE_VECTOR_ATTRACTION
+        ):
+            fasttsne_attract_rows_2d(
+                &indptr[0], &indices[0], &data[0], &Y[0, 0], &ref[0, 0],
+                start, stop, 1.0 / dof, exaggeration, &out[0, 0]
+            )
+        else:
+            for i in range(start, stop):
+                _attract_row(
+                    &indptr[0], &indices[0], &data[0], &Y[0, 0], &ref[0, 0], i,
+                    d, 1.0 / dof, exaggeration, &out[0, 0]
+                )
+        if assemble:
+            # The block's rows are still in L1: the gradient costs no pass.
+            for i in range(start, stop):
+                for k in range(d):
+                    out[i, k] = repulsion[i, k] * scale + out[i, k] * four
 
 
 def kl_attraction_term(

@@ -9,7 +9,11 @@ import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fasttsne._cython._forces import attractive_forces, kl_attraction_term
+from fasttsne._cython._forces import (
+    _attraction_kernel,
+    attractive_forces,
+    kl_attraction_term,
+)
 from tests._oracles import (
     clusters,
     exact_attraction,
@@ -85,6 +89,84 @@ def test_attraction_bitwise_across_threads(rng, d):
         assert kl_attraction_term(P.indptr, P.indices, P.data, Y, 1.0, n_threads) == (
             term1
         )
+
+
+@pytest.fixture(params=["avx", "vector"])
+def attraction_kernel(request):
+    """Each vector kernel of the 2-D attraction this machine can run."""
+    if request.param == "avx" and _attraction_kernel() != "avx":
+        pytest.skip("no AVX kernel on this machine or compiler")
+    if _attraction_kernel(allow_avx=request.param == "avx") != request.param:
+        _attraction_kernel(allow_avx=True)
+        pytest.skip(f"no {request.param} kernel with this compiler")
+    yield request.param
+    _attraction_kernel(allow_avx=True)
+
+
+@pytest.mark.parametrize("n_neighbors", [1, 3, 4, 7, 20])
+def test_vector_rows_match_scalar_rows(rng, n_neighbors, attraction_kernel):
+    """The vector kernels of a 2-D float64 P with int32 indices give the
+    scalar loop's bits.
+
+    int32 indices take the vector kernel, int64 the scalar loop (the oracle
+    for it); rows of every length modulo 4 and empty rows, with an
+    exaggeration and a dof other than 1, square and rectangular.
+    """
+    assert _attraction_kernel() == attraction_kernel
+    n = 300
+    P = random_affinities(rng, n, n_neighbors)
+    keep = np.repeat(np.arange(n), np.diff(P.indptr)) % 17 != 5  # empty rows
+    rows = np.repeat(np.arange(n), np.diff(P.indptr))[keep]
+    P = sp.csr_matrix((P.data[keep], (rows, P.indices[keep])), shape=P.shape)
+    Y = clusters(rng, n, 2)
+    Y_ref = clusters(rng, n, 2)
+    for reference in (None, Y_ref):
+        outputs = []
+        for index_dtype in (np.int32, np.int64):
+            out = np.empty_like(Y)
+            attractive_forces(
+                P.indptr.astype(index_dtype),
+                P.indices.astype(index_dtype),
+                P.data,
+                Y,
+                0.7,
+                12.0,
+                out,
+                2,
+                Y_ref=reference,
+            )
+            outputs.append(out)
+        assert_array_equal(outputs[0], outputs[1])
+        expected = exact_attraction(P, Y, 0.7, 12.0, reference)
+        assert_allclose(outputs[0], expected, rtol=1e-12, atol=1e-18)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_assembled_gradient_is_numpy(rng, dtype, d):
+    """With ``repulsion``, the gradient has NumPy's three-pass bits, any threads."""
+    n = 1001
+    P = random_affinities(rng, n, 7)
+    P.data = P.data.astype(dtype)
+    Y = clusters(rng, n, d).astype(dtype)
+    repulsion = rng.normal(size=(n, d)).astype(dtype)
+    scale = -4.0 / 3.7
+    attraction = np.empty_like(Y)
+    attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 12.0, attraction, 1)
+    expected = repulsion * dtype(scale)
+    expected += attraction * dtype(4.0)
+    for n_threads in (1, 2, 3):
+        out = np.empty_like(Y)
+        attractive_forces(
+            P.indptr, P.indices, P.data, Y, 1.0, 12.0, out, n_threads,
+            repulsion=repulsion, repulsion_scale=scale,
+        )  # fmt: skip
+        assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match="repulsion has shape"):
+        attractive_forces(
+            P.indptr, P.indices, P.data, Y, 1.0, 1.0, out, 1,
+            repulsion=repulsion[:5], repulsion_scale=scale,
+        )  # fmt: skip
 
 
 def test_attraction_validation(rng):

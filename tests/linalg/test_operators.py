@@ -107,6 +107,29 @@ def test_sparse_products_unsorted_rows(rng):
         assert_array_equal(op.matmat(X), expected)
 
 
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_operator_astype_copies_the_sparse_data(rng, fmt, transpose):
+    """``astype`` gives the operator of the cast matrix, bitwise, with the same
+    orientation and cast means, and leaves the original as it was; dense
+    operators refuse."""
+    A = sp.random(300, 2000, density=0.02, format=fmt, random_state=1)
+    mean = np.asarray(A.mean(axis=0)).ravel()
+    op = _LinearOperator(A, mean=mean, transpose=transpose, n_threads=2, width=8)
+    cast = op.astype(np.float32, width=16)
+    expected = _LinearOperator(
+        A.astype(np.float32), mean=mean.astype(np.float32), transpose=transpose
+    )
+    assert cast.dtype == np.float32 and cast.shape == op.shape
+    X = rng.standard_normal((op.shape[1], 8)).astype(np.float32)
+    Y = rng.standard_normal((op.shape[0], 8)).astype(np.float32)
+    assert_array_equal(cast.matmat(X), expected.matmat(X))
+    assert_array_equal(cast.rmatmat(Y), expected.rmatmat(Y))
+    assert op.matmat(X.astype(np.float64)).dtype == np.float64
+    with pytest.raises(TypeError, match="sparse"):
+        _LinearOperator(A.toarray()).astype(np.float32)
+
+
 # --- the basis products -----------------------------------------------------------
 
 # 70000 x 16 = 1.1e6 entries: above the size at which products are cut in pieces.
@@ -297,6 +320,10 @@ class _TallProducts:
         """NumPy dtype of a tall array."""
         return _data(Z).dtype
 
+    def astype(self, Z, dtype):
+        """A copy in ``dtype``, tall."""
+        return _tall(self._numpy.astype(_data(Z), dtype))
+
     def column_norms(self, Z):
         """Column norms, small."""
         return _small(self._numpy.column_norms(_data(Z)))
@@ -347,11 +374,16 @@ class _TallOperator:
         return _tall(self._op.rmatmat(_data(Y)))
 
 
-def _solve(method, A, wrapped, **kwargs):
-    """Run ``method`` on ``A`` with NumPy or :class:`_Tall` arrays."""
+def _solve(method, A, wrapped, final=None, **kwargs):
+    """Run ``method`` on ``A`` with NumPy or :class:`_Tall` arrays (and its
+    final Rayleigh-Ritz step on ``final``, if given)."""
     op, products = _LinearOperator(A, width=8), _BasisProducts()
+    if final is not None:
+        kwargs["final_op"] = _LinearOperator(final, width=8)
     if wrapped:
         op, products = _TallOperator(op), _TallProducts(products)
+        if final is not None:
+            kwargs["final_op"] = _TallOperator(kwargs["final_op"])
     U, S, Vt, n_iter = method(
         op, rng=check_random_state(0), products=products, **kwargs
     )
@@ -377,6 +409,8 @@ BIDIAGONAL = {"solver": _BlockBidiagonal, "tol": None}  # solver of _block_krylo
         (_block_krylov, {"block_size": 4, "n_iter": 6, "tol": None}, "rank 8"),
         # float32: the Gram matrices in float64.
         (_block_krylov, {"block_size": 8, "n_iter": 8, "tol": None}, "float32"),
+        # A float32 basis, the final step on the float64 matrix.
+        (_block_krylov, {"block_size": 8, "n_iter": 20, "tol": 1e-3}, "32 -> 64"),
         # Block bidiagonalisation: both sides reorthogonalised, A V Y from the
         # kept left blocks (power law), noise directions dropped (rank 8),
         # Householder QR for ill-conditioned blocks (steep).
@@ -400,8 +434,11 @@ def test_solvers_run_on_arrays_numpy_cannot_touch(rng, method, kwargs, matrix):
         "rank 8": lambda: rank_deficient(rng, 600, 200),
         "float32": lambda: low_rank_plus_noise(rng, 600, 200).astype(np.float32),
         "steep": lambda: steep_spectrum(rng, 600, 200),
+        "32 -> 64": lambda: sp.random(1000, 400, density=0.05, random_state=0),
     }[matrix]()
     kwargs = {"n_components": 10, "n_oversamples": 10, **kwargs}
+    if matrix == "32 -> 64":
+        A, kwargs["final"] = A.astype(np.float32), A
     expected = _solve(method, A, False, **kwargs)
     actual = _solve(method, A, True, **kwargs)
     for first, second in zip(expected[:3], actual[:3]):

@@ -23,6 +23,7 @@ from fasttsne.linalg._svd._randomized import (
 from tests._oracles import (
     flat_spectrum,
     low_rank_plus_noise,
+    random_csr,
     rank_deficient,
     rounding_floor,
     steep_spectrum,
@@ -326,12 +327,65 @@ def test_small_matrix_is_exact(rng):
     assert_allclose((U * S) @ Vt, A @ Vt.T @ Vt, atol=1e-12)
 
 
+def test_float32_basis_for_a_few_digits_of_sparse_float64(rng):
+    """``tol >= 1e-4`` on a sparse float64 matrix: block Lanczos runs on a
+    float32 copy, the final Rayleigh-Ritz step on ``A`` in float64. The
+    singular values meet ``tol`` against LAPACK's, the outputs are float64 and
+    ``U S = A V^T`` holds to float64 rounding (the final step's precision)."""
+    A = random_csr(rng, 3000, 800, 0.01)
+    S_exact = scipy.linalg.svdvals(A.toarray())[:K]
+    U, S, Vt, info = _randomized_svd(
+        A, K, block_size=8, n_iter=40, tol=1e-3, random_state=0, return_info=True
+    )
+    assert info["basis_dtype"] == "float32" and info["algorithm"] == "krylov"
+    assert U.dtype == S.dtype == Vt.dtype == np.float64
+    assert np.max(np.abs(S - S_exact) / S_exact) <= 1e-3
+    # Far below the float32 rounding (1e-7 S[0]) a float32 final step leaves.
+    assert_allclose(A @ Vt.T, U * S, rtol=0, atol=1e-12 * S[0])
+    assert_allclose(Vt @ Vt.T, np.eye(K), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "case", ["tol None", "tol 1e-5", "dense", "centred", "steep", "float32 data"]
+)
+def test_float64_basis_unless_float32_resolves_the_request(rng, case):
+    """The float32 basis needs a sparse float64 matrix, no implicit centring, a
+    ``tol`` of at least 1e-4 and a spectrum float32 resolves to it; otherwise
+    the solve is in the data's precision (a steep spectrum abandons the float32
+    basis after its first block), and as accurate as the request."""
+    A = random_csr(rng, 3000, 800, 0.01)
+    kwargs = {"block_size": 8, "n_iter": 40, "tol": 1e-3}
+    if case == "tol None":
+        kwargs["tol"] = None
+    elif case == "tol 1e-5":
+        kwargs["tol"] = 1e-5
+    elif case == "dense":
+        A = A.toarray()
+    elif case == "centred":
+        kwargs["center"] = True
+    elif case == "steep":
+        # s_10 / s_1 = exp(-4.5): eps32 (s_1 / s_10)^2 ~ 1e-3, not 16x below tol.
+        A = sp.csr_matrix(steep_spectrum(rng, 600, 200, n_values=40, rate=2.0))
+    else:
+        A = A.astype(np.float32)
+    U, S, Vt, info = _randomized_svd(A, K, random_state=0, return_info=True, **kwargs)
+    expected = "float32" if case == "float32 data" else "float64"
+    assert info["basis_dtype"] == expected
+    dense = A.toarray() if sp.issparse(A) else A
+    if kwargs.get("center"):
+        dense = dense - dense.mean(axis=0)
+    S_exact = scipy.linalg.svdvals(dense.astype(np.float64))[:K]
+    assert np.max(np.abs(S - S_exact) / S_exact) <= 1e-3
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("algorithm", ["krylov", "bidiagonal"])
-def test_sparse_solve_bitwise_independent_of_threads(algorithm):
+@pytest.mark.parametrize(
+    "algorithm, tol", [("krylov", 0), ("bidiagonal", 0), ("krylov", 1e-3)]
+)
+def test_sparse_solve_bitwise_independent_of_threads(algorithm, tol):
     """A whole sparse solve (tiled products, split basis products, partial
-    reorthogonalisation; both Krylov solvers) gives the same bits on one thread
-    and on two."""
+    reorthogonalisation; both Krylov solvers, the float32 basis) gives the same
+    bits on one thread and on two."""
     A = sp.random(20000, 4000, density=0.005, format="csr", random_state=0)
     results = []
     for n_threads in (1, 2):
@@ -343,7 +397,7 @@ def test_sparse_solve_bitwise_independent_of_threads(algorithm):
                     algorithm=algorithm,
                     block_size=16,
                     n_iter=30,
-                    tol=0,
+                    tol=tol,
                     random_state=0,
                 )
             )

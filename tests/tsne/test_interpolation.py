@@ -8,9 +8,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 from fasttsne._cython._interp import MAX_INTERPOLATION_POINTS, bounding_box
 from fasttsne.linalg._circulant import _next_fft_friendly
 from fasttsne.tsne._gradients._interpolation import (
+    _SINGLE_PRECISION_FFT_MIN_NODES,
     DEFAULT_MAX_NUM_INTERVALS,
     FrozenInterpolation,
     InterpolationGrid,
+    _fft_dtype,
+    _repulsion_on_grid,
     check_grid_knobs,
     fft_repulsion,
 )
@@ -170,6 +173,47 @@ def test_cap_trades_accuracy_for_grid_size():
     ]
     assert errors[0] < 5e-2
     assert errors[0] < errors[1] < errors[2]
+
+
+def test_single_precision_ffts_of_large_grids():
+    """A capped grid of a wide embedding runs its charge FFTs in float32.
+
+    The exact sums are the oracle: the float32 FFTs keep the float64 path's
+    error against them (their own rounding, 5e-5 of the repulsion's norm at
+    a span of 300 in docs/fft.rst, is far below the interpolation error),
+    and the result is bitwise the same for any number of threads.
+    """
+    rng = np.random.default_rng(11)
+    Y = clusters(rng, 3000, 2, spread=180.0)  # span ~360: capped, 1800 x 1800
+    lo, hi = bounding_box(Y)
+    grid = InterpolationGrid.covering(lo, hi, **_knobs(cap=DEFAULT_MAX_NUM_INTERVALS))
+    assert grid.capped and np.prod(grid.fft_shape) >= _SINGLE_PRECISION_FFT_MIN_NODES
+    assert _fft_dtype(grid) == np.float32
+    expected, Z_exact = exact_repulsion(Y, 1.0)
+    out64 = np.empty_like(Y)
+    Z64 = _repulsion_on_grid(Y, grid, 1.0, out64, 1, np.float64)
+    out, Z = _run(Y, cap=DEFAULT_MAX_NUM_INTERVALS)  # float32 FFTs, by size
+    error64 = relative_error(out64, expected)
+    assert error64 < 5e-2
+    assert abs(relative_error(out, expected) - error64) < 1e-2 * error64
+    assert relative_error(out, out64) < 2e-4  # measured 4.0e-5 to 5.0e-5
+    # Z's interpolation error here is ~1.4e-3; the float32 FFTs move Z by
+    # 2e-5 to 5e-5 (measured on three such samples).
+    assert abs(Z / Z_exact - 1) < 2e-3
+    assert abs(Z / Z64 - 1) < 1e-4
+    out2, Z2 = _run(Y, cap=DEFAULT_MAX_NUM_INTERVALS, n_threads=2)
+    assert_array_equal(out2, out)
+    assert Z2 == Z
+    # Uncapped grids keep float64, small or large: the default grid of a
+    # span of 100, and a fine grid (a circulant of 2^20+ nodes) of the same
+    # points.
+    small = InterpolationGrid.covering(
+        (0.0, 0.0), (100.0, 100.0), **_knobs(cap=DEFAULT_MAX_NUM_INTERVALS)
+    )
+    fine = InterpolationGrid.covering(lo, hi, **_knobs(p=4, ints=0.5))
+    assert not small.capped and not fine.capped
+    assert np.prod(fine.fft_shape) >= _SINGLE_PRECISION_FFT_MIN_NODES
+    assert _fft_dtype(small) == _fft_dtype(fine) == np.float64
 
 
 # ---------------------------------------------------------------------------

@@ -63,7 +63,9 @@ class RandomizedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     block_size : int, default=None
         Columns per Krylov block; see :func:`randomized_svd`.
     tol : float, default=None
-        Early stop of the Krylov iteration; see :func:`randomized_svd`.
+        Early stop of the Krylov iteration; at least ``1e-4`` on sparse float64
+        input (not centred) also lets block Lanczos work in float32; see
+        :func:`randomized_svd`.
     center : bool, default=False
         Subtract the column means first, which makes this PCA. Sparse input is
         centred implicitly (``X`` is neither densified nor copied).

@@ -27,7 +27,9 @@ returned singular values carry the accuracy of ``A``, not of ``A^T A``. As a
 side effect ``U S = A V^T`` holds to rounding, so ``fit_transform(X)`` and
 ``fit(X).transform(X)`` agree. Cost: ``2 n_iter + 1`` products of a block with
 ``A`` or ``A^T`` (plus that one), and ``O(min(m, n) L^2 + max(m, n) L k)``;
-memory ``(m + n) L``.
+memory ``(m + n) L``. The basis may be built on a float32 copy of a float64
+``A`` (``final_op``, when the caller asks for a few digits): the final step
+then runs on ``A`` in float64, on the Ritz vectors cast to float64.
 
 The basis, the blocks and the Ritz vectors are tall arrays, reached only
 through the operator ``op`` and the basis-products object ``products``
@@ -289,7 +291,8 @@ class _BlockLanczos:
         resolve them all (A of low rank), where float64 and random fill take
         over.
         """
-        dtype, products = self.op.dtype, self.products
+        products = self.products
+        dtype = products.dtype_of(AVY)
         threshold = _gram_threshold(AVY.shape[1], dtype, dtype)
         Q, exact = _svqb(AVY, threshold, products, dtype)
         if Q.shape[1] == AVY.shape[1]:
@@ -298,14 +301,24 @@ class _BlockLanczos:
             return Q, products.inner(Q, AVY)
         return _orthonormalize(AVY, self.rng, products)
 
-    def ritz_svd(self, size, n_components, n_ritz):
+    def ritz_svd(self, size, n_components, n_ritz, final_op=None):
         """Rayleigh-Ritz on ``A`` over the best ``n_ritz`` Ritz vectors of blocks
-        ``0..size``; returns ``U, S, Vt`` with ``n_components`` triplets."""
-        dtype = self.op.dtype
-        Y = self._select(size, min(n_ritz, size))
+        ``0..size``; returns ``U, S, Vt`` with ``n_components`` triplets.
+
+        ``final_op`` is ``A`` in a higher precision than the basis (float64 for a
+        float32 basis): the Ritz vectors are cast to its dtype and the step is
+        taken on it, so that the singular values are those of ``A`` on their
+        span to that precision.
+        """
         products = self.products
+        Y = self._select(size, min(n_ritz, size))
         VY = products.dot(self.V[:, :size], Y)
-        AVY = self._kept_product(Y, size)
+        if final_op is None:
+            op, AVY = self.op, self._kept_product(Y, size)
+        else:
+            op, AVY = final_op, None
+            VY = products.astype(VY, final_op.dtype)
+        dtype = op.dtype
         gram = products.inner(VY, VY)
         if np.max(np.abs(gram - np.eye(gram.shape[0]))) > 64 * _eps(dtype):
             # A basis orthogonal only to about _MAX_LOSS (skipped passes), or
@@ -321,7 +334,7 @@ class _BlockLanczos:
                 AVY = None
             VY = Q
         if AVY is None:
-            AVY = self.op.matmat(VY)
+            AVY = op.matmat(VY)
         # On A itself, not on H, whose entries square the singular values:
         # A V Y = Q R = (Q P) diag(S) Gt, so A (V Y Gt^T) = (Q P) diag(S).
         Q, R = self._orthonormal_image(AVY)
@@ -330,6 +343,18 @@ class _BlockLanczos:
         )
         k = n_components
         return products.dot(Q, P[:, :k]), S[:k], products.dot(VY, Gt[:k].T).T
+
+
+def _test_due(j, last_test):
+    """Whether an explicit ``tol`` is tested after block ``j``.
+
+    After each of the first 8 blocks, then whenever the blocks have grown by
+    an eighth since the last test: a test costs ``O(size^2 b)`` for a basis of
+    ``size`` columns (eigenvectors of the band matrix), which after every
+    block would add up to a sizeable part of a long iteration (docs/svd.rst),
+    and a converged iteration runs at most an eighth longer.
+    """
+    return j < 8 or 8 * (j + 1) >= 9 * (last_test + 1)
 
 
 def _block_krylov(
@@ -345,6 +370,7 @@ def _block_krylov(
     solver=_BlockLanczos,
     lapack_driver="gesdd",
     abandon_if=None,
+    final_op=None,
 ):
     """Randomized block Krylov SVD by block Lanczos on ``op^T op``.
 
@@ -366,8 +392,10 @@ def _block_krylov(
     tol : float or None
         Stop early once the residual bound on the relative error of each of the top
         ``n_components`` Ritz values is below ``tol``; ``0`` never stops early.
-        ``None`` means ``sqrt(eps)``, tested only where the test (a banded
-        eigenproblem of the basis size) costs little next to an iteration.
+        ``None`` means ``sqrt(eps)``, tested after every block, but only where the
+        test (a banded eigenproblem of the basis size) costs little next to an
+        iteration; an explicit ``tol`` is tested on the schedule of
+        :func:`_test_due`.
     rng : RandomState or Generator
         Source of the starting block and of replacement directions.
     products : _BasisProducts
@@ -381,6 +409,9 @@ def _block_krylov(
         Called after the first of several blocks with the square roots of its
         top ``n_components`` Ritz values (when the block holds that many); if
         it returns True, the iteration stops and ``None`` is returned.
+    final_op : _LinearOperator or None, default=None
+        ``A`` in a higher precision than ``op``, for the final Rayleigh-Ritz
+        step (:meth:`_BlockLanczos.ritz_svd`); ``None`` takes it on ``op``.
 
     Returns
     -------
@@ -389,6 +420,9 @@ def _block_krylov(
     """
     n = op.shape[1]
     b = min(block_size, n)
+    # An explicit tol is tested on a sparser schedule (_test_due): each test
+    # solves a banded eigenproblem of the whole basis.
+    sparse_tests = tol is not None
     if (n_iter + 1) * b >= n:
         # The Krylov space would fill the whole space: one block spanning it all
         # gives the exact SVD for fewer products.
@@ -409,6 +443,7 @@ def _block_krylov(
         lapack_driver=lapack_driver,
     )
     n_run = n_iter
+    last_test = -1
     for j in range(n_iter + 1):
         R = lanczos.step(j, last=j == n_iter)
         if j == 0 and R is not None and abandon_if is not None and b >= n_components:
@@ -420,11 +455,13 @@ def _block_krylov(
             R is not None
             and tol > 0
             and (j + 1) * b >= n_components
-            and lanczos.converged(j, R, n_components, tol)
+            and (not sparse_tests or _test_due(j, last_test))
         ):
-            n_run = j
-            break
+            last_test = j
+            if lanczos.converged(j, R, n_components, tol):
+                n_run = j
+                break
     U, S, Vt = lanczos.ritz_svd(
-        (n_run + 1) * b, n_components, n_components + n_oversamples
+        (n_run + 1) * b, n_components, n_components + n_oversamples, final_op
     )
     return U, S, Vt, n_run

@@ -63,6 +63,8 @@ owned by the caller, except that ``subtract_dot`` and ``add_dot`` write into
     numbers for the same seed.
 ``dtype_of(Z)``
     NumPy dtype of a tall array.
+``astype(Z, dtype)``
+    A copy of a tall array in a NumPy dtype.
 ``column_norms(Z)``
     Euclidean norms of the columns: small, shape (b,).
 ``inner(B, Z)``
@@ -85,8 +87,9 @@ that a fixed seed gives the same bits on any machine of one backend.
 Implementation notes (NumPy)
 ----------------------------
 Dense input goes to BLAS (float32 stays float32). Sparse input (CSR or CSC)
-is never densified. It is copied twice, in O(nnz), into tiles of consecutive
-columns of ``A`` and of ``A^T`` (:mod:`fasttsne._cython._spmm`) small enough
+is never densified. It is copied twice, in O(nnz) and each on first use, into
+tiles of consecutive columns of ``A`` and of ``A^T``
+(:mod:`fasttsne._cython._spmm`) small enough
 that the rows of the dense block a tile picks at random stay in the L2 cache,
 so that both products are gathers; they run in OpenMP threads, as many as the
 BLAS uses, each on a range of rows of about equal work (a row of ``A^T`` is a
@@ -170,7 +173,9 @@ class _LinearOperator:
         self.shape = (cols, rows) if transpose else (rows, cols)
         self._n_threads = max(1, int(n_threads))
         self._tiles = self._tiles_t = self._chunks = self._chunks_t = None
-        self.cost_per_column = A.nnz if sp.issparse(A) else rows * cols
+        self.sparse = sp.issparse(A)
+        self.cost_per_column = A.nnz if self.sparse else rows * cols
+        self._width = width
         if sp.issparse(A):
             if A.format == "csc":
                 # A^T of a CSC matrix is a CSR matrix without a copy.
@@ -181,24 +186,62 @@ class _LinearOperator:
                 # Sorted rows make the sums of a gather independent of the tiling,
                 # which then may depend on the number of threads.
                 csr = csr.sorted_indices()
-            # Tiles of csr and of its transpose: both products are gathers,
-            # whose output rows are written once, in row order, instead of a
-            # scatter's updates of rows at random (docs/svd.rst).
+            self._csr = csr
+        else:
+            self._csr = None
+            self._dense = A
+
+    def _tiling(self, of_csr, width):
+        """Tiles and row chunks of the CSR matrix (``of_csr``) or of its transpose.
+
+        Built on first use, for blocks of ``width`` columns or the operator's
+        width if that is more: a solve that multiplies only one way (the final
+        Rayleigh-Ritz step of :meth:`astype`'s caller) never copies the other.
+        The products do not depend on the number of tiles, bitwise.
+        """
+        width = max(width, self._width)
+        if of_csr and self._tiles is None:
+            csr = self._csr
             arrays = (csr.indptr, csr.indices, csr.data, csr.shape[1])
             n_tiles = _n_tiles(csr.shape, csr.nnz, width, self.dtype)
             self._tiles = _spmm.tile_csr(*arrays, n_tiles, self._n_threads)
-            n_tiles = _n_tiles(csr.shape[::-1], csr.nnz, width, self.dtype)
-            self._tiles_t = _spmm.tile_csr_transpose(*arrays, n_tiles, self._n_threads)
             # Rows of equal work per thread: a row of A^T holds a column of A,
             # and column counts may differ by orders of magnitude.
             self._chunks = _spmm.chunk_rows(self._tiles[0], self._n_threads)
+        if not of_csr and self._tiles_t is None:
+            # Tiles of the transpose too: both products are gathers, whose
+            # output rows are written once, in row order, instead of a
+            # scatter's updates of rows at random (docs/svd.rst).
+            csr = self._csr
+            arrays = (csr.indptr, csr.indices, csr.data, csr.shape[1])
+            n_tiles = _n_tiles(csr.shape[::-1], csr.nnz, width, self.dtype)
+            self._tiles_t = _spmm.tile_csr_transpose(*arrays, n_tiles, self._n_threads)
             self._chunks_t = _spmm.chunk_rows(self._tiles_t[0], self._n_threads)
-        else:
-            self._dense = A
+        if of_csr:
+            return self._tiles, self._chunks
+        return self._tiles_t, self._chunks_t
+
+    def astype(self, dtype, *, width=None):
+        """The same operator on a copy of the sparse data in ``dtype``.
+
+        Its tiles are sized for blocks of ``width`` columns (by default this
+        operator's width); the column means, if any, are cast too.
+        """
+        if self._csr is None:
+            raise TypeError("astype copies sparse operators only.")
+        csr = self._csr if self._csr_is_input else self._csr.T
+        mean = None if self.mean is None else self.mean.astype(dtype)
+        return _LinearOperator(
+            csr.astype(dtype),
+            mean=mean,
+            transpose=self.transpose,
+            n_threads=self._n_threads,
+            width=self._width if width is None else width,
+        )
 
     def _product(self, X, transposed):
         """``A @ X`` (``transposed=False``) or ``A^T @ X``, centred if asked."""
-        if self._tiles is None:
+        if self._csr is None:
             A = self._dense
             if transposed:
                 out = A.T @ X
@@ -209,10 +252,7 @@ class _LinearOperator:
             else:
                 out = A @ X
         else:
-            if transposed == self._csr_is_input:
-                tiles, chunks = self._tiles_t, self._chunks_t
-            else:
-                tiles, chunks = self._tiles, self._chunks
+            tiles, chunks = self._tiling(transposed != self._csr_is_input, X.shape[1])
             out = _spmm.gather(
                 *tiles, np.ascontiguousarray(X), self._n_threads, chunks=chunks
             )
@@ -298,6 +338,10 @@ class _BasisProducts:
     def dtype_of(self, Z):
         """NumPy dtype of the tall array ``Z``."""
         return Z.dtype
+
+    def astype(self, Z, dtype):
+        """A copy of the tall array ``Z`` in the NumPy ``dtype``."""
+        return Z.astype(dtype, order="K")
 
     # -- reductions and products ----------------------------------------------
     def column_norms(self, Z):

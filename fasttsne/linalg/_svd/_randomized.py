@@ -45,6 +45,7 @@ from fasttsne.linalg._scaling import _max_abs, _scale_exponent, _scaled
 from fasttsne.linalg._svd._bidiagonal import _BlockBidiagonal, _needs_bidiagonal
 from fasttsne.linalg._svd._lanczos import _BlockLanczos, _block_krylov
 from fasttsne.linalg._svd._operators import _LinearOperator
+from fasttsne.linalg._svd._orthogonal import _eps
 from fasttsne.linalg._svd._subspace import _subspace_iteration
 from fasttsne.linalg._svd._threading import _blas_n_threads, _threaded_products
 from fasttsne.linalg._svd._torch import is_tensor
@@ -54,6 +55,11 @@ __all__ = ["randomized_svd"]
 # algorithm="auto" falls back to subspace iteration when the Krylov basis (short
 # side x basis) would take more than this.
 _MAX_KRYLOV_BYTES = 2**30
+# A sparse float64 solve asked for a tol of at least _MIN_FLOAT32_TOL builds its
+# Krylov basis in float32 while the Ritz values' float32 rounding errors stay
+# _FLOAT32_MARGIN times below tol (_float32_resolves; docs/svd.rst).
+_MIN_FLOAT32_TOL = 1e-4
+_FLOAT32_MARGIN = 16.0
 
 
 def _flip_signs(U, Vt, u_based_decision=False):
@@ -81,6 +87,35 @@ def _flip_signs(U, Vt, u_based_decision=False):
         signs = np.sign(Vt[rows, np.argmax(np.abs(Vt), axis=1)])
     signs[signs == 0] = 1
     return U * signs, Vt * signs[:, np.newaxis]
+
+
+def _float32_operator(op, tol):
+    """A float32 copy of ``op`` for block Lanczos to build its basis on, or None.
+
+    Only for a float64 sparse matrix without implicit centring (whose
+    subtraction of the means could cancel in float32) and a ``tol`` of at least
+    ``_MIN_FLOAT32_TOL``: the caller asks for a few digits, which float32
+    products resolve (:func:`_float32_resolves`).
+    """
+    if tol is None or tol < _MIN_FLOAT32_TOL or not isinstance(op, _LinearOperator):
+        return None
+    if op.sparse and op.mean is None and op.dtype == np.float64:
+        return op.astype(np.float32)
+    return None
+
+
+def _float32_resolves(S, tol):
+    """Whether a float32 Krylov basis resolves the singular values ``S`` to ``tol``.
+
+    Block Lanczos works through ``A^T A``: a float32 basis carries relative
+    errors of about ``eps32 (s_1 / s_i)^2`` in the Ritz values, which must
+    stay ``_FLOAT32_MARGIN`` times below ``tol``. The first block's Ritz values
+    never exceed the singular values, so a spectrum too steep shows at once.
+    """
+    S = np.asarray(S, dtype=np.float64)
+    if len(S) < 2 or S[0] <= 0:
+        return True
+    return bool(_FLOAT32_MARGIN * _eps(np.float32) * S[0] ** 2 <= tol * S[-1] ** 2)
 
 
 def _krylov_auto_iter(n_components, n_oversamples, block):
@@ -345,6 +380,7 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
         sparse=_is_sparse(M),
     )
     width = n_components + n_oversamples if algorithm == "subspace" else block
+    basis_dtype = None
     with _operator_and_products(M, mean=mean, transpose=transpose, width=width) as (
         op,
         products,
@@ -371,7 +407,29 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
                 "lapack_driver": svd_lapack_driver,
             }
             result = None
-            if algorithm == "krylov":
+            op32 = _float32_operator(op, tol) if algorithm == "krylov" else None
+            if op32 is not None:
+                # Three digits or so asked for: a float32 copy of A halves the
+                # bytes of every product and reorthogonalisation pass; the final
+                # Rayleigh-Ritz step is taken on A in float64. Abandoned (for
+                # the float64 solve below) where float32 cannot resolve the
+                # spectrum to tol.
+                def coarse(S):
+                    return not _float32_resolves(S, tol)
+
+                result = _block_krylov(
+                    op32,
+                    n_components,
+                    solver=_BlockLanczos,
+                    abandon_if=coarse,
+                    final_op=op,
+                    **options,
+                )
+                if result is None or coarse(result[1]):
+                    result = None
+                else:
+                    basis_dtype = "float32"
+            if algorithm == "krylov" and result is None:
                 # Block Lanczos, unless its first block (whose Ritz values
                 # underestimate the singular values) or its result shows singular
                 # values below what it resolves: then the same Krylov space,
@@ -390,6 +448,7 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
                     op, n_components, solver=_BlockBidiagonal, **options
                 )
             U, S, Vt, n_run = result
+            basis_dtype = basis_dtype or op.dtype.name
     S_top = float(S[0]) if S.size else 0.0
     dtype = op.dtype
     S = S.astype(dtype, copy=False)
@@ -420,6 +479,7 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
         "block_size": block,
         "transpose": bool(transpose),
         "scale_exponent": exponent,
+        "basis_dtype": basis_dtype,
     }
     return U, S, Vt, info
 
@@ -524,9 +584,19 @@ def randomized_svd(
         relative error of each of the top ``n_components`` singular values is
         below ``tol``; a bound, the actual errors are usually far smaller.
         ``None`` means the square root of the machine epsilon of the dtype (stop
-        once converged to working precision), tested only where the test costs
-        little next to an iteration (not on small matrices); ``0`` never stops
-        early.
+        once converged to working precision), tested after every block but only
+        where the test costs little next to an iteration (not on small
+        matrices); an explicit ``tol`` is tested after each of the first 8
+        blocks, then whenever the blocks have grown by an eighth. ``0`` never
+        stops early. A ``tol`` of at least ``1e-4`` on a sparse float64 matrix
+        (not centred) asks for a few digits, which float32 resolves: block
+        Lanczos then builds its basis on a float32 copy of ``M`` and takes the
+        final Rayleigh-Ritz step on ``M`` in float64, unless the spectrum is too
+        steep for float32 to resolve to ``tol`` (``16 eps32 (s_1 / s_k)^2 >
+        tol``), where the solve is in float64 throughout.
+
+        .. versionchanged:: 0.2
+           The float32 basis, and the schedule of an explicit ``tol``.
     transpose : bool or "auto", default="auto"
         Work on ``M.T``. ``"auto"`` transposes wide matrices so that the sampled
         basis lives on the short side.

@@ -211,6 +211,10 @@ class TorchProducts:
         """NumPy dtype of the tall tensor ``Z``."""
         return numpy_dtype(Z.dtype)
 
+    def astype(self, Z, dtype):
+        """A copy of the tall tensor ``Z`` in the NumPy ``dtype``."""
+        return Z.to(torch_dtype(dtype), copy=True)
+
     # -- reductions and products ----------------------------------------------
     def column_norms(self, Z):
         """Euclidean norms of the columns of ``Z``: small."""

@@ -85,6 +85,16 @@ _MAX_GRID_NODES = 1 << 24
 # narrower than the kernel's width.
 _MIN_SPAN = 1e-3
 
+# A fit's capped grid (max_num_intervals limited its boxes, so it is
+# coarser than ints_in_interval asks) whose circulant has at least this many
+# nodes runs the FFTs of its charges in single precision: there they are
+# most of a call and cost about two thirds as much in float32, and their
+# rounding (about 5e-5 of the repulsion's norm, 2e-5 to 5e-5 on Z) is far
+# below the capped grid's interpolation error (1e-2 and more). The kernel's
+# spectrum and everything around the FFTs stay in double (docs/fft.rst).
+# Uncapped grids (fine knobs, every fingerprinted fit) keep float64.
+_SINGLE_PRECISION_FFT_MIN_NODES = 1 << 20
+
 # The grid of a frozen embedding reaches this fraction of its span beyond
 # each side of its bounding box, so that new points, which start at their
 # neighbours' weighted mean and drift outwards, stay on it; a point that
@@ -170,6 +180,7 @@ class InterpolationGrid(NamedTuple):
     span: tuple  # (d,) float: extent covered per axis
     n_boxes: tuple  # (d,) int
     n_interpolation_points: int  # p, nodes per box and axis
+    capped: bool = False  # max_num_intervals limited the boxes of an axis
 
     @classmethod
     def covering(
@@ -194,6 +205,10 @@ class InterpolationGrid(NamedTuple):
         """
         cap = max_num_intervals if len(lo) == 2 else max_num_intervals**2
         centers, spans, boxes = [], [], []
+        capped = cap > 0 and any(
+            math.ceil(max(high - low, _MIN_SPAN) / ints_in_interval) > cap
+            for low, high in zip(lo, hi)
+        )
         for low, high in zip(lo, hi):
             n_boxes, span = _boxes_along_axis(
                 high - low,
@@ -215,7 +230,13 @@ class InterpolationGrid(NamedTuple):
                 f"more than {_MAX_GRID_NODES}: set max_num_intervals (a cap on "
                 "the boxes per axis) or a larger ints_in_interval."
             )
-        return cls(tuple(centers), tuple(spans), tuple(boxes), n_interpolation_points)
+        return cls(
+            tuple(centers),
+            tuple(spans),
+            tuple(boxes),
+            n_interpolation_points,
+            bool(capped),
+        )
 
     @property
     def lower_edges(self):
@@ -244,18 +265,32 @@ class InterpolationGrid(NamedTuple):
         return _circulant_shape(self.shape)
 
 
-def _potentials(grid, kernel, charges, n_threads):
+def _fft_dtype(grid):
+    """Precision of a fit's charge FFTs: float32 on large capped grids only."""
+    if grid.capped and math.prod(grid.fft_shape) >= _SINGLE_PRECISION_FFT_MIN_NODES:
+        return np.float32
+    return np.float64
+
+
+def _potentials(grid, kernel, charges, n_threads, fft_dtype=np.float64):
     """Kernel sums on the nodes of every charge grid, by the circulant FFT.
 
-    Returns an array of shape ``(n_charges, n_0, n_1)`` (``n_1 = 1`` in 1-D)
-    with contiguous rows, possibly a cropped view.
+    Returns a float64 array of shape ``(n_charges, n_0, n_1)`` (``n_1 = 1``
+    in 1-D) with contiguous rows, possibly a cropped view. With ``fft_dtype``
+    float32 the charges are rounded to single precision and their FFTs run
+    in it (the kernel's spectrum is computed in double either way).
     """
     shape = grid.shape
     d = len(shape)
     spectrum = _kernel_spectrum(
         kernel.reshape(kernel.shape[:d]), shape, workers=n_threads
     )
-    potentials = _apply_spectrum(spectrum, charges, workers=n_threads)
+    if fft_dtype == np.float32:
+        potentials = _apply_spectrum(
+            spectrum, charges.astype(np.float32), workers=n_threads
+        ).astype(np.float64)
+    else:
+        potentials = _apply_spectrum(spectrum, charges, workers=n_threads)
     # A view, also of a crop; np.asarray only tells pylint it is an ndarray.
     potentials = np.asarray(potentials.reshape((charges.shape[0], shape[0], -1)))
     if potentials.strides[2] != potentials.itemsize:
@@ -343,11 +378,17 @@ def _fft_repulsion(Y, dof, out, n_threads, **knobs):
     return _repulsion_on_grid(Y, grid, dof, out, n_threads)
 
 
-def _repulsion_on_grid(Y, grid, dof, out, n_threads):
-    """:func:`fft_repulsion` on a given grid that covers ``Y``."""
+def _repulsion_on_grid(Y, grid, dof, out, n_threads, fft_dtype=None):
+    """:func:`fft_repulsion` on a given grid that covers ``Y``.
+
+    ``fft_dtype`` is the precision of the charge FFTs; None chooses it by
+    the grid's size (:func:`_fft_dtype`), as a fit does.
+    """
+    if fft_dtype is None:
+        fft_dtype = _fft_dtype(grid)
     order, offsets = sort_into_boxes(Y, grid)
     ys, charges, kernel = spread_charges(Y, order, offsets, grid, dof, False, n_threads)
-    potentials = _potentials(grid, kernel, charges, n_threads)
+    potentials = _potentials(grid, kernel, charges, n_threads, fft_dtype)
     del charges
     return interpolate_repulsion(
         ys,

@@ -225,17 +225,24 @@ class SparseAttractionBackend:
         data = self._data_as(Y.dtype)
         attraction, repulsion = self._buffers(Y)
         if not self._reference:
-            attractive_forces(
-                indptr, indices, data, Y, dof, exaggeration, attraction, self.n_threads
-            )
             Z = self._repulsion(Y, dof, repulsion)
             # Z = 0 only without pairs (one point, or rounding of a lone pair).
             scale = 4.0 / Z if Z > 0 else 0.0
-            grad = repulsion * Y.dtype.type(-scale)
-            # In place: the buffer is rewritten at the next call, and an
-            # embedding-sized temporary costs a pass and page faults.
-            attraction *= Y.dtype.type(4.0)
-            grad += attraction
+            # 4 attraction - (4 / Z) repulsion as the attraction is summed:
+            # no pass of its own, and NumPy's bits (see attractive_forces).
+            grad = np.empty_like(Y)
+            attractive_forces(
+                indptr,
+                indices,
+                data,
+                Y,
+                dof,
+                exaggeration,
+                grad,
+                self.n_threads,
+                repulsion=repulsion,
+                repulsion_scale=-scale,
+            )
             kl = None
             if compute_error:
                 total_p = float(np.sum(data, dtype=np.float64))
