@@ -335,3 +335,27 @@ def new_point_batch(rng, container, metric):
         X_new[np.abs(X_new) < 0.5] = 0.0
         return sp.csr_matrix(X_fit), sp.csr_matrix(X_new)
     return X_fit, X_new
+
+
+def scipy_joint_from_knn(indices, conditional, order=None):
+    """P of ``joint_probabilities`` from kNN arrays, built by scipy's sparse ops.
+
+    The conditional rows (zeros dropped), renumbered in ``order`` (row ``a``
+    is point ``order[a]``), symmetrised by scipy's ``A + A.T`` and normalised
+    by the sum of the result: the reference the in-place kernels must match
+    bit for bit.
+    """
+    n_samples, k = indices.shape
+    A = sp.csr_matrix(
+        (conditional.ravel(), indices.ravel(), np.arange(0, n_samples * k + 1, k)),
+        shape=(n_samples, n_samples),
+    )
+    if order is not None:
+        A = A[order][:, order]
+    A = A.tocsr()
+    A.eliminate_zeros()
+    A.sort_indices()
+    P = (A + A.T).tocsr()
+    P.sort_indices()
+    P.data /= P.data.sum()
+    return P

@@ -25,7 +25,14 @@ import time
 import numpy as np
 from scipy import sparse
 
-from fasttsne._cython._perplexity import binary_search_perplexity, symmetrize
+from fasttsne._cython._perplexity import (
+    binary_search_perplexity,
+    knn_rows_to_csr,
+    place_rows,
+    symmetric_fill,
+    symmetric_row_offsets,
+    symmetrize,
+)
 from fasttsne._neighbors import nearest_neighbors, new_point_neighbors
 from fasttsne._progress import Reporter, describe
 from fasttsne.tsne._layout import _locality_order
@@ -43,6 +50,10 @@ AFFINITIES = ("perplexity", "uniform", "multiscale", "precomputed")
 
 # Points named in an error message about empty rows, at most.
 _MAX_NAMED = 5
+
+# Blocks of rows in which the kNN's rows move into P's arrays: the memory
+# of one block is what they hold twice (joint_probabilities).
+_PLACE_BLOCKS = 64
 
 
 def _squares_distances(metric):
@@ -97,18 +108,136 @@ def _conditional(distances, affinity, perplexity, n_threads):
 
     ``distances`` is the (n, k) array of neighbour distances (squared for the
     euclidean metric); the result has its shape, float64, rows summing to 1.
+    A C-contiguous, writeable float64 ``distances`` (what the searches hand
+    over) is overwritten and returned: the rows are formed in place.
     """
-    if affinity == "uniform":
-        return np.full(distances.shape, 1.0 / distances.shape[1])
     distances = np.ascontiguousarray(distances, dtype=np.float64)
-    if affinity == "perplexity":
-        return binary_search_perplexity(distances, float(perplexity), n_threads)
-    scales = _perplexities(affinity, perplexity)
-    conditional = binary_search_perplexity(distances, scales[0], n_threads)
-    for scale in scales[1:]:
-        conditional += binary_search_perplexity(distances, scale, n_threads)
-    conditional /= len(scales)
-    return conditional
+    if not distances.flags.writeable:
+        distances = distances.copy()
+    if affinity == "uniform":
+        distances.fill(1.0 / distances.shape[1])
+        return distances
+    return binary_search_perplexity(
+        distances, _perplexities(affinity, perplexity), n_threads, out=distances
+    )
+
+
+def _owner(array):
+    """The array that owns ``array``'s memory, if that memory is exactly its."""
+    base = array.base
+    if not (isinstance(base, np.ndarray) and base.flags.owndata):
+        return array
+    same = base.nbytes == array.nbytes and base.ctypes.data == array.ctypes.data
+    contiguous = base.flags.c_contiguous and array.flags.c_contiguous
+    return base if same and contiguous else array
+
+
+class _Buffer:
+    """The memory of one array, read as a flat array of some dtype; shrinkable.
+
+    P's rows are built in the kNN's own arrays (:func:`joint_probabilities`),
+    which give their memory back as P takes its place. ``ndarray.resize``
+    shrinks an array in place (the tail pages return to the system) as long
+    as the array owns its memory and nothing else refers to it, which is why
+    this object keeps the only reference (the caller deletes its own).
+    """
+
+    def __init__(self, array):
+        self._array = _owner(array)
+
+    def view(self, dtype, size):
+        """The first ``size`` items of the buffer, as ``dtype`` (a view)."""
+        return self._array.reshape(-1).view(dtype)[:size]
+
+    def shrink(self, dtype, size):
+        """Release the memory past the first ``size`` items of ``dtype``.
+
+        Returns whether it could (an array that does not own its memory, or
+        that something else refers to, is left as it is).
+        """
+        count = -(-size * np.dtype(dtype).itemsize // self._array.itemsize)
+        if count >= self._array.size:
+            return True
+        try:
+            self._array.resize(count, refcheck=True)
+        except ValueError:
+            return False
+        return True
+
+    def narrow(self, dtype):
+        """Convert the (integer) items to the narrower ``dtype``, in place.
+
+        Item p is written over the first half of item p / 2: blocks ``[a,
+        2a)`` never overlap their source, so NumPy copies them directly. The
+        buffer then shrinks to the narrow items (or is copied, if it cannot).
+        """
+        size = self._array.size
+        if self._array.dtype == dtype:
+            return
+        if not (
+            self._array.flags.c_contiguous
+            and self._array.flags.writeable
+            and self._array.dtype.kind == np.dtype(dtype).kind == "i"
+            and self._array.itemsize > np.dtype(dtype).itemsize
+        ):
+            self._array = np.ascontiguousarray(self._array, dtype=dtype)
+            return
+        flat = self._array.reshape(-1)
+        narrow = flat.view(dtype)
+        start = min(size, 1 << 16)
+        narrow[:start] = flat[:start].copy()
+        while start < size:
+            stop = min(2 * start, size)
+            narrow[start:stop] = flat[start:stop]
+            start = stop
+        del flat, narrow  # views would keep the array from being resized
+        if not self.shrink(dtype, size):
+            self._array = self.view(dtype, size).copy()
+
+
+def _symmetrized(values, columns, shape, index_dtype, order, n_threads):
+    """``A + A^T`` from the kNN rows in the buffers ``values`` and ``columns``.
+
+    The rows are renumbered in ``order`` (None: kept), become the CSR matrix
+    A in place, and are copied into P's arrays by blocks, from the last,
+    while the buffers shrink behind them: a row exists twice only within a
+    block. The buffers are left empty (where they can shrink).
+    """
+    n_samples, k = shape
+    indptr = knn_rows_to_csr(
+        values.view(np.float64, n_samples * k).reshape(shape),
+        columns.view(index_dtype, n_samples * k).reshape(shape),
+        order,
+        n_threads,
+    )
+    nnz = int(indptr[-1])
+    out_indptr = symmetric_row_offsets(
+        values.view(np.float64, nnz), columns.view(index_dtype, nnz), indptr, n_threads
+    )
+    total = int(out_indptr[-1])
+    data = np.empty(total, dtype=np.float64)
+    indices = np.empty(total, dtype=index_dtype)
+    bounds = np.linspace(0, n_samples, _PLACE_BLOCKS + 1).astype(np.intp)
+    for row_start, row_stop in zip(bounds[-2::-1], bounds[:0:-1]):
+        place_rows(
+            values.view(np.float64, nnz),
+            columns.view(index_dtype, nnz),
+            indptr,
+            out_indptr,
+            data,
+            indices,
+            row_start,
+            row_stop,
+            n_threads,
+        )
+        values.shrink(np.float64, int(indptr[row_start]))
+        columns.shrink(index_dtype, int(indptr[row_start]))
+    symmetric_fill(data, indices, indptr, out_indptr, n_threads)
+    P = sparse.csr_matrix((data, indices, out_indptr), shape=(n_samples, n_samples))
+    # scipy narrows 64-bit index arrays whose values fit in 32 bits; the
+    # attraction wants one width for both, so the chosen one is put back.
+    P.indices, P.indptr = indices, out_indptr
+    return P
 
 
 def joint_probabilities(
@@ -125,6 +254,7 @@ def joint_probabilities(
     verbose=0,
     reorder=False,
     search=nearest_neighbors,
+    before_symmetrize=None,
 ):
     """Symmetric joint probabilities P of t-SNE over the kNN graph.
 
@@ -165,7 +295,12 @@ def joint_probabilities(
     search : callable, default=nearest_neighbors
         The kNN search, with the signature of
         :func:`fasttsne._neighbors.nearest_neighbors` (the device's:
-        ``fasttsne.gpu._knn``).
+        ``fasttsne.gpu._knn``). Its arrays are overwritten (they become P's).
+    before_symmetrize : callable, default=None
+        Called as ``before_symmetrize(order)`` (``order`` None without
+        ``reorder``) once the conditional probabilities are calibrated and
+        before P is formed: the moment after the search when the fewest
+        bytes are in use, at which a fit builds its PCA initialisation.
 
     Returns
     -------
@@ -209,40 +344,34 @@ def joint_probabilities(
         squared=_squares_distances(metric),
     )
     report(f"kNN: done in {time.perf_counter() - start:.2f} s")
+    if indices.shape != (n_samples, k) or distances.shape != (n_samples, k):
+        raise ValueError(
+            f"The search returned arrays of shapes {indices.shape} and "
+            f"{distances.shape}, expected {(n_samples, k)}."
+        )
     start = time.perf_counter()
-    conditional = _conditional(distances, affinity, perplexity, n_threads)
+    # The kNN's arrays become A, the conditional probabilities in CSR form, in
+    # place: the distances their values, the indices their 32-bit columns.
+    # Nothing of their size is allocated beside them (docs/affinities.rst).
+    values = _Buffer(_conditional(distances, affinity, perplexity, n_threads))
     del distances
+    nnz = n_samples * k
     # 32-bit indices whenever they fit: P is the largest object of a fit (and
     # the attraction streams it every iteration), so this halves its index part.
-    index_dtype = np.int32 if n_samples * k < np.iinfo(np.int32).max // 2 else np.intp
-    indices = indices.astype(index_dtype, copy=False)
-    indptr = np.arange(0, n_samples * k + 1, k, dtype=index_dtype)
-    if reorder:
-        order = _locality_order(indices, indptr)
-        inverse = np.empty(n_samples, dtype=index_dtype)
-        inverse[order] = np.arange(n_samples, dtype=index_dtype)
-        conditional = conditional[order]
-        indices = inverse[indices[order]]
-        del inverse
-        report("affinities: points numbered in reverse Cuthill-McKee order")
-    conditional = sparse.csr_matrix(
-        (conditional.ravel(), indices.ravel(), indptr), shape=(n_samples, n_samples)
-    )
-    # scipy narrows 64-bit index arrays whose values fit in 32 bits; P + P^T
-    # can hold twice as many entries, so the chosen width is put back.
-    conditional.indices, conditional.indptr = indices.ravel(), indptr
+    index_dtype = np.int32 if nnz < np.iinfo(np.int32).max // 2 else np.intp
+    columns = _Buffer(indices)
     del indices
-    # Rows below their entropy floor hold exact zeros; both steps are in place.
-    conditional.eliminate_zeros()
-    conditional.sort_indices()
-    # a_ij + a_ji and a_ji + a_ij round identically: P is bitwise symmetric.
-    P = sparse.csr_matrix(
-        symmetrize(
-            conditional.data, conditional.indices, conditional.indptr, n_threads
-        ),
-        shape=(n_samples, n_samples),
-    )
-    del conditional
+    columns.narrow(index_dtype)
+    order = None
+    if reorder:
+        order = _locality_order(
+            columns.view(index_dtype, nnz).reshape(n_samples, k),
+            np.arange(0, nnz + 1, k, dtype=index_dtype),
+        )
+        report("affinities: points numbered in reverse Cuthill-McKee order")
+    if before_symmetrize is not None:
+        before_symmetrize(order)
+    P = _symmetrized(values, columns, (n_samples, k), index_dtype, order, n_threads)
     P.data /= P.data.sum()
     calibration = (
         f"uniform over {k} neighbours"

@@ -464,16 +464,35 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             self.learning_rate_ = max(n_samples / self.early_exaggeration, 50.0)
         progress.parameters(self, X, n_threads, n_early=n_early)
 
-        P, order = self._joint_probabilities(X, n_threads, rng)
-        Y = initialize(
-            self.init if warm is None else warm,
-            X=X,
-            P=P,
-            order=order,
-            n_components=self.n_components,
-            rng=rng,
-            dtype=dtype,
+        init = self.init if warm is None else warm
+        starts = []
+
+        def build_start(order, P=None):
+            starts.append(
+                initialize(
+                    init,
+                    X=X,
+                    P=P,
+                    order=order,
+                    n_components=self.n_components,
+                    rng=rng,
+                    dtype=dtype,
+                )
+            )
+
+        # Unless it needs P, the start is built between the kNN search and the
+        # forming of P, when the fewest bytes are in use: a PCA's centred copy
+        # of X then never sits beside P (docs/affinities.rst).
+        needs_affinities = isinstance(init, str) and init == "spectral"
+        P, order = self._joint_probabilities(
+            X,
+            n_threads,
+            rng,
+            before_symmetrize=None if needs_affinities else build_start,
         )
+        if not starts:
+            build_start(order, P)
+        Y = starts[0]
         P = P.astype(dtype, copy=False)
         if order is not None:
             callbacks = [_callback_in_input_order(cb, order) for cb in callbacks]
@@ -503,13 +522,15 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         progress.summary(self, n_samples)
         return Y
 
-    def _joint_probabilities(self, X, n_threads, rng):
+    def _joint_probabilities(self, X, n_threads, rng, before_symmetrize=None):
         """P of the fit and the numbering of its points (None: the input's).
 
         The optimisation runs on the points numbered in ``order`` (a
         cache-friendly order of the affinity graph) from
         ``_REORDER_MIN_SAMPLES`` points on; results are given back in the
-        input's order.
+        input's order. ``before_symmetrize(order)`` is called before P is
+        formed from the kNN (see ``joint_probabilities``); not at all with
+        precomputed affinities.
         """
         reorder = X.shape[0] >= _REORDER_MIN_SAMPLES
         if self.affinity == "precomputed":
@@ -529,6 +550,7 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 random_state=rng,
                 verbose=self.verbose,
                 reorder=reorder,
+                before_symmetrize=before_symmetrize,
                 **self._knn_search("nearest_neighbors"),
             )
         return result if reorder else (result, None)

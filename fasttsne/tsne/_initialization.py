@@ -103,10 +103,10 @@ def initialize(init, *, X, P, n_components, rng, dtype, order=None):
     init : {"pca", "spectral", "random"} or ndarray of shape (n_samples, n_components)
         The scheme, or the coordinates to start from (used as given).
     X : ndarray or sparse matrix of shape (n_samples, n_features)
-        The validated input (used by ``"pca"``).
-    P : sparse matrix of shape (n_samples, n_samples)
-        Joint affinities (used by ``"spectral"``), of the points numbered in
-        ``order``.
+        The validated input (used by ``"pca"``; its rows are the points).
+    P : sparse matrix of shape (n_samples, n_samples) or None
+        Joint affinities (used by ``"spectral"``, and only there needed), of
+        the points numbered in ``order``.
     n_components : int
         Embedding dimension.
     rng : numpy.random.RandomState
@@ -123,10 +123,12 @@ def initialize(init, *, X, P, n_components, rng, dtype, order=None):
         C-contiguous, rows numbered in ``order``; a scheme's first axis has
         standard deviation 1e-4.
     """
-    n_samples = P.shape[0]
+    n_samples = X.shape[0]
     if isinstance(init, str) and init == "pca":
         Y = pca_init(X, n_components, rng)
     elif isinstance(init, str) and init == "spectral":
+        if P is None:
+            raise ValueError('init="spectral" needs the affinities P.')
         Y = spectral_init(P, n_components, rng, order)
     elif isinstance(init, str) and init == "random":
         Y = rng.standard_normal((n_samples, n_components))

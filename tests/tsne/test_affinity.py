@@ -11,17 +11,25 @@ from scipy.spatial.distance import cdist
 from sklearn.neighbors import kneighbors_graph
 
 from fasttsne.tsne._affinity import (
+    _Buffer,
     check_affinities,
     joint_probabilities,
     new_point_affinities,
     precomputed_joint_probabilities,
 )
-from fasttsne._cython._perplexity import binary_search_perplexity, symmetrize
+from fasttsne._cython._perplexity import (
+    binary_search_perplexity,
+    knn_rows_to_csr,
+    symmetrize,
+)
+from fasttsne._neighbors import nearest_neighbors
+from fasttsne.tsne._layout import _locality_order
 from tests._oracles import (
     dense_joint_probabilities,
     exact_knn,
     knn_graph,
     new_point_batch,
+    scipy_joint_from_knn,
 )
 
 
@@ -127,6 +135,44 @@ def test_calibration_rejects_invalid_distances(bad):
     distances[1, 2] = bad
     with pytest.raises(ValueError, match="finite and non-negative"):
         binary_search_perplexity(distances, 2.0, 1)
+
+
+def test_calibration_in_place_and_multiscale(rng):
+    """out=distances gives the same bits; several perplexities their mean."""
+    distances = rng.gamma(2.0, size=(300, 40))
+    expected = binary_search_perplexity(distances, 7.0, 2)
+    in_place = distances.copy()
+    result = binary_search_perplexity(in_place, 7.0, 2, out=in_place)
+    assert result is in_place
+    assert_array_equal(in_place, expected)
+    scales = [3.0, 7.0, 12.0]
+    rows = [binary_search_perplexity(distances, p, 1) for p in scales]
+    mean = (rows[0] + rows[1] + rows[2]) / 3  # the order of the old sum
+    assert_array_equal(binary_search_perplexity(distances, scales, 2), mean)
+    as_float32 = distances.astype(np.float32)
+    out = np.empty_like(distances)
+    binary_search_perplexity(as_float32, scales, 2, out=out)
+    assert_array_equal(out, binary_search_perplexity(as_float32, scales, 1))
+
+
+def test_calibration_rejects_bad_out_and_perplexities(rng):
+    """A partly shared out, a wrong shape or dtype, several betas: ValueError."""
+    distances = rng.gamma(2.0, size=(20, 8))
+    for out, match in [
+        (distances[1:].copy(), "shape"),
+        (distances.astype(np.float32), "float64"),
+        (np.ascontiguousarray(distances.T).T, "C-contiguous"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            binary_search_perplexity(distances, 3.0, 1, out=out)
+    padded = np.zeros((21, 8))
+    padded[1:] = distances
+    with pytest.raises(ValueError, match="only by being it"):
+        binary_search_perplexity(padded[1:], 3.0, 1, out=padded[:-1])
+    with pytest.raises(ValueError, match="single perplexity"):
+        binary_search_perplexity(distances, [2.0, 3.0], 1, return_beta=True)
+    with pytest.raises(ValueError, match="> 0"):
+        binary_search_perplexity(distances, [2.0, -1.0], 1)
 
 
 def test_calibration_threads_bitwise(rng):
@@ -410,6 +456,121 @@ def test_symmetrize_rejects_malformed_input():
         symmetrize(three, np.array([1, 0], np.int32), np.array([0, 1, 2], np.int32), 1)
     with pytest.raises(ValueError, match="n_threads"):
         symmetrize(data, np.array([1, 0], np.int32), np.array([0, 1, 2], np.int32), 0)
+
+
+def _knn_with_duplicates(rng, n_samples=600, k=12):
+    """kNN arrays of clusters with exact duplicates (rows below their floor)."""
+    X = rng.normal(size=(n_samples, 4)) + 6.0 * rng.integers(0, 4, (n_samples, 1))
+    X[100:105] = X[100]  # 5 copies: 4 neighbours at 0, zeros below the floor
+    return nearest_neighbors(X, k, squared=True)
+
+
+@pytest.mark.parametrize("reorder", [False, True])
+@pytest.mark.parametrize("affinity", ["perplexity", "uniform", "multiscale"])
+def test_joint_probabilities_bitwise_equal_to_scipy_pipeline(rng, reorder, affinity):
+    """In place, any thread count: the bits of calibrate + scipy's A + A^T."""
+    perplexity = [2.0, 3.5] if affinity == "multiscale" else 3.0
+    k = 9 if affinity == "uniform" else int(3 * np.max(perplexity))
+    indices, distances = _knn_with_duplicates(rng, k=k)
+    n_samples = indices.shape[0]
+    if affinity == "uniform":
+        conditional = np.full((n_samples, k), 1.0 / k)
+    else:
+        conditional = binary_search_perplexity(distances, perplexity, 1)
+        assert np.any(conditional == 0.0)  # zeros to drop
+    order = None
+    if reorder:
+        indptr = np.arange(0, n_samples * k + 1, k, dtype=np.int32)
+        order = _locality_order(indices.astype(np.int32), indptr)
+    expected = scipy_joint_from_knn(indices, conditional, order)
+
+    def search(_X, n_neighbors, **_kwargs):
+        assert n_neighbors == k
+        return indices.copy(), distances.copy()
+
+    for n_threads in (1, 2, 4):
+        seen = []
+        result = joint_probabilities(
+            np.empty((n_samples, 1)),
+            perplexity,
+            affinity=affinity,
+            n_neighbors=k,
+            n_threads=n_threads,
+            reorder=reorder,
+            search=search,
+            before_symmetrize=seen.append,
+        )
+        P, got_order = result if reorder else (result, None)
+        _check_joint(P, n_samples)
+        assert P.indices.dtype == P.indptr.dtype == np.int32
+        assert_array_equal(P.indptr, expected.indptr)
+        assert_array_equal(P.indices, expected.indices)
+        assert_array_equal(P.data, expected.data)
+        assert len(seen) == 1
+        if reorder:
+            assert_array_equal(got_order, order)
+            assert_array_equal(seen[0], order)
+        else:
+            assert seen[0] is None
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_knn_rows_to_csr_against_scipy(rng, index_dtype):
+    """Renumbered, sorted, zeros dropped and packed, in place, either width."""
+    n_samples, k = 50, 6
+    columns = np.array(
+        [
+            rng.choice(np.delete(np.arange(n_samples), i), k, replace=False)
+            for i in range(n_samples)
+        ],
+        dtype=index_dtype,
+    )
+    values = rng.random((n_samples, k))
+    values[rng.random((n_samples, k)) < 0.2] = 0.0
+    order = rng.permutation(n_samples).astype(np.intp)
+    A = sparse.csr_matrix(
+        (values.ravel(), columns.ravel(), np.arange(0, n_samples * k + 1, k)),
+        shape=(n_samples, n_samples),
+    )[order][:, order].tocsr()
+    A.eliminate_zeros()
+    A.sort_indices()
+    for n_threads in (1, 3):
+        got_values, got_columns = values.copy(), columns.copy()
+        indptr = knn_rows_to_csr(got_values, got_columns, order, n_threads)
+        assert indptr.dtype == index_dtype
+        assert_array_equal(indptr, A.indptr)
+        assert_array_equal(got_columns.ravel()[: A.nnz], A.indices)
+        assert_array_equal(got_values.ravel()[: A.nnz], A.data)
+    with pytest.raises(ValueError, match="permutation"):
+        knn_rows_to_csr(values.copy(), columns.copy(), np.zeros(n_samples, np.intp), 1)
+    with pytest.raises(ValueError, match="lie in"):
+        knn_rows_to_csr(values.copy(), columns + n_samples, None, 1)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_buffer_narrows_in_place_and_shrinks(rng, shared):
+    """int64 -> int32 keeps every value; an unshared array shrinks in place.
+
+    An array that something else refers to cannot be resized: its narrow
+    values are then copied out.
+    """
+    wide = rng.integers(0, 2**31 - 1, size=(300_001, 3))
+    expected = wide.astype(np.int32).ravel()
+    array = wide.copy()
+    other = array if shared else None
+    buffer = _Buffer(array)
+    address = array.ctypes.data
+    del array
+    buffer.narrow(np.int32)
+    assert_array_equal(buffer.view(np.int32, wide.size), expected)
+    moved = buffer.view(np.int32, wide.size).ctypes.data != address
+    assert moved == shared
+    assert buffer.shrink(np.int32, 10)  # (after a copy, the copy is unshared)
+    assert_array_equal(buffer.view(np.int32, 10), expected[:10])
+    held = buffer.view(np.int32, 5)  # a view keeps the memory from moving
+    assert not buffer.shrink(np.int32, 4)
+    assert_array_equal(held, expected[:5])
+    del other
 
 
 def test_reordered_affinities_are_a_relabelling(rng):
