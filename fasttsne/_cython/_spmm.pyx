@@ -43,8 +43,8 @@ from the rows of M (a scatter) reads and writes them at random. Timings are in
   (docs/svd.rst).
 
 All sums are accumulated in the working precision (float32 stays float32),
-like BLAS and scipy: these are the products of the SVD's float32 path, whose
-contract is float32 end to end.
+like BLAS and scipy: a float32 operator (float32 input, or the float32 copy
+on which a float64 solve builds its Krylov basis) multiplies in float32.
 
 ``gather`` checks the shapes of the tiles, not their contents, which it
 trusts to come from ``tile_csr`` or ``tile_csr_transpose``.

@@ -199,3 +199,19 @@ def test_sklearn_array_api_checks(
         device_name=device_name,
         dtype_name=dtype_name,
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_torch_products_astype_casts_a_copy(rng, dtype):
+    """``TorchProducts.astype`` (the cast of the final Rayleigh-Ritz step) gives
+    a copy in the NumPy dtype asked for, with the values rounded once."""
+    from fasttsne.linalg._svd._torch import (  # pylint: disable=C0415
+        TorchProducts,
+    )
+
+    Z = torch.from_numpy(rng.standard_normal((50, 4)))
+    cast = TorchProducts("cpu").astype(Z, dtype)
+    assert cast.dtype == (torch.float32 if dtype == np.float32 else torch.float64)
+    assert_array_equal(cast.numpy(), Z.numpy().astype(dtype))
+    cast[0, 0] = 7.0
+    assert Z[0, 0] != 7.0

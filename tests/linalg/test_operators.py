@@ -109,25 +109,47 @@ def test_sparse_products_unsorted_rows(rng):
 
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 @pytest.mark.parametrize("transpose", [False, True])
-def test_operator_astype_copies_the_sparse_data(rng, fmt, transpose):
-    """``astype`` gives the operator of the cast matrix, bitwise, with the same
-    orientation and cast means, and leaves the original as it was; dense
-    operators refuse."""
+@pytest.mark.parametrize("exponent", [-40, 0, 40])
+def test_operator_astype_copies_the_sparse_data(rng, fmt, transpose, exponent):
+    """``astype`` gives the operator of the cast matrix scaled so that its
+    largest magnitude lies in [0.5, 1), shares the index arrays, and leaves the
+    original's values as they were; dense operators refuse."""
     A = sp.random(300, 2000, density=0.02, format=fmt, random_state=1)
+    A = A * np.ldexp(1.0, exponent)
+    values = A.data.copy()
     mean = np.asarray(A.mean(axis=0)).ravel()
     op = _LinearOperator(A, mean=mean, transpose=transpose, n_threads=2, width=8)
-    cast = op.astype(np.float32, width=16)
-    expected = _LinearOperator(
-        A.astype(np.float32), mean=mean.astype(np.float32), transpose=transpose
-    )
+    cast, shift = op.astype(np.float32)
+    assert 0.5 <= np.max(np.abs(A.data)) * np.ldexp(1.0, -shift) < 1.0
     assert cast.dtype == np.float32 and cast.shape == op.shape
+    dense = (A.toarray() - mean) * np.ldexp(1.0, -shift)
+    dense = dense.T if transpose else dense
     X = rng.standard_normal((op.shape[1], 8)).astype(np.float32)
     Y = rng.standard_normal((op.shape[0], 8)).astype(np.float32)
-    assert_array_equal(cast.matmat(X), expected.matmat(X))
-    assert_array_equal(cast.rmatmat(Y), expected.rmatmat(Y))
+    assert_allclose(cast.matmat(X), dense @ X, rtol=1e-4, atol=1e-4)
+    assert_allclose(cast.rmatmat(Y), dense.T @ Y, rtol=1e-4, atol=1e-4)
+    assert_array_equal(A.data, values)
     assert op.matmat(X.astype(np.float64)).dtype == np.float64
     with pytest.raises(TypeError, match="sparse"):
         _LinearOperator(A.toarray()).astype(np.float32)
+
+
+def test_operator_drops_its_csr_matrix_once_both_tilings_exist(rng):
+    """Both tilings hold every entry: the CSR matrix is freed, products are
+    unchanged, and ``astype`` then says why it cannot copy; ``release`` frees
+    the tiles."""
+    A = sp.random(400, 300, density=0.05, format="csr", random_state=2)
+    op = _LinearOperator(A, n_threads=2, width=8)
+    X = rng.standard_normal((300, 8))
+    Y = rng.standard_normal((400, 8))
+    before = op.matmat(X)
+    assert op.astype(np.float32)[0].dtype == np.float32
+    op.rmatmat(Y)
+    assert_array_equal(op.matmat(X), before)
+    with pytest.raises(ValueError, match="dropped"):
+        op.astype(np.float32)
+    op.release()
+    assert op._tiles is None and op._tiles_t is None  # pylint: disable=W0212
 
 
 # --- the basis products -----------------------------------------------------------

@@ -15,8 +15,11 @@ from sklearn.utils.extmath import randomized_svd as sklearn_randomized_svd
 from threadpoolctl import threadpool_limits
 
 from fasttsne import RandomizedSVD, randomized_svd
+from fasttsne.linalg._svd import _randomized as randomized_module
+from fasttsne.linalg._svd._lanczos import _BlockLanczos, _block_krylov, _test_due
 from fasttsne.linalg._svd._randomized import (
     _MAX_KRYLOV_BYTES,
+    _MIN_FLOAT32_TOL,
     _randomized_svd,
     _resolve_options,
 )
@@ -327,22 +330,119 @@ def test_small_matrix_is_exact(rng):
     assert_allclose((U * S) @ Vt, A @ Vt.T @ Vt, atol=1e-12)
 
 
-def test_float32_basis_for_a_few_digits_of_sparse_float64(rng):
-    """``tol >= 1e-4`` on a sparse float64 matrix: block Lanczos runs on a
-    float32 copy, the final Rayleigh-Ritz step on ``A`` in float64. The
-    singular values meet ``tol`` against LAPACK's, the outputs are float64 and
-    ``U S = A V^T`` holds to float64 rounding (the final step's precision)."""
-    A = random_csr(rng, 3000, 800, 0.01)
-    S_exact = scipy.linalg.svdvals(A.toarray())[:K]
+@pytest.mark.parametrize(
+    "exponent, fmt, wide, tol",
+    [
+        (0, "csr", False, 1e-3),
+        (0, "csc", False, 1e-3),
+        (0, "csr", True, 1e-3),
+        (0, "csr", False, _MIN_FLOAT32_TOL),
+        (30, "csr", False, 1e-3),
+        (-30, "csc", False, 1e-3),
+        (40, "csr", True, 1e-3),
+        (-40, "csr", False, 1e-3),
+    ],
+)
+def test_float32_basis_for_a_few_digits_of_sparse_float64(
+    rng, exponent, fmt, wide, tol
+):
+    """``tol >= 1e-4`` on a sparse float64 matrix, CSR or CSC, tall or wide, of
+    any magnitude (the float32 copy is scaled by a power of two): block Lanczos
+    runs on a float32 copy, the final Rayleigh-Ritz step on ``A`` in float64.
+    The singular values meet ``tol`` against LAPACK's, the outputs are float64,
+    ``U S = A V^T`` (or ``V S = A^T U``) holds to float64 rounding, ``U``
+    and ``V`` are orthonormal, and their leading vectors match LAPACK's."""
+    A = random_csr(rng, 3000, 800, 0.01).asformat(fmt) * np.ldexp(1.0, exponent)
+    A = A.T.asformat(fmt) if wide else A
+    U_exact, S_exact, Vt_exact = scipy.linalg.svd(A.toarray(), full_matrices=False)
+    S_exact = S_exact[:K]
     U, S, Vt, info = _randomized_svd(
-        A, K, block_size=8, n_iter=40, tol=1e-3, random_state=0, return_info=True
+        A, K, block_size=8, n_iter=40, tol=tol, random_state=0, return_info=True
     )
     assert info["basis_dtype"] == "float32" and info["algorithm"] == "krylov"
     assert U.dtype == S.dtype == Vt.dtype == np.float64
-    assert np.max(np.abs(S - S_exact) / S_exact) <= 1e-3
-    # Far below the float32 rounding (1e-7 S[0]) a float32 final step leaves.
-    assert_allclose(A @ Vt.T, U * S, rtol=0, atol=1e-12 * S[0])
+    assert np.max(np.abs(S - S_exact) / S_exact) <= tol
+    # Far below the float32 rounding (1e-7 S[0]) a float32 final step leaves,
+    # on the side the basis was built on (A^T for wide A).
+    if wide:
+        assert_allclose(A.T @ U, Vt.T * S, rtol=0, atol=1e-12 * S[0])
+    else:
+        assert_allclose(A @ Vt.T, U * S, rtol=0, atol=1e-12 * S[0])
     assert_allclose(Vt @ Vt.T, np.eye(K), rtol=0, atol=1e-12)
+    assert_allclose(U.T @ U, np.eye(K), rtol=0, atol=1e-12)
+    # The top singular value is well separated: its vectors are resolved.
+    assert abs(U[:, 0] @ U_exact[:, 0]) > 1 - 10 * tol
+    assert abs(Vt[0] @ Vt_exact[0]) > 1 - 10 * tol
+
+
+def test_float32_basis_needs_tol_at_least_the_threshold(rng):
+    """Just below ``_MIN_FLOAT32_TOL`` the basis is float64."""
+    A = random_csr(rng, 3000, 800, 0.01)
+    *_, info = _randomized_svd(
+        A,
+        K,
+        block_size=8,
+        n_iter=40,
+        tol=_MIN_FLOAT32_TOL * (1 - 1e-9),
+        random_state=0,
+        return_info=True,
+    )
+    assert info["basis_dtype"] == "float64"
+
+
+@pytest.mark.parametrize("block_size", [8, 16])
+def test_steep_spectrum_abandons_the_float32_basis_early(rng, monkeypatch, block_size):
+    """A spectrum too steep for float32 stops the float32 solve after the first
+    blocks that hold ``K`` Ritz values (one block of 16, two of 8), long before
+    its last block, and the float64 solve meets the request."""
+    A = sp.csr_matrix(steep_spectrum(rng, 600, 200, n_values=40, rate=2.0))
+    calls = []
+
+    def recording(op, n_components, **kwargs):
+        result = _block_krylov(op, n_components, **kwargs)
+        calls.append((kwargs.get("final_op") is not None, result is None))
+        return result
+
+    monkeypatch.setattr(randomized_module, "_block_krylov", recording)
+    steps = []
+    original_step = _BlockLanczos.step
+
+    def counting_step(self, j, last):
+        if self.op.dtype == np.float32:
+            steps.append(j)
+        return original_step(self, j, last)
+
+    monkeypatch.setattr(_BlockLanczos, "step", counting_step)
+    _, S, _, info = _randomized_svd(
+        A,
+        K,
+        block_size=block_size,
+        n_iter=8,
+        tol=1e-3,
+        random_state=0,
+        return_info=True,
+    )
+    assert calls[0] == (True, True)
+    assert len(steps) == -(-K // block_size)
+    assert info["basis_dtype"] == "float64"
+    S_exact = scipy.linalg.svdvals(A.toarray())[:K]
+    assert np.max(np.abs(S - S_exact) / S_exact) <= 1e-3
+
+
+def test_explicit_tol_schedule():
+    """Tests after each of the first 8 blocks, then once the blocks have grown
+    by an eighth: a converged iteration stops within an eighth plus one block
+    of the blocks a test after every block needs."""
+    assert all(_test_due(j, j - 1) for j in range(8))
+    last, tested = -1, []
+    for j in range(400):
+        if _test_due(j, last):
+            last = j
+            tested.append(j)
+    assert tested[:8] == list(range(8))
+    for j in range(tested[-1] + 1):
+        first_after = next(t for t in tested if t >= j)
+        assert first_after + 1 <= 9 * (j + 1) / 8 + 1
 
 
 @pytest.mark.parametrize(
@@ -352,7 +452,7 @@ def test_float64_basis_unless_float32_resolves_the_request(rng, case):
     """The float32 basis needs a sparse float64 matrix, no implicit centring, a
     ``tol`` of at least 1e-4 and a spectrum float32 resolves to it; otherwise
     the solve is in the data's precision (a steep spectrum abandons the float32
-    basis after its first block), and as accurate as the request."""
+    basis early), and as accurate as the request."""
     A = random_csr(rng, 3000, 800, 0.01)
     kwargs = {"block_size": 8, "n_iter": 40, "tol": 1e-3}
     if case == "tol None":
@@ -390,17 +490,18 @@ def test_sparse_solve_bitwise_independent_of_threads(algorithm, tol):
     results = []
     for n_threads in (1, 2):
         with threadpool_limits(n_threads, user_api="blas"):
-            results.append(
-                _randomized_svd(
-                    A,
-                    20,
-                    algorithm=algorithm,
-                    block_size=16,
-                    n_iter=30,
-                    tol=tol,
-                    random_state=0,
-                )
+            *result, info = _randomized_svd(
+                A,
+                20,
+                algorithm=algorithm,
+                block_size=16,
+                n_iter=30,
+                tol=tol,
+                random_state=0,
+                return_info=True,
             )
+            results.append(result)
+        assert info["basis_dtype"] == ("float32" if tol else "float64")
     for first, second in zip(*results):
         assert_array_equal(first, second)
 

@@ -320,6 +320,7 @@ class _BlockLanczos:
             VY = products.astype(VY, final_op.dtype)
         dtype = op.dtype
         gram = products.inner(VY, VY)
+        # A float32 basis cast to float64 always fails this test, as expected.
         if np.max(np.abs(gram - np.eye(gram.shape[0]))) > 64 * _eps(dtype):
             # A basis orthogonal only to about _MAX_LOSS (skipped passes), or
             # worse where the numerical rank ran out: make the Ritz vectors
@@ -352,7 +353,7 @@ def _test_due(j, last_test):
     an eighth since the last test: a test costs ``O(size^2 b)`` for a basis of
     ``size`` columns (eigenvectors of the band matrix), which after every
     block would add up to a sizeable part of a long iteration (docs/svd.rst),
-    and a converged iteration runs at most an eighth longer.
+    and a converged iteration runs at most an eighth plus one block longer.
     """
     return j < 8 or 8 * (j + 1) >= 9 * (last_test + 1)
 
@@ -406,9 +407,9 @@ def _block_krylov(
     lapack_driver : {"gesdd", "gesvd"}, default="gesdd"
         LAPACK driver of the small SVDs.
     abandon_if : callable or None, default=None
-        Called after the first of several blocks with the square roots of its
-        top ``n_components`` Ritz values (when the block holds that many); if
-        it returns True, the iteration stops and ``None`` is returned.
+        Called once, after the first blocks that hold ``n_components`` Ritz
+        values, with the square roots of the top ``n_components``; if it returns
+        True, the iteration stops and ``None`` is returned.
     final_op : _LinearOperator or None, default=None
         ``A`` in a higher precision than ``op``, for the final Rayleigh-Ritz
         step (:meth:`_BlockLanczos.ritz_svd`); ``None`` takes it on ``op``.
@@ -442,12 +443,23 @@ def _block_krylov(
         full=tol == 0,
         lapack_driver=lapack_driver,
     )
+    if final_op is not None:
+        # The final step multiplies by final_op: products with op are not kept.
+        lanczos.AV = None
     n_run = n_iter
     last_test = -1
     for j in range(n_iter + 1):
         R = lanczos.step(j, last=j == n_iter)
-        if j == 0 and R is not None and abandon_if is not None and b >= n_components:
-            ritz_values = scipy.linalg.eigvalsh(lanczos.H[:b, :b], check_finite=False)
+        if (
+            abandon_if is not None
+            and R is not None
+            and j * b < n_components <= (j + 1) * b
+        ):
+            # The first blocks that hold n_components Ritz values.
+            size = (j + 1) * b
+            ritz_values = scipy.linalg.eigvalsh(
+                lanczos.H[:size, :size], check_finite=False
+            )
             top = np.sqrt(np.maximum(ritz_values[::-1][:n_components], 0.0))
             if abandon_if(top):
                 return None
@@ -461,6 +473,9 @@ def _block_krylov(
             if lanczos.converged(j, R, n_components, tol):
                 n_run = j
                 break
+    if final_op is not None and hasattr(op, "release"):
+        # op's tiles are not multiplied again: freed before final_op tiles A.
+        op.release()
     U, S, Vt = lanczos.ritz_svd(
         (n_run + 1) * b, n_components, n_components + n_oversamples, final_op
     )

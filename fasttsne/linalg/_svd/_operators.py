@@ -196,7 +196,8 @@ class _LinearOperator:
 
         Built on first use, for blocks of ``width`` columns or the operator's
         width if that is more: a solve that multiplies only one way (the final
-        Rayleigh-Ritz step of :meth:`astype`'s caller) never copies the other.
+        Rayleigh-Ritz step of ``_block_krylov(final_op=...)``) never copies the
+        other.
         The products do not depend on the number of tiles, bitwise.
         """
         width = max(width, self._width)
@@ -217,31 +218,60 @@ class _LinearOperator:
             n_tiles = _n_tiles(csr.shape[::-1], csr.nnz, width, self.dtype)
             self._tiles_t = _spmm.tile_csr_transpose(*arrays, n_tiles, self._n_threads)
             self._chunks_t = _spmm.chunk_rows(self._tiles_t[0], self._n_threads)
-        if of_csr:
-            return self._tiles, self._chunks
-        return self._tiles_t, self._chunks_t
-
-    def astype(self, dtype, *, width=None):
-        """The same operator on a copy of the sparse data in ``dtype``.
-
-        Its tiles are sized for blocks of ``width`` columns (by default this
-        operator's width); the column means, if any, are cast too.
-        """
-        if self._csr is None:
-            raise TypeError("astype copies sparse operators only.")
-        csr = self._csr if self._csr_is_input else self._csr.T
-        mean = None if self.mean is None else self.mean.astype(dtype)
-        return _LinearOperator(
-            csr.astype(dtype),
-            mean=mean,
-            transpose=self.transpose,
-            n_threads=self._n_threads,
-            width=self._width if width is None else width,
+        tiling = (
+            (self._tiles, self._chunks) if of_csr else (self._tiles_t, self._chunks_t)
         )
+        if self._tiles is not None and self._tiles_t is not None:
+            # Both tilings hold every entry: the CSR matrix (a sorted copy of
+            # unsorted input, say) is not needed again.
+            self._csr = None
+        return tiling
+
+    def astype(self, dtype):
+        """The same operator on the sparse values cast to ``dtype``, scaled by a
+        power of two, and the exponent ``e`` of that scale (``2^-e``).
+
+        The scale puts the largest magnitude in ``[0.5, 1)`` whatever the input's:
+        products through ``A^T A`` square the values, which a narrower type must
+        hold without overflow or underflow. A Krylov space does not change with
+        the scale. The index arrays are shared, not copied (only the values are),
+        and the column means, if any, are cast and scaled too. Only before the
+        first products: the operator drops its CSR matrix once both tilings exist.
+        """
+        if not self.sparse:
+            raise TypeError("astype copies sparse operators only.")
+        if self._csr is None:
+            raise ValueError("astype needs the CSR matrix, dropped after tiling.")
+        csr = self._csr if self._csr_is_input else self._csr.T
+        data = csr.data
+        top = float(np.max(np.abs(data))) if data.size else 0.0
+        exponent = int(np.frexp(top)[1]) if 0.0 < top < np.inf else 0
+        scale = np.ldexp(1.0, -exponent)
+        # Scaled in the wider type, rounded once into the narrower, no temporary.
+        values = np.multiply(
+            data, scale, out=np.empty(data.shape, dtype), casting="same_kind"
+        )
+        cast = type(csr)((values, csr.indices, csr.indptr), shape=csr.shape)
+        mean = None if self.mean is None else (self.mean * scale).astype(dtype)
+        return (
+            _LinearOperator(
+                cast,
+                mean=mean,
+                transpose=self.transpose,
+                n_threads=self._n_threads,
+                width=self._width,
+            ),
+            exponent,
+        )
+
+    def release(self):
+        """Drop the tiles and the CSR matrix: the operator is not used again."""
+        self._tiles = self._tiles_t = self._chunks = self._chunks_t = None
+        self._csr = None
 
     def _product(self, X, transposed):
         """``A @ X`` (``transposed=False``) or ``A^T @ X``, centred if asked."""
-        if self._csr is None:
+        if not self.sparse:
             A = self._dense
             if transposed:
                 out = A.T @ X

@@ -95,12 +95,17 @@ def _float32_operator(op, tol):
     Only for a float64 sparse matrix without implicit centring (whose
     subtraction of the means could cancel in float32) and a ``tol`` of at least
     ``_MIN_FLOAT32_TOL``: the caller asks for a few digits, which float32
-    products resolve (:func:`_float32_resolves`).
+    products resolve (:func:`_float32_resolves`). NumPy and SciPy input only: a
+    torch operator is never copied. The copy's values are scaled by a power of
+    two that puts their largest magnitude in ``[0.5, 1)``, so that products
+    through ``A^T A`` neither overflow nor underflow in float32 whatever the
+    input's magnitude; the Krylov space, and so the final step on ``op``, does
+    not depend on that scale.
     """
     if tol is None or tol < _MIN_FLOAT32_TOL or not isinstance(op, _LinearOperator):
         return None
     if op.sparse and op.mean is None and op.dtype == np.float64:
-        return op.astype(np.float32)
+        return op.astype(np.float32)[0]
     return None
 
 
@@ -359,8 +364,10 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
     as ``RandomizedSVD`` and ``TruncatedSVD`` do; :func:`randomized_svd` passes
     ``True``) and ``return_info`` appends a dict with the resolved
     ``algorithm`` (the solver that produced the result), ``n_iter``,
-    ``power_iteration_normalizer``, ``block_size``, ``transpose`` and
-    ``scale_exponent`` (the power of two the data were scaled by).
+    ``power_iteration_normalizer``, ``block_size``, ``transpose``,
+    ``scale_exponent`` (the power of two the data were scaled by) and
+    ``basis_dtype`` (the dtype of the Krylov or subspace basis: ``"float32"``
+    where a float32 copy of a float64 sparse matrix built it).
     """
     M, mean, exponent = _prepare(M, center)
     if isinstance(random_state, np.random.Generator):
@@ -414,6 +421,10 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
                 # Rayleigh-Ritz step is taken on A in float64. Abandoned (for
                 # the float64 solve below) where float32 cannot resolve the
                 # spectrum to tol.
+                # For tol above about 0.02 this test is weaker than the float64
+                # path's _needs_bidiagonal (a ratio of 1e-2), which the float32
+                # basis does not make: the final step on A in float64 and the
+                # tol-sized request cover it.
                 def coarse(S):
                     return not _float32_resolves(S, tol)
 
@@ -425,6 +436,9 @@ def _randomized_svd(  # pylint: disable=too-many-arguments,too-many-locals
                     final_op=op,
                     **options,
                 )
+                # The float32 copy and its tiles are not needed again: freed
+                # before a float64 solve allocates its own.
+                op32 = None
                 if result is None or coarse(result[1]):
                     result = None
                 else:
