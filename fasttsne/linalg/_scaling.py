@@ -19,6 +19,13 @@ _SAFE_RANGE = {
     np.dtype(np.float32): (2.0**-36, 2.0**36),
 }
 
+# The SVD's Krylov solvers work through A^T A and the norms of its products,
+# which reach the fourth power of the data's magnitude: a narrower range.
+SVD_SAFE_RANGE = {
+    np.dtype(np.float64): (2.0**-200, 2.0**200),
+    np.dtype(np.float32): (2.0**-16, 2.0**16),
+}
+
 
 def _max_abs(X):
     """Largest magnitude of a dense or sparse array (0 for an empty one).
@@ -31,10 +38,12 @@ def _max_abs(X):
     return float(max(np.max(values), -np.min(values)))
 
 
-def _scale_exponent(max_abs, dtype):
+def _scale_exponent(max_abs, dtype, safe_range=None):
     """Power of two ``e`` that brings ``max_abs * 2**e`` into ``[0.5, 1)``, or 0
-    when ``max_abs`` is 0, not finite, or already in the safe range of ``dtype``."""
-    low, high = _SAFE_RANGE.get(np.dtype(dtype), _SAFE_RANGE[np.dtype(np.float64)])
+    when ``max_abs`` is 0, not finite, or already in the safe range of ``dtype``
+    (of the table ``safe_range``, ``_SAFE_RANGE`` by default)."""
+    table = _SAFE_RANGE if safe_range is None else safe_range
+    low, high = table.get(np.dtype(dtype), table[np.dtype(np.float64)])
     if max_abs == 0 or not np.isfinite(max_abs) or low <= max_abs <= high:
         return 0
     return -int(np.frexp(max_abs)[1])

@@ -41,7 +41,12 @@ from sklearn.utils import check_array, check_random_state
 
 from fasttsne import gpu
 from fasttsne._validation import Interval, StrOptions, validate_params
-from fasttsne.linalg._scaling import _max_abs, _scale_exponent, _scaled
+from fasttsne.linalg._scaling import (
+    SVD_SAFE_RANGE,
+    _max_abs,
+    _scale_exponent,
+    _scaled,
+)
 from fasttsne.linalg._svd._bidiagonal import _BlockBidiagonal, _needs_bidiagonal
 from fasttsne.linalg._svd._lanczos import _BlockLanczos, _block_krylov
 from fasttsne.linalg._svd._operators import _LinearOperator
@@ -236,7 +241,7 @@ def _prepare(M, center):
         M = np.asarray(M)
         if M.dtype not in (np.float32, np.float64):
             M = M.astype(np.float32 if M.dtype == np.float16 else np.float64)
-    exponent = _scale_exponent(_max_abs(M), M.dtype)
+    exponent = _scale_exponent(_max_abs(M), M.dtype, SVD_SAFE_RANGE)
     if exponent:
         M = _scaled(M, exponent)
     mean = None
@@ -247,7 +252,7 @@ def _prepare(M, center):
             # catastrophically when the means dwarf the spread.
             M, mean = M - mean, None
             # The spread may lie far below the means.
-            shift = _scale_exponent(_max_abs(M), M.dtype)
+            shift = _scale_exponent(_max_abs(M), M.dtype, SVD_SAFE_RANGE)
             if shift:
                 M = np.ldexp(M, shift, out=M)
                 exponent += shift

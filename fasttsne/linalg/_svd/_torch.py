@@ -61,7 +61,7 @@ def prepare(M, center):
     (same rules): returns ``(M, mean, exponent)``.
     """
     # pylint: disable=import-outside-toplevel
-    from fasttsne.linalg._scaling import _scale_exponent
+    from fasttsne.linalg._scaling import SVD_SAFE_RANGE, _scale_exponent
 
     torch = _torch()
     if is_sparse(M) and M.layout != torch.sparse_csr:
@@ -93,7 +93,7 @@ def prepare(M, center):
                 )
         return torch.ldexp(X, torch.tensor(exponent, device=X.device)).to(X.dtype)
 
-    exponent = _scale_exponent(max_abs(M), dtype)
+    exponent = _scale_exponent(max_abs(M), dtype, SVD_SAFE_RANGE)
     if exponent:
         M = scaled(M, exponent)
     mean = None
@@ -106,7 +106,7 @@ def prepare(M, center):
         else:
             mean = M.mean(dim=0, dtype=torch.float64).to(M.dtype)
             M, mean = M - mean, None
-            shift = _scale_exponent(max_abs(M), dtype)
+            shift = _scale_exponent(max_abs(M), dtype, SVD_SAFE_RANGE)
             if shift:
                 M = scaled(M, shift)
                 exponent += shift
