@@ -14,13 +14,16 @@ number of threads. Sums are accumulated in double whatever the input dtype.
 The 2-D rows of a float64 P with int32 indices (every fit with fewer than
 2^31 stored entries) take C kernels written with GCC/clang vector
 extensions, in blocks of ``_ROW_BLOCK`` rows: the four accumulators of the
-scalar loop become the lanes of two 128-bit vectors (SSE2 on x86-64, NEON
-on arm64), or of one 256-bit vector on x86-64 CPUs with AVX (chosen at run
-time with ``__builtin_cpu_supports``, never by build flags), so the
-divisions that bound the scalar loop issue as packed divisions. Each lane
-does the scalar loop's operations in its order and the lanes are combined as
-the scalar accumulators are, so every path gives the same bits (the tests
-compare them with the int64 scalar loop); other compilers, dtypes and
+scalar loop become the lanes of two 128-bit vectors (SSE2 on x86-64 and
+i686, NEON on arm64), or of one 256-bit vector on x86-64 CPUs with AVX
+(chosen at run time with ``__builtin_cpu_supports``, never by build flags),
+so the divisions that bound the scalar loop issue as packed divisions. The
+AVX kernel needs ``__builtin_shufflevector`` (clang, GCC 12 and later);
+older GCC runs the 128-bit kernel. Each lane does the scalar loop's
+operations in its order and the lanes are combined as the scalar
+accumulators are, so every path gives the same bits (the tests compare them
+with the int64 scalar loop). Other targets (whose vectors may round
+differently, such as x87 or MSVC-compatible compilers), dtypes and
 dimensions take the scalar loop. Given the repulsion and its factor, the
 force kernel also assembles a fit's gradient block by block, while the
 block's rows are in cache.

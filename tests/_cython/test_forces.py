@@ -113,8 +113,9 @@ def test_vector_rows_match_scalar_rows(rng, n_neighbors, attraction_kernel):
 
     int32 indices take the vector kernel (the fixture checks which one
     ``_attraction_kernel`` reports), int64 always the scalar loop, so the two
-    index dtypes compare two code paths; rows of every length modulo 4 and empty rows, with an
-    exaggeration and a dof other than 1, square and rectangular.
+    index dtypes compare two code paths; rows of every length modulo 4 and
+    empty rows, with an exaggeration and a dof other than 1, square and
+    rectangular.
     """
     assert _attraction_kernel() == attraction_kernel
     n = 300
