@@ -449,18 +449,11 @@ def iteration_funcs(Y, P, n_threads):
     grid = InterpolationGrid.covering(
         *bounding_box(Y), **KNOBS, max_num_intervals=DEFAULT_MAX_NUM_INTERVALS
     )
-    # The precision a fit's call uses on this grid (float64 where the
-    # installed version has no choice).
-    fft_dtype = getattr(_interpolation, "_fft_dtype", lambda grid: np.float64)(grid)
+    fft_dtype = _interpolation._fft_dtype(grid)  # the precision of a fit's call
     out = np.empty_like(Y)
     order, offsets = sort_into_boxes(Y, grid)
     ys, charges, kernel = spread_charges(Y, order, offsets, grid, 1.0, False, n_threads)
-    if fft_dtype == np.float64:
-        potentials = _interpolation._potentials(grid, kernel, charges, n_threads)
-    else:
-        potentials = _interpolation._potentials(
-            grid, kernel, charges, n_threads, fft_dtype
-        )
+    potentials = _interpolation._potentials(grid, kernel, charges, n_threads, fft_dtype)
     table = _interpolation._self_table(grid, kernel)
     optimizer = GradientDescent(float(Y.shape[0]) / 12.0)
     Y_step = Y.copy()
@@ -468,8 +461,6 @@ def iteration_funcs(Y, P, n_threads):
     indptr, indices = P.indptr.astype(np.int32), P.indices.astype(np.int32)
 
     def ffts():
-        if fft_dtype == np.float64:
-            return _interpolation._potentials(grid, kernel, charges, n_threads)
         return _interpolation._potentials(grid, kernel, charges, n_threads, fft_dtype)
 
     funcs = {

@@ -14,13 +14,16 @@ number of threads. Sums are accumulated in double whatever the input dtype.
 The 2-D rows of a float64 P with int32 indices (every fit with fewer than
 2^31 stored entries) take C kernels written with GCC/clang vector
 extensions, in blocks of ``_ROW_BLOCK`` rows: the four accumulators of the
-scalar loop become the lanes of two 128-bit vectors (SSE2 on x86-64, NEON
-on arm64), or of one 256-bit vector on x86-64 CPUs with AVX (chosen at run
-time with ``__builtin_cpu_supports``, never by build flags), so the
-divisions that bound the scalar loop issue as packed divisions. Each lane
-does the scalar loop's operations in its order and the lanes are combined as
-the scalar accumulators are, so every path gives the same bits (the tests
-compare them with the int64 scalar loop); other compilers, dtypes and
+scalar loop become the lanes of two 128-bit vectors (SSE2 on x86-64 and
+i686, NEON on arm64), or of one 256-bit vector on x86-64 CPUs with AVX
+(chosen at run time with ``__builtin_cpu_supports``, never by build flags),
+so the divisions that bound the scalar loop issue as packed divisions. The
+AVX kernel needs ``__builtin_shufflevector`` (clang, GCC 12 and later);
+older GCC runs the 128-bit kernel. Each lane does the scalar loop's
+operations in its order and the lanes are combined as the scalar
+accumulators are, so every path gives the same bits (the tests compare them
+with the int64 scalar loop). Other targets (whose vectors may round
+differently, such as x87 or MSVC-compatible compilers), dtypes and
 dimensions take the scalar loop. Given the repulsion and its factor, the
 force kernel also assembles a fit's gradient block by block, while the
 block's rows are in cache.
@@ -42,7 +45,12 @@ import numpy as np
 cdef extern from *:
     """
     #include <string.h>
-    #if defined(__clang__) || defined(__GNUC__)
+    /* Only targets whose vectors round as the scalar loop does (SSE2, NEON)
+       and whose compilers get -ffp-contract=off from setup.py: x87 vectors
+       on i686 without SSE2 round differently, clang-cl gets no flag. */
+    #if (defined(__GNUC__) || defined(__clang__)) && !defined(_MSC_VER) && \
+        (defined(__x86_64__) || defined(__aarch64__) || \
+         (defined(__i386__) && defined(__SSE2_MATH__)))
     #define FASTTSNE_VECTOR_ATTRACTION 1
     typedef double fasttsne_v2d __attribute__((vector_size(16)));
     typedef long long fasttsne_v2l __attribute__((vector_size(16)));
@@ -51,6 +59,27 @@ cdef extern from *:
     #else
     #define FASTTSNE_PAIR(a, b, i, j) __builtin_shuffle(a, b, (fasttsne_v2l){i, j})
     #endif
+
+    /* The end of a row for both vector kernels: the entries left over
+       from the steps of four go to accumulator 0, then the accumulators
+       are combined in _attract_row_2d's order. */
+    static inline void fasttsne_finish_row_2d(
+        const int32_t *indices, const double *data, const double *Y_ref,
+        Py_ssize_t jj, Py_ssize_t j_end, double y0, double y1, double inv_dof,
+        double exaggeration, double a0, double b0, double c0, double d0,
+        double a1, double b1, double c1, double d1, double *out_i)
+    {
+        double s0, s1, q;
+        for (; jj < j_end; jj++) {
+            s0 = y0 - Y_ref[2 * (Py_ssize_t)indices[jj]];
+            s1 = y1 - Y_ref[2 * (Py_ssize_t)indices[jj] + 1];
+            q = data[jj] / (1.0 + (s0 * s0 + s1 * s1) * inv_dof);
+            a0 += q * s0;
+            a1 += q * s1;
+        }
+        out_i[0] = exaggeration * ((a0 + b0) + (c0 + d0));
+        out_i[1] = exaggeration * ((a1 + b1) + (c1 + d1));
+    }
 
     /* _attract_row_2d for a float64 P with int32 indices. Lanes (0, 1) of
        the "lo" vectors and (0, 1) of the "hi" vectors are the scalar loop's
@@ -70,7 +99,6 @@ cdef extern from *:
         fasttsne_v2d ra, rb, rc, rd, x0_lo, x1_lo, x0_hi, x1_hi, p_lo, p_hi;
         fasttsne_v2d pq_lo, pq_hi;
         Py_ssize_t jj = indptr[i], j_end = indptr[i + 1];
-        double a0, a1, s0, s1, q;
         for (; jj + 3 < j_end; jj += 4) {
             memcpy(&ra, Y_ref + 2 * (Py_ssize_t)indices[jj], sizeof ra);
             memcpy(&rb, Y_ref + 2 * (Py_ssize_t)indices[jj + 1], sizeof rb);
@@ -93,17 +121,10 @@ cdef extern from *:
             f0_hi += pq_hi * x0_hi;
             f1_hi += pq_hi * x1_hi;
         }
-        a0 = f0_lo[0];
-        a1 = f1_lo[0];
-        for (; jj < j_end; jj++) {
-            s0 = y0 - Y_ref[2 * (Py_ssize_t)indices[jj]];
-            s1 = y1 - Y_ref[2 * (Py_ssize_t)indices[jj] + 1];
-            q = data[jj] / (1.0 + (s0 * s0 + s1 * s1) * inv_dof);
-            a0 += q * s0;
-            a1 += q * s1;
-        }
-        out[2 * i] = exaggeration * ((a0 + f0_lo[1]) + (f0_hi[0] + f0_hi[1]));
-        out[2 * i + 1] = exaggeration * ((a1 + f1_lo[1]) + (f1_hi[0] + f1_hi[1]));
+        fasttsne_finish_row_2d(indices, data, Y_ref, jj, j_end, y0, y1, inv_dof,
+                               exaggeration, f0_lo[0], f0_lo[1], f0_hi[0],
+                               f0_hi[1], f1_lo[0], f1_lo[1], f1_hi[0], f1_hi[1],
+                               out + 2 * i);
     }
 
     #if defined(__x86_64__) && defined(__has_builtin)
@@ -128,7 +149,7 @@ cdef extern from *:
         fasttsne_v2d yi, ra, rb, rc, rd;
         fasttsne_v4d ab, cd, x0, x1, p, pq, f0, f1;
         Py_ssize_t i, jj, j_end;
-        double y0, y1, a0, a1, s0, s1, q;
+        double y0, y1;
         for (i = start; i < stop; i++) {
             y0 = Y[2 * i];
             y1 = Y[2 * i + 1];
@@ -151,17 +172,10 @@ cdef extern from *:
                 f0 += pq * x0;
                 f1 += pq * x1;
             }
-            a0 = f0[0];
-            a1 = f1[0];
-            for (; jj < j_end; jj++) {
-                s0 = y0 - Y_ref[2 * (Py_ssize_t)indices[jj]];
-                s1 = y1 - Y_ref[2 * (Py_ssize_t)indices[jj] + 1];
-                q = data[jj] / (1.0 + (s0 * s0 + s1 * s1) * inv_dof);
-                a0 += q * s0;
-                a1 += q * s1;
-            }
-            out[2 * i] = exaggeration * ((a0 + f0[1]) + (f0[2] + f0[3]));
-            out[2 * i + 1] = exaggeration * ((a1 + f1[1]) + (f1[2] + f1[3]));
+            fasttsne_finish_row_2d(indices, data, Y_ref, jj, j_end, y0, y1,
+                                   inv_dof, exaggeration, f0[0], f0[1], f0[2],
+                                   f0[3], f1[0], f1[1], f1[2], f1[3],
+                                   out + 2 * i);
         }
     }
     #endif
@@ -172,7 +186,11 @@ cdef extern from *:
     static int fasttsne_attraction_uses_avx(void)
     {
     #ifdef FASTTSNE_AVX_ATTRACTION
-        return fasttsne_allow_avx && __builtin_cpu_supports("avx");
+        /* Asked once: the answer is fixed for the process (-1: not yet). */
+        static int cpu_has_avx = -1;
+        if (cpu_has_avx < 0)
+            cpu_has_avx = __builtin_cpu_supports("avx") ? 1 : 0;
+        return fasttsne_allow_avx && cpu_has_avx;
     #else
         return 0;
     #endif
@@ -357,28 +375,40 @@ cdef void _check_csr(
         raise ValueError(f"n_threads must be at least 1, got {n_threads}.")
 
 
-def _attraction_kernel(allow_avx=None):
+def _attraction_kernel():
     """Which kernel a 2-D float64 attraction with int32 indices runs.
-
-    Parameters
-    ----------
-    allow_avx : bool, default=None
-        If given, allow (True, the default state) or forbid the AVX kernel
-        from now on in this process; tests forbid it to reach the 128-bit
-        kernel on CPUs that have AVX.
 
     Returns
     -------
     kernel : {"avx", "vector", "scalar"}
-        The 256-bit kernel, the 128-bit one (GCC/clang vector extensions),
-        or the scalar loop (other compilers).
+        The 256-bit kernel, the 128-bit one (GCC/clang vector extensions on
+        x86-64, arm64 or SSE2 i686), or the scalar loop (other targets).
     """
-    global fasttsne_allow_avx
-    if allow_avx is not None:
-        fasttsne_allow_avx = 1 if allow_avx else 0
     if not FASTTSNE_VECTOR_ATTRACTION:
         return "scalar"
     return "avx" if fasttsne_attraction_uses_avx() else "vector"
+
+
+def _allow_avx(allow):
+    """Allow or forbid the AVX kernel in this process from now on.
+
+    Tests forbid it to reach the 128-bit kernel on CPUs that have AVX.
+
+    Parameters
+    ----------
+    allow : bool
+        Whether the attraction may run the AVX kernel (True by default).
+
+    Returns
+    -------
+    previous : bool
+        The setting before this call.
+    """
+    global fasttsne_allow_avx
+    previous = bool(fasttsne_allow_avx)
+    if FASTTSNE_VECTOR_ATTRACTION:
+        fasttsne_allow_avx = 1 if allow else 0
+    return previous
 
 
 def attractive_forces(
@@ -422,12 +452,14 @@ def attractive_forces(
     n_threads : int
         OpenMP threads; the result does not depend on it.
     Y_ref : ndarray of shape (n_columns, n_components), default=None
-        Points of the columns; None means ``Y`` (a square P).
+        Points of the columns; None means ``Y`` (a square P). Neither ``Y``
+        nor ``Y_ref`` may share memory with ``out``.
     repulsion : ndarray of shape (n_rows, n_components), default=None
         The repulsion term to add, scaled by ``repulsion_scale`` (a fit's
-        gradient in one pass); None for the attraction alone.
+        gradient in one pass); None for the attraction alone. Must not
+        share memory with ``out`` (``out`` is written before it is read).
     repulsion_scale : float, default=0.0
-        Its factor, typically ``-4 / Z``.
+        Its factor, typically ``-4 / Z``; only allowed with ``repulsion``.
     """
     cdef const floating[:, ::1] ref = Y if Y_ref is None else Y_ref
     cdef intp_t n = Y.shape[0], i, k, block, n_blocks, start, stop
@@ -447,6 +479,12 @@ def attractive_forces(
             f"repulsion has shape {(repulsion.shape[0], repulsion.shape[1])}, "
             f"expected {(n, d)}."
         )
+    if not assemble and repulsion_scale != 0.0:
+        raise ValueError("repulsion_scale is given without repulsion.")
+    # out is written row by row while Y, Y_ref and repulsion are still read.
+    for name, arr in (("Y", Y), ("Y_ref", Y_ref), ("repulsion", repulsion)):
+        if arr is not None and np.may_share_memory(np.asarray(out), np.asarray(arr)):
+            raise ValueError(f"out must not share memory with {name}.")
     if n == 0:
         return
     if data.shape[0] == 0 or ref.shape[0] == 0:

@@ -100,7 +100,7 @@ def _embedded_kernel(kernel_on_offsets, grid_shape):
     return embedded
 
 
-def _kernel_spectrum(kernel_on_offsets, grid_shape, *, workers=None):
+def _kernel_spectrum(kernel_on_offsets, grid_shape, *, workers=None, dtype=None):
     """Precompute the real FFT of the circulant embedding of a Toeplitz kernel.
 
     Parameters
@@ -111,6 +111,10 @@ def _kernel_spectrum(kernel_on_offsets, grid_shape, *, workers=None):
         ``(n_1, ..., n_d)``.
     workers : int, default=None
         Threads for scipy.fft.
+    dtype : {None, numpy.float32}, default=None
+        float32: the spectrum is computed in double and stored as complex64,
+        for charges that :func:`_apply_spectrum` gets in float32 (it then
+        needs no cast per call).
 
     Returns
     -------
@@ -119,6 +123,8 @@ def _kernel_spectrum(kernel_on_offsets, grid_shape, *, workers=None):
     grid_shape = tuple(int(n) for n in grid_shape)
     embedded = _embedded_kernel(kernel_on_offsets, grid_shape)
     spectrum = scipy.fft.rfftn(embedded, workers=workers)
+    if dtype == np.float32:
+        spectrum = np.asarray(spectrum).astype(np.complex64)
     return _GridSpectrum(grid_shape, embedded.shape, spectrum)
 
 
@@ -215,9 +221,11 @@ def _apply_spectrum(spectrum, charges, *, workers=None):
         )
     lead_shape = charges.shape[: -len(grid_shape)]
     charges = np.ascontiguousarray(charges).reshape((-1,) + tuple(grid_shape))
-    values = spectrum.spectrum
-    if charges.dtype == np.float32:
-        values = values.astype(np.complex64)
+    # The charges' precision decides: a complex64 spectrum is widened for
+    # float64 charges, a complex128 one rounded for float32 charges.
+    values = spectrum.spectrum.astype(
+        np.complex64 if charges.dtype == np.float32 else np.complex128, copy=False
+    )
     out = np.empty_like(charges)
     _circulant_product(
         values, spectrum.fft_shape, grid_shape, charges, out, workers=workers

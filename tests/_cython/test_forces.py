@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 from fasttsne._cython._forces import (
+    _allow_avx,
     _attraction_kernel,
     attractive_forces,
     kl_attraction_term,
@@ -96,11 +97,13 @@ def attraction_kernel(request):
     """Each vector kernel of the 2-D attraction this machine can run."""
     if request.param == "avx" and _attraction_kernel() != "avx":
         pytest.skip("no AVX kernel on this machine or compiler")
-    if _attraction_kernel(allow_avx=request.param == "avx") != request.param:
-        _attraction_kernel(allow_avx=True)
-        pytest.skip(f"no {request.param} kernel with this compiler")
-    yield request.param
-    _attraction_kernel(allow_avx=True)
+    previous = _allow_avx(request.param == "avx")
+    try:
+        if _attraction_kernel() != request.param:
+            pytest.skip(f"no {request.param} kernel with this compiler")
+        yield request.param
+    finally:
+        _allow_avx(previous)
 
 
 @pytest.mark.parametrize("n_neighbors", [1, 3, 4, 7, 20])
@@ -108,9 +111,11 @@ def test_vector_rows_match_scalar_rows(rng, n_neighbors, attraction_kernel):
     """The vector kernels of a 2-D float64 P with int32 indices give the
     scalar loop's bits.
 
-    int32 indices take the vector kernel, int64 the scalar loop (the oracle
-    for it); rows of every length modulo 4 and empty rows, with an
-    exaggeration and a dof other than 1, square and rectangular.
+    int32 indices take the vector kernel (the fixture checks which one
+    ``_attraction_kernel`` reports), int64 always the scalar loop, so the two
+    index dtypes compare two code paths; rows of every length modulo 4 and
+    empty rows, with an exaggeration and a dof other than 1, square and
+    rectangular.
     """
     assert _attraction_kernel() == attraction_kernel
     n = 300
@@ -167,6 +172,47 @@ def test_assembled_gradient_is_numpy(rng, dtype, d):
             P.indptr, P.indices, P.data, Y, 1.0, 1.0, out, 1,
             repulsion=repulsion[:5], repulsion_scale=scale,
         )  # fmt: skip
+
+
+def test_assembled_gradient_without_attraction(rng):
+    """With no stored entry (or no reference point) the gradient is the
+    scaled repulsion, NumPy's ``repulsion * s + 0 * 4`` bits."""
+    n, d = 50, 2
+    Y = rng.normal(size=(n, d))
+    repulsion = rng.normal(size=(n, d))
+    scale = -4.0 / 3.7
+    expected = repulsion * scale + np.zeros_like(Y) * 4.0
+    empty = sp.csr_matrix((n, n))
+    empty_rect = sp.csr_matrix((n, 0))
+    cases = [(empty, None), (empty_rect, np.empty((0, d)))]
+    for P, reference in cases:
+        out = np.full_like(Y, np.nan)
+        attractive_forces(
+            P.indptr.astype(np.int32), P.indices.astype(np.int32), P.data, Y,
+            1.0, 12.0, out, 2, Y_ref=reference, repulsion=repulsion,
+            repulsion_scale=scale,
+        )  # fmt: skip
+        assert_array_equal(out, expected)
+
+
+def test_attraction_rejects_overlapping_out(rng):
+    """out sharing memory with an input, or a scale without repulsion, raises."""
+    P = random_affinities(rng, 20, 4)
+    Y = rng.normal(size=(20, 2))
+    repulsion = rng.normal(size=(20, 2))
+    args = (P.indptr, P.indices, P.data)
+    with pytest.raises(ValueError, match="share memory with repulsion"):
+        attractive_forces(
+            *args, Y, 1.0, 1.0, repulsion, 1, repulsion=repulsion,
+            repulsion_scale=-1.0,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="share memory with Y"):
+        attractive_forces(*args, Y, 1.0, 1.0, Y, 1)
+    Y_ref = rng.normal(size=(20, 2))
+    with pytest.raises(ValueError, match="share memory with Y_ref"):
+        attractive_forces(*args, Y, 1.0, 1.0, Y_ref, 1, Y_ref=Y_ref)
+    with pytest.raises(ValueError, match="repulsion_scale is given"):
+        attractive_forces(*args, Y, 1.0, 1.0, np.empty_like(Y), 1, repulsion_scale=2.0)
 
 
 def test_attraction_validation(rng):

@@ -144,10 +144,11 @@ class FFTGradient(SparseAttractionBackend):
     better than the default grid's on a wide embedding, worse than the fine
     minimum grid's under early exaggeration.
 
-    A capped grid (``max_num_intervals`` limited its boxes) with a circulant
-    of at least 2^20 nodes runs the FFTs of its charges in single precision,
-    whose rounding is far below such a grid's interpolation error; every
-    other grid computes in double (``docs/fft.rst``).
+    A fit's capped 2-D grid (``max_num_intervals`` limited its boxes) with a
+    circulant of at least 2^20 nodes runs the FFTs of its charges in single
+    precision, whose rounding is far below such a grid's interpolation
+    error; a fit's other grids, and the frozen grid of ``transform``, compute
+    in double (``docs/fft.rst``).
     """
 
     name = "fft"

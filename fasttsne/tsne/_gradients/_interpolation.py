@@ -85,14 +85,12 @@ _MAX_GRID_NODES = 1 << 24
 # narrower than the kernel's width.
 _MIN_SPAN = 1e-3
 
-# A fit's capped grid (max_num_intervals limited its boxes, so it is
+# A fit's capped 2-D grid (max_num_intervals limited its boxes, so it is
 # coarser than ints_in_interval asks) whose circulant has at least this many
-# nodes runs the FFTs of its charges in single precision: there they are
-# most of a call and cost about two thirds as much in float32, and their
-# rounding (about 5e-5 of the repulsion's norm, 2e-5 to 5e-5 on Z) is far
-# below the capped grid's interpolation error (1e-2 and more). The kernel's
-# spectrum and everything around the FFTs stay in double (docs/fft.rst).
-# Uncapped grids (fine knobs, every fingerprinted fit) keep float64.
+# nodes runs the FFTs of its charges in single precision: there they are most
+# of a call, and their rounding is far below the capped grid's interpolation
+# error. The kernel's spectrum is computed in double and applied in complex64;
+# everything around the FFTs stays in double. Measurements: docs/fft.rst.
 _SINGLE_PRECISION_FFT_MIN_NODES = 1 << 20
 
 # The grid of a frozen embedding reaches this fraction of its span beyond
@@ -150,20 +148,23 @@ max_num_intervals : int, int, float, int
 def _boxes_along_axis(
     span, n_interpolation_points, min_num_intervals, ints_in_interval, max_boxes
 ):
-    """Boxes along one axis, and the span they cover.
+    """Boxes along one axis, the span they cover, and whether the cap cut them.
 
     ``clip(ceil(span / ints_in_interval), min_num_intervals, max_boxes)``
     boxes (``max_boxes = 0``: no upper bound), then raised to the largest
     count whose ``2 p n_boxes - 1`` node offsets still fit the same FFT length
-    (more boxes for free). A flat axis gets the span ``_MIN_SPAN``.
+    (more boxes for free). A flat axis gets the span ``_MIN_SPAN``. The
+    flag is True when ``ceil(span / ints_in_interval)`` exceeds the cap.
     """
     p = n_interpolation_points
     span = max(span, _MIN_SPAN)
-    n_boxes = max(min_num_intervals, math.ceil(span / ints_in_interval))
+    asked = math.ceil(span / ints_in_interval)
+    capped = 0 < max_boxes < asked
+    n_boxes = max(min_num_intervals, asked)
     if max_boxes > 0:
         n_boxes = min(n_boxes, max_boxes)
     fft_length = _next_fft_friendly(2 * p * n_boxes - 1)
-    return max(n_boxes, (fft_length + 1) // (2 * p)), span
+    return max(n_boxes, (fft_length + 1) // (2 * p)), span, capped
 
 
 class InterpolationGrid(NamedTuple):
@@ -205,18 +206,16 @@ class InterpolationGrid(NamedTuple):
         """
         cap = max_num_intervals if len(lo) == 2 else max_num_intervals**2
         centers, spans, boxes = [], [], []
-        capped = cap > 0 and any(
-            math.ceil(max(high - low, _MIN_SPAN) / ints_in_interval) > cap
-            for low, high in zip(lo, hi)
-        )
+        capped = False
         for low, high in zip(lo, hi):
-            n_boxes, span = _boxes_along_axis(
+            n_boxes, span, axis_capped = _boxes_along_axis(
                 high - low,
                 n_interpolation_points,
                 min_num_intervals,
                 ints_in_interval,
                 cap,
             )
+            capped = capped or axis_capped
             centers.append(low + 0.5 * span)
             spans.append(span)
             boxes.append(n_boxes)
@@ -266,8 +265,13 @@ class InterpolationGrid(NamedTuple):
 
 
 def _fft_dtype(grid):
-    """Precision of a fit's charge FFTs: float32 on large capped grids only."""
-    if grid.capped and math.prod(grid.fft_shape) >= _SINGLE_PRECISION_FFT_MIN_NODES:
+    """Precision of a fit's charge FFTs: float32 on large capped 2-D grids only.
+
+    A 1-D grid keeps float64: a capped one is a long, sparsely charged line,
+    where float32 rounding swamps the small kernel sums and Z.
+    """
+    large = math.prod(grid.fft_shape) >= _SINGLE_PRECISION_FFT_MIN_NODES
+    if grid.capped and len(grid.n_boxes) == 2 and large:
         return np.float32
     return np.float64
 
@@ -278,19 +282,17 @@ def _potentials(grid, kernel, charges, n_threads, fft_dtype=np.float64):
     Returns a float64 array of shape ``(n_charges, n_0, n_1)`` (``n_1 = 1``
     in 1-D) with contiguous rows, possibly a cropped view. With ``fft_dtype``
     float32 the charges are rounded to single precision and their FFTs run
-    in it (the kernel's spectrum is computed in double either way).
+    in it (the kernel's spectrum is computed in double and applied in
+    complex64).
     """
     shape = grid.shape
     d = len(shape)
     spectrum = _kernel_spectrum(
-        kernel.reshape(kernel.shape[:d]), shape, workers=n_threads
+        kernel.reshape(kernel.shape[:d]), shape, workers=n_threads, dtype=fft_dtype
     )
-    if fft_dtype == np.float32:
-        potentials = _apply_spectrum(
-            spectrum, charges.astype(np.float32), workers=n_threads
-        ).astype(np.float64)
-    else:
-        potentials = _apply_spectrum(spectrum, charges, workers=n_threads)
+    charges = charges.astype(fft_dtype, copy=False)
+    potentials = _apply_spectrum(spectrum, charges, workers=n_threads)
+    potentials = potentials.astype(np.float64, copy=False)
     # A view, also of a crop; np.asarray only tells pylint it is an ndarray.
     potentials = np.asarray(potentials.reshape((charges.shape[0], shape[0], -1)))
     if potentials.strides[2] != potentials.itemsize:

@@ -109,7 +109,7 @@ class SparseAttractionBackend:
         self._data = {}
         self._row_sums = None
         self._reference = {}
-        self._forces = None
+        self._forces = {}
 
     @classmethod
     def is_usable_for(cls, *, n_components, device):
@@ -162,7 +162,7 @@ class SparseAttractionBackend:
             data = data.astype(np.float64)
         self._data = {data.dtype: np.ascontiguousarray(data)}
         self._row_sums = np.asarray(P.sum(axis=1), dtype=np.float64).ravel()
-        self._forces = None
+        self._forces = {}
         if reference is not None:
             self._prepare_reference(reference)
         return self
@@ -179,15 +179,15 @@ class SparseAttractionBackend:
             self._reference[dtype] = next(iter(self._reference.values())).astype(dtype)
         return self._reference[dtype]
 
-    def _buffers(self, Y):
-        """Reusable (attraction, repulsion) arrays shaped and typed like Y."""
-        if (
-            self._forces is None
-            or self._forces[0].shape != Y.shape
-            or self._forces[0].dtype != Y.dtype
-        ):
-            self._forces = (np.empty_like(Y), np.empty_like(Y))
-        return self._forces
+    def _buffer(self, name, Y):
+        """A reusable array shaped and typed like Y ("attraction" or "repulsion").
+
+        Each is allocated on first use: a fit needs no attraction array.
+        """
+        buffer = self._forces.get(name)
+        if buffer is None or buffer.shape != Y.shape or buffer.dtype != Y.dtype:
+            buffer = self._forces[name] = np.empty_like(Y)
+        return buffer
 
     def __call__(self, Y, *, exaggeration, dof, compute_error):
         """Return ``(kl or None, gradient)`` for the embedding ``Y``.
@@ -223,7 +223,7 @@ class SparseAttractionBackend:
         if Y.shape[0] != shape[0]:
             raise ValueError(f"P has shape {shape}, but Y has {Y.shape[0]} rows.")
         data = self._data_as(Y.dtype)
-        attraction, repulsion = self._buffers(Y)
+        repulsion = self._buffer("repulsion", Y)
         if not self._reference:
             Z = self._repulsion(Y, dof, repulsion)
             # Z = 0 only without pairs (one point, or rounding of a lone pair).
@@ -257,6 +257,7 @@ class SparseAttractionBackend:
                 f"Y has {Y.shape[1]} columns, the reference {reference.shape[1]}."
             )
         sum_w = np.empty(Y.shape[0], dtype=np.float64)
+        attraction = self._buffer("attraction", Y)
         attractive_forces(
             indptr,
             indices,
