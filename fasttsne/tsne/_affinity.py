@@ -143,11 +143,16 @@ class _Buffer:
     """
 
     def __init__(self, array):
-        self._array = _owner(array)
+        # Rows are built in place: a read-only or non-contiguous array (a
+        # search may return one) is copied once here, never silently later.
+        self._array = _owner(np.require(array, requirements="CW"))
 
     def view(self, dtype, size):
         """The first ``size`` items of the buffer, as ``dtype`` (a view)."""
-        return self._array.reshape(-1).view(dtype)[:size]
+        flat = self._array.view()
+        # Setting the shape raises instead of copying.
+        flat.shape = (-1,)
+        return flat.view(dtype)[:size]
 
     def shrink(self, dtype, size):
         """Release the memory past the first ``size`` items of ``dtype``.

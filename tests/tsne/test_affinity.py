@@ -779,3 +779,40 @@ def test_check_affinities_keeps_what_it_is_given(rng):
     np.fill_diagonal(dense, 0.0)
     assert_array_equal(checked.toarray(), dense)
     assert A.nnz == sparse.csr_matrix(A).nnz  # the input is not modified
+
+
+@pytest.mark.parametrize("layout", ["read-only", "fortran"])
+@pytest.mark.parametrize("reorder", [False, True])
+def test_search_arrays_that_cannot_be_built_in_place(rng, layout, reorder):
+    """P is built in the search's arrays: read-only or non-contiguous ones (of
+    the index dtype P uses, so no narrowing copy hides it) are copied first,
+    and P is the one of the same neighbours in fresh writeable arrays."""
+    X = rng.normal(size=(300, 4))
+    k = 15
+    indices, distances = nearest_neighbors(X, k, squared=True)
+
+    def search(layout_name):
+        def run(_X, n_neighbors, **_kwargs):
+            assert n_neighbors == k
+            ind, dist = indices.astype(np.int32), distances.copy()
+            if layout_name == "fortran":
+                return np.asfortranarray(ind), np.asfortranarray(dist)
+            if layout_name == "read-only":
+                ind.flags.writeable = False
+                dist.flags.writeable = False
+            return ind, dist
+
+        return run
+
+    def joint(layout_name):
+        return joint_probabilities(
+            X, 5.0, n_threads=2, reorder=reorder, search=search(layout_name)
+        )
+
+    expected, got = joint("fresh"), joint(layout)
+    if reorder:
+        assert_array_equal(got[1], expected[1])
+        expected, got = expected[0], got[0]
+    assert_array_equal(got.indptr, expected.indptr)
+    assert_array_equal(got.indices, expected.indices)
+    assert_array_equal(got.data, expected.data)
