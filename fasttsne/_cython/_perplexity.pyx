@@ -523,6 +523,10 @@ def knn_rows_to_csr(
     if n >= (<intp_t>1 << 32):
         raise ValueError("At most 2**32 - 1 points can be sorted here.")
     index_dtype = np.asarray(columns).dtype
+    if n * k > np.iinfo(index_dtype).max:
+        raise OverflowError(
+            f"{n * k} entries do not fit the {index_dtype} offsets of the rows."
+        )
     indptr = np.zeros(n + 1, dtype=index_dtype)
     if n == 0 or k == 0:
         return indptr

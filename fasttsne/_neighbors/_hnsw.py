@@ -119,11 +119,14 @@ def approx_euclidean_knn(
         exponent = rescaling_exponent(max_abs(X), np.float32)
         step = max(1, PAIR_BLOCK_ENTRIES // n_features)
         for start in range(0, n_samples, step):
-            X32[start : start + step] = np.ldexp(
-                X[order[start : start + step]], exponent
+            X32[start : start + step] = _graph_rows(
+                X, order[start : start + step], exponent
             )
         # (pylint cannot see faiss's NumPy wrappers of its SWIG methods)
         index.add(X32)  # pylint: disable=no-value-for-parameter
+        # The index holds its own copy: the queries are made again batch by
+        # batch, so that this one does not sit beside the (n, k) outputs.
+        del X32
         faiss.omp_set_num_threads(n_threads)
         index.hnsw.efSearch = max(
             _HNSW_MIN_EF_SEARCH, int(np.ceil(_HNSW_EF_SEARCH_FACTOR * (k + 1)))
@@ -133,7 +136,7 @@ def approx_euclidean_knn(
         for start in range(0, n_samples, batch_size):
             rows = order[start : start + batch_size]
             # pylint: disable-next=no-value-for-parameter
-            _, labels = index.search(X32[start : start + batch_size], k + 1)
+            _, labels = index.search(_graph_rows(X, rows, exponent), k + 1)
             # Graph ids are positions in ``order``; -1 marks a missing one.
             missing = labels < 0
             np.take(order, labels, out=labels, mode="clip")
@@ -142,6 +145,11 @@ def approx_euclidean_knn(
     finally:
         faiss.omp_set_num_threads(previous_threads)
     return indices, sq_distances
+
+
+def _graph_rows(X, rows, exponent):
+    """Rows ``rows`` of ``X`` as the graph holds them: ``X * 2**exponent``, float32."""
+    return np.ldexp(X[rows], exponent).astype(np.float32)
 
 
 def _cluster_order(X, random_state, n_threads):

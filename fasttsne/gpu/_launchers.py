@@ -743,8 +743,12 @@ def exact_knn(  # pylint: disable=too-many-locals
     # candidate rows they are cast from fit the budget together.
     bytes_per_entry = 8 + (refs.element_size() if refs.dtype != torch.float64 else 0)
     row_block = max(1, block_bytes // (k_pad * max(n_features, 1) * bytes_per_entry))
-    indices = torch.empty((n_queries, n_neighbors), dtype=torch.int64)
-    sq_distances = torch.empty((n_queries, n_neighbors), dtype=torch.float64)
+    # Host outputs owned by NumPy (torch writes through views of them), so
+    # that the affinities can build P in them and shrink them as it grows.
+    indices_out = np.empty((n_queries, n_neighbors), dtype=np.int64)
+    sq_distances_out = np.empty((n_queries, n_neighbors), dtype=np.float64)
+    indices = torch.from_numpy(indices_out)
+    sq_distances = torch.from_numpy(sq_distances_out)
     uncertain = torch.zeros(n_queries, dtype=torch.bool)
     re_ranked = []
     for start in range(0, n_queries, row_block):
@@ -791,7 +795,8 @@ def exact_knn(  # pylint: disable=too-many-locals
         indices[start:stop] = by_index[:, :n_neighbors].cpu()
         sq_distances[start:stop] = exact[:, :n_neighbors].cpu()
         uncertain[start:stop] = ~certain.cpu()
-    indices, sq_distances = indices.numpy(), sq_distances.numpy()
+    del indices, sq_distances
+    indices, sq_distances = indices_out, sq_distances_out
     if re_ranked:
         _rank_on_host(
             *(np.concatenate(part) for part in zip(*re_ranked)),

@@ -300,7 +300,8 @@ def joint_probabilities(
     search : callable, default=nearest_neighbors
         The kNN search, with the signature of
         :func:`fasttsne._neighbors.nearest_neighbors` (the device's:
-        ``fasttsne.gpu._knn``). Its arrays are overwritten (they become P's).
+        ``fasttsne.gpu._knn``). Its arrays are overwritten (they hold the
+        conditional probabilities, then are released as P is filled).
     before_symmetrize : callable, default=None
         Called as ``before_symmetrize(order)`` (``order`` None without
         ``reorder``) once the conditional probabilities are calibrated and
@@ -357,7 +358,9 @@ def joint_probabilities(
     start = time.perf_counter()
     # The kNN's arrays become A, the conditional probabilities in CSR form, in
     # place: the distances their values, the indices their 32-bit columns.
-    # Nothing of their size is allocated beside them (docs/affinities.rst).
+    # P's arrays are reserved beside them, but their pages are committed only
+    # as P's rows are written while A's buffers shrink, where the system
+    # commits memory lazily, as Linux does (docs/affinities.rst).
     values = _Buffer(_conditional(distances, affinity, perplexity, n_threads))
     del distances
     nnz = n_samples * k

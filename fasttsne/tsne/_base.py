@@ -493,7 +493,10 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         if not starts:
             build_start(order, P)
         Y = starts[0]
-        P = P.astype(dtype, copy=False)
+        if P.dtype != dtype:
+            # Only the values change type: P's index arrays are shared, not
+            # copied (scipy's astype would copy them too).
+            P = sp.csr_matrix((P.data.astype(dtype), P.indices, P.indptr), P.shape)
         if order is not None:
             callbacks = [_callback_in_input_order(cb, order) for cb in callbacks]
         phases = [
