@@ -29,19 +29,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_tsne import make_data
 from sklearn.utils import check_random_state
 
 PERPLEXITY = 30.0
 N_NEIGHBORS = 90
 
 
-def mixture(n_samples, seed=0, n_features=50, n_clusters=20):
+def mixture(n_samples):
     """The 20-cluster Gaussian mixture of benchmarks/bench_tsne.py."""
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=3.0, size=(n_clusters, n_features))
-    weights = rng.dirichlet(np.full(n_clusters, 5.0))
-    labels = rng.choice(n_clusters, size=n_samples, p=weights)
-    return centers[labels] + rng.normal(size=(n_samples, n_features))
+    return make_data("gmm", n_samples)[0]
 
 
 def status_mb(field):
