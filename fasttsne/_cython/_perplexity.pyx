@@ -1,5 +1,9 @@
 """Perplexity calibration and symmetrisation of the t-SNE affinities.
 
+The module is one piece (past the usual ~700 lines) because its kernels hand
+one pair of buffers from each to the next: the calibration writes P's rows
+over the kNN distances, and the symmetrisation moves them into P in place.
+
 Implementation notes
 --------------------
 ``binary_search_perplexity``: conditional probabilities p_{j|i} from kNN

@@ -1,5 +1,8 @@
 """Randomized truncated SVD as a function: ``randomized_svd`` and its validated twin.
 
+The module is one piece (past the usual ~700 lines) because the range finders
+share its preparation (scaling, centring, transposing) and its final step.
+
 Three range finders are implemented, after Halko, Martinsson and Tropp (2011):
 
 ``"subspace"``
