@@ -41,6 +41,7 @@ from fasttsne._neighbors._metrics import (
     sklearn_knn,
 )
 from fasttsne._neighbors._precomputed import check_precomputed, precomputed_knn
+from fasttsne._neighbors._pruned import cell_plan, pruned_euclidean_knn
 
 __all__ = [
     "KNOWN_METRICS",
@@ -56,6 +57,15 @@ _METHODS = ("auto", "exact", "approx")
 # where it overtakes the exact one in ``benchmarks/bench_knn.py --crossover``
 # (docs/neighbors.rst).
 _APPROX_MIN_SAMPLES = 80_000
+
+# From this many samples on, the exact search of dense euclidean data prunes
+# the cells of a coarse k-means (``_pruned``; the same answer, bit for bit).
+_PRUNED_MIN_SAMPLES = 4_096
+
+# From _APPROX_MIN_SAMPLES on, method="auto" keeps the exact search when its
+# cell plan ranks at most this many candidates a query: about where the
+# pruned exact search and the graph cost the same (docs/neighbors.rst).
+_PRUNED_MAX_PAIRS_PER_QUERY = 60_000
 
 
 def _checked_distances(distances, metric):
@@ -195,6 +205,7 @@ def nearest_neighbors(
     """
     check_metric(metric)
     check_metric_params(metric, metric_params)
+    requested = method
     method = _resolve_method(X, metric, metric_params, method)
     n_samples = X.shape[0]
     if not 1 <= n_neighbors <= n_samples - 1:
@@ -213,15 +224,28 @@ def nearest_neighbors(
             n_threads=n_threads,
             random_state=random_state,
         )
+    plan = None
+    if method == "approx" and requested == "auto":
+        # Clustered data let the exact search prune most of its work: keep
+        # it where its plan costs less than the graph would.
+        X = as_float64(X)
+        plan = cell_plan(X - X.mean(axis=0), n_neighbors, n_threads=n_threads)
+        if plan.pairs <= _PRUNED_MAX_PAIRS_PER_QUERY * n_samples:
+            method = "exact"
     if method == "approx":
         indices, sq_distances = approx_euclidean_knn(
             X, n_neighbors, n_threads=n_threads, random_state=random_state
         )
     elif is_euclidean(metric, metric_params):
         X = as_float64(X)
-        indices, sq_distances, _ = euclidean_knn(
-            X, X, n_neighbors, self_query=True, n_threads=n_threads, match=False
-        )
+        if sparse.issparse(X) or n_samples < _PRUNED_MIN_SAMPLES:
+            indices, sq_distances, _ = euclidean_knn(
+                X, X, n_neighbors, self_query=True, n_threads=n_threads, match=False
+            )
+        else:
+            indices, sq_distances = pruned_euclidean_knn(
+                X, n_neighbors, n_threads=n_threads, plan=plan
+            )
     else:
         indices, distances = sklearn_knn(
             X,

@@ -46,12 +46,17 @@ def test_rescaling_exponent():
 def test_a_broken_faiss_fails_loudly(rng, monkeypatch):
     """faiss is a dependency: the large-data default does not fall back silently.
 
-    An exact search at the default's size would take quadratic time without
-    a word; a missing or broken faiss raises ImportError before any work.
+    Where the cell plan of the exact search prunes too little (50-D noise),
+    an exact search at the default's size would take quadratic time without
+    a word; a missing or broken faiss raises ImportError before the search.
+    Data the plan prunes (2-D) need no graph, hence no faiss.
     """
     monkeypatch.setitem(sys.modules, "faiss", None)  # "import faiss" now fails
-    X = rng.normal(size=(_APPROX_MIN_SAMPLES, 2))
+    X = rng.normal(size=(_APPROX_MIN_SAMPLES, 50))
     with pytest.raises(ImportError, match="pip install faiss-cpu"):
         nearest_neighbors(X, 5, method="auto")
+    X_2d = rng.normal(size=(_APPROX_MIN_SAMPLES, 2))
+    indices, _ = nearest_neighbors(X_2d, 5, method="auto", n_threads=2)
+    assert indices.shape == (_APPROX_MIN_SAMPLES, 5)
     with pytest.raises(ImportError, match="pip install faiss-cpu"):
         nearest_neighbors(X[:100], 5, method="approx")

@@ -1,0 +1,364 @@
+"""Exact euclidean kNN of dense data, searching only the cells that can hold one.
+
+The points are grouped into the cells of a coarse k-means. Two triangle
+inequalities bound, for each query row q, which cells can hold one of its k
+nearest neighbours:
+
+* an upper bound of its k-th neighbour distance, ``u_q = min_c (|q - c| +
+  R_c)``, where ``R_c`` is the (k+1)-th smallest distance of cell c's members
+  to its centre (k members other than q lie within ``|q - c| + R_c``);
+* a lower bound of its distance to any member of cell b, ``|q - b| - r_b``,
+  where ``r_b`` is the largest distance of b's members to its centre.
+
+A cell whose lower bound exceeds ``u_q`` holds no neighbour of q. Each
+cell's queries are searched against the cells they need (those needed by
+most of them as one group, the others apart), by
+:func:`fasttsne._cython._knn.ranked_candidates`: single-precision BLAS
+products and a running selection of the ``k + KEEP_MARGIN`` smallest values
+of each row. The rounding bound of the exact search (:mod:`._exact`) proves
+for each row that the kept entries hold every true neighbour; their
+distances are then recomputed exactly and sorted by (distance, index). A row
+the proof fails for (the margin too small for its rounding window) is
+searched again by the exact blocked search. So the answer is exactly the
+exact search's, bit for bit: only the time depends on the data (clustered
+data prunes most cells; data without clusters prunes none, and the plan's
+cost says so before any search, see :func:`cell_plan`). docs/neighbors.rst
+has the measurements.
+"""
+
+import numpy as np
+from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
+
+from fasttsne._cython._knn import ranked_candidates
+from fasttsne._neighbors._common import (
+    max_abs,
+    rescaling_exponent,
+    run_blocks,
+    sort_rows,
+    squared_norms,
+)
+from fasttsne._neighbors._exact import (
+    _duplicate_answers,
+    euclidean_knn,
+    pair_squared_distances,
+)
+
+# Candidates kept a row beyond k: the room the rounding window of a row may
+# take before the row has to be searched again exactly.
+KEEP_MARGIN = 8
+
+# Cells of the coarse k-means: at most this many, and at least this many
+# points a cell on average (a cell much smaller than k prunes little).
+MAX_CELLS = 256
+MIN_CELL_POINTS = 1024
+
+_KMEANS_ITERATIONS = 10
+_KMEANS_SAMPLE_ROWS = 20_000
+_BLOCK_ROWS = 1 << 14
+
+# Below this magnitude the squared differences of rows near each other
+# underflow float64.
+_UNDERFLOW = 2.0**-400
+
+# A cell's queries share one search of the cells that at least this share of
+# them need; queries that need more are searched apart.
+_CORE_SHARE = 0.5
+
+
+class CellPlan:
+    """Cells of the data and, for each, the cells its queries must search.
+
+    Attributes
+    ----------
+    order : ndarray of shape (n_samples,), intp
+        Rows of the data grouped by cell (stable within a cell).
+    bounds : ndarray of shape (n_cells + 1,), intp
+        Cell c holds ``order[bounds[c]:bounds[c + 1]]``.
+    groups : list of (ndarray, ndarray)
+        Per group of queries: their positions in ``order``, and the cells
+        they search (sorted).
+    pairs : int
+        Number of (query, reference) pairs the search will rank.
+    """
+
+    def __init__(self, order, bounds, groups, pairs):
+        self.order = order
+        self.bounds = bounds
+        self.groups = groups
+        self.pairs = pairs
+
+
+def _centroids(X, n_cells, random_state):
+    """Centres of a coarse k-means (Lloyd steps on a sample, one BLAS thread)."""
+    n_samples = X.shape[0]
+    sample = X[
+        np.sort(
+            random_state.choice(
+                n_samples, min(n_samples, _KMEANS_SAMPLE_ROWS), replace=False
+            )
+        )
+    ]
+    centroids = sample[
+        np.sort(random_state.choice(sample.shape[0], n_cells, replace=False))
+    ].copy()
+    for _ in range(_KMEANS_ITERATIONS):
+        assigned = _centre_distances(sample, centroids).argmin(axis=1)
+        counts = np.bincount(assigned, minlength=n_cells)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, assigned, sample)
+        filled = counts > 0
+        centroids[filled] = sums[filled] / counts[filled, None]
+    return centroids
+
+
+def _centre_distances(X, centroids):
+    """Distances of rows to centres, through one BLAS product (rounded)."""
+    sq = squared_norms(X)[:, None] - 2.0 * (X @ centroids.T)
+    sq += np.einsum("ij,ij->i", centroids, centroids)[None, :]
+    np.maximum(sq, 0.0, out=sq)
+    return np.sqrt(sq, out=sq)
+
+
+def cell_plan(X, n_neighbors, *, n_threads):
+    """Cells of ``X`` (centred float64) and the searches the bounds allow.
+
+    The k-means sample and starting centres are drawn from a fixed seed: the
+    answer does not depend on them, only the time. Distances to the centres
+    are computed through BLAS products; ``slack`` bounds their rounding error
+    (each distance within it of the true one), and every bound below is
+    widened by it, so a cell is pruned only when it provably holds no
+    neighbour.
+    """
+    k = n_neighbors
+    n_samples, n_features = X.shape
+    n_cells = int(np.clip(n_samples // MIN_CELL_POINTS, 1, MAX_CELLS))
+    with threadpool_limits(limits=1, user_api="blas"):
+        centroids = _centroids(X, n_cells, check_random_state(0))
+    largest = float(squared_norms(X).max()) + float(squared_norms(centroids).max())
+    slack = np.sqrt(4.0 * (n_features + 4) * float(np.spacing(1.0)) * largest)
+
+    def assign(start, stop):
+        distances = _centre_distances(X[start:stop], centroids)
+        cell = distances.argmin(axis=1)
+        return cell, distances[np.arange(stop - start), cell]
+
+    cell, own = run_blocks(assign, n_samples, _BLOCK_ROWS, n_threads)
+    order = np.argsort(cell, kind="stable")
+    counts = np.bincount(cell, minlength=n_cells)
+    bounds = np.concatenate(([0], np.cumsum(counts)))
+    radius = np.zeros(n_cells)
+    kth_radius = np.full(n_cells, np.inf)
+    for c in np.flatnonzero(counts):
+        members = np.sort(own[order[bounds[c] : bounds[c + 1]]])
+        radius[c] = members[-1] + slack
+        if members.shape[0] > k:
+            kth_radius[c] = members[k] + slack
+
+    def needs(start, stop):
+        rows = order[start:stop]
+        distances = _centre_distances(X[rows], centroids)
+        upper = (distances + kth_radius[None, :]).min(axis=1) + slack
+        return (
+            np.packbits(distances - slack - radius[None, :] <= upper[:, None], axis=1),
+        )
+
+    (needed,) = run_blocks(needs, n_samples, _BLOCK_ROWS, n_threads)
+    groups = []
+    pairs = 0
+    for c in np.flatnonzero(counts):
+        positions = np.arange(bounds[c], bounds[c + 1])
+        mask = np.unpackbits(needed[positions], axis=1, count=n_cells).astype(bool)
+        core = mask.mean(axis=0) >= _CORE_SHARE
+        inside = ~(mask & ~core).any(axis=1)
+        for part in (inside, ~inside):
+            if part.any():
+                cells = np.flatnonzero(mask[part].any(axis=0))
+                groups.append((positions[part], cells))
+                pairs += int(part.sum()) * int(counts[cells].sum())
+    return CellPlan(order, bounds, groups, pairs)
+
+
+def _ranges(cells, bounds):
+    """Row ranges of ``cells`` in the grouped order, adjacent cells merged."""
+    starts, stops = bounds[cells], bounds[cells + 1]
+    join = np.flatnonzero(starts[1:] != stops[:-1]) + 1
+    starts = starts[np.concatenate(([0], join))]
+    stops = stops[np.concatenate((join - 1, [cells.shape[0] - 1]))]
+    return starts.astype(np.intp), stops.astype(np.intp)
+
+
+def pruned_euclidean_knn(X, n_neighbors, *, n_threads, plan=None):
+    """Exact kNN (self excluded) of every row of dense float64 ``X``.
+
+    The same answer as ``euclidean_knn(X, X, k, self_query=True)``, bit for
+    bit: rows sorted by (exact squared distance, index).
+
+    Parameters
+    ----------
+    X : float64 ndarray of shape (n_samples, n_features)
+    n_neighbors : int
+        k, in ``[1, n_samples - 1]``.
+    n_threads : int
+        Threads; the answer does not depend on them.
+    plan : CellPlan, default=None
+        :func:`cell_plan` of ``X`` centred on its mean, if already made.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_samples, n_neighbors), intp
+    sq_distances : ndarray of shape (n_samples, n_neighbors), float64
+    """
+    k = n_neighbors
+    n_samples = X.shape[0]
+    largest = max_abs(X)
+    with np.errstate(over="ignore"):
+        overflows = not np.isfinite(4.0 * X.shape[1] * largest * largest)
+    # Overflowing distances: the exact search raises the error that names
+    # the problem. Tiny data: the squares of their differences underflow, so
+    # the exact search's distances tie where the rescaled ranking would not;
+    # it keeps that search's answer.
+    if overflows or largest < _UNDERFLOW:
+        return euclidean_knn(
+            X, X, k, self_query=True, n_threads=n_threads, match=False
+        )[:2]
+    centred = X - X.mean(axis=0)
+    if plan is None:
+        plan = cell_plan(centred, k, n_threads=n_threads)
+    ranking = _Ranking(centred, plan)
+    del centred
+    indices = np.empty((n_samples, k), dtype=np.intp)
+    sq_distances = np.zeros((n_samples, k))
+    answered, answers = _duplicate_answers(X, X, k, True)
+    indices[answered] = answers
+    skip = np.zeros(n_samples, dtype=bool)
+    skip[answered] = True
+    skip = skip[plan.order]
+    redo = [np.empty(0, dtype=np.intp)]
+    for positions, cells in plan.groups:
+        positions = positions[~skip[positions]]
+        if positions.size == 0:
+            continue
+        complete, candidates = ranking.candidates(positions, cells, k, n_threads)
+        redo.append(positions[~complete])
+        _exact_order(
+            X,
+            plan.order[positions[complete]],
+            candidates[complete],
+            k,
+            n_threads,
+            (indices, sq_distances),
+        )
+    redo = plan.order[np.concatenate(redo)]
+    if redo.size:
+        found, found_sq, _ = euclidean_knn(
+            X[redo], X, k + 1, self_query=False, n_threads=n_threads, match=False
+        )
+        drop = found == redo[:, None]
+        drop[~drop.any(axis=1), -1] = True
+        indices[redo] = found[~drop].reshape(-1, k)
+        sq_distances[redo] = found_sq[~drop].reshape(-1, k)
+    return indices, sq_distances
+
+
+class _Ranking:
+    """The float32 ranking rows of the data and the bound of their error.
+
+    Rows are centred, grouped in the plan's order and scaled by a power of
+    two towards max |x| ~ 1 (the order of distances does not change; the
+    bound is in the same units). For dots of m = n_features + 1 terms the
+    error of a ranking value of query row x is below ``(2 m + 16) eps (|x|^2
+    + 2 max |y|^2) + 4 m eta`` (eps the unit roundoff of float32, eta its
+    smallest subnormal, max over the searched rows y), the bound of the
+    exact search (:class:`._exact._EuclideanSearch`): this ranking folds
+    ``|y|^2`` in after the product instead of into it, which adds one
+    rounding the bound's margin covers.
+    """
+
+    def __init__(self, centred, plan):
+        n_samples, n_features = centred.shape
+        exponent = rescaling_exponent(max_abs(centred), np.float32)
+        self.points = np.empty(centred.shape, dtype=np.float32)
+        self.sq_norms64 = np.empty(n_samples)
+        for start in range(0, n_samples, _BLOCK_ROWS):
+            block = np.ldexp(centred[plan.order[start : start + _BLOCK_ROWS]], exponent)
+            self.points[start : start + _BLOCK_ROWS] = block
+            self.sq_norms64[start : start + _BLOCK_ROWS] = squared_norms(block)
+        self.sq_norms = self.sq_norms64.astype(np.float32)
+        terms = n_features + 1
+        one, zero = np.float32(1.0), np.float32(0.0)
+        self.relative_error = (2.0 * terms + 16.0) * float(np.spacing(one))
+        self.absolute_error = 4.0 * terms * float(np.nextafter(zero, one))
+        self.cell_max_norm = np.array(
+            [
+                self.sq_norms64[a:b].max(initial=0.0)
+                for a, b in zip(plan.bounds[:-1], plan.bounds[1:])
+            ]
+        )
+        self.plan = plan
+
+    def candidates(self, positions, cells, k, n_threads):
+        """Kept candidates of the query rows at ``positions`` among ``cells``.
+
+        Returns
+        -------
+        complete : ndarray of shape (n_rows,), bool
+            Rows whose kept entries provably hold every true neighbour: every
+            value left out is above the k-th kept one plus two rounding
+            errors, or nothing was left out.
+        candidates : ndarray of shape (n_rows, k + KEEP_MARGIN), intp
+            Rows of the data (-1 where fewer were searched).
+        """
+        starts, stops = _ranges(cells, self.plan.bounds)
+        with threadpool_limits(limits=1, user_api="blas"):
+            values, columns = ranked_candidates(
+                self.points,
+                self.sq_norms,
+                positions,
+                starts,
+                stops,
+                k + KEEP_MARGIN,
+                n_threads,
+            )
+        missing = columns < 0
+        values = np.sort(values.astype(np.float64), axis=1)
+        error = (
+            self.relative_error
+            * (self.sq_norms64[positions] + 2.0 * self.cell_max_norm[cells].max())
+            + self.absolute_error
+        )
+        complete = (values[:, -1] > values[:, k - 1] + 2.0 * error) | missing.any(
+            axis=1
+        )
+        candidates = self.plan.order[columns]
+        candidates[missing] = -1
+        return complete, candidates
+
+
+def _exact_order(X, rows, candidates, k, n_threads, out):
+    """Exact distances of the candidates of ``rows``, the first k by (distance, index).
+
+    ``candidates`` holds ``-1`` where a row had fewer candidates (its
+    distance is then infinite and it sorts last).
+    """
+    indices, sq_distances = out
+    n_keep = candidates.shape[1]
+
+    def block(start, stop):
+        query = rows[start:stop]
+        labels = candidates[start:stop]
+        missing = labels < 0
+        safe = np.where(missing, query[:, None], labels)
+        order = np.argsort(query, kind="stable")
+        values = np.empty(labels.shape)
+        values[order] = pair_squared_distances(
+            X, np.repeat(query[order], n_keep), X, safe[order].ravel()
+        ).reshape(-1, n_keep)
+        values[missing] = np.inf
+        labels, values = sort_rows(np.where(missing, -1, labels), values)
+        indices[query] = labels[:, :k]
+        sq_distances[query] = values[:, :k]
+        return (None,)
+
+    if rows.size:
+        run_blocks(block, rows.shape[0], 1 << 12, n_threads)

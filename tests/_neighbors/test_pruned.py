@@ -1,0 +1,169 @@
+"""Tests of the cell-pruned exact search (fasttsne._neighbors._pruned).
+
+The oracles are the exact blocked search (whose answer the pruned one must
+give bit for bit) and the full distance matrix.
+"""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+import fasttsne._neighbors as neighbors_module
+from fasttsne._neighbors import _pruned, nearest_neighbors
+from fasttsne._neighbors._exact import euclidean_knn
+from tests._oracles import exact_knn
+
+
+@pytest.fixture(autouse=True)
+def _small_cells(monkeypatch):
+    """Cells of ~64 points, so that small data get many cells and prune."""
+    monkeypatch.setattr(_pruned, "MIN_CELL_POINTS", 64)
+
+
+def _separated_clusters(rng, n_samples, n_features=10, n_clusters=12):
+    centres = rng.normal(scale=20.0, size=(n_clusters, n_features))
+    labels = rng.integers(0, n_clusters, size=n_samples)
+    return centres[labels] + rng.normal(size=(n_samples, n_features))
+
+
+def _assert_same_as_exact(X, k, n_threads=2):
+    indices, sq_distances = _pruned.pruned_euclidean_knn(X, k, n_threads=n_threads)
+    ref_indices, ref_sq, _ = euclidean_knn(
+        X, X, k, self_query=True, n_threads=1, match=False
+    )
+    assert indices.dtype == np.intp and sq_distances.dtype == np.float64
+    assert_array_equal(indices, ref_indices)
+    assert_array_equal(sq_distances, ref_sq)
+    return indices, sq_distances
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_pruned_equals_exact_on_clusters(rng, n_threads):
+    """Separated clusters: most cells pruned, the exact answer bit for bit."""
+    X = _separated_clusters(rng, 3000)
+    plan = _pruned.cell_plan(X - X.mean(axis=0), 30, n_threads=n_threads)
+    assert plan.pairs < 0.3 * X.shape[0] ** 2
+    _assert_same_as_exact(X, 30, n_threads)
+
+
+def test_pruned_equals_oracle_without_clusters(rng):
+    """One Gaussian (little to prune): still the full-matrix answer."""
+    X = rng.normal(size=(1500, 6))
+    indices, sq_distances = _assert_same_as_exact(X, 20)
+    ref_indices, ref_sq = exact_knn(X, X, 20, self_query=True)
+    assert_array_equal(indices, ref_indices)
+    np.testing.assert_allclose(sq_distances, ref_sq, rtol=1e-12)
+
+
+def test_pruned_ties_and_duplicates(rng):
+    """Integer data (many ties) and groups of more than k equal rows."""
+    X = rng.integers(0, 4, size=(2500, 3)).astype(np.float64)
+    X[:150] = 7.0
+    X[200] = -0.0
+    _assert_same_as_exact(X, 25)
+
+
+def test_pruned_constant_columns_and_small_groups(rng):
+    """Constant columns and clusters smaller than k."""
+    X = _separated_clusters(rng, 900, n_features=4, n_clusters=40)
+    X = np.hstack([X, np.full((900, 2), 3.0)])
+    _assert_same_as_exact(X, 40)
+
+
+@pytest.mark.parametrize("scale", [2.0**-600, 2.0**-60, 2.0**60, 2.0**500])
+def test_pruned_extreme_magnitudes(rng, scale):
+    """Tiny and huge data: the float32 ranking is rescaled, the answer exact."""
+    X = _separated_clusters(rng, 1200, n_features=5) * scale
+    _assert_same_as_exact(X, 15)
+
+
+def test_pruned_large_offset(rng):
+    """Data far from the origin (centring keeps the ranking accurate)."""
+    X = _separated_clusters(rng, 1500, n_features=8) + 1e7
+    _assert_same_as_exact(X, 20)
+
+
+def test_pruned_overflow_names_the_problem(rng):
+    """Squared distances beyond float64 raise the exact search's ValueError."""
+    X = rng.normal(size=(300, 3)) * 1e200
+    with pytest.raises(ValueError, match="overflow"):
+        _pruned.pruned_euclidean_knn(X, 5, n_threads=1)
+
+
+def test_rows_the_proof_fails_for_are_searched_again(rng, monkeypatch):
+    """No margin kept: rows whose window may reach past the kept entries are
+    searched again, and the answer stays exact."""
+    monkeypatch.setattr(_pruned, "KEEP_MARGIN", 0)
+    X = rng.integers(0, 3, size=(1200, 4)).astype(np.float64)
+    _assert_same_as_exact(X, 10)
+
+
+def test_ranges_merge_adjacent_cells():
+    """Adjacent cells become one range of rows."""
+    bounds = np.array([0, 5, 9, 12, 12, 20, 31])
+    starts, stops = _pruned._ranges(np.array([0, 1, 3, 4, 5]), bounds)
+    assert_array_equal(starts, [0, 12])
+    assert_array_equal(stops, [9, 31])
+    starts, stops = _pruned._ranges(np.array([1]), bounds)
+    assert_array_equal(starts, [5])
+    assert_array_equal(stops, [9])
+
+
+def test_nearest_neighbors_routes_exact_through_pruning(rng, monkeypatch):
+    """The public exact search takes the pruned path from its threshold on
+    and answers as the blocked search does."""
+    monkeypatch.setattr(neighbors_module, "_PRUNED_MIN_SAMPLES", 100)
+    calls = []
+    original = neighbors_module.pruned_euclidean_knn
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(neighbors_module, "pruned_euclidean_knn", spy)
+    X = _separated_clusters(rng, 800)
+    indices, distances = nearest_neighbors(X, 12, n_threads=2)
+    ref_indices, ref_sq, _ = euclidean_knn(
+        X, X, 12, self_query=True, n_threads=1, match=False
+    )
+    assert calls
+    assert_array_equal(indices, ref_indices)
+    assert_array_equal(distances, np.sqrt(ref_sq))
+
+
+@pytest.mark.parametrize("clustered", [True, False])
+def test_auto_keeps_the_exact_search_when_its_plan_is_cheap(
+    rng, monkeypatch, clustered
+):
+    """From the approximate threshold on, "auto" searches exactly when the
+    cell plan ranks few candidates a query, and takes the graph otherwise."""
+    monkeypatch.setattr(neighbors_module, "_APPROX_MIN_SAMPLES", 1000)
+    monkeypatch.setattr(neighbors_module, "_PRUNED_MAX_PAIRS_PER_QUERY", 1000)
+    monkeypatch.setattr(neighbors_module, "_PRUNED_MIN_SAMPLES", 100)
+    taken = []
+    monkeypatch.setattr(
+        neighbors_module,
+        "approx_euclidean_knn",
+        lambda *args, **kwargs: taken.append("approx") or ((), ()),
+    )
+    original = neighbors_module.pruned_euclidean_knn
+
+    def spy(*args, **kwargs):
+        taken.append("pruned")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(neighbors_module, "pruned_euclidean_knn", spy)
+    X = _separated_clusters(rng, 4000) if clustered else rng.normal(size=(4000, 10))
+    nearest_neighbors(X, 10, method="auto", n_threads=2, random_state=0)
+    assert taken == (["pruned"] if clustered else ["approx"])
+
+
+def test_cells_with_fewer_references_than_kept(rng, monkeypatch):
+    """Far clusters of k + 5 points: each query searches fewer references
+    than it keeps (padded entries), never itself or one row twice."""
+    monkeypatch.setattr(_pruned, "MIN_CELL_POINTS", 25)
+    centres = np.array([[0.0, 0.0], [1e3, 0.0], [0.0, 1e3], [1e3, 1e3]])
+    X = np.repeat(centres, 25, axis=0) + rng.normal(size=(100, 2))
+    indices, _ = _assert_same_as_exact(X, 20)
+    assert (indices != np.arange(100)[:, None]).all()
+    assert all(np.unique(row).shape[0] == 20 for row in indices)
