@@ -19,8 +19,22 @@ from scipy.linalg.cython_blas cimport sgemm
 from fasttsne._cython._typedefs cimport float32_t, intp_t
 
 
+# Index of the lowest set bit of a nonzero mask (a loop where the compiler
+# has no builtin).
 cdef extern from *:
-    int __builtin_ctz(unsigned int) noexcept nogil
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define fasttsne_lowest_bit(mask) __builtin_ctz(mask)
+    #else
+    static int fasttsne_lowest_bit(unsigned int mask)
+    {
+        int bit = 0;
+        while (!(mask & 1u)) { mask >>= 1; ++bit; }
+        return bit;
+    }
+    #endif
+    """
+    int fasttsne_lowest_bit(unsigned int mask) noexcept nogil
 
 # A (query block x reference block) product of 256 x 1024 floats (1 MiB)
 # stays in a core's L2 cache while its rows are scanned; 256 query rows
@@ -177,7 +191,7 @@ cdef void _scan_block(
                             <unsigned int>(row[j + c] + norms[j + c] < top) << c
                         )
                     while mask:
-                        c = j + __builtin_ctz(mask)
+                        c = j + fasttsne_lowest_bit(mask)
                         mask = mask & (mask - 1)
                         value = row[c] + norms[c]
                         if value < top and c != self_row:
