@@ -3,9 +3,12 @@
 Compares, on a seeded 20-cluster Gaussian mixture in 50-D, with the same
 number of threads for every method:
 
-* fasttsne exact (blocked BLAS brute force, the ground truth),
+* fasttsne exact (the cell-pruned exact search from 4,096 samples, blocked
+  BLAS brute force below; the ground truth),
 * scikit-learn's brute force ``NearestNeighbors`` (the anchor),
 * fasttsne approx (faiss HNSW, deterministic build, exact re-ranking),
+* fasttsne auto (the default: the pruned exact search where its plan is
+  cheap, the graph otherwise; at the large size),
 * hnswlib HNSW built with one thread (its only deterministic setting),
 * pynndescent (numba; its JIT warm-up is timed apart).
 
@@ -23,11 +26,17 @@ of the t-SNE fits), and ``--split`` adds where the approximate search spends
 its time (wall and process CPU seconds of the k-means grouping, the faiss
 build, the faiss search, the exact re-ranking and the rest).
 
+``--pruned N ...`` times the cell-pruned exact search (``_pruned``) against
+the graph on three data sets (the t-SNE mixture, this script's overlapping
+mixture and 50-D Gaussian noise) with the number of candidates a query its
+plan ranks, which sets ``fasttsne._neighbors._PRUNED_MAX_PAIRS_PER_QUERY``.
+
 Usage::
 
     python benchmarks/bench_knn.py                      # the README table
     python benchmarks/bench_knn.py --sizes 20000 --large 0 --crossover
     python benchmarks/bench_knn.py --sizes --large 1000000 --data gmm --split
+    python benchmarks/bench_knn.py --pruned 100000 250000
 """
 
 # The stage split wraps private functions of fasttsne.
@@ -40,7 +49,7 @@ import numpy as np
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
 
-from fasttsne._neighbors import _hnsw, nearest_neighbors
+from fasttsne._neighbors import _hnsw, _pruned, nearest_neighbors
 from fasttsne._neighbors._exact import euclidean_knn
 
 
@@ -50,12 +59,15 @@ def make_data(n_samples, data="blobs"):
     With cluster_std=6 about 0.5% of the 90 nearest neighbours of a point lie
     in another cluster at N = 20k (the clusters touch, as real data do).
     ``data="gmm"`` is ``benchmarks/bench_tsne.py``'s mixture instead: 20
-    separated unit Gaussians in 50-D of unequal sizes.
+    separated unit Gaussians in 50-D of unequal sizes; ``data="noise"`` one
+    50-D unit Gaussian (nothing for a cell plan to prune).
     """
     if data == "gmm":
         from bench_tsne import make_data as make_gmm
 
         return make_gmm("gmm", n_samples)[0]
+    if data == "noise":
+        return np.random.default_rng(0).normal(size=(n_samples, 50))
     X, _ = make_blobs(n_samples, 50, centers=20, cluster_std=6.0, random_state=0)
     return X
 
@@ -150,6 +162,13 @@ def run_fasttsne_approx(X, k, threads, seed=0):
     )[0]
 
 
+def run_fasttsne_auto(X, k, threads, seed=0):
+    """fasttsne's default: the cell-pruned exact search or the graph."""
+    return nearest_neighbors(X, k, method="auto", n_threads=threads, random_state=seed)[
+        0
+    ]
+
+
 def run_hnswlib(X, k, threads, seed=0):
     """hnswlib with settings matching ours; built serially (deterministic)."""
     import hnswlib
@@ -186,6 +205,7 @@ def pynndescent_warmup(threads):
 
 APPROX = {
     "fasttsne approx (faiss HNSW)": run_fasttsne_approx,
+    "fasttsne auto (pruned exact or HNSW)": run_fasttsne_auto,
     "hnswlib (1-thread build)": run_hnswlib,
     "pynndescent": run_pynndescent,
 }
@@ -193,6 +213,7 @@ APPROX = {
 # The package each approximate method needs.
 REQUIRES = {
     "fasttsne approx (faiss HNSW)": "faiss",
+    "fasttsne auto (pruned exact or HNSW)": "faiss",
     "hnswlib (1-thread build)": "hnswlib",
     "pynndescent": "pynndescent",
 }
@@ -300,6 +321,38 @@ def crossover(k, threads, sizes, data):
         )
 
 
+def pruned_crossover(k, threads, sizes, datasets):
+    """The cell-pruned exact search against the graph, with the plan's cost.
+
+    Sets ``fasttsne._neighbors._PRUNED_MAX_PAIRS_PER_QUERY``: the candidates
+    a query at which both searches take the same time.
+    """
+    print(
+        "\n| data | N | plan (s) | pairs a query | pruned exact (s) | HNSW (s) "
+        "| exact / HNSW | HNSW recall@k |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for data in datasets:
+        for n_samples in sizes:
+            X = make_data(n_samples, data)
+            plan_time, plan = timed(
+                lambda X=X: _pruned.cell_plan(X - X.mean(axis=0), k, n_threads=threads)
+            )
+            exact_time, (truth, _) = timed(
+                lambda X=X, plan=plan: _pruned.pruned_euclidean_knn(
+                    X, k, n_threads=threads, plan=plan
+                )
+            )
+            approx_time, found = timed(lambda X=X: run_fasttsne_approx(X, k, threads))
+            print(
+                f"| {data} | {n_samples:,} | {plan_time:.2f} | "
+                f"{plan.pairs / n_samples:,.0f} | {exact_time:.2f} | "
+                f"{approx_time:.2f} | {(plan_time + exact_time) / approx_time:.2f} | "
+                f"{recall(found, truth, k):.4f} |",
+                flush=True,
+            )
+
+
 def main():
     """Parse arguments and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -335,7 +388,19 @@ def main():
         action="store_true",
         help="time the approximate search's stages (wall and CPU)",
     )
+    parser.add_argument(
+        "--pruned",
+        type=int,
+        nargs="*",
+        default=None,
+        help="sizes at which to time the cell-pruned exact search against "
+        "the graph on the blobs, the gmm and uniform noise (sets "
+        "_PRUNED_MAX_PAIRS_PER_QUERY)",
+    )
     args = parser.parse_args()
+    if args.pruned:
+        pruned_crossover(args.k, args.threads, args.pruned, ("gmm", "blobs", "noise"))
+        return
 
     described = {
         "blobs": "20-cluster Gaussian mixture in 50-D (cluster_std=6)",
@@ -370,7 +435,7 @@ def main():
             args.k,
             args.threads,
             args,
-            ["fasttsne approx (faiss HNSW)"],
+            ["fasttsne approx (faiss HNSW)", "fasttsne auto (pruned exact or HNSW)"],
             check_determinism=False,
         )
     if args.crossover:

@@ -65,7 +65,7 @@ _PRUNED_MIN_SAMPLES = 4_096
 # From _APPROX_MIN_SAMPLES on, method="auto" keeps the exact search when its
 # cell plan ranks at most this many candidates a query: about where the
 # pruned exact search and the graph cost the same (docs/neighbors.rst).
-_PRUNED_MAX_PAIRS_PER_QUERY = 60_000
+_PRUNED_MAX_PAIRS_PER_QUERY = 100_000
 
 
 def _checked_distances(distances, metric):

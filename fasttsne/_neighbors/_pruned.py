@@ -57,13 +57,19 @@ _KMEANS_ITERATIONS = 10
 _KMEANS_SAMPLE_ROWS = 20_000
 _BLOCK_ROWS = 1 << 14
 
+# Proven rows are put in exact order in batches of about this many rows
+# (each batch enters a BLAS thread limit, which costs milliseconds).
+_ORDER_BATCH_ROWS = 1 << 16
+
 # Below this magnitude the squared differences of rows near each other
 # underflow float64.
 _UNDERFLOW = 2.0**-400
 
 # A cell's queries share one search of the cells that at least this share of
-# them need; queries that need more are searched apart.
+# them need; queries that need more are split again, at most _MAX_SPLITS
+# times.
 _CORE_SHARE = 0.5
+_MAX_SPLITS = 3
 
 
 class CellPlan:
@@ -165,18 +171,29 @@ def cell_plan(X, n_neighbors, *, n_threads):
 
     (needed,) = run_blocks(needs, n_samples, _BLOCK_ROWS, n_threads)
     groups = []
-    pairs = 0
     for c in np.flatnonzero(counts):
         positions = np.arange(bounds[c], bounds[c + 1])
         mask = np.unpackbits(needed[positions], axis=1, count=n_cells).astype(bool)
-        core = mask.mean(axis=0) >= _CORE_SHARE
-        inside = ~(mask & ~core).any(axis=1)
-        for part in (inside, ~inside):
-            if part.any():
-                cells = np.flatnonzero(mask[part].any(axis=0))
-                groups.append((positions[part], cells))
-                pairs += int(part.sum()) * int(counts[cells].sum())
+        groups += _query_groups(positions, mask)
+    pairs = sum(part.shape[0] * int(counts[cells].sum()) for part, cells in groups)
     return CellPlan(order, bounds, groups, pairs)
+
+
+def _query_groups(positions, mask, depth=0):
+    """Groups of one cell's queries, each with the cells it searches.
+
+    The queries that need no cell beyond those most of them need form one
+    group; the others are split the same way again (a few times), so that
+    one query with an unusual need does not make the whole cell search it.
+    """
+    core = mask.mean(axis=0) >= _CORE_SHARE
+    inside = ~(mask & ~core).any(axis=1)
+    if not inside.any() or depth == _MAX_SPLITS:
+        return [(positions, np.flatnonzero(mask.any(axis=0)))]
+    groups = [(positions[inside], np.flatnonzero(mask[inside].any(axis=0)))]
+    if not inside.all():
+        groups += _query_groups(positions[~inside], mask[~inside], depth + 1)
+    return groups
 
 
 def _ranges(cells, bounds):
@@ -235,20 +252,21 @@ def pruned_euclidean_knn(X, n_neighbors, *, n_threads, plan=None):
     skip[answered] = True
     skip = skip[plan.order]
     redo = [np.empty(0, dtype=np.intp)]
-    for positions, cells in plan.groups:
-        positions = positions[~skip[positions]]
-        if positions.size == 0:
-            continue
-        complete, candidates = ranking.candidates(positions, cells, k, n_threads)
-        redo.append(positions[~complete])
-        _exact_order(
-            X,
-            plan.order[positions[complete]],
-            candidates[complete],
-            k,
-            n_threads,
-            (indices, sq_distances),
-        )
+    pending = []  # (rows, candidates) of proven rows, ordered in batches
+    n_pending = 0
+    with threadpool_limits(limits=1, user_api="blas"):
+        for positions, cells in plan.groups:
+            positions = positions[~skip[positions]]
+            if positions.size == 0:
+                continue
+            complete, candidates = ranking.candidates(positions, cells, k, n_threads)
+            redo.append(positions[~complete])
+            pending.append((plan.order[positions[complete]], candidates[complete]))
+            n_pending += pending[-1][0].shape[0]
+            if n_pending >= _ORDER_BATCH_ROWS:
+                _exact_order(X, pending, k, n_threads, (indices, sq_distances))
+                pending, n_pending = [], 0
+    _exact_order(X, pending, k, n_threads, (indices, sq_distances))
     redo = plan.order[np.concatenate(redo)]
     if redo.size:
         found, found_sq, _ = euclidean_knn(
@@ -300,6 +318,9 @@ class _Ranking:
     def candidates(self, positions, cells, k, n_threads):
         """Kept candidates of the query rows at ``positions`` among ``cells``.
 
+        Call with BLAS limited to one thread (the kernel's threads each run
+        their own products).
+
         Returns
         -------
         complete : ndarray of shape (n_rows,), bool
@@ -310,16 +331,15 @@ class _Ranking:
             Rows of the data (-1 where fewer were searched).
         """
         starts, stops = _ranges(cells, self.plan.bounds)
-        with threadpool_limits(limits=1, user_api="blas"):
-            values, columns = ranked_candidates(
-                self.points,
-                self.sq_norms,
-                positions,
-                starts,
-                stops,
-                k + KEEP_MARGIN,
-                n_threads,
-            )
+        values, columns = ranked_candidates(
+            self.points,
+            self.sq_norms,
+            positions,
+            starts,
+            stops,
+            k + KEEP_MARGIN,
+            n_threads,
+        )
         missing = columns < 0
         values = np.sort(values.astype(np.float64), axis=1)
         error = (
@@ -335,12 +355,17 @@ class _Ranking:
         return complete, candidates
 
 
-def _exact_order(X, rows, candidates, k, n_threads, out):
-    """Exact distances of the candidates of ``rows``, the first k by (distance, index).
+def _exact_order(X, pending, k, n_threads, out):
+    """Exact distances of the candidates of rows, the first k by (distance, index).
 
-    ``candidates`` holds ``-1`` where a row had fewer candidates (its
-    distance is then infinite and it sorts last).
+    ``pending`` lists ``(rows, candidates)`` pairs; ``candidates`` holds
+    ``-1`` where a row had fewer (its distance is then infinite and it sorts
+    last). Each row is computed on its own, so the threads do not matter.
     """
+    if not pending:
+        return
+    rows = np.concatenate([part[0] for part in pending])
+    candidates = np.concatenate([part[1] for part in pending])
     indices, sq_distances = out
     n_keep = candidates.shape[1]
 
