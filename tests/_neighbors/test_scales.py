@@ -48,13 +48,13 @@ def test_a_broken_faiss_fails_loudly(rng, monkeypatch):
     """faiss is a dependency: the large-data default does not fall back silently.
 
     Where the cell plan of the exact search prunes too little (50-D noise,
-    with a budget of 1,000 candidates a query standing in for a large N), an
+    with a budget of 20,000 candidates a query standing in for a large N), an
     exact search would take quadratic time without a word; a missing or
     broken faiss raises ImportError before the search. Data the plan prunes
     (2-D) need no graph, hence no faiss.
     """
     monkeypatch.setitem(sys.modules, "faiss", None)  # "import faiss" now fails
-    monkeypatch.setattr(_neighbors, "_PRUNED_MAX_PAIRS_PER_QUERY", 1000)
+    monkeypatch.setattr(_neighbors, "_PRUNED_MAX_PAIRS_PER_QUERY", 20_000)
     X = rng.normal(size=(_APPROX_MIN_SAMPLES, 50))
     with pytest.raises(ImportError, match="pip install faiss-cpu"):
         nearest_neighbors(X, 5, method="auto")
