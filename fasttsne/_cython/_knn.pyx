@@ -104,7 +104,7 @@ cdef float32_t _keep_smallest(
     return pivot
 
 
-cdef void _scan_block(
+cdef int _scan_block(
     const float32_t[:, ::1] points,
     const float32_t[::1] sq_norms,
     const intp_t[::1] query_rows,
@@ -122,6 +122,7 @@ cdef void _scan_block(
     ``BUFFER_FACTOR * n_keep`` entries; a full buffer keeps its ``n_keep``
     smallest, whose largest becomes the threshold (amortised O(1) an entry,
     where a heap would pay log(n_keep) for each of its many early entries).
+    Returns -1 if its buffers cannot be allocated, 0 otherwise.
     """
     cdef int n_features = <int>points.shape[1]
     cdef intp_t capacity = BUFFER_FACTOR * n_keep
@@ -148,6 +149,12 @@ cdef void _scan_block(
     cdef intp_t c, chunk
     cdef float32_t *values
     cdef intp_t *columns
+    if block == NULL or product == NULL or kept_values == NULL or kept_columns == NULL:
+        free(block)
+        free(product)
+        free(kept_values)
+        free(kept_columns)
+        return -1
     cdef intp_t i, j, r, start, stop, self_row, count
     cdef int n_query = <int>n_rows
     cdef int n_ref
@@ -223,6 +230,7 @@ cdef void _scan_block(
     free(product)
     free(kept_values)
     free(kept_columns)
+    return 0
 
 
 def ranked_candidates(
@@ -287,10 +295,12 @@ def ranked_candidates(
     cdef intp_t b
     if n_query == 0:
         return values_array, columns_array
+    status_array = np.zeros(n_blocks, dtype=np.intc)
+    cdef int[::1] status = status_array
     for b in prange(
         n_blocks, nogil=True, num_threads=max(1, n_threads), schedule="dynamic"
     ):
-        _scan_block(
+        status[b] = _scan_block(
             points,
             sq_norms,
             query_rows,
@@ -302,4 +312,6 @@ def ranked_candidates(
             values,
             columns,
         )
+    if status_array.min() < 0:
+        raise MemoryError("ranked_candidates could not allocate its buffers.")
     return values_array, columns_array

@@ -8,6 +8,8 @@ module per search:
 
 * ``_exact``: blocked exact euclidean search (BLAS ranking, a bound on its
   rounding errors, exact distances, duplicates answered directly);
+* ``_pruned``: the same exact answer for the rows of a fit, searching only
+  the k-means cells that can hold a neighbour;
 * ``_hnsw``: approximate search (faiss HNSW, deterministic build,
   k-means grouping, exact re-ranking), euclidean, and cosine and
   correlation on unit rows;
@@ -109,7 +111,8 @@ def _resolve_method(X, metric, metric_params, method):
 
     "approx" raises ``ValueError`` for an input it cannot serve (see
     :func:`_approx_unsupported`). "auto" picks the approximate search from
-    ``_APPROX_MIN_SAMPLES`` samples on, and warns when it has to take the
+    ``_APPROX_MIN_SAMPLES`` samples on (which :func:`nearest_neighbors` may
+    still turn back to the exact search when its cell plan is cheap), and warns when it has to take the
     exact one there instead (unsupported input; a missing or broken faiss
     raises ``ImportError`` in the search); precomputed distances always take
     the exact selection, silently.
@@ -172,9 +175,13 @@ def nearest_neighbors(
         "approx" is a faiss HNSW graph (its recall is measured in
         docs/neighbors.rst), for dense data and the euclidean, cosine or
         correlation metric; it raises ``ValueError`` for other inputs.
-        "auto" is "approx" from ``_APPROX_MIN_SAMPLES`` samples on, and
-        warns when it must take the exact search there (sparse data, other
-        metrics); a missing or broken faiss raises ``ImportError``.
+        "auto" is "approx" from ``_APPROX_MIN_SAMPLES`` samples on, except
+        for dense euclidean data whose cell plan (the exact search's, see
+        ``_pruned``) ranks at most ``_PRUNED_MAX_PAIRS_PER_QUERY`` candidates
+        a query: those take the exact search. It warns when it must take the
+        exact search for inputs the graph cannot serve (sparse data, other
+        metrics); a missing or broken faiss raises ``ImportError`` when the
+        graph is needed.
         Precomputed distances are never searched: "auto" and "exact" take
         each row's k smallest.
     n_threads : int, default=1

@@ -888,15 +888,22 @@ default="perplexity"
 
     neighbors : {"auto", "exact", "approx"}, default="auto"
         Nearest-neighbour search: exact (blocked BLAS for the euclidean
-        metric), approximate (a faiss HNSW graph, for dense data and the
-        euclidean, cosine or correlation metric; a ``ValueError`` for other
-        inputs), or exact below a measured size (80,000 samples) and
-        approximate above, where it warns if it must take the exact search
-        instead (sparse data, other metrics).
+        metric; for dense data from 4,096 samples, only the k-means cells
+        that can hold a neighbour are searched, with the same answer),
+        approximate (a faiss HNSW graph, for dense data and the euclidean,
+        cosine or correlation metric; a ``ValueError`` for other inputs), or
+        exact below a measured size (80,000 samples) and above it wherever
+        the exact search's cell plan is cheap (clustered euclidean data),
+        approximate otherwise; it warns if it must take the exact search for
+        inputs the graph cannot serve (sparse data, other metrics).
 
         .. versionchanged:: 0.2
            Cosine and correlation metrics take the approximate search; it
            is no longer silently replaced by the exact one.
+
+        .. versionchanged:: 0.2
+           ``"auto"`` keeps the exact search above 80,000 samples where its
+           cell plan is cheap (docs/neighbors.rst).
 
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where the gradient runs; ``"auto"`` picks the CPU unless a CUDA backend
