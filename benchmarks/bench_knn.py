@@ -336,7 +336,9 @@ def pruned_crossover(k, threads, sizes, datasets):
         for n_samples in sizes:
             X = make_data(n_samples, data)
             plan_time, plan = timed(
-                lambda X=X: _pruned.cell_plan(X - X.mean(axis=0), k, n_threads=threads)
+                lambda X=X: _pruned.cell_plan(
+                    X, k, n_threads=threads, center=X.mean(axis=0)
+                )
             )
             exact_time, (truth, _) = timed(
                 lambda X=X, plan=plan: _pruned.pruned_euclidean_knn(
@@ -394,12 +396,13 @@ def main():
         nargs="*",
         default=None,
         help="sizes at which to time the cell-pruned exact search against "
-        "the graph on the blobs, the gmm and uniform noise (sets "
-        "_PRUNED_MAX_PAIRS_PER_QUERY)",
+        "the graph on the blobs, the gmm and 50-D Gaussian noise (sets "
+        "_PRUNED_MAX_PAIRS_PER_QUERY; no sizes: 100,000 and 250,000)",
     )
     args = parser.parse_args()
-    if args.pruned:
-        pruned_crossover(args.k, args.threads, args.pruned, ("gmm", "blobs", "noise"))
+    if args.pruned is not None:
+        sizes = args.pruned or [100_000, 250_000]
+        pruned_crossover(args.k, args.threads, sizes, ("gmm", "blobs", "noise"))
         return
 
     described = {

@@ -1,4 +1,3 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Candidate neighbours for the exact euclidean search, ranked by BLAS.
 
 :func:`ranked_candidates` streams reference rows past blocks of query rows:
@@ -8,7 +7,23 @@ smallest values it has seen, so memory is a few ``n_keep`` entries a row
 whatever the number of references. The values are rounded: the
 caller proves with its rounding bound that the kept entries hold every true
 neighbour and recomputes their distances exactly (``_pruned.py``).
+
+Implementation notes
+--------------------
+* Cost: one (256 x 1024 x n_features) single-precision product per block
+  pair, then one pass over its values; the selection adds amortised O(1)
+  per value below a row's threshold (about ``n_keep log(n_ref / n_keep)``
+  values a row for references in random order).
+* Memory: each thread owns its scratch (the query block, the product, and
+  ``4 n_keep`` kept entries a query row), allocated per block of 256 query
+  rows and freed before the next; a failed allocation raises MemoryError.
+* Threads: blocks of query rows are independent (static schedule); every
+  thread calls BLAS itself, so the caller limits BLAS to one thread. The
+  values of a row may depend on the BLAS kernel's blocking, never on the
+  thread count: the caller's proof makes the answer independent of both.
 """
+
+import numpy as np
 
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
@@ -127,16 +142,16 @@ cdef int _scan_block(
     cdef int n_features = <int>points.shape[1]
     cdef intp_t capacity = BUFFER_FACTOR * n_keep
     cdef float32_t *block = <float32_t *>malloc(
-        QUERY_BLOCK * n_features * sizeof(float32_t)
+        <size_t>QUERY_BLOCK * n_features * sizeof(float32_t)
     )
     cdef float32_t *product = <float32_t *>malloc(
-        QUERY_BLOCK * REFERENCE_BLOCK * sizeof(float32_t)
+        <size_t>QUERY_BLOCK * REFERENCE_BLOCK * sizeof(float32_t)
     )
     cdef float32_t *kept_values = <float32_t *>malloc(
-        QUERY_BLOCK * capacity * sizeof(float32_t)
+        <size_t>(QUERY_BLOCK * capacity) * sizeof(float32_t)
     )
     cdef intp_t *kept_columns = <intp_t *>malloc(
-        QUERY_BLOCK * capacity * sizeof(intp_t)
+        <size_t>(QUERY_BLOCK * capacity) * sizeof(intp_t)
     )
     cdef float32_t thresholds[QUERY_BLOCK]
     cdef intp_t counts[QUERY_BLOCK]
@@ -258,7 +273,7 @@ def ranked_candidates(
     n_keep : int
         Number of entries kept for each query row, at least 1.
     n_threads : int
-        OpenMP threads over blocks of 256 query rows. Call with BLAS limited
+        OpenMP threads over blocks of 256 query rows (static schedule). Call with BLAS limited
         to one thread.
 
     Returns
@@ -270,14 +285,14 @@ def ranked_candidates(
         Their rows of ``points``, ``-1`` with ``inf``. Ties at the largest
         kept value are broken by the scan order.
     """
-    import numpy as np
-
     if n_keep < 1:
         raise ValueError(f"n_keep must be at least 1, got {n_keep}.")
     if range_starts.shape[0] != range_stops.shape[0]:
         raise ValueError("range_starts and range_stops differ in length.")
     if sq_norms.shape[0] != points.shape[0]:
         raise ValueError("sq_norms needs one value per row of points.")
+    if points.shape[1] < 1:
+        raise ValueError("points needs at least one column.")
     cdef intp_t n_points = points.shape[0]
     cdef intp_t r
     for r in range(range_starts.shape[0]):
@@ -298,7 +313,7 @@ def ranked_candidates(
     status_array = np.zeros(n_blocks, dtype=np.intc)
     cdef int[::1] status = status_array
     for b in prange(
-        n_blocks, nogil=True, num_threads=max(1, n_threads), schedule="dynamic"
+        n_blocks, nogil=True, num_threads=max(1, n_threads), schedule="static"
     ):
         status[b] = _scan_block(
             points,

@@ -43,7 +43,7 @@ from fasttsne._neighbors._metrics import (
     sklearn_knn,
 )
 from fasttsne._neighbors._precomputed import check_precomputed, precomputed_knn
-from fasttsne._neighbors._pruned import cell_plan, pruned_euclidean_knn
+from fasttsne._neighbors._pruned import cell_plan, pruned_euclidean_knn, usable
 
 __all__ = [
     "KNOWN_METRICS",
@@ -112,10 +112,10 @@ def _resolve_method(X, metric, metric_params, method):
     "approx" raises ``ValueError`` for an input it cannot serve (see
     :func:`_approx_unsupported`). "auto" picks the approximate search from
     ``_APPROX_MIN_SAMPLES`` samples on (which :func:`nearest_neighbors` may
-    still turn back to the exact search when its cell plan is cheap), and warns when it has to take the
-    exact one there instead (unsupported input; a missing or broken faiss
-    raises ``ImportError`` in the search); precomputed distances always take
-    the exact selection, silently.
+    still turn back to the exact search when its cell plan is cheap), and
+    warns when it has to take the exact one there instead (unsupported
+    input; a missing or broken faiss raises ``ImportError`` in the search);
+    precomputed distances always take the exact selection, silently.
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
@@ -236,9 +236,10 @@ def nearest_neighbors(
         # Clustered data let the exact search prune most of its work: keep
         # it where its plan costs less than the graph would.
         X = as_float64(X)
-        plan = cell_plan(X - X.mean(axis=0), n_neighbors, n_threads=n_threads)
-        if plan.pairs <= _PRUNED_MAX_PAIRS_PER_QUERY * n_samples:
-            method = "exact"
+        if usable(X):
+            plan = cell_plan(X, n_neighbors, n_threads=n_threads, center=X.mean(axis=0))
+            if plan.pairs <= _PRUNED_MAX_PAIRS_PER_QUERY * n_samples:
+                method = "exact"
     if method == "approx":
         indices, sq_distances = approx_euclidean_knn(
             X, n_neighbors, n_threads=n_threads, random_state=random_state

@@ -109,3 +109,44 @@ def k_smallest(values, k):
         candidates = np.arange(values.shape[0])
     order = np.lexsort((candidates, values[candidates]))[:k]
     return candidates[order], values[candidates[order]]
+
+
+def coarse_centroids(
+    X, n_clusters, random_state, *, n_iterations=10, sample_rows=20_000
+):
+    """Centroids of a coarse k-means: Lloyd steps on a sample of the rows.
+
+    ``n_clusters`` distinct sampled rows start it, then ``n_iterations``
+    Lloyd steps on ``sample_rows`` sampled rows, every product on one BLAS
+    thread (the result does not depend on the number of threads). Both
+    samples are drawn from ``random_state`` (a RandomState instance).
+    """
+    n_samples = X.shape[0]
+    sample = X[
+        np.sort(
+            random_state.choice(n_samples, min(n_samples, sample_rows), replace=False)
+        )
+    ]
+    centroids = sample[
+        np.sort(random_state.choice(sample.shape[0], n_clusters, replace=False))
+    ]
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(n_iterations):
+            assigned = nearest_centroid(sample, centroids)
+            counts = np.bincount(assigned, minlength=n_clusters)
+            members = sparse.csr_matrix(
+                (np.ones(assigned.size), (assigned, np.arange(assigned.size))),
+                shape=(n_clusters, assigned.size),
+            )
+            sums = members @ sample
+            filled = counts > 0
+            centroids[filled] = sums[filled] / counts[filled, None]
+    return centroids
+
+
+def nearest_centroid(X, centroids):
+    """Index of the nearest centroid of every row (squared distances by GEMM)."""
+    scores = X @ centroids.T
+    scores *= -2.0
+    scores += np.einsum("ij,ij->i", centroids, centroids)[None, :]
+    return np.argmin(scores, axis=1)

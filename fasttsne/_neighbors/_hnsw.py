@@ -13,14 +13,14 @@ time they give are in docs/neighbors.rst (``benchmarks/bench_knn.py``).
 """
 
 import numpy as np
-from scipy import sparse
 from sklearn.utils import check_random_state
-from threadpoolctl import threadpool_limits
 
 from fasttsne._neighbors._common import (
     PAIR_BLOCK_ENTRIES,
     as_float64,
+    coarse_centroids,
     max_abs,
+    nearest_centroid,
     rescaling_exponent,
     run_blocks,
     sort_rows,
@@ -166,43 +166,20 @@ def _cluster_order(X, random_state, n_threads):
     threads; ties go to the lowest centroid, then to the lowest row.
     """
     n_samples = X.shape[0]
-    n_clusters = min(_KMEANS_CLUSTERS, n_samples)
-    sample = X[
-        np.sort(
-            random_state.choice(
-                n_samples, min(n_samples, _KMEANS_SAMPLE_ROWS), replace=False
-            )
-        )
-    ]
-    centroids = sample[
-        np.sort(random_state.choice(sample.shape[0], n_clusters, replace=False))
-    ]
-    with threadpool_limits(limits=1, user_api="blas"):
-        for _ in range(_KMEANS_ITERATIONS):
-            assigned = _nearest_centroid(sample, centroids)
-            counts = np.bincount(assigned, minlength=n_clusters)
-            members = sparse.csr_matrix(
-                (np.ones(assigned.size), (assigned, np.arange(assigned.size))),
-                shape=(n_clusters, assigned.size),
-            )
-            sums = members @ sample
-            filled = counts > 0
-            centroids[filled] = sums[filled] / counts[filled, None]
+    centroids = coarse_centroids(
+        X,
+        min(_KMEANS_CLUSTERS, n_samples),
+        random_state,
+        n_iterations=_KMEANS_ITERATIONS,
+        sample_rows=_KMEANS_SAMPLE_ROWS,
+    )
     (assigned,) = run_blocks(
-        lambda start, stop: (_nearest_centroid(X[start:stop], centroids),),
+        lambda start, stop: (nearest_centroid(X[start:stop], centroids),),
         n_samples,
         _ASSIGN_BLOCK_ROWS,
         n_threads,
     )
     return np.argsort(assigned, kind="stable")
-
-
-def _nearest_centroid(X, centroids):
-    """Index of the nearest centroid of every row (squared distances by GEMM)."""
-    scores = X @ centroids.T
-    scores *= -2.0
-    scores += np.einsum("ij,ij->i", centroids, centroids)[None, :]
-    return np.argmin(scores, axis=1)
 
 
 def _rerank(

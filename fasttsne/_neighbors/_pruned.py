@@ -32,6 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from fasttsne._cython._knn import ranked_candidates
 from fasttsne._neighbors._common import (
+    coarse_centroids,
     max_abs,
     rescaling_exponent,
     run_blocks,
@@ -53,13 +54,13 @@ KEEP_MARGIN = 8
 MAX_CELLS = 256
 MIN_CELL_POINTS = 1024
 
-_KMEANS_ITERATIONS = 10
-_KMEANS_SAMPLE_ROWS = 20_000
 _BLOCK_ROWS = 1 << 14
 
-# Proven rows are put in exact order in batches of about this many rows
-# (each batch enters a BLAS thread limit, which costs milliseconds).
-_ORDER_BATCH_ROWS = 1 << 16
+# Queries are grouped, searched and put in exact order in chunks of at most
+# this many rows, which bounds the temporaries whatever the cells' sizes
+# (and each ordering batch enters a BLAS thread limit, which costs
+# milliseconds).
+_CHUNK_ROWS = 1 << 16
 
 # Below this magnitude the squared differences of rows near each other
 # underflow float64.
@@ -70,6 +71,21 @@ _UNDERFLOW = 2.0**-400
 # times.
 _CORE_SHARE = 0.5
 _MAX_SPLITS = 3
+
+
+def usable(X):
+    """Whether the pruned search serves dense float64 ``X``.
+
+    Not where squared distances overflow float64 (the exact search raises
+    the error that names the problem) nor below ``_UNDERFLOW``, where the
+    squares of nearby rows' differences underflow: the exact search's
+    distances tie there where a rescaled ranking would not, and the blocked
+    search keeps its answer.
+    """
+    largest = max_abs(X)
+    with np.errstate(over="ignore"):
+        overflows = not np.isfinite(4.0 * X.shape[1] * largest * largest)
+    return not overflows and largest >= _UNDERFLOW
 
 
 class CellPlan:
@@ -95,86 +111,95 @@ class CellPlan:
         self.pairs = pairs
 
 
-def _centroids(X, n_cells, random_state):
-    """Centres of a coarse k-means (Lloyd steps on a sample, one BLAS thread)."""
-    n_samples = X.shape[0]
-    sample = X[
-        np.sort(
-            random_state.choice(
-                n_samples, min(n_samples, _KMEANS_SAMPLE_ROWS), replace=False
-            )
-        )
-    ]
-    centroids = sample[
-        np.sort(random_state.choice(sample.shape[0], n_cells, replace=False))
-    ].copy()
-    for _ in range(_KMEANS_ITERATIONS):
-        assigned = _centre_distances(sample, centroids).argmin(axis=1)
-        counts = np.bincount(assigned, minlength=n_cells)
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, assigned, sample)
-        filled = counts > 0
-        centroids[filled] = sums[filled] / counts[filled, None]
-    return centroids
+def _centre_distances(X, centroids, centroid_sq_norms):
+    """Distances of rows to centres through one BLAS product, and their slack.
 
-
-def _centre_distances(X, centroids):
-    """Distances of rows to centres, through one BLAS product (rounded)."""
-    sq = squared_norms(X)[:, None] - 2.0 * (X @ centroids.T)
-    sq += np.einsum("ij,ij->i", centroids, centroids)[None, :]
+    The product rounds: each distance is within its ``slack`` of the true
+    one, ``sqrt(4 (m + 4) eps (|x|^2 + |c|^2))`` for m features, several
+    times the error of ``|x|^2 - 2 x.c + |c|^2`` (Higham, 2002, section 3.1;
+    the square root of a value with absolute error e moves by at most
+    ``sqrt(e)``).
+    """
+    row_sq_norms = squared_norms(X)
+    sq = row_sq_norms[:, None] - 2.0 * (X @ centroids.T)
+    sq += centroid_sq_norms[None, :]
     np.maximum(sq, 0.0, out=sq)
-    return np.sqrt(sq, out=sq)
+    slack = row_sq_norms[:, None] + centroid_sq_norms[None, :]
+    slack *= 4.0 * (X.shape[1] + 4) * float(np.spacing(1.0))
+    return np.sqrt(sq, out=sq), np.sqrt(slack, out=slack)
 
 
-def cell_plan(X, n_neighbors, *, n_threads):
-    """Cells of ``X`` (centred float64) and the searches the bounds allow.
+def cell_plan(X, n_neighbors, *, n_threads, center, min_cell_points=MIN_CELL_POINTS):
+    """Cells of ``X - center`` and the searches the bounds allow.
 
-    The k-means sample and starting centres are drawn from a fixed seed: the
-    answer does not depend on them, only the time. Distances to the centres
-    are computed through BLAS products; ``slack`` bounds their rounding error
-    (each distance within it of the true one), and every bound below is
-    widened by it, so a cell is pruned only when it provably holds no
-    neighbour.
+    Parameters
+    ----------
+    X : float64 ndarray of shape (n_samples, n_features)
+        The data; rows are centred block by block (no centred copy).
+    n_neighbors : int
+        k.
+    n_threads : int
+        Threads of the assignment; the plan does not depend on them.
+    center : ndarray of shape (n_features,)
+        Subtracted from every row (the data's mean keeps norms small).
+    min_cell_points : int, default=MIN_CELL_POINTS
+        Points a cell on average, at least (at most ``MAX_CELLS`` cells).
+
+    Returns
+    -------
+    CellPlan
+
+    Notes
+    -----
+    The k-means sample and starting centres are drawn from a fixed seed:
+    the answer does not depend on them, only the time. Every distance to a
+    centre is widened by its rounding slack (:func:`_centre_distances`), so
+    a cell is pruned only when it provably holds no neighbour.
     """
     k = n_neighbors
-    n_samples, n_features = X.shape
-    n_cells = int(np.clip(n_samples // MIN_CELL_POINTS, 1, MAX_CELLS))
-    with threadpool_limits(limits=1, user_api="blas"):
-        centroids = _centroids(X, n_cells, check_random_state(0))
-    largest = float(squared_norms(X).max()) + float(squared_norms(centroids).max())
-    slack = np.sqrt(4.0 * (n_features + 4) * float(np.spacing(1.0)) * largest)
+    n_samples = X.shape[0]
+    n_cells = int(np.clip(n_samples // min_cell_points, 1, MAX_CELLS))
+    centroids = coarse_centroids(X, n_cells, check_random_state(0)) - center
+    centroid_sq_norms = squared_norms(centroids)
 
     def assign(start, stop):
-        distances = _centre_distances(X[start:stop], centroids)
+        distances, slack = _centre_distances(
+            X[start:stop] - center, centroids, centroid_sq_norms
+        )
         cell = distances.argmin(axis=1)
-        return cell, distances[np.arange(stop - start), cell]
+        rows = np.arange(stop - start)
+        return cell, distances[rows, cell] + slack[rows, cell]
 
-    cell, own = run_blocks(assign, n_samples, _BLOCK_ROWS, n_threads)
+    cell, reach = run_blocks(assign, n_samples, _BLOCK_ROWS, n_threads)
     order = np.argsort(cell, kind="stable")
     counts = np.bincount(cell, minlength=n_cells)
     bounds = np.concatenate(([0], np.cumsum(counts)))
+    # Upper bounds of each member's distance to its centre: the largest (r_c)
+    # and the (k+1)-th smallest (R_c) of each cell.
     radius = np.zeros(n_cells)
     kth_radius = np.full(n_cells, np.inf)
     for c in np.flatnonzero(counts):
-        members = np.sort(own[order[bounds[c] : bounds[c + 1]]])
-        radius[c] = members[-1] + slack
+        members = np.sort(reach[order[bounds[c] : bounds[c + 1]]])
+        radius[c] = members[-1]
         if members.shape[0] > k:
-            kth_radius[c] = members[k] + slack
+            kth_radius[c] = members[k]
 
     def needs(start, stop):
         rows = order[start:stop]
-        distances = _centre_distances(X[rows], centroids)
-        upper = (distances + kth_radius[None, :]).min(axis=1) + slack
-        return (
-            np.packbits(distances - slack - radius[None, :] <= upper[:, None], axis=1),
+        distances, slack = _centre_distances(
+            X[rows] - center, centroids, centroid_sq_norms
         )
+        upper = (distances + slack + kth_radius[None, :]).min(axis=1)
+        lower = distances - slack - radius[None, :]
+        return (np.packbits(lower <= upper[:, None], axis=1),)
 
     (needed,) = run_blocks(needs, n_samples, _BLOCK_ROWS, n_threads)
     groups = []
     for c in np.flatnonzero(counts):
-        positions = np.arange(bounds[c], bounds[c + 1])
-        mask = np.unpackbits(needed[positions], axis=1, count=n_cells).astype(bool)
-        groups += _query_groups(positions, mask)
+        for start in range(bounds[c], bounds[c + 1], _CHUNK_ROWS):
+            positions = np.arange(start, min(start + _CHUNK_ROWS, bounds[c + 1]))
+            mask = np.unpackbits(needed[positions], axis=1, count=n_cells)
+            groups += _query_groups(positions, mask.astype(bool))
     pairs = sum(part.shape[0] * int(counts[cells].sum()) for part, cells in groups)
     return CellPlan(order, bounds, groups, pairs)
 
@@ -205,7 +230,9 @@ def _ranges(cells, bounds):
     return starts.astype(np.intp), stops.astype(np.intp)
 
 
-def pruned_euclidean_knn(X, n_neighbors, *, n_threads, plan=None):
+def pruned_euclidean_knn(
+    X, n_neighbors, *, n_threads, plan=None, keep_margin=KEEP_MARGIN
+):
     """Exact kNN (self excluded) of every row of dense float64 ``X``.
 
     The same answer as ``euclidean_knn(X, X, k, self_query=True)``, bit for
@@ -220,6 +247,9 @@ def pruned_euclidean_knn(X, n_neighbors, *, n_threads, plan=None):
         Threads; the answer does not depend on them.
     plan : CellPlan, default=None
         :func:`cell_plan` of ``X`` centred on its mean, if already made.
+    keep_margin : int, default=KEEP_MARGIN
+        Candidates kept a row beyond k (rows whose rounding window needs
+        more are searched again by the blocked search).
 
     Returns
     -------
@@ -228,25 +258,21 @@ def pruned_euclidean_knn(X, n_neighbors, *, n_threads, plan=None):
     """
     k = n_neighbors
     n_samples = X.shape[0]
-    largest = max_abs(X)
-    with np.errstate(over="ignore"):
-        overflows = not np.isfinite(4.0 * X.shape[1] * largest * largest)
-    # Overflowing distances: the exact search raises the error that names
-    # the problem. Tiny data: the squares of their differences underflow, so
-    # the exact search's distances tie where the rescaled ranking would not;
-    # it keeps that search's answer.
-    if overflows or largest < _UNDERFLOW:
+    if not usable(X):
         return euclidean_knn(
             X, X, k, self_query=True, n_threads=n_threads, match=False
         )[:2]
-    centred = X - X.mean(axis=0)
+    # Rows equal to k others are answered first (before the larger arrays
+    # exist: this takes a copy of X).
+    answered, answers = _duplicate_answers(X, X, k, True)
+    center = X.mean(axis=0)
     if plan is None:
-        plan = cell_plan(centred, k, n_threads=n_threads)
-    ranking = _Ranking(centred, plan)
-    del centred
+        plan = cell_plan(X, k, n_threads=n_threads, center=center)
+    if plan.order.shape[0] != n_samples:
+        raise ValueError("The cell plan was made for other data.")
+    ranking = _Ranking(X, center, plan)
     indices = np.empty((n_samples, k), dtype=np.intp)
     sq_distances = np.zeros((n_samples, k))
-    answered, answers = _duplicate_answers(X, X, k, True)
     indices[answered] = answers
     skip = np.zeros(n_samples, dtype=bool)
     skip[answered] = True
@@ -259,14 +285,17 @@ def pruned_euclidean_knn(X, n_neighbors, *, n_threads, plan=None):
             positions = positions[~skip[positions]]
             if positions.size == 0:
                 continue
-            complete, candidates = ranking.candidates(positions, cells, k, n_threads)
+            complete, candidates = ranking.candidates(
+                positions, cells, k, k + keep_margin, n_threads
+            )
             redo.append(positions[~complete])
             pending.append((plan.order[positions[complete]], candidates[complete]))
             n_pending += pending[-1][0].shape[0]
-            if n_pending >= _ORDER_BATCH_ROWS:
+            if n_pending >= _CHUNK_ROWS:
                 _exact_order(X, pending, k, n_threads, (indices, sq_distances))
                 pending, n_pending = [], 0
     _exact_order(X, pending, k, n_threads, (indices, sq_distances))
+    del ranking
     redo = plan.order[np.concatenate(redo)]
     if redo.size:
         found, found_sq, _ = euclidean_knn(
@@ -282,24 +311,29 @@ def pruned_euclidean_knn(X, n_neighbors, *, n_threads, plan=None):
 class _Ranking:
     """The float32 ranking rows of the data and the bound of their error.
 
-    Rows are centred, grouped in the plan's order and scaled by a power of
-    two towards max |x| ~ 1 (the order of distances does not change; the
-    bound is in the same units). For dots of m = n_features + 1 terms the
-    error of a ranking value of query row x is below ``(2 m + 16) eps (|x|^2
-    + 2 max |y|^2) + 4 m eta`` (eps the unit roundoff of float32, eta its
-    smallest subnormal, max over the searched rows y), the bound of the
-    exact search (:class:`._exact._EuclideanSearch`): this ranking folds
-    ``|y|^2`` in after the product instead of into it, which adds one
-    rounding the bound's margin covers.
+    Rows are centred, grouped in the plan's order and, where their magnitude
+    is far from 1, scaled by a power of two (:func:`rescaling_exponent`: the
+    order of distances does not change; the bound is in the same units).
+    For dots of m = n_features + 1 terms the error of a ranking value of
+    query row x is below ``(2 m + 16) eps (|x|^2 + 2 max |y|^2) + 4 m eta``
+    (eps the spacing of float32 at 1, twice its unit roundoff; eta its
+    smallest subnormal; max over the searched rows y), the bound of the
+    exact search (:class:`._exact._EuclideanSearch`): this ranking adds
+    ``|y|^2`` after the product instead of inside it, one more rounding
+    that the bound's margin covers.
     """
 
-    def __init__(self, centred, plan):
-        n_samples, n_features = centred.shape
-        exponent = rescaling_exponent(max_abs(centred), np.float32)
-        self.points = np.empty(centred.shape, dtype=np.float32)
+    def __init__(self, X, center, plan):
+        n_samples, n_features = X.shape
+        largest = 0.0
+        for start in range(0, n_samples, _BLOCK_ROWS):
+            largest = max(largest, max_abs(X[start : start + _BLOCK_ROWS] - center))
+        exponent = rescaling_exponent(largest, np.float32)
+        self.points = np.empty(X.shape, dtype=np.float32)
         self.sq_norms64 = np.empty(n_samples)
         for start in range(0, n_samples, _BLOCK_ROWS):
-            block = np.ldexp(centred[plan.order[start : start + _BLOCK_ROWS]], exponent)
+            rows = plan.order[start : start + _BLOCK_ROWS]
+            block = np.ldexp(X[rows] - center, exponent)
             self.points[start : start + _BLOCK_ROWS] = block
             self.sq_norms64[start : start + _BLOCK_ROWS] = squared_norms(block)
         self.sq_norms = self.sq_norms64.astype(np.float32)
@@ -315,7 +349,7 @@ class _Ranking:
         )
         self.plan = plan
 
-    def candidates(self, positions, cells, k, n_threads):
+    def candidates(self, positions, cells, k, n_keep, n_threads):
         """Kept candidates of the query rows at ``positions`` among ``cells``.
 
         Call with BLAS limited to one thread (the kernel's threads each run
@@ -326,30 +360,26 @@ class _Ranking:
         complete : ndarray of shape (n_rows,), bool
             Rows whose kept entries provably hold every true neighbour: every
             value left out is above the k-th kept one plus two rounding
-            errors, or nothing was left out.
-        candidates : ndarray of shape (n_rows, k + KEEP_MARGIN), intp
+            errors, or every reference was kept.
+        candidates : ndarray of shape (n_rows, n_keep), intp
             Rows of the data (-1 where fewer were searched).
         """
         starts, stops = _ranges(cells, self.plan.bounds)
         values, columns = ranked_candidates(
-            self.points,
-            self.sq_norms,
-            positions,
-            starts,
-            stops,
-            k + KEEP_MARGIN,
-            n_threads,
+            self.points, self.sq_norms, positions, starts, stops, n_keep, n_threads
         )
+        # The query's own cell is among ``cells``: it is not its own reference.
+        if int((stops - starts).sum()) - 1 <= n_keep:
+            complete = np.ones(positions.shape[0], dtype=bool)
+        else:
+            values = np.sort(values, axis=1).astype(np.float64)
+            error = (
+                self.relative_error
+                * (self.sq_norms64[positions] + 2.0 * self.cell_max_norm[cells].max())
+                + self.absolute_error
+            )
+            complete = values[:, -1] > values[:, k - 1] + 2.0 * error
         missing = columns < 0
-        values = np.sort(values.astype(np.float64), axis=1)
-        error = (
-            self.relative_error
-            * (self.sq_norms64[positions] + 2.0 * self.cell_max_norm[cells].max())
-            + self.absolute_error
-        )
-        complete = (values[:, -1] > values[:, k - 1] + 2.0 * error) | missing.any(
-            axis=1
-        )
         candidates = self.plan.order[columns]
         candidates[missing] = -1
         return complete, candidates

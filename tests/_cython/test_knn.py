@@ -66,9 +66,10 @@ def test_ranked_candidates_pad_when_references_run_out():
     points, sq_norms = _data(50, 4)
     query_rows = np.array([3, 10], dtype=np.intp)
     starts, stops = np.array([0], dtype=np.intp), np.array([6], dtype=np.intp)
-    values, columns = ranked_candidates(
-        points, sq_norms, query_rows, starts, stops, 8, 1
-    )
+    with threadpool_limits(limits=1, user_api="blas"):
+        values, columns = ranked_candidates(
+            points, sq_norms, query_rows, starts, stops, 8, 1
+        )
     values, columns = _sorted(values, columns)
     # Query 3 is one of the six references and does not count itself.
     assert_array_equal(np.sort(columns[0, :5]), [0, 1, 2, 4, 5])
@@ -85,9 +86,10 @@ def test_ranked_candidates_many_equal_values():
     sq_norms = (points**2).sum(axis=1)
     query_rows = np.array([0, 1, 2], dtype=np.intp)
     starts, stops = np.array([0], dtype=np.intp), np.array([2000], dtype=np.intp)
-    values, columns = ranked_candidates(
-        points, sq_norms, query_rows, starts, stops, 50, 2
-    )
+    with threadpool_limits(limits=1, user_api="blas"):
+        values, columns = ranked_candidates(
+            points, sq_norms, query_rows, starts, stops, 50, 2
+        )
     for row in range(3):
         assert np.unique(columns[row]).shape[0] == 50
         assert (points[columns[row]] == points[query_rows[row]]).all()
@@ -99,7 +101,13 @@ def test_ranked_candidates_empty_queries():
     points, sq_norms = _data(10, 2)
     empty = np.empty(0, dtype=np.intp)
     values, columns = ranked_candidates(
-        points, sq_norms, empty, np.array([0]), np.array([10]), 3, 1
+        points,
+        sq_norms,
+        empty,
+        np.array([0], dtype=np.intp),
+        np.array([10], dtype=np.intp),
+        3,
+        1,
     )
     assert values.shape == (0, 3) and columns.shape == (0, 3)
 
@@ -112,8 +120,16 @@ def test_ranked_candidates_reject_bad_arguments():
     with pytest.raises(ValueError, match="n_keep"):
         ranked_candidates(points, sq_norms, rows, starts, stops, 0, 1)
     with pytest.raises(ValueError, match="range"):
-        ranked_candidates(points, sq_norms, rows, starts, np.array([11]), 3, 1)
+        ranked_candidates(
+            points, sq_norms, rows, starts, np.array([11], dtype=np.intp), 3, 1
+        )
     with pytest.raises(ValueError, match="query row"):
-        ranked_candidates(points, sq_norms, np.array([10]), starts, stops, 3, 1)
+        ranked_candidates(
+            points, sq_norms, np.array([10], dtype=np.intp), starts, stops, 3, 1
+        )
     with pytest.raises(ValueError, match="sq_norms"):
         ranked_candidates(points, sq_norms[:5], rows, starts, stops, 3, 1)
+    with pytest.raises(ValueError, match="column"):
+        ranked_candidates(
+            np.empty((10, 0), dtype=np.float32), sq_norms, rows, starts, stops, 3, 1
+        )

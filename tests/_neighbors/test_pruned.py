@@ -14,20 +14,28 @@ from fasttsne._neighbors._exact import euclidean_knn
 from tests._oracles import exact_knn
 
 
-@pytest.fixture(autouse=True)
-def _small_cells(monkeypatch):
-    """Cells of ~64 points, so that small data get many cells and prune."""
-    monkeypatch.setattr(_pruned, "MIN_CELL_POINTS", 64)
-
-
 def _separated_clusters(rng, n_samples, n_features=10, n_clusters=12):
     centres = rng.normal(scale=20.0, size=(n_clusters, n_features))
     labels = rng.integers(0, n_clusters, size=n_samples)
     return centres[labels] + rng.normal(size=(n_samples, n_features))
 
 
-def _assert_same_as_exact(X, k, n_threads=2):
-    indices, sq_distances = _pruned.pruned_euclidean_knn(X, k, n_threads=n_threads)
+def _plan(X, k, n_threads=2, min_cell_points=64):
+    """A plan with cells of ~64 points, so that small data prune."""
+    return _pruned.cell_plan(
+        X,
+        k,
+        n_threads=n_threads,
+        center=X.mean(axis=0),
+        min_cell_points=min_cell_points,
+    )
+
+
+def _assert_same_as_exact(X, k, n_threads=2, min_cell_points=64, **kwargs):
+    plan = _plan(X, k, n_threads, min_cell_points) if _pruned.usable(X) else None
+    indices, sq_distances = _pruned.pruned_euclidean_knn(
+        X, k, n_threads=n_threads, plan=plan, **kwargs
+    )
     ref_indices, ref_sq, _ = euclidean_knn(
         X, X, k, self_query=True, n_threads=1, match=False
     )
@@ -41,9 +49,39 @@ def _assert_same_as_exact(X, k, n_threads=2):
 def test_pruned_equals_exact_on_clusters(rng, n_threads):
     """Separated clusters: most cells pruned, the exact answer bit for bit."""
     X = _separated_clusters(rng, 3000)
-    plan = _pruned.cell_plan(X - X.mean(axis=0), 30, n_threads=n_threads)
-    assert plan.pairs < 0.3 * X.shape[0] ** 2
+    assert _plan(X, 30, n_threads).pairs < 0.3 * X.shape[0] ** 2
     _assert_same_as_exact(X, 30, n_threads)
+
+
+def test_pruned_default_cells(rng):
+    """The production cell size (a few cells of 1,024 points)."""
+    X = _separated_clusters(rng, 5000, n_clusters=5)
+    _assert_same_as_exact(X, 30, min_cell_points=_pruned.MIN_CELL_POINTS)
+
+
+@pytest.mark.parametrize("kind", ["touching", "offset", "outlier"])
+def test_plan_keeps_every_true_neighbours_cell(rng, kind):
+    """Soundness of the bounds against the full distance matrix: the cells a
+    query searches hold all of its true neighbours."""
+    X = _separated_clusters(rng, 1500, n_features=6)
+    if kind == "touching":
+        X = X / 10.0  # clusters of unit spread, centres ~2 apart
+    elif kind == "offset":
+        X = X + 1e6
+    else:
+        X[7] = 1e4
+    k = 25
+    plan = _plan(X, k)
+    true_indices, _ = exact_knn(X, X, k, self_query=True)
+    cell_of = np.empty(X.shape[0], dtype=np.intp)
+    for c in range(plan.bounds.shape[0] - 1):
+        cell_of[plan.order[plan.bounds[c] : plan.bounds[c + 1]]] = c
+    searched = 0
+    for positions, cells in plan.groups:
+        for row in plan.order[positions]:
+            assert np.isin(cell_of[true_indices[row]], cells).all()
+            searched += 1
+    assert searched == X.shape[0]
 
 
 def test_pruned_equals_oracle_without_clusters(rng):
@@ -91,11 +129,38 @@ def test_pruned_overflow_names_the_problem(rng):
 
 
 def test_rows_the_proof_fails_for_are_searched_again(rng, monkeypatch):
-    """No margin kept: rows whose window may reach past the kept entries are
-    searched again, and the answer stays exact."""
-    monkeypatch.setattr(_pruned, "KEEP_MARGIN", 0)
+    """No margin kept: rows whose window may reach past the kept entries
+    (ties) are searched again by the blocked search, and the answer stays
+    exact."""
+    redone = []
+    blocked = _pruned.euclidean_knn
+
+    def spy(X_query, *args, **kwargs):
+        redone.append(X_query.shape[0])
+        return blocked(X_query, *args, **kwargs)
+
+    monkeypatch.setattr(_pruned, "euclidean_knn", spy)
     X = rng.integers(0, 3, size=(1200, 4)).astype(np.float64)
-    _assert_same_as_exact(X, 10)
+    _assert_same_as_exact(X, 10, keep_margin=0)
+    assert redone and redone[0] > 0
+
+
+def test_pruned_in_chunks(rng, monkeypatch):
+    """Cells split into chunks of queries, and proven rows ordered in several
+    batches: the same answer."""
+    monkeypatch.setattr(_pruned, "_CHUNK_ROWS", 100)
+    X = _separated_clusters(rng, 2000, n_clusters=4)
+    plan = _plan(X, 20, min_cell_points=500)
+    assert max(positions.shape[0] for positions, _ in plan.groups) <= 100
+    _assert_same_as_exact(X, 20, min_cell_points=500)
+
+
+def test_plan_for_other_data_is_refused(rng):
+    """A plan made for other data raises instead of searching wrong rows."""
+    X = _separated_clusters(rng, 600)
+    plan = _plan(X[:500], 10)
+    with pytest.raises(ValueError, match="other data"):
+        _pruned.pruned_euclidean_knn(X, 10, n_threads=1, plan=plan)
 
 
 def test_ranges_merge_adjacent_cells():
@@ -138,7 +203,7 @@ def test_auto_keeps_the_exact_search_when_its_plan_is_cheap(
     """From the approximate threshold on, "auto" searches exactly when the
     cell plan ranks few candidates a query, and takes the graph otherwise."""
     monkeypatch.setattr(neighbors_module, "_APPROX_MIN_SAMPLES", 1000)
-    monkeypatch.setattr(neighbors_module, "_PRUNED_MAX_PAIRS_PER_QUERY", 1000)
+    monkeypatch.setattr(neighbors_module, "_PRUNED_MAX_PAIRS_PER_QUERY", 2500)
     monkeypatch.setattr(neighbors_module, "_PRUNED_MIN_SAMPLES", 100)
     taken = []
     monkeypatch.setattr(
@@ -158,12 +223,11 @@ def test_auto_keeps_the_exact_search_when_its_plan_is_cheap(
     assert taken == (["pruned"] if clustered else ["approx"])
 
 
-def test_cells_with_fewer_references_than_kept(rng, monkeypatch):
+def test_cells_with_fewer_references_than_kept(rng):
     """Far clusters of k + 5 points: each query searches fewer references
     than it keeps (padded entries), never itself or one row twice."""
-    monkeypatch.setattr(_pruned, "MIN_CELL_POINTS", 25)
     centres = np.array([[0.0, 0.0], [1e3, 0.0], [0.0, 1e3], [1e3, 1e3]])
     X = np.repeat(centres, 25, axis=0) + rng.normal(size=(100, 2))
-    indices, _ = _assert_same_as_exact(X, 20)
+    indices, _ = _assert_same_as_exact(X, 20, min_cell_points=25)
     assert (indices != np.arange(100)[:, None]).all()
     assert all(np.unique(row).shape[0] == 20 for row in indices)
