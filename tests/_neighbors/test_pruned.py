@@ -203,7 +203,7 @@ def test_auto_keeps_the_exact_search_when_its_plan_is_cheap(
     """From the approximate threshold on, "auto" searches exactly when the
     cell plan ranks few candidates a query, and takes the graph otherwise."""
     monkeypatch.setattr(neighbors_module, "_APPROX_MIN_SAMPLES", 1000)
-    monkeypatch.setattr(neighbors_module, "_PRUNED_MAX_PAIRS_PER_QUERY", 2500)
+    monkeypatch.setattr(neighbors_module, "_PRUNED_MAX_PAIRS_PER_QUERY", 6000)
     monkeypatch.setattr(neighbors_module, "_PRUNED_MIN_SAMPLES", 100)
     taken = []
     monkeypatch.setattr(
@@ -218,7 +218,8 @@ def test_auto_keeps_the_exact_search_when_its_plan_is_cheap(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(neighbors_module, "pruned_euclidean_knn", spy)
-    X = _separated_clusters(rng, 4000) if clustered else rng.normal(size=(4000, 10))
+    # 24,000 points make 23 cells of the default size: a cluster spans few.
+    X = _separated_clusters(rng, 24_000) if clustered else rng.normal(size=(24_000, 10))
     nearest_neighbors(X, 10, method="auto", n_threads=2, random_state=0)
     assert taken == (["pruned"] if clustered else ["approx"])
 
