@@ -273,7 +273,8 @@ def ranked_candidates(
     n_keep : int
         Number of entries kept for each query row, at least 1.
     n_threads : int
-        OpenMP threads over blocks of 256 query rows (static schedule). Call with BLAS limited
+        OpenMP threads over blocks of 256 query rows (static schedule).
+        Call with BLAS limited
         to one thread.
 
     Returns

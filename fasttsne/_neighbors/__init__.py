@@ -236,10 +236,13 @@ def nearest_neighbors(
         # Clustered data let the exact search prune most of its work: keep
         # it where its plan costs less than the graph would.
         X = as_float64(X)
-        if usable(X):
-            plan = cell_plan(X, n_neighbors, n_threads=n_threads, center=X.mean(axis=0))
+        center = X.mean(axis=0)
+        if usable(X, center):
+            plan = cell_plan(X, n_neighbors, n_threads=n_threads, center=center)
             if plan.pairs <= _PRUNED_MAX_PAIRS_PER_QUERY * n_samples:
                 method = "exact"
+            else:
+                plan = None
     if method == "approx":
         indices, sq_distances = approx_euclidean_knn(
             X, n_neighbors, n_threads=n_threads, random_state=random_state

@@ -127,6 +127,8 @@ def coarse_centroids(
             random_state.choice(n_samples, min(n_samples, sample_rows), replace=False)
         )
     ]
+    if center is not None:
+        sample -= center
     centroids = sample[
         np.sort(random_state.choice(sample.shape[0], n_clusters, replace=False))
     ]

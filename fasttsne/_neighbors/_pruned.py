@@ -19,11 +19,11 @@ of each row. The rounding bound of the exact search (:mod:`._exact`) proves
 for each row that the kept entries hold every true neighbour; their
 distances are then recomputed exactly and sorted by (distance, index). A row
 the proof fails for (the margin too small for its rounding window) is
-searched again by the exact blocked search. So the answer is exactly the
-exact search's, bit for bit: only the time depends on the data (clustered
-data prunes most cells; data without clusters prunes none, and the plan's
-cost says so before any search, see :func:`cell_plan`). docs/neighbors.rst
-has the measurements.
+searched again with a wider selection, then by the exact blocked search.
+So the answer is exactly the exact search's, bit for bit: only the time
+depends on the data (clustered data prunes most cells; data without
+clusters prunes none, and the plan's cost says so before any search, see
+:func:`cell_plan`). docs/neighbors.rst has the measurements.
 """
 
 import numpy as np
@@ -62,6 +62,9 @@ _BLOCK_ROWS = 1 << 14
 # milliseconds).
 _CHUNK_ROWS = 1 << 16
 
+# The wider selection of a retry, in multiples of the first one.
+_RETRY_FACTOR = 8
+
 # Below this magnitude the squared differences of rows near each other
 # underflow float64.
 _UNDERFLOW = 2.0**-400
@@ -73,19 +76,29 @@ _CORE_SHARE = 0.5
 _MAX_SPLITS = 3
 
 
-def usable(X):
-    """Whether the pruned search serves dense float64 ``X``.
+def usable(X, center):
+    """Whether the pruned search serves dense float64 ``X`` (mean ``center``).
 
     Not where squared distances overflow float64 (the exact search raises
-    the error that names the problem) nor below ``_UNDERFLOW``, where the
-    squares of nearby rows' differences underflow: the exact search's
-    distances tie there where a rescaled ranking would not, and the blocked
-    search keeps its answer.
+    the error that names the problem) nor where the centred rows lie below
+    ``_UNDERFLOW``: there the squares of nearby rows' differences underflow,
+    the exact search's distances tie where a rescaled ranking would not, and
+    the blocked search keeps its answer. Read block by block (no temporary
+    the size of X).
     """
-    largest = max_abs(X)
+    largest = max(float(X.max(initial=0.0)), -float(X.min(initial=0.0)))
     with np.errstate(over="ignore"):
-        overflows = not np.isfinite(4.0 * X.shape[1] * largest * largest)
-    return not overflows and largest >= _UNDERFLOW
+        if not np.isfinite(4.0 * X.shape[1] * largest * largest):
+            return False
+    return _centred_max_abs(X, center) >= _UNDERFLOW
+
+
+def _centred_max_abs(X, center):
+    """``max |X - center|``, block by block."""
+    largest = 0.0
+    for start in range(0, X.shape[0], _BLOCK_ROWS):
+        largest = max(largest, max_abs(X[start : start + _BLOCK_ROWS] - center))
+    return largest
 
 
 class CellPlan:
@@ -159,7 +172,7 @@ def cell_plan(X, n_neighbors, *, n_threads, center, min_cell_points=MIN_CELL_POI
     k = n_neighbors
     n_samples = X.shape[0]
     n_cells = int(np.clip(n_samples // min_cell_points, 1, MAX_CELLS))
-    centroids = coarse_centroids(X, n_cells, check_random_state(0)) - center
+    centroids = coarse_centroids(X, n_cells, check_random_state(0), center=center)
     centroid_sq_norms = squared_norms(centroids)
 
     def assign(start, stop):
@@ -258,14 +271,14 @@ def pruned_euclidean_knn(
     """
     k = n_neighbors
     n_samples = X.shape[0]
-    if not usable(X):
+    center = X.mean(axis=0)
+    if not usable(X, center):
         return euclidean_knn(
             X, X, k, self_query=True, n_threads=n_threads, match=False
         )[:2]
     # Rows equal to k others are answered first (before the larger arrays
     # exist: this takes a copy of X).
     answered, answers = _duplicate_answers(X, X, k, True)
-    center = X.mean(axis=0)
     if plan is None:
         plan = cell_plan(X, k, n_threads=n_threads, center=center)
     if plan.order.shape[0] != n_samples:
@@ -273,28 +286,34 @@ def pruned_euclidean_knn(
     ranking = _Ranking(X, center, plan)
     indices = np.empty((n_samples, k), dtype=np.intp)
     sq_distances = np.zeros((n_samples, k))
+    out = (indices, sq_distances)
     indices[answered] = answers
     skip = np.zeros(n_samples, dtype=bool)
     skip[answered] = True
     skip = skip[plan.order]
     redo = [np.empty(0, dtype=np.intp)]
-    pending = []  # (rows, candidates) of proven rows, ordered in batches
-    n_pending = 0
+    # Proven rows wait by the width of their candidate lists, and are put in
+    # exact order in batches.
+    pending = {}
     with threadpool_limits(limits=1, user_api="blas"):
         for positions, cells in plan.groups:
             positions = positions[~skip[positions]]
-            if positions.size == 0:
-                continue
-            complete, candidates = ranking.candidates(
-                positions, cells, k, k + keep_margin, n_threads
-            )
-            redo.append(positions[~complete])
-            pending.append((plan.order[positions[complete]], candidates[complete]))
-            n_pending += pending[-1][0].shape[0]
-            if n_pending >= _CHUNK_ROWS:
-                _exact_order(X, pending, k, n_threads, (indices, sq_distances))
-                pending, n_pending = [], 0
-    _exact_order(X, pending, k, n_threads, (indices, sq_distances))
+            # Rows the proof fails for (ties crowding the rounding window) try
+            # again with a wider selection before the blocked search.
+            for n_keep in (k + keep_margin, _RETRY_FACTOR * (k + keep_margin)):
+                if positions.size == 0:
+                    break
+                complete, candidates = ranking.candidates(
+                    positions, cells, k, n_keep, n_threads
+                )
+                part = (plan.order[positions[complete]], candidates[complete])
+                pending.setdefault(n_keep, []).append(part)
+                positions = positions[~complete]
+                if sum(rows.shape[0] for rows, _ in pending[n_keep]) >= _CHUNK_ROWS:
+                    _exact_order(X, pending.pop(n_keep), k, n_threads, out)
+            redo.append(positions)
+    for parts in pending.values():
+        _exact_order(X, parts, k, n_threads, out)
     del ranking
     redo = plan.order[np.concatenate(redo)]
     if redo.size:
@@ -319,16 +338,14 @@ class _Ranking:
     (eps the spacing of float32 at 1, twice its unit roundoff; eta its
     smallest subnormal; max over the searched rows y), the bound of the
     exact search (:class:`._exact._EuclideanSearch`): this ranking adds
-    ``|y|^2`` after the product instead of inside it, one more rounding
-    that the bound's margin covers.
+    ``|y|^2`` (the norm of the float64 row, rounded to float32) after the
+    product instead of inside it, one more rounding that the bound's margin
+    covers.
     """
 
     def __init__(self, X, center, plan):
         n_samples, n_features = X.shape
-        largest = 0.0
-        for start in range(0, n_samples, _BLOCK_ROWS):
-            largest = max(largest, max_abs(X[start : start + _BLOCK_ROWS] - center))
-        exponent = rescaling_exponent(largest, np.float32)
+        exponent = rescaling_exponent(_centred_max_abs(X, center), np.float32)
         self.points = np.empty(X.shape, dtype=np.float32)
         self.sq_norms64 = np.empty(n_samples)
         for start in range(0, n_samples, _BLOCK_ROWS):
@@ -360,7 +377,7 @@ class _Ranking:
         complete : ndarray of shape (n_rows,), bool
             Rows whose kept entries provably hold every true neighbour: every
             value left out is above the k-th kept one plus two rounding
-            errors, or every reference was kept.
+            errors, or there were no more references than kept entries.
         candidates : ndarray of shape (n_rows, n_keep), intp
             Rows of the data (-1 where fewer were searched).
         """
@@ -368,8 +385,7 @@ class _Ranking:
         values, columns = ranked_candidates(
             self.points, self.sq_norms, positions, starts, stops, n_keep, n_threads
         )
-        # The query's own cell is among ``cells``: it is not its own reference.
-        if int((stops - starts).sum()) - 1 <= n_keep:
+        if int((stops - starts).sum()) <= n_keep:
             complete = np.ones(positions.shape[0], dtype=bool)
         else:
             values = np.sort(values, axis=1).astype(np.float64)

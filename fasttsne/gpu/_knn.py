@@ -9,8 +9,8 @@ unchanged. ``neighbors=`` keeps its meaning on both devices:
 * ``"exact"``, and ``"auto"`` below the CPU's crossover to the approximate
   search (``_APPROX_MIN_SAMPLES``): the device's exact search;
 * ``"approx"``, and ``"auto"`` from the crossover on: the CPU's search as
-  on ``device="cpu"`` (there the cell-pruned exact search where its plan is
-  cheap, faiss otherwise), so that a setting gives the same neighbours on
+  on ``device="cpu"`` (faiss; with ``"auto"``, the cell-pruned exact search
+  where its plan is cheap), so that a setting gives the same neighbours on
   both devices; ``neighbors="exact"`` takes the device's search at any
   size;
 * sparse data, metrics other than euclidean, precomputed distances: the

@@ -32,7 +32,8 @@ def _plan(X, k, n_threads=2, min_cell_points=64):
 
 
 def _assert_same_as_exact(X, k, n_threads=2, min_cell_points=64, **kwargs):
-    plan = _plan(X, k, n_threads, min_cell_points) if _pruned.usable(X) else None
+    usable = _pruned.usable(X, X.mean(axis=0))
+    plan = _plan(X, k, n_threads, min_cell_points) if usable else None
     indices, sq_distances = _pruned.pruned_euclidean_knn(
         X, k, n_threads=n_threads, plan=plan, **kwargs
     )
@@ -79,6 +80,7 @@ def test_plan_keeps_every_true_neighbours_cell(rng, kind):
     searched = 0
     for positions, cells in plan.groups:
         for row in plan.order[positions]:
+            assert cell_of[row] in cells
             assert np.isin(cell_of[true_indices[row]], cells).all()
             searched += 1
     assert searched == X.shape[0]
@@ -113,6 +115,14 @@ def test_pruned_extreme_magnitudes(rng, scale):
     """Tiny and huge data: the float32 ranking is rescaled, the answer exact."""
     X = _separated_clusters(rng, 1200, n_features=5) * scale
     _assert_same_as_exact(X, 15)
+
+
+def test_pruned_tiny_spread_around_a_large_value(rng):
+    """A constant column of 1 beside noise of 1e-200: the centred data are
+    tiny, their float64 distances underflow, and the blocked search's
+    answer (ties at 0 by index) is kept."""
+    X = np.column_stack([np.ones(300), rng.normal(size=300) * 1e-200])
+    _assert_same_as_exact(X, 5)
 
 
 def test_pruned_large_offset(rng):
