@@ -112,14 +112,17 @@ def k_smallest(values, k):
 
 
 def coarse_centroids(
-    X, n_clusters, random_state, *, n_iterations=10, sample_rows=20_000
+    X, n_clusters, random_state, *, n_iterations=10, sample_rows=20_000, center=None
 ):
     """Centroids of a coarse k-means: Lloyd steps on a sample of the rows.
 
     ``n_clusters`` distinct sampled rows start it, then ``n_iterations``
     Lloyd steps on ``sample_rows`` sampled rows, every product on one BLAS
     thread (the result does not depend on the number of threads). Both
-    samples are drawn from ``random_state`` (a RandomState instance).
+    samples are drawn from ``random_state`` (a RandomState instance). With
+    ``center``, the sample is centred on it first and the centroids are
+    those of ``X - center`` (data far from the origin keep the digits of
+    their distances).
     """
     n_samples = X.shape[0]
     sample = X[
