@@ -379,6 +379,27 @@ def euclidean_knn(X_query, X_ref, n_neighbors, *, self_query, n_threads, match):
     return indices, sq_distances, matches
 
 
+def rows_knn(X, rows, n_neighbors, *, n_threads):
+    """Exact kNN of some rows of ``X`` among all of them, each row excluded.
+
+    Each row is searched as a new point for k + 1 neighbours and loses
+    itself (or, when k + 1 equal rows of smaller index crowd it out, the
+    last one): the answer of the self-excluding search for those rows.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_rows, n_neighbors), intp
+    sq_distances : ndarray of shape (n_rows, n_neighbors), float64
+    """
+    found, found_sq, _ = euclidean_knn(
+        X[rows], X, n_neighbors + 1, self_query=False, n_threads=n_threads, match=False
+    )
+    drop = found == rows[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    shape = (rows.shape[0], n_neighbors)
+    return found[~drop].reshape(shape), found_sq[~drop].reshape(shape)
+
+
 def _duplicate_answers(X_query, X_ref, n_neighbors, self_query):
     """Query rows equal to at least k reference rows (other than themselves).
 

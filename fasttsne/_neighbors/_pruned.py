@@ -43,6 +43,7 @@ from fasttsne._neighbors._exact import (
     _duplicate_answers,
     euclidean_knn,
     pair_squared_distances,
+    rows_knn,
 )
 
 # Candidates kept a row beyond k: the room the rounding window of a row may
@@ -317,13 +318,7 @@ def pruned_euclidean_knn(
     del ranking
     redo = plan.order[np.concatenate(redo)]
     if redo.size:
-        found, found_sq, _ = euclidean_knn(
-            X[redo], X, k + 1, self_query=False, n_threads=n_threads, match=False
-        )
-        drop = found == redo[:, None]
-        drop[~drop.any(axis=1), -1] = True
-        indices[redo] = found[~drop].reshape(-1, k)
-        sq_distances[redo] = found_sq[~drop].reshape(-1, k)
+        indices[redo], sq_distances[redo] = rows_knn(X, redo, k, n_threads=n_threads)
     return indices, sq_distances
 
 

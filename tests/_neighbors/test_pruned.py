@@ -143,13 +143,13 @@ def test_rows_the_proof_fails_for_are_searched_again(rng, monkeypatch):
     (ties) are searched again by the blocked search, and the answer stays
     exact."""
     redone = []
-    blocked = _pruned.euclidean_knn
+    blocked = _pruned.rows_knn
 
-    def spy(X_query, *args, **kwargs):
-        redone.append(X_query.shape[0])
-        return blocked(X_query, *args, **kwargs)
+    def spy(X, rows, *args, **kwargs):
+        redone.append(rows.shape[0])
+        return blocked(X, rows, *args, **kwargs)
 
-    monkeypatch.setattr(_pruned, "euclidean_knn", spy)
+    monkeypatch.setattr(_pruned, "rows_knn", spy)
     X = rng.integers(0, 3, size=(1200, 4)).astype(np.float64)
     _assert_same_as_exact(X, 10, keep_margin=0)
     assert redone and redone[0] > 0
