@@ -33,6 +33,7 @@ from fasttsne._cython._perplexity import (
     symmetric_row_offsets,
     symmetrize,
 )
+from fasttsne._memory import release_free_memory
 from fasttsne._neighbors import nearest_neighbors, new_point_neighbors
 from fasttsne._progress import Reporter, describe
 from fasttsne.tsne._layout import _locality_order
@@ -350,6 +351,8 @@ def joint_probabilities(
         squared=_squares_distances(metric),
     )
     report(f"kNN: done in {time.perf_counter() - start:.2f} s")
+    # The search's freed blocks would otherwise sit beside P (fasttsne._memory).
+    release_free_memory()
     if indices.shape != (n_samples, k) or distances.shape != (n_samples, k):
         raise ValueError(
             f"The search returned arrays of shapes {indices.shape} and "
@@ -379,6 +382,7 @@ def joint_probabilities(
         report("affinities: points numbered in reverse Cuthill-McKee order")
     if before_symmetrize is not None:
         before_symmetrize(order)
+    release_free_memory()
     P = _symmetrized(values, columns, (n_samples, k), index_dtype, order, n_threads)
     P.data /= P.data.sum()
     calibration = (

@@ -22,6 +22,7 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 
+from fasttsne._memory import release_free_memory
 from fasttsne._neighbors import KNOWN_METRICS, check_precomputed
 from fasttsne._neighbors._common import max_abs, rescaling_exponent
 from fasttsne.tsne import _affinity
@@ -582,6 +583,9 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         whole optimisation.
         """
         backend.prepare(P)
+        # What the affinities freed would otherwise sit under every
+        # iteration's arrays (fasttsne._memory).
+        release_free_memory()
         # On the device the whole loop runs on the backend's tensors, which
         # come back once at the end (DESIGN.md, section 5).
         Y_run = backend.to_device(Y) if self.device_ == "cuda" else Y
