@@ -453,7 +453,6 @@ def iteration_funcs(Y, P, n_threads):
     out = np.empty_like(Y)
     order, offsets = sort_into_boxes(Y, grid)
     ys, charges, kernel = spread_charges(Y, order, offsets, grid, 1.0, False, n_threads)
-    potentials = _interpolation._potentials(grid, kernel, charges, n_threads, fft_dtype)
     table = _interpolation._self_table(grid, kernel)
     optimizer = GradientDescent(float(Y.shape[0]) / 12.0)
     Y_step = Y.copy()
@@ -461,8 +460,10 @@ def iteration_funcs(Y, P, n_threads):
     indptr, indices = P.indptr.astype(np.int32), P.indices.astype(np.int32)
 
     def ffts():
-        return _interpolation._potentials(grid, kernel, charges, n_threads, fft_dtype)
+        spectrum = _interpolation._grid_spectrum(grid, kernel, n_threads, fft_dtype)
+        return _interpolation._potentials(spectrum, charges, n_threads)
 
+    potentials = ffts()
     funcs = {
         "gradient call": lambda: backend(
             Y, exaggeration=1.0, dof=1.0, compute_error=False

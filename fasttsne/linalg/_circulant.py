@@ -122,10 +122,12 @@ def _kernel_spectrum(kernel_on_offsets, grid_shape, *, workers=None, dtype=None)
     """
     grid_shape = tuple(int(n) for n in grid_shape)
     embedded = _embedded_kernel(kernel_on_offsets, grid_shape)
+    fft_shape = embedded.shape
     spectrum = scipy.fft.rfftn(embedded, workers=workers)
+    del embedded  # before the rounded copy is made
     if dtype == np.float32:
         spectrum = np.asarray(spectrum).astype(np.complex64)
-    return _GridSpectrum(grid_shape, embedded.shape, spectrum)
+    return _GridSpectrum(grid_shape, fft_shape, spectrum)
 
 
 def _circulant_product(values, fft_shape, grid_shape, charges, out, *, workers=None):

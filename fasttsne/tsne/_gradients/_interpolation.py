@@ -276,25 +276,30 @@ def _fft_dtype(grid):
     return np.float64
 
 
-def _potentials(grid, kernel, charges, n_threads, fft_dtype=np.float64):
+def _grid_spectrum(grid, kernel, n_threads, fft_dtype=np.float64):
+    """The FFT of the circulant embedding of ``kernel`` (spread_charges')."""
+    d = len(grid.shape)
+    return _kernel_spectrum(
+        kernel.reshape(kernel.shape[:d]), grid.shape, workers=n_threads, dtype=fft_dtype
+    )
+
+
+def _potentials(spectrum, charges, n_threads):
     """Kernel sums on the nodes of every charge grid, by the circulant FFT.
 
-    Returns a float64 array of shape ``(n_charges, n_0, n_1)`` (``n_1 = 1``
-    in 1-D) with contiguous rows, possibly a cropped view. With ``fft_dtype``
-    float32 the charges are rounded to single precision and their FFTs run
-    in it (the kernel's spectrum is computed in double and applied in
-    complex64).
+    ``spectrum`` is :func:`_grid_spectrum`'s. Returns a float64 array of
+    shape ``(n_charges, n_0, n_1)`` (``n_1 = 1`` in 1-D) with contiguous
+    rows, possibly a cropped view. With a float32 spectrum (complex64) the
+    charges are rounded to single precision and their FFTs run in it (the
+    kernel's spectrum is computed in double and applied in complex64).
     """
-    shape = grid.shape
-    d = len(shape)
-    spectrum = _kernel_spectrum(
-        kernel.reshape(kernel.shape[:d]), shape, workers=n_threads, dtype=fft_dtype
-    )
+    fft_dtype = np.float32 if spectrum.spectrum.dtype == np.complex64 else np.float64
     charges = charges.astype(fft_dtype, copy=False)
     potentials = _apply_spectrum(spectrum, charges, workers=n_threads)
     potentials = potentials.astype(np.float64, copy=False)
     # A view, also of a crop; np.asarray only tells pylint it is an ndarray.
-    potentials = np.asarray(potentials.reshape((charges.shape[0], shape[0], -1)))
+    shape = (charges.shape[0], spectrum.grid_shape[0], -1)
+    potentials = np.asarray(potentials.reshape(shape))
     if potentials.strides[2] != potentials.itemsize:
         potentials = np.ascontiguousarray(potentials)
     return potentials
@@ -390,18 +395,15 @@ def _repulsion_on_grid(Y, grid, dof, out, n_threads, fft_dtype=None):
         fft_dtype = _fft_dtype(grid)
     order, offsets = sort_into_boxes(Y, grid)
     ys, charges, kernel = spread_charges(Y, order, offsets, grid, dof, False, n_threads)
-    potentials = _potentials(grid, kernel, charges, n_threads, fft_dtype)
-    del charges
+    table = _self_table(grid, kernel)
+    spectrum = _grid_spectrum(grid, kernel, n_threads, fft_dtype)
+    # On a capped grid the kernel is as large as the charges: freed before
+    # their FFTs, it is not part of an iteration's peak (docs/affinities.rst).
+    del kernel
+    potentials = _potentials(spectrum, charges, n_threads)
+    del charges, spectrum
     return interpolate_repulsion(
-        ys,
-        order,
-        offsets,
-        grid,
-        potentials,
-        _self_table(grid, kernel),
-        dof,
-        out,
-        n_threads,
+        ys, order, offsets, grid, potentials, table, dof, out, n_threads
     )
 
 
@@ -447,7 +449,9 @@ class FrozenInterpolation:
         _, charges, kernel = spread_charges(
             frozen, order, offsets, self.grid, dof, True, n_threads
         )
-        self.potentials = _potentials(self.grid, kernel, charges, n_threads)
+        spectrum = _grid_spectrum(self.grid, kernel, n_threads)
+        del kernel
+        self.potentials = _potentials(spectrum, charges, n_threads)
 
     def __call__(self, Y_query, out, sum_w):
         """Write the repulsion and ``sum_j w`` of the queries on the grid.

@@ -161,9 +161,11 @@ class SparseAttractionBackend:
         if data.dtype not in (np.float32, np.float64):
             data = data.astype(np.float64)
         self._data = {data.dtype: np.ascontiguousarray(data)}
-        self._row_sums = np.asarray(P.sum(axis=1), dtype=np.float64).ravel()
+        self._row_sums = None
         self._forces = {}
         if reference is not None:
+            # Only the KL of placed points weighs by the rows' sums.
+            self._row_sums = np.asarray(P.sum(axis=1), dtype=np.float64).ravel()
             self._prepare_reference(reference)
         return self
 
