@@ -1,13 +1,13 @@
 """Handing the heap's free memory back to the system between phases of a fit.
 
 glibc keeps freed blocks of up to 32 MiB in its heaps (the threshold above
-which it maps blocks on their own grows to the largest block freed), and
-keeps up to twice that free at the top of each heap, one heap per thread
-that allocated. The search, the affinities and every gradient allocate such
-blocks (the embedding-sized arrays of a million-point fit are 15 MiB), so
-freed memory from one phase sits beside the largest arrays of the next one
-and counts in the fit's peak. ``malloc_trim`` returns it; the measured
-effect is in docs/affinities.rst.
+which it maps a block on its own grows to the largest mapped block freed),
+and keeps up to twice that free at the top of each of its arenas, which the
+threads share (at most 8 per core). The search, the affinities and every
+gradient allocate such blocks (an embedding-sized array is ``n x 2 x 8``
+bytes), so the freed memory of one phase sits beside the largest arrays of
+the next one and counts in the fit's peak. ``malloc_trim`` returns it; the
+measured effect is in docs/affinities.rst.
 """
 
 import ctypes
@@ -41,6 +41,13 @@ def release_free_memory():
     released : bool
         Whether memory was released (False where ``malloc_trim`` is missing
         or found nothing to release).
+
+    Notes
+    -----
+    ``malloc_trim`` walks every arena of the process, the host
+    application's included, taking each one's lock in turn; its cost grows
+    with the heap (milliseconds after a million-point phase), which is why
+    a fit calls it between phases only, never per iteration.
     """
     trim = _malloc_trim()
     return bool(trim is not None and trim(0))

@@ -1,38 +1,69 @@
 """Tests of fasttsne._memory: freed heap memory handed back between phases."""
 
+import platform
 import sys
 
 import numpy as np
 import pytest
 
-from fasttsne import _memory
-from fasttsne.tsne import _affinity
+from fasttsne import FFTInterpTSNE, _memory
+from fasttsne.tsne import _affinity, _base
 
-
-def test_release_reports_a_bool():
-    assert isinstance(_memory.release_free_memory(), bool)
+GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 
 def test_release_without_malloc_trim_does_nothing(monkeypatch):
-    # musl, macOS and Windows have no malloc_trim: the call is then a no-op.
+    # musl, macOS and Windows have no malloc_trim: the lookup then gives None.
     monkeypatch.setattr(_memory, "_malloc_trim", lambda: None)
     assert _memory.release_free_memory() is False
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
-def test_glibc_trim_is_found():
-    libc_name = " ".join(str(part) for part in __import__("platform").libc_ver())
-    if "glibc" not in libc_name:
-        pytest.skip(f"C library {libc_name!r} is not glibc")
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc_trim only")
+def test_glibc_releases_freed_blocks():
     assert _memory._malloc_trim() is not None
+    # Blocks below the mmap threshold live in the heap; every other one freed
+    # leaves holes that free() cannot hand back by itself, malloc_trim can.
+    blocks = [np.ones(8192) for _ in range(1000)]
+    del blocks[::2]
+    assert _memory.release_free_memory() is True
+    del blocks
 
 
-def test_affinities_release_memory_between_phases(monkeypatch):
-    # After the search and before P is formed (the two points where a
-    # phase's freed blocks would otherwise sit beside the next one's arrays).
-    calls = []
-    monkeypatch.setattr(_affinity, "release_free_memory", lambda: calls.append(1))
-    X = np.random.default_rng(0).normal(size=(60, 3))
-    P = _affinity.joint_probabilities(X, perplexity=5.0)
-    assert len(calls) == 2
-    np.testing.assert_allclose(P.sum(), 1.0)
+def test_affinities_release_after_search_and_before_symmetrizing(monkeypatch, rng):
+    events = []
+    monkeypatch.setattr(
+        _affinity, "release_free_memory", lambda: events.append("release")
+    )
+    symmetrized = _affinity._symmetrized
+
+    def logged_symmetrized(*args, **kwargs):
+        events.append("symmetrize")
+        return symmetrized(*args, **kwargs)
+
+    def logged_search(*args, **kwargs):
+        events.append("search")
+        return _affinity.nearest_neighbors(*args, **kwargs)
+
+    monkeypatch.setattr(_affinity, "_symmetrized", logged_symmetrized)
+    X = rng.normal(size=(60, 3))
+    _affinity.joint_probabilities(
+        X,
+        perplexity=5.0,
+        search=logged_search,
+        before_symmetrize=lambda order: events.append("start"),
+    )
+    assert events == ["search", "release", "start", "release", "symmetrize"]
+
+
+def test_fit_releases_before_the_first_iteration(monkeypatch, rng):
+    events = []
+    monkeypatch.setattr(_base, "release_free_memory", lambda: events.append("release"))
+
+    def callback(iteration, kl, Y):
+        events.append("iteration")
+        return True
+
+    FFTInterpTSNE(
+        perplexity=5.0, max_iter=2, callbacks=callback, callbacks_every_iters=1
+    ).fit(rng.normal(size=(40, 3)))
+    assert events[:2] == ["release", "iteration"]

@@ -124,7 +124,7 @@ def _kernel_spectrum(kernel_on_offsets, grid_shape, *, workers=None, dtype=None)
     embedded = _embedded_kernel(kernel_on_offsets, grid_shape)
     fft_shape = embedded.shape
     spectrum = scipy.fft.rfftn(embedded, workers=workers)
-    del embedded  # before the rounded copy is made
+    del embedded  # before the complex64 copy (float32), which it would sit beside
     if dtype == np.float32:
         spectrum = np.asarray(spectrum).astype(np.complex64)
     return _GridSpectrum(grid_shape, fft_shape, spectrum)

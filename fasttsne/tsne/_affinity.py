@@ -382,6 +382,7 @@ def joint_probabilities(
         report("affinities: points numbered in reverse Cuthill-McKee order")
     if before_symmetrize is not None:
         before_symmetrize(order)
+    # The calibration's and the start's freed blocks, before P's pages fill.
     release_free_memory()
     P = _symmetrized(values, columns, (n_samples, k), index_dtype, order, n_threads)
     P.data /= P.data.sum()

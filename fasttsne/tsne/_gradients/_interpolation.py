@@ -277,7 +277,24 @@ def _fft_dtype(grid):
 
 
 def _grid_spectrum(grid, kernel, n_threads, fft_dtype=np.float64):
-    """The FFT of the circulant embedding of ``kernel`` (spread_charges')."""
+    """The FFT of the circulant embedding of the grid's kernel.
+
+    Parameters
+    ----------
+    grid : InterpolationGrid
+        The grid the kernel was tabulated on.
+    kernel : ndarray of shape (2 n_0 - 1, 2 n_1 - 1) or (2 n_0 - 1, 1)
+        The kernel at every node offset, as ``spread_charges`` returns it.
+    n_threads : int
+        scipy.fft workers.
+    fft_dtype : {numpy.float64, numpy.float32}, default=numpy.float64
+        The precision the charges' FFTs will run in (see :func:`_potentials`).
+
+    Returns
+    -------
+    spectrum : _GridSpectrum
+        complex128 values, or complex64 (computed in double) for float32.
+    """
     d = len(grid.shape)
     return _kernel_spectrum(
         kernel.reshape(kernel.shape[:d]), grid.shape, workers=n_threads, dtype=fft_dtype
@@ -287,11 +304,21 @@ def _grid_spectrum(grid, kernel, n_threads, fft_dtype=np.float64):
 def _potentials(spectrum, charges, n_threads):
     """Kernel sums on the nodes of every charge grid, by the circulant FFT.
 
-    ``spectrum`` is :func:`_grid_spectrum`'s. Returns a float64 array of
-    shape ``(n_charges, n_0, n_1)`` (``n_1 = 1`` in 1-D) with contiguous
-    rows, possibly a cropped view. With a float32 spectrum (complex64) the
-    charges are rounded to single precision and their FFTs run in it (the
-    kernel's spectrum is computed in double and applied in complex64).
+    Parameters
+    ----------
+    spectrum : _GridSpectrum
+        :func:`_grid_spectrum`'s. A complex64 one makes the charges' FFTs
+        run in single precision: the charges are rounded to float32 exactly
+        then, and only then.
+    charges : ndarray of shape (n_charges, n_0, n_1) or (n_charges, n_0, 1)
+        float64 charges from ``spread_charges``; only read.
+    n_threads : int
+        scipy.fft workers.
+
+    Returns
+    -------
+    potentials : ndarray of shape (n_charges, n_0, n_1), float64
+        With contiguous rows; possibly a cropped view (``n_1 = 1`` in 1-D).
     """
     fft_dtype = np.float32 if spectrum.spectrum.dtype == np.complex64 else np.float64
     charges = charges.astype(fft_dtype, copy=False)
