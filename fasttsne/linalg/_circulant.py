@@ -154,6 +154,11 @@ def _circulant_product(values, fft_shape, grid_shape, charges, out, *, workers=N
     """
     n_dims = len(grid_shape)
     chunk = max(_MIN_CHUNK_ROWS, _CHUNK_BYTES // max(values.nbytes, 1), workers or 1)
+    if n_dims > 1 and values.nbytes > _CHUNK_BYTES:
+        # A large grid's own lines keep pocketfft's vectors and the workers
+        # busy; more grids at a time only add their padded copies to the
+        # peak (docs/affinities.rst).
+        chunk = 1
     if n_dims == 1 and charges.shape[0] <= chunk:
         # The loop below for one 1-D chunk, without its slicing and empty
         # axis loops, whose fixed cost shows on short rows (docs/toeplitz.rst).

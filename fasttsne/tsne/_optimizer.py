@@ -234,6 +234,9 @@ class GradientDescent:
                     return kl, offset, reason
                 pending = None
             self.step(Y, grad, momentum)
+            # Not kept through the next objective call, where it would add an
+            # embedding-sized array to the iteration's peak.
+            del grad
             if (it + 1) % self.n_iter_check == 0 or offset == n_iter - 1:
                 pending = it
             elif self.progress is not None:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from fasttsne.linalg import _circulant
 from fasttsne.linalg._circulant import (
     _apply_spectrum,
     _kernel_spectrum,
@@ -58,3 +59,35 @@ def test_apply_spectrum_rejects_wrong_grid(rng):
         _apply_spectrum(spectrum, rng.standard_normal((3, 6)))
     with pytest.raises(ValueError, match="expected"):
         _kernel_spectrum(np.ones(8), (5,))
+
+
+def test_large_grids_run_one_at_a_time_with_the_same_result(rng, monkeypatch):
+    """A grid whose spectrum exceeds a chunk is transformed on its own.
+
+    The oracle sums ``k(i - j) q_j`` directly at sampled nodes (the dense
+    matrix would have 3e8 entries); each grid's result is bitwise that of
+    the grid applied alone.
+    """
+    grid_shape = (150, 120)
+    offsets = rng.standard_normal(tuple(2 * n - 1 for n in grid_shape))
+    spectrum = _kernel_spectrum(offsets, grid_shape)
+    assert spectrum.spectrum.nbytes > _circulant._CHUNK_BYTES
+    charges = rng.standard_normal((3,) + grid_shape)
+    calls = []
+    rfft = _circulant.scipy.fft.rfft
+
+    def counted_rfft(block, *args, **kwargs):
+        calls.append(block.shape[0])
+        return rfft(block, *args, **kwargs)
+
+    monkeypatch.setattr(_circulant.scipy.fft, "rfft", counted_rfft)
+    potentials = _apply_spectrum(spectrum, charges, workers=2)
+    assert calls == [1, 1, 1]
+    for q in range(3):
+        alone = _apply_spectrum(spectrum, charges[q : q + 1], workers=2)
+        assert np.array_equal(alone[0], potentials[q])
+    rows, cols = np.indices(grid_shape)
+    for i0, i1 in [(0, 0), (75, 60), (149, 119), (3, 118)]:
+        kernel = offsets[i0 - rows + grid_shape[0] - 1, i1 - cols + grid_shape[1] - 1]
+        desired = (kernel * charges).sum(axis=(1, 2))
+        assert relative_error(potentials[:, i0, i1], desired) <= 1e-12

@@ -22,6 +22,7 @@ from numbers import Integral, Real
 from typing import NamedTuple
 
 import numpy as np
+import scipy.fft
 
 from fasttsne._cython._interp import (
     MAX_INTERPOLATION_POINTS,
@@ -35,6 +36,8 @@ from fasttsne._validation import Interval, check_params
 from fasttsne.linalg._circulant import (
     _apply_spectrum,
     _circulant_shape,
+    _embedded_kernel,
+    _GridSpectrum,
     _kernel_spectrum,
     _next_fft_friendly,
 )
@@ -422,11 +425,21 @@ def _repulsion_on_grid(Y, grid, dof, out, n_threads, fft_dtype=None):
         fft_dtype = _fft_dtype(grid)
     order, offsets = sort_into_boxes(Y, grid)
     ys, charges, kernel = spread_charges(Y, order, offsets, grid, dof, False, n_threads)
+    # On a capped grid the charges, the kernel, its circulant embedding and
+    # the embedding's FFT are each as large as the others: each is freed as
+    # soon as the next exists, which keeps an iteration's peak down
+    # (docs/affinities.rst). The arithmetic is _grid_spectrum's, bit for bit.
+    charges = charges.astype(fft_dtype, copy=False)
     table = _self_table(grid, kernel)
-    spectrum = _grid_spectrum(grid, kernel, n_threads, fft_dtype)
-    # On a capped grid the kernel is as large as the charges: freed before
-    # their FFTs, it is not part of an iteration's peak (docs/affinities.rst).
+    embedded = _embedded_kernel(
+        kernel.reshape(kernel.shape[: len(grid.shape)]), grid.shape
+    )
     del kernel
+    values = scipy.fft.rfftn(embedded, workers=n_threads)
+    del embedded
+    if fft_dtype == np.float32:
+        values = np.asarray(values).astype(np.complex64)
+    spectrum = _GridSpectrum(grid.shape, grid.fft_shape, values)
     potentials = _potentials(spectrum, charges, n_threads)
     del charges, spectrum
     return interpolate_repulsion(
