@@ -8,6 +8,7 @@ import pytest
 
 from fasttsne import FFTInterpTSNE, _memory
 from fasttsne.tsne import _affinity, _base
+from fasttsne.tsne._gradients._sparse import SparseAttractionBackend
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
@@ -55,15 +56,16 @@ def test_affinities_release_after_search_and_before_symmetrizing(monkeypatch, rn
     assert events == ["search", "release", "start", "release", "symmetrize"]
 
 
-def test_fit_releases_before_the_first_iteration(monkeypatch, rng):
+def test_fit_releases_before_the_first_gradient(monkeypatch, rng):
     events = []
     monkeypatch.setattr(_base, "release_free_memory", lambda: events.append("release"))
+    call = SparseAttractionBackend.__call__
 
-    def callback(iteration, kl, Y):
-        events.append("iteration")
-        return True
+    def logged_call(self, Y, **kwargs):
+        events.append("gradient")
+        return call(self, Y, **kwargs)
 
-    FFTInterpTSNE(
-        perplexity=5.0, max_iter=2, callbacks=callback, callbacks_every_iters=1
-    ).fit(rng.normal(size=(40, 3)))
-    assert events[:2] == ["release", "iteration"]
+    monkeypatch.setattr(SparseAttractionBackend, "__call__", logged_call)
+    FFTInterpTSNE(perplexity=5.0, max_iter=3).fit(rng.normal(size=(40, 3)))
+    assert events[0] == "release"
+    assert events[1:] == ["gradient"] * (len(events) - 1) and len(events) > 1
