@@ -6,7 +6,9 @@ Two measurements (Linux only: RSS is read from ``/proc/self/statm``):
   50-D mixture, with a thread of the fitting process sampling the resident
   memory every 10 ms; the largest sample of each phase (kNN search,
   affinities and start, optimisation) is printed. The fit itself is the one
-  ``bench_tsne.py`` runs (its timings are not the point here).
+  ``bench_tsne.py`` runs (its timings are not the point here). The sampler
+  cannot run while a call holds the GIL, so each figure is a lower bound of
+  the phase's peak (``bench_tsne.py`` reports the process's own maximum).
 * ``gradient``: ``tracemalloc``'s peak (NumPy's allocations) of one grid
   repulsion of N points spread over a capped grid, as a fit's last
   iterations compute it, and the median wall time of ``--repeat`` calls.
@@ -22,6 +24,7 @@ PYTHONPATH=. python benchmarks/bench_memory.py fit --n 250000
 """
 
 import argparse
+import os
 import statistics
 import threading
 import time
@@ -33,7 +36,7 @@ from bench_tsne import make_data
 # The phases and the grid's repulsion are measured from inside the package.
 # pylint: disable=protected-access
 
-PAGE_MIB = 4096 / 2**20
+PAGE_MIB = os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def rss_mib():
@@ -102,8 +105,10 @@ def gradient_peak(n_samples, spread, n_threads, repeat):
     _interpolation._repulsion_on_grid(Y, grid, 1.0, out, n_threads)
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
+    precision = np.dtype(_interpolation._fft_dtype(grid)).name
     print(
-        f"N={n_samples} grid {grid.shape[0]} x {grid.shape[1]} nodes, "
+        f"N={n_samples} grid {grid.shape[0]} x {grid.shape[1]} nodes "
+        f"(capped: {grid.capped}, FFTs in {precision}), "
         f"{n_threads} threads: peak {peak:.1f} MiB, median "
         f"{statistics.median(times):.3f} s of {repeat} calls"
     )

@@ -22,7 +22,10 @@ from fasttsne._array_api import is_tensor
 # the fewest rows it holds. A chunk runs its forward FFT, spectral product and
 # inverse FFT back to back, so its buffers stay in cache, which beats one
 # transform of a whole batch; pocketfft vectorises across a few rows at once,
-# which beats one row at a time (docs/toeplitz.rst, "Benchmarks").
+# which beats one row at a time (docs/toeplitz.rst, "Benchmarks"). A 2-D grid
+# whose spectrum alone exceeds the workspace is a chunk of its own: its lines
+# keep the vectors and the workers busy, and more grids would only add their
+# padded copies to the peak (docs/affinities.rst).
 _CHUNK_BYTES = 1 << 18
 _MIN_CHUNK_ROWS = 4
 
@@ -134,7 +137,8 @@ def _circulant_product(values, fft_shape, grid_shape, charges, out, *, workers=N
     """Write ``T @ q`` for every grid ``q`` of ``charges`` into ``out``.
 
     Body of :func:`_apply_spectrum` without input validation. The batch runs in
-    chunks of about ``_CHUNK_BYTES`` of spectrum. Each axis is zero-padded only
+    chunks of about ``_CHUNK_BYTES`` of spectrum (one grid a chunk in 2-D
+    when one grid's spectrum is larger). Each axis is zero-padded only
     when it is transformed and cropped as soon as it is transformed back, so no
     FFT along a later axis runs over padding rows (a quarter of the work of
     ``rfftn``/``irfftn`` in 2-D).
@@ -153,12 +157,12 @@ def _circulant_product(values, fft_shape, grid_shape, charges, out, *, workers=N
         Threads for scipy.fft (they split the rows of a chunk).
     """
     n_dims = len(grid_shape)
-    chunk = max(_MIN_CHUNK_ROWS, _CHUNK_BYTES // max(values.nbytes, 1), workers or 1)
     if n_dims > 1 and values.nbytes > _CHUNK_BYTES:
-        # A large grid's own lines keep pocketfft's vectors and the workers
-        # busy; more grids at a time only add their padded copies to the
-        # peak (docs/affinities.rst).
         chunk = 1
+    else:
+        chunk = max(
+            _MIN_CHUNK_ROWS, _CHUNK_BYTES // max(values.nbytes, 1), workers or 1
+        )
     if n_dims == 1 and charges.shape[0] <= chunk:
         # The loop below for one 1-D chunk, without its slicing and empty
         # axis loops, whose fixed cost shows on short rows (docs/toeplitz.rst).

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fasttsne._cython._interp import MAX_INTERPOLATION_POINTS, bounding_box
+from fasttsne._cython._interp import (
+    MAX_INTERPOLATION_POINTS,
+    bounding_box,
+    interpolate_repulsion,
+    sort_into_boxes,
+    spread_charges,
+)
 from fasttsne.linalg._circulant import _next_fft_friendly
 from fasttsne.tsne._gradients._interpolation import (
     _SINGLE_PRECISION_FFT_MIN_NODES,
@@ -13,7 +19,10 @@ from fasttsne.tsne._gradients._interpolation import (
     FrozenInterpolation,
     InterpolationGrid,
     _fft_dtype,
+    _grid_spectrum,
+    _potentials,
     _repulsion_on_grid,
+    _self_table,
     check_grid_knobs,
     fft_repulsion,
 )
@@ -464,3 +473,31 @@ def test_frozen_float32_queries_match_float64():
     )
     assert_array_equal(out32, out64)
     assert_array_equal(sum_w32, sum_w64)
+
+
+@pytest.mark.parametrize("n_components", [1, 2])
+@pytest.mark.parametrize("fft_dtype", [np.float32, np.float64])
+def test_repulsion_frees_early_with_the_helpers_bits(rng, n_components, fft_dtype):
+    """The gradient's inlined spectrum (freed as it goes) is the helpers' one."""
+    Y = rng.normal(scale=20.0, size=(3000, n_components))
+    grid = InterpolationGrid.covering(*bounding_box(Y), **_knobs(cap=40))
+    out = np.empty_like(Y)
+    Z = _repulsion_on_grid(Y, grid, 1.0, out, 2, fft_dtype=fft_dtype)
+    order, offsets = sort_into_boxes(Y, grid)
+    ys, charges, kernel = spread_charges(Y, order, offsets, grid, 1.0, False, 2)
+    spectrum = _grid_spectrum(grid, kernel, 2, fft_dtype)
+    potentials = _potentials(spectrum, charges, 2)
+    desired = np.empty_like(Y)
+    Z_desired = interpolate_repulsion(
+        ys,
+        order,
+        offsets,
+        grid,
+        potentials,
+        _self_table(grid, kernel),
+        1.0,
+        desired,
+        2,
+    )
+    assert Z == Z_desired
+    assert_array_equal(out, desired)

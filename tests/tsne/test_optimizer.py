@@ -1,5 +1,7 @@
 """Gradient descent: gains, momentum, stopping rules and callbacks."""
 
+import weakref
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -264,3 +266,20 @@ def test_fused_step_leaves_other_inputs_to_the_array_expressions():
     assert not _optimizer._fused_step_applies(Y, Y.astype(np.float32))
     assert not _optimizer._fused_step_applies(np.zeros((10, 3)), np.zeros((10, 3)))
     assert not _optimizer._fused_step_applies(np.asfortranarray(Y), Y)
+
+
+def test_gradient_is_dropped_before_the_next_is_computed(rng):
+    # The previous gradient would otherwise add an embedding-sized array to
+    # the peak of every objective call.
+    previous = []
+
+    def objective(Y, compute_error):
+        assert all(ref() is None for ref in previous)
+        grad = 2.0 * Y
+        previous.append(weakref.ref(grad))
+        return (float(np.sum(Y**2)) if compute_error else None), grad
+
+    GradientDescent(0.1, n_iter_check=3).run(
+        rng.normal(size=(20, 2)), objective, n_iter=7, momentum=0.5
+    )
+    assert len(previous) == 8

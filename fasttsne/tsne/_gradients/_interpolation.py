@@ -311,10 +311,10 @@ def _potentials(spectrum, charges, n_threads):
     ----------
     spectrum : _GridSpectrum
         :func:`_grid_spectrum`'s. A complex64 one makes the charges' FFTs
-        run in single precision: the charges are rounded to float32 exactly
-        then, and only then.
+        run in single precision (float64 charges are rounded to float32).
     charges : ndarray of shape (n_charges, n_0, n_1) or (n_charges, n_0, 1)
-        float64 charges from ``spread_charges``; only read.
+        The charges of ``spread_charges``, float64 or already in the
+        spectrum's precision; only read.
     n_threads : int
         scipy.fft workers.
 
@@ -428,7 +428,8 @@ def _repulsion_on_grid(Y, grid, dof, out, n_threads, fft_dtype=None):
     # On a capped grid the charges, the kernel, its circulant embedding and
     # the embedding's FFT are each as large as the others: each is freed as
     # soon as the next exists, which keeps an iteration's peak down
-    # (docs/affinities.rst). The arithmetic is _grid_spectrum's, bit for bit.
+    # (docs/affinities.rst). The arithmetic is _grid_spectrum's and
+    # _potentials', bit for bit (tests/tsne/test_interpolation.py).
     charges = charges.astype(fft_dtype, copy=False)
     table = _self_table(grid, kernel)
     embedded = _embedded_kernel(
