@@ -341,9 +341,9 @@ def scipy_joint_from_knn(indices, conditional, order=None):
     """P of ``joint_probabilities`` from kNN arrays, built by scipy's sparse ops.
 
     The conditional rows (zeros dropped), renumbered in ``order`` (row ``a``
-    is point ``order[a]``), symmetrised by scipy's ``A + A.T`` and normalised
-    by the sum of the result: the reference the in-place kernels must match
-    bit for bit.
+    is point ``order[a]``), normalised by ``2 sum(A)`` (the sum of the
+    result), symmetrised by scipy's ``A + A.T`` and rounded to float32: the
+    reference the in-place kernels must match bit for bit.
     """
     n_samples, k = indices.shape
     A = sp.csr_matrix(
@@ -355,7 +355,8 @@ def scipy_joint_from_knn(indices, conditional, order=None):
     A = A.tocsr()
     A.eliminate_zeros()
     A.sort_indices()
+    A.data /= 2.0 * A.data.sum()
     P = (A + A.T).tocsr()
     P.sort_indices()
-    P.data /= P.data.sum()
+    P.data = P.data.astype(np.float32)
     return P

@@ -57,7 +57,7 @@ def test_numeric_learning_rate_takes_scikit_learn_steps(rng):
     n_samples, learning_rate, exaggeration = 60, 200.0, 12.0
     X = rng.normal(size=(n_samples, 4))
     perplexity = (n_samples - 1) / 3  # every other point is a neighbour
-    P = joint_probabilities(X, perplexity).toarray()
+    P = joint_probabilities(X, perplexity).toarray().astype(np.float64)
     Y0 = rng.normal(size=(n_samples, 2))
     Y0 *= 1e-4 / Y0[:, 0].std()
     ours = BarnesHutTSNE(

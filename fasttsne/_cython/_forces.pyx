@@ -10,23 +10,26 @@ slot per row (a NumPy array freed by Python). Rows are split over threads
 with ``prange``; a row owns its output row and its slot, and the slots are
 summed serially in row order, so results are bitwise identical for any
 number of threads. Sums are accumulated in double whatever the input dtype.
+P's values may be float32 (a fit's own: half the bytes streamed per
+iteration) or float64, independently of Y's dtype; each is widened to double
+exactly, so the same values give the same bits in either dtype.
 
-The 2-D rows of a float64 P with int32 indices (every fit with fewer than
-2^31 stored entries) take C kernels written with GCC/clang vector
-extensions, in blocks of ``_ROW_BLOCK`` rows: the four accumulators of the
-scalar loop become the lanes of two 128-bit vectors (SSE2 on x86-64 and
-i686, NEON on arm64), or of one 256-bit vector on x86-64 CPUs with AVX
-(chosen at run time with ``__builtin_cpu_supports``, never by build flags),
-so the divisions that bound the scalar loop issue as packed divisions. The
-AVX kernel needs ``__builtin_shufflevector`` (clang, GCC 12 and later);
-older GCC runs the 128-bit kernel. Each lane does the scalar loop's
-operations in its order and the lanes are combined as the scalar
-accumulators are, so every path gives the same bits (the tests compare them
-with the int64 scalar loop). Other targets (whose vectors may round
-differently, such as x87 or MSVC-compatible compilers), dtypes and
-dimensions take the scalar loop. Given the repulsion and its factor, the
-force kernel also assembles a fit's gradient block by block, while the
-block's rows are in cache.
+The 2-D rows of a float32 P with int32 indices against a float64 Y (every
+fit with fewer than 2^31 stored entries) take C kernels written with
+GCC/clang vector extensions, in blocks of ``_ROW_BLOCK`` rows: the four
+accumulators of the scalar loop become the lanes of two 128-bit vectors
+(SSE2 on x86-64 and i686, NEON on arm64), or of one 256-bit vector on x86-64
+CPUs with AVX (chosen at run time with ``__builtin_cpu_supports``, never by
+build flags), so the divisions that bound the scalar loop issue as packed
+divisions. The AVX kernel needs ``__builtin_shufflevector`` and
+``__builtin_convertvector`` (clang, GCC 12 and later); older GCC runs the
+128-bit kernel. Each lane does the scalar loop's operations in its order and
+the lanes are combined as the scalar accumulators are, so every path gives
+the same bits (the tests compare them with the int64 scalar loop). Other
+targets (whose vectors may round differently, such as x87 or MSVC-compatible
+compilers), dtypes and dimensions take the scalar loop. Given the repulsion
+and its factor, the force kernel also assembles a fit's gradient block by
+block, while the block's rows are in cache.
 
 ``descent_step_2d`` is serial, works in place and allocates nothing; it
 gives NumPy's bits only when the C compiler does not contract ``a * b + c``
@@ -37,7 +40,14 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log, sqrt
 
-from fasttsne._cython._typedefs cimport float64_t, index_t, int32_t, intp_t
+from fasttsne._cython._typedefs cimport (
+    float32_t,
+    float64_t,
+    index_t,
+    int32_t,
+    intp_t,
+    pvalue_t,
+)
 
 import numpy as np
 
@@ -64,7 +74,7 @@ cdef extern from *:
        from the steps of four go to accumulator 0, then the accumulators
        are combined in _attract_row_2d's order. */
     static inline void fasttsne_finish_row_2d(
-        const int32_t *indices, const double *data, const double *Y_ref,
+        const int32_t *indices, const float *data, const double *Y_ref,
         Py_ssize_t jj, Py_ssize_t j_end, double y0, double y1, double inv_dof,
         double exaggeration, double a0, double b0, double c0, double d0,
         double a1, double b1, double c1, double d1, double *out_i)
@@ -81,14 +91,14 @@ cdef extern from *:
         out_i[1] = exaggeration * ((a1 + b1) + (c1 + d1));
     }
 
-    /* _attract_row_2d for a float64 P with int32 indices. Lanes (0, 1) of
+    /* _attract_row_2d for a float32 P with int32 indices. Lanes (0, 1) of
        the "lo" vectors and (0, 1) of the "hi" vectors are the scalar loop's
        accumulators 0 to 3: each does the same operations in the same order,
        so the bits are the scalar loop's. A point's two coordinates are one
        16-byte load; shuffles, not stores, make the vectors of x and of y
        (building them through the stack stalls on store forwarding). */
     static inline void fasttsne_attract_row_2d(
-        const int32_t *indptr, const int32_t *indices, const double *data,
+        const int32_t *indptr, const int32_t *indices, const float *data,
         const double *Y, const double *Y_ref, Py_ssize_t i, double inv_dof,
         double exaggeration, double *out)
     {
@@ -112,8 +122,8 @@ cdef extern from *:
             x1_lo = FASTTSNE_PAIR(ra, rb, 1, 3);
             x0_hi = FASTTSNE_PAIR(rc, rd, 0, 2);
             x1_hi = FASTTSNE_PAIR(rc, rd, 1, 3);
-            memcpy(&p_lo, data + jj, sizeof p_lo);
-            memcpy(&p_hi, data + jj + 2, sizeof p_hi);
+            p_lo = (fasttsne_v2d){data[jj], data[jj + 1]};
+            p_hi = (fasttsne_v2d){data[jj + 2], data[jj + 3]};
             pq_lo = p_lo / (1.0 + (x0_lo * x0_lo + x1_lo * x1_lo) * inv_dof);
             pq_hi = p_hi / (1.0 + (x0_hi * x0_hi + x1_hi * x1_hi) * inv_dof);
             f0_lo += pq_lo * x0_lo;
@@ -128,13 +138,15 @@ cdef extern from *:
     }
 
     #if defined(__x86_64__) && defined(__has_builtin)
-    #if __has_builtin(__builtin_shufflevector) && __has_builtin(__builtin_cpu_supports)
+    #if __has_builtin(__builtin_shufflevector) && \
+        __has_builtin(__builtin_convertvector) && __has_builtin(__builtin_cpu_supports)
     #define FASTTSNE_AVX_ATTRACTION 1
     #endif
     #endif
 
     #ifdef FASTTSNE_AVX_ATTRACTION
     typedef double fasttsne_v4d __attribute__((vector_size(32)));
+    typedef float fasttsne_v4f __attribute__((vector_size(16)));
 
     /* The same rows with the four accumulators in one 256-bit vector: one
        packed division per four entries where SSE2 needs two (the divisions
@@ -142,12 +154,13 @@ cdef extern from *:
        anyway, so each lane still rounds as the scalar loop does: same bits.
        Chosen at run time (fasttsne_attract_rows_2d), never by build flags. */
     __attribute__((target("avx"))) static void fasttsne_attract_rows_2d_avx(
-        const int32_t *indptr, const int32_t *indices, const double *data,
+        const int32_t *indptr, const int32_t *indices, const float *data,
         const double *Y, const double *Y_ref, Py_ssize_t start, Py_ssize_t stop,
         double inv_dof, double exaggeration, double *out)
     {
         fasttsne_v2d yi, ra, rb, rc, rd;
         fasttsne_v4d ab, cd, x0, x1, p, pq, f0, f1;
+        fasttsne_v4f pf;
         Py_ssize_t i, jj, j_end;
         double y0, y1;
         for (i = start; i < stop; i++) {
@@ -167,7 +180,8 @@ cdef extern from *:
                 cd = __builtin_shufflevector(yi - rc, yi - rd, 0, 1, 2, 3);
                 x0 = __builtin_shufflevector(ab, cd, 0, 2, 4, 6);
                 x1 = __builtin_shufflevector(ab, cd, 1, 3, 5, 7);
-                memcpy(&p, data + jj, sizeof p);
+                memcpy(&pf, data + jj, sizeof pf);
+                p = __builtin_convertvector(pf, fasttsne_v4d);
                 pq = p / (1.0 + (x0 * x0 + x1 * x1) * inv_dof);
                 f0 += pq * x0;
                 f1 += pq * x1;
@@ -198,7 +212,7 @@ cdef extern from *:
 
     /* Rows start:stop, on the widest vectors this CPU has. */
     static void fasttsne_attract_rows_2d(
-        const int32_t *indptr, const int32_t *indices, const double *data,
+        const int32_t *indptr, const int32_t *indices, const float *data,
         const double *Y, const double *Y_ref, Py_ssize_t start, Py_ssize_t stop,
         double inv_dof, double exaggeration, double *out)
     {
@@ -219,7 +233,7 @@ cdef extern from *:
     static int fasttsne_allow_avx = 0;
     static int fasttsne_attraction_uses_avx(void) { return 0; }
     static void fasttsne_attract_rows_2d(
-        const int32_t *indptr, const int32_t *indices, const double *data,
+        const int32_t *indptr, const int32_t *indices, const float *data,
         const double *Y, const double *Y_ref, Py_ssize_t start, Py_ssize_t stop,
         double inv_dof, double exaggeration, double *out) {}
     #endif
@@ -228,7 +242,7 @@ cdef extern from *:
     int fasttsne_allow_avx
     int fasttsne_attraction_uses_avx() noexcept nogil
     void fasttsne_attract_rows_2d(
-        const int32_t *indptr, const int32_t *indices, const double *data,
+        const int32_t *indptr, const int32_t *indices, const float *data,
         const double *Y, const double *Y_ref, intp_t start, intp_t stop,
         double inv_dof, double exaggeration, double *out
     ) noexcept nogil
@@ -241,7 +255,7 @@ cdef enum:
 
 
 cdef void _attract_row_2d(
-    const index_t *indptr, const index_t *indices, const floating *data,
+    const index_t *indptr, const index_t *indices, const pvalue_t *data,
     const floating *Y, const floating *Y_ref, intp_t i, double inv_dof,
     double exaggeration, floating *out
 ) noexcept nogil:
@@ -286,7 +300,7 @@ cdef void _attract_row_2d(
 
 
 cdef void _attract_row(
-    const index_t *indptr, const index_t *indices, const floating *data,
+    const index_t *indptr, const index_t *indices, const pvalue_t *data,
     const floating *Y, const floating *Y_ref, intp_t i, int d, double inv_dof,
     double exaggeration, floating *out
 ) noexcept nogil:
@@ -324,7 +338,7 @@ cdef void _attract_row(
 
 
 cdef double _kl_row(
-    const index_t *indptr, const index_t *indices, const floating *data,
+    const index_t *indptr, const index_t *indices, const pvalue_t *data,
     const floating *Y, const floating *Y_ref, intp_t i, int d, double dof
 ) noexcept nogil:
     """sum_j p_ij log(p_ij / w_ij) over one row (terms with p_ij = 0 are 0)."""
@@ -376,7 +390,7 @@ cdef void _check_csr(
 
 
 def _attraction_kernel():
-    """Which kernel a 2-D float64 attraction with int32 indices runs.
+    """Which kernel a 2-D attraction runs (float64 Y, float32 P, int32 indices).
 
     Returns
     -------
@@ -414,7 +428,7 @@ def _allow_avx(allow):
 def attractive_forces(
     const index_t[::1] indptr,
     const index_t[::1] indices,
-    const floating[::1] data,
+    const pvalue_t[::1] data,
     const floating[:, ::1] Y,
     double dof,
     double exaggeration,
@@ -439,8 +453,8 @@ def attractive_forces(
     ----------
     indptr, indices : ndarray of int32 or int64 (the same for both)
         CSR structure; column indices must be valid rows of ``Y_ref``.
-    data : ndarray of shape (nnz,), same dtype as Y
-        The affinities p_ij.
+    data : ndarray of shape (nnz,), float32 or float64
+        The affinities p_ij, in either dtype whatever Y's.
     Y : ndarray of shape (n_rows, n_components), float32 or float64
         C-contiguous points of the rows, ``n_components`` in 1..3.
     dof : float
@@ -503,8 +517,9 @@ def attractive_forces(
     ):
         start = block * _ROW_BLOCK
         stop = min(start + _ROW_BLOCK, n)
-        if floating is double and index_t is int32_t and (
-            d == 2 and FASTTSNE_VECTOR_ATTRACTION
+        if (
+            floating is double and index_t is int32_t and pvalue_t is float32_t
+            and d == 2 and FASTTSNE_VECTOR_ATTRACTION
         ):
             fasttsne_attract_rows_2d(
                 &indptr[0], &indices[0], &data[0], &Y[0, 0], &ref[0, 0],
@@ -526,7 +541,7 @@ def attractive_forces(
 def kl_attraction_term(
     const index_t[::1] indptr,
     const index_t[::1] indices,
-    const floating[::1] data,
+    const pvalue_t[::1] data,
     const floating[:, ::1] Y,
     double dof,
     int n_threads,
@@ -542,8 +557,9 @@ def kl_attraction_term(
     ----------
     indptr, indices : ndarray of int32 or int64 (the same for both)
         CSR structure; column indices must be valid rows of ``Y_ref``.
-    data : ndarray of shape (nnz,), same dtype as Y
-        The affinities p_ij (zeros contribute nothing).
+    data : ndarray of shape (nnz,), float32 or float64
+        The affinities p_ij, in either dtype whatever Y's (zeros contribute
+        nothing).
     Y : ndarray of shape (n_rows, n_components), float32 or float64
         C-contiguous points of the rows, ``n_components`` in 1..3.
     dof : float

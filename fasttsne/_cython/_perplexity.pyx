@@ -72,14 +72,18 @@ rows as they are copied) and ``symmetrize`` on a copy of A's values:
   (number of unmarked a_ji in other rows) entries; those counts are taken by
   chunks of target rows, each chunk scanning all of A's column indices.
 * ``place_rows``: copies rows of A to the start of their rows in the result
-  (by blocks of rows, in any order; rows in parallel).
+  (by blocks of rows, in any order; rows in parallel). The result's values
+  may be float32: each value is then rounded once, as it is copied, and
+  the next step moves float32 values only (a fit's P, whose float64 values
+  so never exist all at once).
 * ``symmetric_fill``: appends, by chunks of target rows, the unmarked a_ji
   of other rows to row i (in increasing j: the chunk scans the rows in
   order, whatever the chunking), then restores the signs and merges each
   row's two sorted runs in place (a per-thread buffer of one row).
 * Values: a_ij + a_ji for mutual pairs, a_ij alone otherwise: the same
   floating-point sums as scipy's ``A + A.T`` (a + 0.0 == a), so the result is
-  bitwise symmetric and bitwise equal to it.
+  bitwise symmetric and bitwise equal to it (to its float32 rounding, for a
+  float32 result).
 * Memory: O(n) counters besides the arrays of A and of the result.
 * Threads. Every slot has one writer per step, and the reverse entries of a
   row arrive in the order of the scan: bitwise identical for any number of
@@ -95,7 +99,7 @@ from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memmove
 
-from fasttsne._cython._typedefs cimport float64_t, index_t, intp_t
+from fasttsne._cython._typedefs cimport float64_t, index_t, intp_t, pvalue_t
 
 # Rows sorted by insertion in runs of this length, then merged.
 cdef enum:
@@ -761,7 +765,7 @@ def symmetric_row_offsets(
 
 
 cdef void _push_reverse(
-    float64_t* data,
+    pvalue_t* data,
     index_t* indices,
     const index_t* indptr,
     const index_t* out_indptr,
@@ -790,12 +794,12 @@ cdef void _push_reverse(
 
 cdef void _merge_runs(
     index_t* indices,
-    float64_t* data,
+    pvalue_t* data,
     intp_t start,
     intp_t middle,
     intp_t stop,
     index_t* buffer_index,
-    float64_t* buffer_data,
+    pvalue_t* buffer_data,
 ) noexcept nogil:
     """Merge the sorted runs [start, middle) and [middle, stop) in place."""
     cdef intp_t p, a = middle - start, b = middle, q = start
@@ -821,7 +825,7 @@ cdef void _merge_runs(
 
 
 cdef int _push_and_merge(
-    float64_t* data,
+    pvalue_t* data,
     index_t* indices,
     const index_t* indptr,
     const index_t* out_indptr,
@@ -835,7 +839,7 @@ cdef int _push_and_merge(
     cdef intp_t i, c, lo, hi, start, middle, p, longest = 0
     cdef intp_t n_chunks = max(1, min(n_threads, n))
     cdef index_t* buffer_index = NULL
-    cdef float64_t* buffer_data = NULL
+    cdef pvalue_t* buffer_data = NULL
     cursor = np.empty(n, dtype=np.intp)
     cdef intp_t[::1] cursor_view = cursor
     for i in range(n):
@@ -849,7 +853,7 @@ cdef int _push_and_merge(
         )
     with nogil, parallel(num_threads=n_threads):
         buffer_index = <index_t*>malloc((longest + 1) * sizeof(index_t))
-        buffer_data = <float64_t*>malloc((longest + 1) * sizeof(float64_t))
+        buffer_data = <pvalue_t*>malloc((longest + 1) * sizeof(pvalue_t))
         if buffer_index == NULL or buffer_data == NULL:
             with gil:
                 raise MemoryError()
@@ -872,7 +876,7 @@ def place_rows(
     const index_t[::1] indices,
     const index_t[::1] indptr,
     const index_t[::1] out_indptr,
-    float64_t[::1] out_data,
+    pvalue_t[::1] out_data,
     index_t[::1] out_indices,
     intp_t row_start,
     intp_t row_stop,
@@ -891,14 +895,15 @@ def place_rows(
     indptr, out_indptr : ndarray of shape (n + 1,)
         The row offsets of A and of A + A^T.
     out_data, out_indices : ndarray of shape (>= out_indptr[-1],)
-        The arrays of A + A^T (not sharing memory with A's).
+        The arrays of A + A^T (not sharing memory with A's); ``out_data``
+        float64, or float32 to receive each value rounded once (a fit's P).
     row_start, row_stop : int
         The rows to copy, ``0 <= row_start <= row_stop <= n``.
     n_threads : int
         Number of OpenMP threads, >= 1.
     """
     cdef intp_t n = indptr.shape[0] - 1
-    cdef intp_t i, length
+    cdef intp_t i, length, q
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}.")
     if out_indptr.shape[0] != n + 1 or not 0 <= row_start <= row_stop <= n:
@@ -916,9 +921,14 @@ def place_rows(
         row_start, row_stop, nogil=True, schedule="static", num_threads=n_threads
     ):
         length = indptr[i + 1] - indptr[i]
-        memcpy(
-            &out_data[out_indptr[i]], &data[indptr[i]], length * sizeof(float64_t)
-        )
+        if pvalue_t is float64_t:
+            memcpy(
+                &out_data[out_indptr[i]], &data[indptr[i]],
+                length * sizeof(float64_t),
+            )
+        else:
+            for q in range(length):
+                out_data[out_indptr[i] + q] = <pvalue_t>data[indptr[i] + q]
         memcpy(
             &out_indices[out_indptr[i]], &indices[indptr[i]],
             length * sizeof(index_t),
@@ -926,7 +936,7 @@ def place_rows(
 
 
 def symmetric_fill(
-    float64_t[::1] data,
+    pvalue_t[::1] data,
     index_t[::1] indices,
     const index_t[::1] indptr,
     const index_t[::1] out_indptr,

@@ -5,3 +5,8 @@ from numpy cimport float32_t, float64_t, int32_t, int64_t, intp_t, uint32_t, uin
 ctypedef fused index_t:
     int32_t
     int64_t
+
+# Value type of the affinities P: float32 (a fit's own) or float64 (given).
+ctypedef fused pvalue_t:
+    float32_t
+    float64_t

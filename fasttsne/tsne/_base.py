@@ -494,10 +494,6 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         if not starts:
             build_start(order, P)
         Y = starts[0]
-        if P.dtype != dtype:
-            # Only the values change type: P's index arrays are shared, not
-            # copied (scipy's astype would copy them too).
-            P = sp.csr_matrix((P.data.astype(dtype), P.indices, P.indptr), P.shape)
         if order is not None:
             callbacks = [_callback_in_input_order(cb, order) for cb in callbacks]
         phases = [
@@ -699,7 +695,6 @@ class _BaseTSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             **self._knn_search("new_point_neighbors"),
         )
         dtype = reference.dtype
-        P_new = P_new.astype(dtype)
         Y = np.ascontiguousarray(P_new @ reference, dtype=dtype)
         todo = np.flatnonzero(match < 0)
         if todo.size:

@@ -27,10 +27,16 @@ from tests._oracles import (
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("dof", [1.0, 0.5])
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
-def test_attraction_square(rng, d, dof, index_dtype):
-    """Attraction and KL term of a square P against the dense oracle."""
+@pytest.mark.parametrize("p_dtype", [np.float32, np.float64])
+def test_attraction_square(rng, d, dof, index_dtype, p_dtype):
+    """Attraction and KL term of a square P against the dense oracle.
+
+    P's values in either dtype (a fit's are float32) with a float64 Y: the
+    kernels widen them, so the oracle of the same values is met as tightly.
+    """
     n = 400
     P = random_affinities(rng, n, 20, index_dtype)
+    P.data = P.data.astype(p_dtype)
     Y = clusters(rng, n, d)
     out = np.empty_like(Y)
     attractive_forces(P.indptr, P.indices, P.data, Y, dof, 12.0, out, 2)
@@ -108,12 +114,13 @@ def attraction_kernel(request):
 
 @pytest.mark.parametrize("n_neighbors", [1, 3, 4, 7, 20])
 def test_vector_rows_match_scalar_rows(rng, n_neighbors, attraction_kernel):
-    """The vector kernels of a 2-D float64 P with int32 indices give the
-    scalar loop's bits.
+    """The vector kernels of a 2-D float32 P with int32 indices and a float64
+    Y give the scalar loop's bits.
 
-    int32 indices take the vector kernel (the fixture checks which one
-    ``_attraction_kernel`` reports), int64 always the scalar loop, so the two
-    index dtypes compare two code paths; rows of every length modulo 4 and
+    int32 indices with float32 values take the vector kernel (the fixture
+    checks which one ``_attraction_kernel`` reports); int64 indices, and
+    float64 values (the same values, widened), always the scalar loop, so
+    the three compare two code paths; rows of every length modulo 4 and
     empty rows, with an exaggeration and a dof other than 1, square and
     rectangular.
     """
@@ -123,16 +130,18 @@ def test_vector_rows_match_scalar_rows(rng, n_neighbors, attraction_kernel):
     keep = np.repeat(np.arange(n), np.diff(P.indptr)) % 17 != 5  # empty rows
     rows = np.repeat(np.arange(n), np.diff(P.indptr))[keep]
     P = sp.csr_matrix((P.data[keep], (rows, P.indices[keep])), shape=P.shape)
+    P.data = P.data.astype(np.float32)
     Y = clusters(rng, n, 2)
     Y_ref = clusters(rng, n, 2)
+    paths = [(np.int32, np.float32), (np.int64, np.float32), (np.int32, np.float64)]
     for reference in (None, Y_ref):
         outputs = []
-        for index_dtype in (np.int32, np.int64):
+        for index_dtype, p_dtype in paths:
             out = np.empty_like(Y)
             attractive_forces(
                 P.indptr.astype(index_dtype),
                 P.indices.astype(index_dtype),
-                P.data,
+                P.data.astype(p_dtype),
                 Y,
                 0.7,
                 12.0,
@@ -142,6 +151,7 @@ def test_vector_rows_match_scalar_rows(rng, n_neighbors, attraction_kernel):
             )
             outputs.append(out)
         assert_array_equal(outputs[0], outputs[1])
+        assert_array_equal(outputs[0], outputs[2])
         expected = exact_attraction(P, Y, 0.7, 12.0, reference)
         assert_allclose(outputs[0], expected, rtol=1e-12, atol=1e-18)
 

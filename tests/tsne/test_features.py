@@ -86,18 +86,22 @@ def test_multiscale_of_one_perplexity_is_the_default_fit(blobs):
 def test_precomputed_affinities_equal_the_internal_ones(Est, blobs):
     """fit(P, affinity="precomputed") with the fit's own P: the same optimisation.
 
-    P given back is P to a few ulps, so the embeddings agree to rounding
-    (they would drift apart chaotically over many iterations).
+    P given back is P to an ulp, but the two fits number the points in
+    different cache-friendly orders (of the kNN graph, of P), so their sums
+    round differently from the first step: the embeddings agree to rounding
+    grown over 100 iterations (they would drift apart chaotically over many
+    more). P is given in float64, as the data was: a float32 input gives a
+    float32 embedding.
     """
     X, _ = blobs
-    P = _affinity.joint_probabilities(X, 30.0)
+    P = _affinity.joint_probabilities(X, 30.0).astype(np.float64)
     init = _init(300)
     params = {"max_iter": 100, "early_exaggeration_iter": 50, "init": init}
     Y = Est(**params).fit_transform(X)
     tsne = Est(affinity="precomputed", **params)
     Y_given = tsne.fit_transform(P)
     assert tsne.perplexity_ is None and tsne.n_neighbors_ is None
-    assert_allclose(Y_given, Y, atol=1e-6 * np.abs(Y).max())
+    assert_allclose(Y_given, Y, atol=1e-5 * np.abs(Y).max())
 
 
 @pytest.mark.parametrize("Est", ESTIMATORS)

@@ -94,7 +94,7 @@ class SparseAttractionBackend:
     Notes
     -----
     One instance serves one fit (or one ``transform``): :meth:`prepare` keeps
-    P (int32 indices whenever they fit, values in the embedding's dtype) and
+    P (int32 indices whenever they fit, values float32 or float64 as given) and
     the frozen embedding, and the force buffers are reused from call to call,
     so that an iteration allocates nothing but the returned gradient.
     """
@@ -106,7 +106,7 @@ class SparseAttractionBackend:
     def __init__(self, *, n_threads=1):
         self.n_threads = _check_n_threads(n_threads)
         self._csr = None
-        self._data = {}
+        self._data = None
         self._row_sums = None
         self._reference = {}
         self._forces = {}
@@ -157,23 +157,19 @@ class SparseAttractionBackend:
             np.ascontiguousarray(P.indptr, dtype=index_dtype),
             np.ascontiguousarray(P.indices, dtype=index_dtype),
         )
+        # The kernels read float32 or float64 values whatever Y's dtype, so
+        # P is kept as given (a fit's own P is float32: docs/affinities.rst).
         data = P.data
         if data.dtype not in (np.float32, np.float64):
             data = data.astype(np.float64)
-        self._data = {data.dtype: np.ascontiguousarray(data)}
+        self._data = np.ascontiguousarray(data)
         self._row_sums = None
         self._forces = {}
         if reference is not None:
             # Only the KL of placed points weighs by the rows' sums.
-            self._row_sums = np.asarray(P.sum(axis=1), dtype=np.float64).ravel()
+            self._row_sums = np.asarray(P.sum(axis=1, dtype=np.float64)).ravel()
             self._prepare_reference(reference)
         return self
-
-    def _data_as(self, dtype):
-        """P's values in ``dtype`` (converted once, then kept)."""
-        if dtype not in self._data:
-            self._data[dtype] = next(iter(self._data.values())).astype(dtype)
-        return self._data[dtype]
 
     def _reference_as(self, dtype):
         """The frozen embedding in ``dtype`` (converted once, then kept)."""
@@ -224,7 +220,7 @@ class SparseAttractionBackend:
         shape, indptr, indices = self._csr
         if Y.shape[0] != shape[0]:
             raise ValueError(f"P has shape {shape}, but Y has {Y.shape[0]} rows.")
-        data = self._data_as(Y.dtype)
+        data = self._data
         repulsion = self._buffer("repulsion", Y)
         if not self._reference:
             Z = self._repulsion(Y, dof, repulsion)

@@ -120,7 +120,7 @@ class TritonGradient:
             device_reference = _launchers.to_device(reference)
             self._reference = {device_reference.dtype: device_reference}
             self._row_sums = _launchers.to_device(
-                np.asarray(P.sum(axis=1), dtype=np.float64).ravel()
+                np.asarray(P.sum(axis=1, dtype=np.float64)).ravel()
             )
         return self
 
