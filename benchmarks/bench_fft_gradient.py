@@ -9,6 +9,7 @@ Modes (run from the repository root after building in place)::
     python benchmarks/bench_fft_gradient.py --transform  # transform, vs BH
     python benchmarks/bench_fft_gradient.py --frozen     # frozen grid vs exact sums
     python benchmarks/bench_fft_gradient.py --iteration  # one fit iteration, by part
+    python benchmarks/bench_fft_gradient.py --kernels    # the attraction's kernels
 
 Embeddings are synthetic but shaped like t-SNE output: 20 clusters of unequal
 size, each a uniformly filled disc whose area is proportional to its size,
@@ -382,11 +383,14 @@ def local_affinities(Y, n_neighbors, seed=0):
     Returns ``(Y, P)`` with the points renumbered in the reverse Cuthill-McKee
     order of the kNN graph, as a large fit numbers them (``_layout.py``), so
     that the attraction gathers neighbours close in memory as in a real fit.
-    The values are random: only the sparsity pattern matters for speed.
+    The values are random: only the sparsity pattern and the values' dtype
+    matter for speed. They are in a fit's dtype: ``P_DTYPE``, or float64 on
+    versions without it (A/B runs against older commits).
     """
     import scipy.sparse
     from scipy.spatial import cKDTree
 
+    from fasttsne.tsne import _affinity
     from fasttsne.tsne._layout import _locality_order
 
     n_samples = Y.shape[0]
@@ -404,6 +408,7 @@ def local_affinities(Y, n_neighbors, seed=0):
     P = P + P.T
     P = (P / P.sum()).tocsr()
     P.sort_indices()
+    P.data = P.data.astype(getattr(_affinity, "P_DTYPE", np.float64))
     return np.ascontiguousarray(Y[order]), P
 
 
@@ -488,6 +493,65 @@ def iteration_funcs(Y, P, n_threads):
     return funcs, grid
 
 
+def attraction_kernels(args):
+    """The attraction's code paths on one kNN P, one thread, by P's dtype.
+
+    The scalar loop (int64 indices), the 128-bit vector kernel (AVX
+    forbidden) and the AVX kernel where the CPU has it, on the same P and
+    embedding (``local_affinities`` at ``--sizes`` with spans
+    ``--iteration-spans``), with P's values in float32 (a fit's) and in
+    float64 (given affinities: the scalar loop only). Interleaved medians
+    of ``--repeats`` wall and CPU times.
+    """
+    # pylint: disable=import-outside-toplevel
+    from fasttsne._cython._forces import (
+        _allow_avx,
+        _attraction_kernel,
+        attractive_forces,
+    )
+
+    def run(indptr, indices, data, Y, out, allow_avx):
+        def call():
+            previous = _allow_avx(allow_avx)
+            try:
+                attractive_forces(indptr, indices, data, Y, 1.0, 1.0, out, 1)
+            finally:
+                _allow_avx(previous)
+
+        return call
+
+    rows = []
+    for n_samples, span in zip(args.sizes, args.iteration_spans):
+        Y, P = local_affinities(
+            make_embedding(n_samples, span, seed=n_samples), args.n_neighbors
+        )
+        out = np.empty_like(Y)
+        funcs = {}
+        for dtype in (np.float32, np.float64):
+            data = P.data.astype(dtype)
+            for index_dtype in (np.int32, np.int64):
+                indptr = P.indptr.astype(index_dtype)
+                indices = P.indices.astype(index_dtype)
+                for allow_avx in (False, True):
+                    previous = _allow_avx(allow_avx)
+                    fast = index_dtype == np.int32 and dtype == np.float32
+                    kernel = _attraction_kernel() if fast else "scalar"
+                    _allow_avx(previous)
+                    name = f"{np.dtype(dtype).name} P, {kernel}"
+                    if name not in funcs:
+                        funcs[name] = run(indptr, indices, data, Y, out, allow_avx)
+        times = time_parts(funcs, args.repeats)
+        print(
+            f"N = {n_samples}, nnz(P) = {P.nnz}, one thread; medians of "
+            f"{args.repeats}"
+        )
+        print(f"{'path':>20} {'wall ms':>8} {'cpu ms':>8}")
+        for name, (wall, cpu) in times.items():
+            print(f"{name:>20} {wall * 1e3:>8.1f} {cpu * 1e3:>8.1f}", flush=True)
+        rows.append({"n_samples": n_samples, "nnz": P.nnz, "times": times})
+    return rows
+
+
 def iteration_parts(args):
     """One fit iteration at the given sizes and spans, split into its parts.
 
@@ -534,6 +598,9 @@ def main(argv=None):
     mode.add_argument(
         "--iteration", action="store_true", help="one fit iteration, by part"
     )
+    mode.add_argument(
+        "--kernels", action="store_true", help="the attraction's code paths"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument(
@@ -577,6 +644,8 @@ def main(argv=None):
         rows = frozen_crossover(args)
     elif args.iteration:
         rows = iteration_parts(args)
+    elif args.kernels:
+        rows = attraction_kernels(args)
     else:
         rows = per_call(args)
     if args.save:

@@ -146,11 +146,14 @@ def random_csr(rng, n_rows, n_cols, density, index_dtype=np.int32, dtype=np.floa
     return A
 
 
-def random_affinities(rng, n_samples, n_neighbors=10, index_dtype=np.int32):
+def random_affinities(
+    rng, n_samples, n_neighbors=10, index_dtype=np.int32, dtype=np.float32
+):
     """Symmetric joint affinities P (CSR, sum 1, no diagonal) of a random kNN graph.
 
     Each row links to ``n_neighbors`` distinct other rows with weights in
-    ``[0.1, 1)``; ``P = (A + A^T) / sum``, sorted indices of ``index_dtype``.
+    ``[0.1, 1)``; ``P = (A + A^T) / sum``, sorted indices of ``index_dtype``,
+    values rounded to ``dtype`` (float32, as a fit's P, by default).
     """
     n_neighbors = min(n_neighbors, n_samples - 1)
     rows = np.repeat(np.arange(n_samples), n_neighbors)
@@ -169,14 +172,18 @@ def random_affinities(rng, n_samples, n_neighbors=10, index_dtype=np.int32):
     P.sort_indices()
     P.indptr = P.indptr.astype(index_dtype)
     P.indices = P.indices.astype(index_dtype)
+    P.data = P.data.astype(dtype)
     return P
 
 
-def random_new_point_affinities(rng, n_new, n_reference, n_neighbors=10):
+def random_new_point_affinities(
+    rng, n_new, n_reference, n_neighbors=10, dtype=np.float32
+):
     """Conditional affinities of new points to reference points (``transform``).
 
     CSR of shape ``(n_new, n_reference)``, int32 sorted indices: each row links
-    to ``n_neighbors`` distinct reference points with weights summing to 1.
+    to ``n_neighbors`` distinct reference points with weights summing to 1,
+    rounded to ``dtype`` (float32, as ``transform``'s, by default).
     """
     n_neighbors = min(n_neighbors, n_reference)
     rows = np.repeat(np.arange(n_new), n_neighbors)
@@ -189,6 +196,7 @@ def random_new_point_affinities(rng, n_new, n_reference, n_neighbors=10):
     P.sort_indices()
     P.indptr = P.indptr.astype(np.int32)
     P.indices = P.indices.astype(np.int32)
+    P.data = P.data.astype(dtype)
     return P
 
 

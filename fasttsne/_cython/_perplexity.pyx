@@ -73,9 +73,9 @@ rows as they are copied) and ``symmetrize`` on a copy of A's values:
   chunks of target rows, each chunk scanning all of A's column indices.
 * ``place_rows``: copies rows of A to the start of their rows in the result
   (by blocks of rows, in any order; rows in parallel). The result's values
-  may be float32: each value is then rounded once, as it is copied, and
-  the next step moves float32 values only (a fit's P, whose float64 values
-  so never exist all at once).
+  may be float32 (a fit's P): each value is then rounded once, as it is
+  copied, and the next step moves float32 values only, so the float64
+  values of the result never exist all at once.
 * ``symmetric_fill``: appends, by chunks of target rows, the unmarked a_ji
   of other rows to row i (in increasing j: the chunk scans the rows in
   order, whatever the chunking), then restores the signs and merges each
@@ -947,9 +947,10 @@ def symmetric_fill(
     Parameters
     ----------
     data, indices : ndarray of shape (>= out_indptr[-1],)
-        The arrays of A + A^T, holding row i of A (marked by
-        :func:`symmetric_row_offsets`) at ``out_indptr[i]`` (by
-        :func:`place_rows`); they receive A + A^T.
+        The arrays of A + A^T (values float32 or float64, as
+        :func:`place_rows` wrote them), holding row i of A (marked by
+        :func:`symmetric_row_offsets`) at ``out_indptr[i]``; they receive
+        A + A^T.
     indptr : ndarray of shape (n + 1,)
         A's row offsets.
     out_indptr : ndarray of shape (n + 1,)

@@ -119,7 +119,7 @@ def _exact_repulsion_kernel(
 def _attraction_kernel(
     indptr_ptr,  # (n_rows + 1,) CSR row starts of P
     indices_ptr,  # (nnz,) CSR column indices of P
-    p_ptr,  # (nnz,) CSR values of P, the dtype of the points
+    p_ptr,  # (nnz,) CSR values of P, float32 or float64 (widened to the points')
     rows_ptr,  # (n_rows, N_DIMS) points i, C order
     cols_ptr,  # (n_cols, N_DIMS) points j, C order (rows_ptr itself in a fit)
     force_ptr,  # (n_rows, N_DIMS) out: a sum_j p_ij (y_i - y_j) / t_ij
@@ -162,7 +162,7 @@ def _attraction_kernel(
         ok = offsets[None, :] < lengths[:, None]
         entries = starts[:, None] + offsets[None, :]
         j = tl.load(indices_ptr + entries, mask=ok, other=0).to(tl.int64)
-        p = tl.load(p_ptr + entries, mask=ok, other=0.0)
+        p = tl.load(p_ptr + entries, mask=ok, other=0.0).to(y0.dtype)
         d0 = y0[:, None] - tl.load(cols_ptr + j * N_DIMS, mask=ok, other=0.0)
         r2 = d0 * d0
         if N_DIMS >= 2:

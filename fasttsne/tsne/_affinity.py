@@ -207,6 +207,18 @@ class _Buffer:
             self._array = self.view(dtype, size).copy()
 
 
+def _drop_underflow(P):
+    """Drop, in place, the values that rounding to ``P_DTYPE`` made 0.
+
+    Values below float32's smallest subnormal (about 1.4e-45) vanish as they
+    are rounded; they weigh nothing in the gradient, and P keeps no stored
+    zeros. A value and its transpose are rounded alike, so P stays symmetric.
+    """
+    if not P.data.all():
+        P.eliminate_zeros()
+    return P
+
+
 def _symmetrized(values, columns, shape, index_dtype, order, n_threads):
     """``A + A^T``, normalised, from the kNN rows in ``values`` and ``columns``.
 
@@ -257,7 +269,7 @@ def _symmetrized(values, columns, shape, index_dtype, order, n_threads):
     # scipy narrows 64-bit index arrays whose values fit in 32 bits; the
     # attraction wants one width for both, so the chosen one is put back.
     P.indices, P.indptr = indices, out_indptr
-    return P
+    return _drop_underflow(P)
 
 
 def joint_probabilities(
@@ -327,8 +339,8 @@ def joint_probabilities(
     -------
     P : scipy.sparse.csr_matrix of shape (n_samples, n_samples), float32
         ``(P_cond + P_cond.T)`` normalised in float64 to sum to 1, each value
-        then rounded to float32 (``P_DTYPE``): symmetric,
-        non-negative, sorted indices, no stored diagonal and no stored zeros.
+        then rounded to float32 (``P_DTYPE``): symmetric, non-negative,
+        sorted indices, no stored diagonal and no stored zeros.
         With ``reorder``, ``P[a, b]`` is the affinity of the points
         ``order[a]`` and ``order[b]``.
     order : ndarray of shape (n_samples,), intp
@@ -340,7 +352,7 @@ def joint_probabilities(
     >>> from fasttsne.tsne._affinity import joint_probabilities
     >>> X = np.random.default_rng(0).normal(size=(50, 3))
     >>> P = joint_probabilities(X, perplexity=5.0)
-    >>> bool(abs(P.sum(dtype=np.float64) - 1.0) < 1e-6), (P != P.T).nnz
+    >>> bool(abs(P.data.sum(dtype=np.float64) - 1.0) < 1e-6), (P != P.T).nnz
     (True, 0)
     """
     if affinity not in AFFINITIES[:3]:
@@ -550,6 +562,11 @@ def precomputed_joint_probabilities(A, *, n_threads=1, verbose=0, reorder=False)
     del A
     P.data /= P.data.sum()
     P.data = P.data.astype(P_DTYPE)
+    empty = np.flatnonzero(np.diff(_drop_underflow(P).indptr) == 0)
+    if empty.size:
+        raise _empty_rows_error(
+            empty, "once rounded to float32 (below 1.4e-45 of the total), the points"
+        )
     report(
         "affinities: precomputed, symmetrised and normalised, "
         f"{P.nnz / n_samples:.1f} non-zeros per row"
@@ -612,7 +629,7 @@ default="perplexity"
     -------
     P_new : scipy.sparse.csr_matrix of shape (n_new, n_fit), float32
         p_{j|new} over the k nearest training points, computed in float64
-        and rounded to float32; rows sum to 1 (not
+        and rounded to float32; rows sum to 1 up to that rounding (not
         symmetrised), sorted indices, no stored zeros.
     match : ndarray of shape (n_new,), intp
         Smallest index of a training row equal to the new row
@@ -680,4 +697,6 @@ def _precomputed_new_point_affinities(A_new, n_fit):
     # Row by row, so that a row's result does not depend on its batch.
     P_new.data /= np.repeat(sums, np.diff(P_new.indptr))
     P_new.data = P_new.data.astype(P_DTYPE)
+    # A row's largest value is at least 1 / n_fit: no row empties.
+    _drop_underflow(P_new)
     return P_new, np.full(P_new.shape[0], -1, dtype=np.intp)

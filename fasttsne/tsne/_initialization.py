@@ -70,12 +70,20 @@ def spectral_init(P, n_components, rng, order=None):
     """
     from scipy.sparse.linalg import eigsh
 
-    P = sp.csr_matrix(P, dtype=np.float64)
+    P = sp.csr_matrix(P)
     n_samples = P.shape[0]
-    degree = np.asarray(P.sum(axis=1)).ravel()
+    # Degrees and A's values in float64 from P's values as they are (a fit's
+    # are float32), A sharing P's index arrays: no float64 copy of P is made.
+    rows = np.repeat(np.arange(n_samples), np.diff(P.indptr))
+    degree = np.bincount(rows, weights=P.data, minlength=n_samples)
+    del rows
     degree[degree == 0] = 1.0
-    inv_sqrt = sp.diags(1.0 / np.sqrt(degree))
-    A = inv_sqrt @ P @ inv_sqrt
+    scale = 1.0 / np.sqrt(degree)
+    values = np.repeat(scale, np.diff(P.indptr))
+    values *= P.data
+    values *= scale[P.indices]
+    A = sp.csr_matrix((values, P.indices, P.indptr), shape=P.shape)
+    inv_sqrt = sp.diags(scale)
     k = min(n_components + 1, n_samples - 1)
     v0 = rng.uniform(-1, 1, n_samples)
     if order is not None:

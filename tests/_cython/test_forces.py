@@ -47,11 +47,13 @@ def test_attraction_square(rng, d, dof, index_dtype, p_dtype):
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_attraction_rectangular(rng, d, dtype):
-    """Query rows against reference columns (transform), both dtypes."""
+@pytest.mark.parametrize("p_dtype", [np.float32, np.float64])
+def test_attraction_rectangular(rng, d, dtype, p_dtype):
+    """Query rows against reference columns (transform), every pairing of
+    the points' and P's dtypes."""
     n_query, n_ref = 90, 500
     P = random_csr(rng, n_query, n_ref, 0.03)
-    P.data = P.data.astype(dtype)
+    P.data = P.data.astype(p_dtype)
     Y = clusters(rng, n_query, d).astype(dtype)
     Y_ref = clusters(rng, n_ref, d).astype(dtype)
     out = np.empty_like(Y)
@@ -81,10 +83,12 @@ def test_attraction_zeros_and_empty_rows(rng):
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_attraction_bitwise_across_threads(rng, d):
-    """Attraction and KL term are bitwise equal across thread counts."""
+@pytest.mark.parametrize("p_dtype", [np.float32, np.float64])
+def test_attraction_bitwise_across_threads(rng, d, p_dtype):
+    """Attraction and KL term are bitwise equal across thread counts (float32
+    P in 2-D: the vector kernels; float64 P: the scalar loop)."""
     n = 2000
-    P = random_affinities(rng, n, 20)
+    P = random_affinities(rng, n, 20, dtype=p_dtype)
     Y = clusters(rng, n, d)
     out1 = np.empty_like(Y)
     attractive_forces(P.indptr, P.indices, P.data, Y, 1.0, 4.0, out1, 1)
@@ -158,11 +162,15 @@ def test_vector_rows_match_scalar_rows(rng, n_neighbors, attraction_kernel):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_assembled_gradient_is_numpy(rng, dtype, d):
-    """With ``repulsion``, the gradient has NumPy's three-pass bits, any threads."""
+@pytest.mark.parametrize("p_dtype", [np.float32, np.float64])
+def test_assembled_gradient_is_numpy(rng, dtype, d, p_dtype):
+    """With ``repulsion``, the gradient has NumPy's three-pass bits, any threads.
+
+    Every pairing of Y's and P's dtypes; float64 Y with float32 P in 2-D is a
+    fit's, on the vector kernels.
+    """
     n = 1001
-    P = random_affinities(rng, n, 7)
-    P.data = P.data.astype(dtype)
+    P = random_affinities(rng, n, 7, dtype=p_dtype)
     Y = clusters(rng, n, d).astype(dtype)
     repulsion = rng.normal(size=(n, d)).astype(dtype)
     scale = -4.0 / 3.7

@@ -20,6 +20,9 @@ from fasttsne.tsne._affinity import (
 from fasttsne._cython._perplexity import (
     binary_search_perplexity,
     knn_rows_to_csr,
+    place_rows,
+    symmetric_fill,
+    symmetric_row_offsets,
     symmetrize,
 )
 from fasttsne._neighbors import nearest_neighbors
@@ -203,7 +206,7 @@ def _check_joint(P, n_samples):
     assert not np.any(P.indices == np.repeat(np.arange(n_samples), np.diff(P.indptr)))
     assert_array_equal((P - P.T).data, 0.0)  # bitwise symmetric
     # Normalised in float64, then each value rounded to float32 once.
-    assert_allclose(P.sum(dtype=np.float64), 1.0, rtol=P.nnz * _ROUNDED)
+    assert_allclose(P.data.sum(dtype=np.float64), 1.0, rtol=_ROUNDED + 1e-12)
 
 
 @pytest.mark.parametrize("container", ["dense64", "dense32", "csr"])
@@ -311,8 +314,8 @@ def test_new_points_batch_equals_row_by_row(rng, container, metric):
     P_new, match = batch
     assert P_new.shape == (43, 700) and P_new.dtype == np.float32
     assert P_new.has_sorted_indices and np.all(P_new.data > 0)
-    row_sums = np.asarray(P_new.sum(axis=1, dtype=np.float64)).ravel()
-    assert_allclose(row_sums, 1.0, rtol=P_new.getnnz(axis=1).max() * _ROUNDED)
+    row_sums = np.asarray(P_new.astype(np.float64).sum(axis=1)).ravel()
+    assert_allclose(row_sums, 1.0, rtol=_ROUNDED + 1e-12)
     assert_array_equal(match[:40], -1)
     assert_array_equal(match[40:], [2, 2, 600])
 
@@ -442,6 +445,39 @@ def test_symmetrize_equals_scipy_bitwise(rng, index_dtype, n_samples):
         assert_array_equal(data, expected.data)
         result = sparse.csr_matrix((data, out_indices, out_indptr), shape=A.shape)
         assert_array_equal(result.toarray(), result.toarray().T)
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("n_samples", [2, 7, 300])
+def test_symmetric_steps_into_float32_are_scipy_rounded(rng, index_dtype, n_samples):
+    """The three steps with float32 values out (a fit's P): scipy's A + A^T
+    rounded once, bitwise, any thread count and block order.
+
+    Tiny values whose sum underflows float32 keep their sign marks (-0.0)
+    through the rounding.
+    """
+    A = _random_conditional(rng, n_samples, min(n_samples - 1, 12), index_dtype)
+    A.data[::5] *= 1e-300  # 0 or -0.0 once rounded
+    indices = A.indices.astype(index_dtype)
+    indptr = A.indptr.astype(index_dtype)
+    expected = (A + A.T).tocsr()
+    expected.sort_indices()
+    for n_threads in (1, 2, 4):
+        marked = A.data.copy()
+        out_indptr = symmetric_row_offsets(marked, indices, indptr, n_threads)
+        data = np.empty(out_indptr[-1], dtype=np.float32)
+        out_indices = np.empty(out_indptr[-1], dtype=index_dtype)
+        halfway = n_samples // 2
+        for start, stop in ((halfway, n_samples), (0, halfway)):
+            place_rows(
+                marked, indices, indptr, out_indptr, data, out_indices, start, stop,
+                n_threads,
+            )  # fmt: skip
+        symmetric_fill(data, out_indices, indptr, out_indptr, n_threads)
+        assert_array_equal(out_indptr, expected.indptr)
+        assert_array_equal(out_indices, expected.indices)
+        assert_array_equal(data, expected.data.astype(np.float32))
+        assert not np.signbit(data).any()
 
 
 def test_symmetrize_rejects_malformed_input():
@@ -660,6 +696,37 @@ def test_precomputed_of_internal_P_is_that_P(rng, affinity):
         # P sums to 1 up to rounding; normalising it again may move a value
         # across a float32 rounding boundary: one ulp.
         assert_allclose(P_given.data, P.data, rtol=2 * _ROUNDED)
+
+
+def test_affinities_that_underflow_float32_are_dropped(rng):
+    """Values below float32's range leave P (no stored zeros, still symmetric):
+    two clusters 20 apart with neighbours across the gap, and given
+    affinities of 1e-50; a point left with none is an error."""
+    X = np.concatenate([rng.normal(size=(20, 2)), rng.normal(size=(20, 2)) + 20.0])
+    P = joint_probabilities(X, 8.0)  # 24 neighbours: 5 across the gap
+    _check_joint(P, 40)
+    assert P[:20, 20:].nnz == 0  # exp(-beta 400) is far below float32's range
+    indices, sq = exact_knn(X, X, 24, self_query=True)
+    dense = np.zeros((40, 40))
+    np.put_along_axis(dense, indices, _oracle_conditional(sq, 8.0), axis=1)
+    assert np.count_nonzero(dense[:20, 20:]) > 0  # there were some, in float64
+    expected = (dense + dense.T) / (dense + dense.T).sum()
+    assert_allclose(P.toarray(), expected, rtol=1e-6, atol=1e-40)
+
+    A = np.array([[0, 1, 1e-50, 0], [1, 0, 0, 1], [1e-50, 0, 0, 1], [0, 1, 1, 0]])
+    P = precomputed_joint_probabilities(A)
+    _check_joint(P, 4)
+    assert P[0, 2] == 0.0 and P.nnz == 6
+    A[2, 3] = A[3, 2] = 0.0  # point 2 keeps only its 1e-50
+    with pytest.raises(ValueError, match=r"rounded to float32.*points 2 have"):
+        precomputed_joint_probabilities(A)
+    A_new = np.array([[1.0, 0.0, 0.0, 1e-50], [0.0, 0.0, 0.0, 1e-50]])
+    P_new, _ = new_point_affinities(
+        A_new, np.empty((4, 0)), None, affinity="precomputed"
+    )
+    assert P_new.dtype == np.float32
+    assert_array_equal(P_new.toarray(), [[1, 0, 0, 0], [0, 0, 0, 1]])
+    assert P_new.nnz == 2  # each row normalised alone: only row 0 loses one
 
 
 def test_precomputed_graph_against_dense_oracle(rng):

@@ -92,7 +92,7 @@ class ExactGradient:
             The prepared backend.
         """
         P, reference = _check_prepare_inputs(P, reference)
-        self._P = P.toarray().astype(np.float64, copy=False)
+        self._P = P.astype(np.float64).toarray()
         self._reference = None if reference is None else reference.astype(np.float64)
         return self
 

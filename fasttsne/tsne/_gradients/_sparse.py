@@ -48,6 +48,15 @@ def _check_prepare_inputs(P, reference):
     return P, reference
 
 
+def row_sums(P):
+    """The sums of P's rows in float64, as an ndarray of shape (n_rows,).
+
+    scipy sums the rows of a float32 matrix in float32; the KL of placed
+    points weighs by these sums, so they are taken from float64 values.
+    """
+    return np.asarray(P.astype(np.float64).sum(axis=1)).ravel()
+
+
 def _diverged_error(name):
     """The ``ValueError`` of a diverged optimisation, for every backend.
 
@@ -167,7 +176,7 @@ class SparseAttractionBackend:
         self._forces = {}
         if reference is not None:
             # Only the KL of placed points weighs by the rows' sums.
-            self._row_sums = np.asarray(P.sum(axis=1, dtype=np.float64)).ravel()
+            self._row_sums = row_sums(P)
             self._prepare_reference(reference)
         return self
 

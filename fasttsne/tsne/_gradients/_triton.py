@@ -40,6 +40,7 @@ from fasttsne.tsne._gradients._sparse import (
     _check_n_threads,
     _check_prepare_inputs,
     _diverged_error,
+    row_sums,
 )
 
 
@@ -70,7 +71,7 @@ class TritonGradient:
         self._launchers = None
         self._shape = None
         self._csr = None
-        self._data = {}
+        self._data = None
         self._reference = {}
         self._total_p = 0.0
         self._row_sums = None
@@ -111,17 +112,15 @@ class TritonGradient:
             _launchers.to_device(P.indices, dtype=index_dtype),
         )
         data = P.data if P.data.dtype in (np.float32, np.float64) else P.data * 1.0
-        device_data = _launchers.to_device(data)
-        self._data = {device_data.dtype: device_data}
+        # Kept as given: the kernel widens float32 values to the points' dtype.
+        self._data = _launchers.to_device(data)
         self._total_p = float(np.sum(P.data, dtype=np.float64))
         self._reference = {}
         self._row_sums = None
         if reference is not None:
             device_reference = _launchers.to_device(reference)
             self._reference = {device_reference.dtype: device_reference}
-            self._row_sums = _launchers.to_device(
-                np.asarray(P.sum(axis=1, dtype=np.float64)).ravel()
-            )
+            self._row_sums = _launchers.to_device(row_sums(P))
         return self
 
     def _as(self, store, dtype):
@@ -195,7 +194,7 @@ class TritonGradient:
 
     def _fit_gradient(self, Y, exaggeration, dof, compute_error):
         launchers = self._launchers
-        csr = self._csr + (self._as(self._data, Y.dtype),)
+        csr = self._csr + (self._data,)
         attraction, kl_rows = launchers.attraction(
             csr,
             Y,
@@ -223,7 +222,7 @@ class TritonGradient:
             raise ValueError(
                 f"Y has {Y.shape[1]} columns, the reference {reference.shape[1]}."
             )
-        csr = self._csr + (self._as(self._data, Y.dtype),)
+        csr = self._csr + (self._data,)
         attraction, kl_rows = launchers.attraction(
             csr,
             Y,
