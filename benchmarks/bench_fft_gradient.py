@@ -384,8 +384,8 @@ def local_affinities(Y, n_neighbors, seed=0):
     order of the kNN graph, as a large fit numbers them (``_layout.py``), so
     that the attraction gathers neighbours close in memory as in a real fit.
     The values are random: only the sparsity pattern and the values' dtype
-    matter for speed. They are in a fit's dtype: ``P_DTYPE``, or float64 on
-    versions without it (A/B runs against older commits).
+    matter for speed. They are in a fit's dtype: ``P_DTYPE``, or float64
+    where the package has none (the script also runs against other commits).
     """
     import scipy.sparse
     from scipy.spatial import cKDTree
@@ -496,14 +496,13 @@ def iteration_funcs(Y, P, n_threads):
 def attraction_kernels(args):
     """The attraction's code paths on one kNN P, one thread, by P's dtype.
 
-    The scalar loop (int64 indices), the 128-bit vector kernel (AVX
-    forbidden) and the AVX kernel where the CPU has it, on the same P and
-    embedding (``local_affinities`` at ``--sizes`` with spans
-    ``--iteration-spans``), with P's values in float32 (a fit's) and in
-    float64 (given affinities: the scalar loop only). Interleaved medians
-    of ``--repeats`` wall and CPU times.
+    On the same P and embedding (``local_affinities`` at ``--sizes`` with
+    spans ``--iteration-spans``): with float32 values (a fit's) and int32
+    indices, the 128-bit vector kernel (AVX forbidden) and the AVX kernel
+    where the CPU has it; the scalar loop otherwise (int64 indices, or
+    float64 values). Interleaved medians of ``--repeats`` wall and CPU
+    times.
     """
-    # pylint: disable=import-outside-toplevel
     from fasttsne._cython._forces import (
         _allow_avx,
         _attraction_kernel,
@@ -537,7 +536,8 @@ def attraction_kernels(args):
                     fast = index_dtype == np.int32 and dtype == np.float32
                     kernel = _attraction_kernel() if fast else "scalar"
                     _allow_avx(previous)
-                    name = f"{np.dtype(dtype).name} P, {kernel}"
+                    width = np.dtype(index_dtype).itemsize * 8
+                    name = f"{np.dtype(dtype).name} P, int{width}, {kernel}"
                     if name not in funcs:
                         funcs[name] = run(indptr, indices, data, Y, out, allow_avx)
         times = time_parts(funcs, args.repeats)
@@ -545,9 +545,9 @@ def attraction_kernels(args):
             f"N = {n_samples}, nnz(P) = {P.nnz}, one thread; medians of "
             f"{args.repeats}"
         )
-        print(f"{'path':>20} {'wall ms':>8} {'cpu ms':>8}")
+        print(f"{'path':>27} {'wall ms':>8} {'cpu ms':>8}")
         for name, (wall, cpu) in times.items():
-            print(f"{name:>20} {wall * 1e3:>8.1f} {cpu * 1e3:>8.1f}", flush=True)
+            print(f"{name:>27} {wall * 1e3:>8.1f} {cpu * 1e3:>8.1f}", flush=True)
         rows.append({"n_samples": n_samples, "nnz": P.nnz, "times": times})
     return rows
 

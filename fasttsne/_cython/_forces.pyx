@@ -11,8 +11,9 @@ with ``prange``; a row owns its output row and its slot, and the slots are
 summed serially in row order, so results are bitwise identical for any
 number of threads. Sums are accumulated in double whatever the input dtype.
 P's values may be float32 (a fit's own: with int32 indices, 8 bytes an
-entry instead of 12) or float64, independently of Y's dtype; each is widened
-to double exactly, so the same values give the same bits in either dtype.
+entry, against 12 for float64) or float64, independently of Y's dtype; each
+is widened to double exactly, so the same values give the same bits in
+either dtype.
 
 The 2-D rows of a float32 P with int32 indices against a float64 Y (every
 fit with fewer than 2^31 stored entries) take C kernels written with

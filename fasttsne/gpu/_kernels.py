@@ -119,7 +119,7 @@ def _exact_repulsion_kernel(
 def _attraction_kernel(
     indptr_ptr,  # (n_rows + 1,) CSR row starts of P
     indices_ptr,  # (nnz,) CSR column indices of P
-    p_ptr,  # (nnz,) CSR values of P, float32 or float64 (widened to the points')
+    p_ptr,  # (nnz,) CSR values of P, float32 or float64, read in the points' dtype
     rows_ptr,  # (n_rows, N_DIMS) points i, C order
     cols_ptr,  # (n_cols, N_DIMS) points j, C order (rows_ptr itself in a fit)
     force_ptr,  # (n_rows, N_DIMS) out: a sum_j p_ij (y_i - y_j) / t_ij

@@ -214,7 +214,8 @@ def attraction(csr, rows, cols=None, *, exaggeration, dof, compute_error, tiles=
     ----------
     csr : tuple of torch.Tensor
         ``(indptr, indices, data)`` of P on the device: int32 or int64
-        indices, float32 or float64 values (widened to the points' dtype).
+        indices, float32 or float64 values (read in the points' dtype:
+        float32 values are widened exactly).
     rows : torch.Tensor of shape (n_rows, n_components)
         Points i.
     cols : torch.Tensor of shape (n_cols, n_components), default=None
@@ -239,11 +240,10 @@ def attraction(csr, rows, cols=None, *, exaggeration, dof, compute_error, tiles=
     rows = _check_points(rows, "rows")
     cols = rows if cols is None else _check_points(cols, "cols")
     n_rows, n_dims = rows.shape
-    if indptr.shape[0] != n_rows + 1 or data.dtype not in (
-        torch.float32,
-        torch.float64,
-    ):
-        raise ValueError("P does not match the points (rows or value dtype).")
+    if indptr.shape[0] != n_rows + 1:
+        raise ValueError(f"P has {indptr.shape[0] - 1} rows, the points {n_rows}.")
+    if data.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"P's values must be float32 or float64, got {data.dtype}.")
     force = torch.empty_like(rows)
     kl_rows = torch.empty(n_rows, dtype=rows.dtype, device=rows.device)
     if n_rows == 0:

@@ -208,13 +208,17 @@ class _Buffer:
 
 
 def _drop_underflow(P):
-    """Drop, in place, the values that rounding to ``P_DTYPE`` made 0.
+    """Drop, in place, the values below ``P_DTYPE``'s smallest normal.
 
-    Values below float32's smallest subnormal (about 1.4e-45) vanish as they
-    are rounded; they weigh nothing in the gradient, and P keeps no stored
-    zeros. A value and its transpose are rounded alike, so P stays symmetric.
+    Rounding to float32 turns values below 2^-150 into 0 and those below
+    1.2e-38 into subnormals, which lose precision (and which GPU math may
+    flush to 0, making a log infinite). They weigh nothing in the gradient:
+    P keeps neither zeros nor subnormals. A value and its transpose are
+    rounded alike, so P stays symmetric.
     """
-    if not P.data.all():
+    small = P.data < np.finfo(P_DTYPE).tiny
+    if small.any():
+        P.data[small] = 0.0
         P.eliminate_zeros()
     return P
 
@@ -269,6 +273,7 @@ def _symmetrized(values, columns, shape, index_dtype, order, n_threads):
     # scipy narrows 64-bit index arrays whose values fit in 32 bits; the
     # attraction wants one width for both, so the chosen one is put back.
     P.indices, P.indptr = indices, out_indptr
+    # A row's largest value is at least 1 / (2 n k): no row empties.
     return _drop_underflow(P)
 
 
@@ -482,7 +487,7 @@ def check_affinities(A, n_columns=None):
     return A
 
 
-def _empty_rows_error(rows, what):
+def _empty_rows_error(rows, what, reason=""):
     """A ``ValueError`` naming (some of) the points without affinities."""
     named = ", ".join(str(r) for r in rows[:_MAX_NAMED])
     more = (
@@ -490,7 +495,7 @@ def _empty_rows_error(rows, what):
     )
     return ValueError(
         f"Every point needs a positive affinity to another point, but {what} "
-        f"{named}{more} have none."
+        f"{named}{more} have none{reason}."
     )
 
 
@@ -525,7 +530,8 @@ def precomputed_joint_probabilities(A, *, n_threads=1, verbose=0, reorder=False)
     ------
     ValueError
         See :func:`check_affinities`; also for a point whose row and column
-        are both empty (off the diagonal).
+        are both empty (off the diagonal), or whose affinities are all below
+        float32's range (1.2e-38) once normalised.
 
     Examples
     --------
@@ -565,7 +571,10 @@ def precomputed_joint_probabilities(A, *, n_threads=1, verbose=0, reorder=False)
     empty = np.flatnonzero(np.diff(_drop_underflow(P).indptr) == 0)
     if empty.size:
         raise _empty_rows_error(
-            empty, "once rounded to float32 (below 1.4e-45 of the total), the points"
+            empty,
+            "the points",
+            reason=": their affinities, as fractions of the total, are below "
+            "float32's range (1.2e-38)",
         )
     report(
         "affinities: precomputed, symmetrised and normalised, "
@@ -682,7 +691,7 @@ default="perplexity"
         ),
         shape=(n_new, n_fit),
     )
-    P_new.eliminate_zeros()
+    _drop_underflow(P_new)
     P_new.sort_indices()
     return P_new, match
 

@@ -13,8 +13,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from fasttsne.linalg._svd._randomized import _randomized_svd
+from fasttsne.tsne._gradients._sparse import row_sums
 
 _TARGET_STD = 1e-4
+
+# Rows per block of the spectral start's in-place scaling: its temporaries
+# stay a few MiB whatever the size of P.
+_SCALE_BLOCK = 1 << 16
 
 
 def _rescale(Y):
@@ -72,17 +77,22 @@ def spectral_init(P, n_components, rng, order=None):
 
     P = sp.csr_matrix(P)
     n_samples = P.shape[0]
-    # Degrees and A's values in float64 from P's values as they are (a fit's
-    # are float32), A sharing P's index arrays: no float64 copy of P is made.
-    rows = np.repeat(np.arange(n_samples), np.diff(P.indptr))
-    degree = np.bincount(rows, weights=P.data, minlength=n_samples)
-    del rows
+    # A's float64 values are the one array of P's size made here (a fit's P
+    # is float32): A shares P's index arrays and is scaled in place by
+    # blocks of rows, with the products of D^-1/2 P D^-1/2 in their order.
+    values = P.data[: P.indptr[-1]].astype(np.float64)
+    degree = row_sums(P.indptr, values)
     degree[degree == 0] = 1.0
     scale = 1.0 / np.sqrt(degree)
-    values = np.repeat(scale, np.diff(P.indptr))
-    values *= P.data
-    values *= scale[P.indices]
+    counts = np.diff(P.indptr)
+    for start in range(0, n_samples, _SCALE_BLOCK):
+        stop = min(start + _SCALE_BLOCK, n_samples)
+        block = values[P.indptr[start] : P.indptr[stop]]
+        block *= np.repeat(scale[start:stop], counts[start:stop])
+        block *= scale[P.indices[P.indptr[start] : P.indptr[stop]]]
     A = sp.csr_matrix((values, P.indices, P.indptr), shape=P.shape)
+    # scipy narrows 64-bit index arrays that fit in 32 bits (a copy).
+    A.indices, A.indptr = P.indices, P.indptr
     inv_sqrt = sp.diags(scale)
     k = min(n_components + 1, n_samples - 1)
     v0 = rng.uniform(-1, 1, n_samples)

@@ -109,6 +109,9 @@ def test_exact_backend_is_the_oracle(rng, device, mode, d, dtype):
         error = np.linalg.norm(grad - grad_oracle) / np.linalg.norm(grad_oracle)
         assert error < tolerance
         assert_allclose(kl, kl_oracle, rtol=tolerance)
+    # One device copy of P's values, as given (float32), whatever Y's dtype.
+    assert backend._data.dtype == backend._torch.float32
+    assert backend._data.shape == (P.nnz,)
 
 
 @pytest.mark.parametrize("d", [1, 2])

@@ -122,8 +122,13 @@ def test_exact_repulsion_from_a_reference(rng, device, n, dtype):
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_attraction_and_its_kl_term(rng, device, n, d, dtype):
-    """a sum_j p_ij (y_i - y_j) / t_ij and sum_j p_ij log(p_ij / w_ij) per row."""
+@pytest.mark.parametrize("p_dtype", [None, np.float32])
+def test_attraction_and_its_kl_term(rng, device, n, d, dtype, p_dtype):
+    """a sum_j p_ij (y_i - y_j) / t_ij and sum_j p_ij log(p_ij / w_ij) per row.
+
+    P's values in the points' dtype, or float32 (a fit's P) converted in the
+    kernel.
+    """
     from fasttsne.gpu import _launchers
 
     P = random_affinities(rng, n, 12) if n > 1 else sp.csr_matrix((1, 1))
@@ -132,7 +137,7 @@ def test_attraction_and_its_kl_term(rng, device, n, d, dtype):
     csr = (
         torch.from_numpy(P.indptr.astype(np.int32)).to(device),
         torch.from_numpy(P.indices.astype(np.int32)).to(device),
-        _tensor(P.data, dtype, device),
+        _tensor(P.data, p_dtype or dtype, device),
     )
     for exaggeration, dof in [(12.0, 1.0), (1.0, 0.6)]:
         force, kl_rows = _launchers.attraction(
@@ -143,7 +148,7 @@ def test_attraction_and_its_kl_term(rng, device, n, d, dtype):
             compute_error=True,
             tiles=_tiles(CSR_TILES, n),
         )
-        P_rounded = P.astype(dtype).astype(np.float64)
+        P_rounded = P.astype(p_dtype or dtype).astype(np.float64)
         _assert_close(
             force.cpu().numpy(),
             exact_attraction(P_rounded, Y, dof, exaggeration),

@@ -86,11 +86,11 @@ def test_multiscale_of_one_perplexity_is_the_default_fit(blobs):
 def test_precomputed_affinities_equal_the_internal_ones(Est, blobs):
     """fit(P, affinity="precomputed") with the fit's own P: the same optimisation.
 
-    P given back is P to an ulp (bitwise, on these blobs), but the two fits
-    number the points in different cache-friendly orders (of the kNN graph,
-    of P), so their sums round differently from the first step (1e-19
-    apart): the embeddings agree to that rounding grown over 100 iterations
-    (they would drift apart chaotically over many more). P is given in
+    P given back is P to an ulp, but the two fits number the points in
+    different cache-friendly orders (of the kNN graph, of P), so their sums
+    round differently from the first step: the embeddings agree to that
+    rounding grown over 100 iterations (they would drift apart chaotically
+    over many more). P is given in
     float64, as the data was: a float32 input gives a float32 embedding.
     """
     X, _ = blobs

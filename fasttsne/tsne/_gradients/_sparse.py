@@ -48,13 +48,31 @@ def _check_prepare_inputs(P, reference):
     return P, reference
 
 
-def row_sums(P):
-    """The sums of P's rows in float64, as an ndarray of shape (n_rows,).
+def row_sums(indptr, values):
+    """The sums of a CSR matrix's rows, in float64.
 
-    scipy sums the rows of a float32 matrix in float32; the KL of placed
-    points weighs by these sums, so they are taken from float64 values.
+    scipy sums the rows of a float32 matrix in float32; these sums are of
+    float64 values instead (the KL of placed points and the spectral start
+    weigh by them).
+
+    Parameters
+    ----------
+    indptr : ndarray of shape (n_rows + 1,)
+        The matrix's row offsets.
+    values : ndarray of shape (>= indptr[-1],), float64
+        Its values.
+
+    Returns
+    -------
+    sums : ndarray of shape (n_rows,), float64
+        0 for an empty row.
     """
-    return np.asarray(P.astype(np.float64).sum(axis=1)).ravel()
+    sums = np.zeros(indptr.shape[0] - 1)
+    nonempty = np.flatnonzero(np.diff(indptr))
+    if nonempty.size:
+        # reduceat runs to the next start, and an empty row adds nothing.
+        sums[nonempty] = np.add.reduceat(values[: indptr[-1]], indptr[nonempty])
+    return sums
 
 
 def _diverged_error(name):
@@ -176,7 +194,7 @@ class SparseAttractionBackend:
         self._forces = {}
         if reference is not None:
             # Only the KL of placed points weighs by the rows' sums.
-            self._row_sums = row_sums(P)
+            self._row_sums = row_sums(P.indptr, P.data.astype(np.float64))
             self._prepare_reference(reference)
         return self
 

@@ -112,7 +112,7 @@ class TritonGradient:
             _launchers.to_device(P.indices, dtype=index_dtype),
         )
         data = P.data if P.data.dtype in (np.float32, np.float64) else P.data * 1.0
-        # Kept as given: the kernel widens float32 values to the points' dtype.
+        # Kept as given: the kernel reads the values in the points' dtype.
         self._data = _launchers.to_device(data)
         self._total_p = float(np.sum(P.data, dtype=np.float64))
         self._reference = {}
@@ -120,7 +120,9 @@ class TritonGradient:
         if reference is not None:
             device_reference = _launchers.to_device(reference)
             self._reference = {device_reference.dtype: device_reference}
-            self._row_sums = _launchers.to_device(row_sums(P))
+            self._row_sums = _launchers.to_device(
+                row_sums(P.indptr, P.data.astype(np.float64))
+            )
         return self
 
     def _as(self, store, dtype):
