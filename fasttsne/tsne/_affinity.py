@@ -18,6 +18,11 @@ symmetrised and normalised (:func:`precomputed_joint_probabilities`), and
 ``transform`` takes each new point's affinities to the training points, one
 row each. docs/affinities.rst describes the choices. The neighbour search
 itself lives in :mod:`fasttsne._neighbors`.
+
+The module is one piece (past the usual ~700 lines) because the three
+routes to P (a fit's, given affinities, ``transform``'s) share their
+contract: the value dtype and its rounding, the empty-row errors and the
+validation of given matrices; apart, each would reach into the others.
 """
 
 import time
