@@ -221,9 +221,10 @@ def _drop_underflow(P):
     P keeps neither zeros nor subnormals. A value and its transpose are
     rounded alike, so P stays symmetric.
     """
-    small = P.data < np.finfo(P_DTYPE).tiny
-    if small.any():
-        P.data[small] = 0.0
+    tiny = np.finfo(P_DTYPE).tiny
+    # The minimum first: a mask of P's size is made only when needed.
+    if P.nnz and P.data.min() < tiny:
+        P.data[P.data < tiny] = 0.0
         P.eliminate_zeros()
     return P
 
