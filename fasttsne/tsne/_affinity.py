@@ -212,15 +212,17 @@ class _Buffer:
             self._array = self.view(dtype, size).copy()
 
 
-def _drop_underflow(P):
-    """Drop, in place, the values below ``P_DTYPE``'s smallest normal.
+def _rounded(P):
+    """P with its values in ``P_DTYPE``, those below its smallest normal dropped.
 
-    Rounding to float32 turns values below 2^-150 into 0 and those below
-    1.2e-38 into subnormals, which lose precision (and which GPU math may
-    flush to 0, making a log infinite). They weigh nothing in the gradient:
-    P keeps neither zeros nor subnormals. A value and its transpose are
-    rounded alike, so P stays symmetric.
+    In place, but for the values' conversion when they are not yet in
+    ``P_DTYPE``. Rounding to float32 turns values below 2^-150 into 0 and
+    those below 1.2e-38 into subnormals, which lose precision (and which GPU
+    math may flush to 0, making a log infinite). They weigh nothing in the
+    gradient: P keeps neither zeros nor subnormals. A value and its
+    transpose are rounded alike, so P stays symmetric.
     """
+    P.data = P.data.astype(P_DTYPE, copy=False)
     tiny = np.finfo(P_DTYPE).tiny
     # The minimum first: a mask of P's size is made only when needed.
     if P.nnz and P.data.min() < tiny:
@@ -280,7 +282,7 @@ def _symmetrized(values, columns, shape, index_dtype, order, n_threads):
     # attraction wants one width for both, so the chosen one is put back.
     P.indices, P.indptr = indices, out_indptr
     # A row's largest value is at least 1 / (2 n k): no row empties.
-    return _drop_underflow(P)
+    return _rounded(P)
 
 
 def joint_probabilities(
@@ -573,8 +575,7 @@ def precomputed_joint_probabilities(A, *, n_threads=1, verbose=0, reorder=False)
     )
     del A
     P.data /= P.data.sum()
-    P.data = P.data.astype(P_DTYPE)
-    empty = np.flatnonzero(np.diff(_drop_underflow(P).indptr) == 0)
+    empty = np.flatnonzero(np.diff(_rounded(P).indptr) == 0)
     if empty.size:
         raise _empty_rows_error(
             empty,
@@ -691,13 +692,13 @@ default="perplexity"
     conditional = _conditional(distances, affinity, perplexity, n_threads)
     P_new = sparse.csr_matrix(
         (
-            conditional.ravel().astype(P_DTYPE),
+            conditional.ravel(),
             indices.ravel(),
             np.arange(0, n_new * k + 1, k),
         ),
         shape=(n_new, n_fit),
     )
-    _drop_underflow(P_new)
+    _rounded(P_new)
     P_new.sort_indices()
     return P_new, match
 
@@ -711,7 +712,6 @@ def _precomputed_new_point_affinities(A_new, n_fit):
         raise _empty_rows_error(empty, "the rows")
     # Row by row, so that a row's result does not depend on its batch.
     P_new.data /= np.repeat(sums, np.diff(P_new.indptr))
-    P_new.data = P_new.data.astype(P_DTYPE)
     # A row's largest value is at least 1 / n_fit: no row empties.
-    _drop_underflow(P_new)
+    _rounded(P_new)
     return P_new, np.full(P_new.shape[0], -1, dtype=np.intp)
